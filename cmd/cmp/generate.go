@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	log "github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/cmpenv"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
+)
+
+// generateCmd is the CMP entry: the app folder is the working folder, the
+// rest comes from Argo CD's environment. Stdout gets the manifests only when
+// all of them rendered.
+func generateCmd(sys system) *cobra.Command {
+	return &cobra.Command{
+		Use:   "generate",
+		Short: "Render this folder for the site Argo CD names (the CMP entry point)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			env := cmpenv.Read(sys.getenv)
+			if mode := sys.getenv("ARGOCD_ENV_MODE"); mode != "" && mode != "site" {
+				return fmt.Errorf("plugin env MODE=%q is not supported; leave it unset to render one site", mode)
+			}
+			if env.Site == "" {
+				return fmt.Errorf("no site given: set the Application's plugin env SITE (or parameter site) to one of the sites in %s", config.FileName)
+			}
+			appDir, err := sys.getwd()
+			if err != nil {
+				return fmt.Errorf("finding the app folder: %w", err)
+			}
+			repoRoot, err := env.RepoRoot(appDir)
+			if err != nil {
+				return err
+			}
+			out, err := renderYAML(appDir, repoRoot, render.Options{Site: env.Site, Namespace: env.Namespace})
+			if err != nil {
+				return err
+			}
+			_, err = sys.stdout.Write(out)
+			return err
+		},
+	}
+}
+
+// renderYAML loads the policy and renders one site to YAML.
+func renderYAML(appDir, repoRoot string, o render.Options) ([]byte, error) {
+	p, err := config.Load(appDir, repoRoot)
+	if err != nil {
+		return nil, err
+	}
+	o.AppDir, o.RepoRoot = appDir, repoRoot
+	res, err := render.Render(p, o)
+	if err != nil {
+		return nil, err
+	}
+	log.WithFields(log.Fields{"site": res.Site.Name, "role": res.Role, "hooks": len(res.Hooks)}).Debug("rendered")
+	return res.YAML()
+}
+
+// appFolder makes DIR absolute and finds its repository root: --repo-root,
+// else the nearest folder above holding .git, else DIR itself.
+func appFolder(dir, repoRoot string) (string, string, error) {
+	appDir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("app folder %s: %w", dir, err)
+	}
+	if st, err := os.Stat(appDir); err != nil || !st.IsDir() {
+		return "", "", fmt.Errorf("app folder %s: not a folder", dir)
+	}
+	if repoRoot != "" {
+		root, err := filepath.Abs(repoRoot)
+		return appDir, root, err
+	}
+	for d := appDir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			return appDir, d, nil
+		}
+		if filepath.Dir(d) == d {
+			return appDir, appDir, nil
+		}
+	}
+}

@@ -1,0 +1,23 @@
+// Command argocd-rbd-dr is the Argo CD Config Management Plugin that renders
+// an app's site with its RBD failover hooks, and the hook steps themselves.
+package main
+
+import (
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "v0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], system{getenv: os.Getenv, getwd: os.Getwd, stdout: os.Stdout, stderr: os.Stderr}))
+}
+
+// system is what a command may touch, so tests can run it in-process.
+type system struct {
+	getenv func(string) string
+	getwd  func() (string, error)
+	stdout io.Writer
+	stderr io.Writer
+}

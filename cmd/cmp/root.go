@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	log "github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+)
+
+// run executes one command line and returns the process exit code.
+func run(args []string, sys system) int {
+	format := "text"
+	root := &cobra.Command{
+		Use:           "argocd-rbd-dr",
+		Short:         "Argo CD plugin that fails apps over between sites by moving their mirrored RBD images",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return setupLogging(sys, format, cmd.Flag("log-level").Value.String())
+		},
+	}
+	root.SetArgs(args)
+	root.SetOut(sys.stdout)
+	root.SetErr(sys.stderr)
+	if env := sys.getenv("ARGOCD_RBD_DR_LOG_FORMAT"); env != "" {
+		format = env
+	}
+	root.PersistentFlags().StringVar(&format, "log-format", format, "log format on stderr: text or json (env ARGOCD_RBD_DR_LOG_FORMAT)")
+	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
+	root.AddCommand(
+		generateCmd(sys), renderCmd(sys), validateCmd(sys), parametersCmd(sys),
+		versionCmd(sys), hookCmd(sys), copySelfCmd(),
+	)
+	if err := root.Execute(); err != nil {
+		reportError(sys, format, err)
+		return 1
+	}
+	return 0
+}
+
+func setupLogging(sys system, format, level string) error {
+	log.SetOutput(sys.stderr)
+	switch format {
+	case "json":
+		log.SetFormatter(&log.JSONFormatter{})
+	case "text":
+		log.SetFormatter(&log.TextFormatter{DisableTimestamp: true})
+	default:
+		return fmt.Errorf("--log-format %q: use text or json", format)
+	}
+	lvl, err := log.ParseLevel(level)
+	if err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	log.SetLevel(lvl)
+	return nil
+}
+
+// reportError writes the error as one line on stderr: Argo CD shows it to
+// the person as it is.
+func reportError(sys system, format string, err error) {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if format == "json" {
+		line, _ := json.Marshal(map[string]string{"level": "error", "msg": msg})
+		fmt.Fprintln(sys.stderr, string(line))
+		return
+	}
+	fmt.Fprintln(sys.stderr, "argocd-rbd-dr: "+msg)
+}

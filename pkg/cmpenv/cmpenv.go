@@ -1,0 +1,149 @@
+// Package cmpenv is the contract with Argo CD's cmp-server: the parameters the
+// plugin takes (one table, from which plugin/plugin.yaml is generated) and the
+// environment a generate call receives.
+package cmpenv
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// PluginName is the ConfigManagementPlugin's name; Applications refer to it.
+const PluginName = "rbd-dr"
+
+// Binary is the command the sidecar runs.
+const Binary = "argocd-rbd-dr"
+
+// Parameter is one setting an Application can give the plugin, either as a
+// plugin parameter (PARAM_<NAME>, wins) or as plugin env (ARGOCD_ENV_<NAME>).
+type Parameter struct {
+	Name    string
+	Title   string
+	Tooltip string
+}
+
+// ParamEnv is the variable Argo CD sets for the parameter.
+func (p Parameter) ParamEnv() string { return "PARAM_" + envName(p.Name) }
+
+// PluginEnv is the variable Argo CD sets for spec.source.plugin.env.
+func (p Parameter) PluginEnv() string { return "ARGOCD_ENV_" + envName(p.Name) }
+
+// envName is how Argo CD turns a parameter name into a variable name.
+func envName(name string) string {
+	return strings.ToUpper(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, name))
+}
+
+// Parameters is the one table of what the plugin reads from an Application.
+var Parameters = []Parameter{
+	{
+		Name:    "site",
+		Title:   "Site",
+		Tooltip: "The site this Application deploys to; one of the sites in rbd-dr.yaml. Also read from plugin env SITE.",
+	},
+}
+
+// Site is the site parameter.
+var Site = Parameters[0]
+
+// Env is what one generate call is told by Argo CD.
+type Env struct {
+	Site string
+	// Namespace is the Application's destination namespace.
+	Namespace string
+	// AppName is the Argo CD Application's name.
+	AppName string
+	// SourcePath is the app folder relative to the repository root.
+	SourcePath string
+}
+
+// Read takes the contract's variables from getenv (os.Getenv in the binary).
+func Read(getenv func(string) string) Env {
+	site := getenv(Site.ParamEnv())
+	if site == "" {
+		site = getenv(Site.PluginEnv())
+	}
+	return Env{
+		Site:       site,
+		Namespace:  getenv("ARGOCD_APP_NAMESPACE"),
+		AppName:    getenv("ARGOCD_APP_NAME"),
+		SourcePath: getenv("ARGOCD_APP_SOURCE_PATH"),
+	}
+}
+
+// RepoRoot is the root of the repository the cmp-server unpacked: the app
+// folder minus ARGOCD_APP_SOURCE_PATH.
+func (e Env) RepoRoot(appDir string) (string, error) {
+	rel := filepath.Clean(filepath.FromSlash(strings.Trim(e.SourcePath, "/")))
+	if rel == "." || rel == "" {
+		return appDir, nil
+	}
+	if strings.HasPrefix(rel, "..") {
+		return "", fmt.Errorf("ARGOCD_APP_SOURCE_PATH %q leaves the repository", e.SourcePath)
+	}
+	root := appDir
+	for range strings.Split(rel, string(filepath.Separator)) {
+		root = filepath.Dir(root)
+	}
+	if filepath.Join(root, rel) != filepath.Clean(appDir) {
+		return "", fmt.Errorf("the working folder %s does not end in ARGOCD_APP_SOURCE_PATH %q; run generate in the app folder", appDir, e.SourcePath)
+	}
+	return root, nil
+}
+
+// Announcement is one entry of the parameters announcement, with the JSON
+// names of Argo CD's ParameterAnnouncement.
+type Announcement struct {
+	Name           string            `json:"name"`
+	Title          string            `json:"title,omitempty"`
+	Tooltip        string            `json:"tooltip,omitempty"`
+	Required       bool              `json:"required,omitempty"`
+	ItemType       string            `json:"itemType,omitempty"`
+	CollectionType string            `json:"collectionType,omitempty"`
+	String         string            `json:"string,omitempty"`
+	Map            map[string]string `json:"map,omitempty"`
+}
+
+// StaticAnnouncements are the table's parameters, as plugin.yaml lists them.
+func StaticAnnouncements() []Announcement {
+	out := make([]Announcement, len(Parameters))
+	for i, p := range Parameters {
+		out[i] = Announcement{Name: p.Name, Title: p.Title, Tooltip: p.Tooltip, ItemType: "string", CollectionType: "string"}
+	}
+	return out
+}
+
+type command struct {
+	Command []string `json:"command"`
+	Args    []string `json:"args,omitempty"`
+}
+
+// PluginConfigYAML is plugin/plugin.yaml, generated from the table above.
+func PluginConfigYAML() ([]byte, error) {
+	cfg := map[string]any{
+		"apiVersion": "argoproj.io/v1alpha1",
+		"kind":       "ConfigManagementPlugin",
+		"metadata":   map[string]any{"name": PluginName},
+		"spec": map[string]any{
+			"discover": map[string]any{"fileName": "rbd-dr.yaml"},
+			"generate": command{Command: []string{Binary, "generate"}},
+			"parameters": map[string]any{
+				"static":  StaticAnnouncements(),
+				"dynamic": command{Command: []string{Binary, "parameters"}},
+			},
+		},
+	}
+	body, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encoding plugin.yaml: %w", err)
+	}
+	header := "# Generated from pkg/cmpenv's parameter table; refresh with: go test ./plugin -update\n"
+	return append([]byte(header), body...), nil
+}

@@ -1,0 +1,165 @@
+// Package hookcmd is the command-line contract between the hook Jobs the
+// renderer writes and `argocd-rbd-dr hook <step>` that runs in them: the
+// steps, their flags and arguments, written and read by the same code.
+package hookcmd
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+)
+
+// Step is one hook step.
+type Step string
+
+// The steps, by the role of the site that runs them (DESIGN.md's table).
+const (
+	// Quiesce (passive) scales the workloads that use the PVCs to 0 and waits
+	// until no pod mounts them. Arguments: PVC names.
+	Quiesce Step = "quiesce"
+	// Demote (passive) demotes the primary images. Arguments: pool/image.
+	Demote Step = "demote"
+	// Resync (passive, only after a forced failover) resyncs split-brain
+	// images from the new primary. Arguments: pool/image.
+	Resync Step = "resync"
+	// Prepare (active) checks mirror health and resyncs a local copy in error
+	// from the still-healthy primary peer. Arguments: pool/image.
+	Prepare Step = "prepare"
+	// Promote (active) promotes once the peer's demotion has replayed.
+	// Arguments: pool/image.
+	Promote Step = "promote"
+)
+
+// Steps lists every step.
+var Steps = []Step{Quiesce, Demote, Resync, Prepare, Promote}
+
+// Ceph says whether the step runs rbd (in the Ceph namespace) rather than
+// talking to the Kubernetes API (in the app's namespace).
+func (s Step) Ceph() bool { return s != Quiesce }
+
+// Request is one invocation of a step.
+type Request struct {
+	Step Step
+	// Targets are pool/image specs, or PVC names for quiesce.
+	Targets []string
+	// Namespace is where quiesce finds the PVCs and workloads.
+	Namespace   string
+	Timeout     time.Duration
+	Parallelism int
+	// Force lets promote use --force: only when rbd-dr.yaml says forcePromote.
+	Force bool
+	// ForcePromoted tells resync that git declared a forced failover; without
+	// it resync must not act (a planned demotion can look split-brain).
+	ForcePromoted bool
+}
+
+const (
+	flagNamespace     = "namespace"
+	flagTimeout       = "timeout"
+	flagParallelism   = "parallelism"
+	flagForce         = "force"
+	flagForcePromoted = "force-promoted"
+)
+
+// Args is the command line of the request after `hook <step>`.
+func (r Request) Args() []string {
+	var args []string
+	if r.Step == Quiesce {
+		args = append(args, "--"+flagNamespace+"="+r.Namespace)
+	}
+	args = append(args, "--"+flagTimeout+"="+r.Timeout.String(), fmt.Sprintf("--%s=%d", flagParallelism, r.Parallelism))
+	if r.Force {
+		args = append(args, "--"+flagForce)
+	}
+	if r.ForcePromoted {
+		args = append(args, "--"+flagForcePromoted)
+	}
+	return append(args, r.Targets...)
+}
+
+// FlagSet is the step's flags, bound to r, for parsing and for help.
+func FlagSet(step Step, r *Request) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("hook "+string(step), pflag.ContinueOnError)
+	fs.DurationVar(&r.Timeout, flagTimeout, config.DefaultStepTimeout, "how long the step may wait before it fails")
+	fs.IntVar(&r.Parallelism, flagParallelism, config.DefaultParallelism, "how many images or PVCs to work on at once")
+	switch step {
+	case Quiesce:
+		fs.StringVar(&r.Namespace, flagNamespace, "", "the app's namespace (required)")
+	case Promote:
+		fs.BoolVar(&r.Force, flagForce, false, "allow rbd mirror image promote --force (only when rbd-dr.yaml says forcePromote: true)")
+	case Resync:
+		fs.BoolVar(&r.ForcePromoted, flagForcePromoted, false, "rbd-dr.yaml says forcePromote: true (required: resync acts only after a forced failover)")
+	}
+	return fs
+}
+
+// Parse reads `hook <step> ARGS...` back into a request and validates it.
+func Parse(step string, args []string) (Request, error) {
+	s := Step(step)
+	if !slices.Contains(Steps, s) {
+		return Request{}, fmt.Errorf("unknown hook step %q; the steps are %s", step, joinSteps())
+	}
+	r := Request{Step: s}
+	fs := FlagSet(s, &r)
+	if err := fs.Parse(args); err != nil {
+		return Request{}, fmt.Errorf("hook %s: %w", step, err)
+	}
+	r.Targets = fs.Args()
+	return r, r.Validate()
+}
+
+// Validate checks a request the way the hook will rely on it: every name that
+// reaches rbd or the API is checked here first.
+func (r Request) Validate() error {
+	if len(r.Targets) == 0 {
+		what := "pool/image"
+		if r.Step == Quiesce {
+			what = "PVC name"
+		}
+		return fmt.Errorf("hook %s: give at least one %s", r.Step, what)
+	}
+	if r.Timeout <= 0 {
+		return fmt.Errorf("hook %s: --timeout must be positive", r.Step)
+	}
+	if r.Parallelism < 1 {
+		return fmt.Errorf("hook %s: --parallelism must be at least 1", r.Step)
+	}
+	if r.Step == Resync && !r.ForcePromoted {
+		return fmt.Errorf("hook resync: refusing to run without --force-promoted: a resync discards the local image and is only safe after a forced failover")
+	}
+	if r.Force && r.Step != Promote {
+		return fmt.Errorf("hook %s: --force is only for promote", r.Step)
+	}
+	if r.Step == Quiesce {
+		if errs := validation.IsDNS1123Label(r.Namespace); len(errs) > 0 {
+			return fmt.Errorf("hook quiesce: --namespace %q is not a namespace name", r.Namespace)
+		}
+		for _, pvc := range r.Targets {
+			if errs := validation.IsDNS1123Subdomain(pvc); len(errs) > 0 {
+				return fmt.Errorf("hook quiesce: %q is not a PVC name", pvc)
+			}
+		}
+		return nil
+	}
+	for _, spec := range r.Targets {
+		pool, image, ok := strings.Cut(spec, "/")
+		if !ok || !config.ValidCephName(pool) || !config.ValidCephName(image) {
+			return fmt.Errorf("hook %s: %q is not pool/image with valid Ceph names", r.Step, spec)
+		}
+	}
+	return nil
+}
+
+func joinSteps() string {
+	names := make([]string, len(Steps))
+	for i, s := range Steps {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}

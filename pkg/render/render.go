@@ -1,0 +1,132 @@
+// Package render turns an app folder and its FailoverPolicy into what one
+// site applies: the site's kustomize overlay, built in a jail, with the static
+// ceph-csi volumes bound and the PreSync hook Jobs of the site's role.
+package render
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+)
+
+// Role is what a site is doing for the app.
+type Role string
+
+// The two roles of DESIGN.md's table.
+const (
+	Active  Role = "active"
+	Passive Role = "passive"
+)
+
+// ParseRole reads a role name; "" means "as rbd-dr.yaml says".
+func ParseRole(s string) (Role, error) {
+	switch Role(s) {
+	case "", Active, Passive:
+		return Role(s), nil
+	}
+	return "", fmt.Errorf("role %q is not active or passive", s)
+}
+
+// Options say which site to render and where the repository is.
+type Options struct {
+	// RepoRoot is the repository the cmp-server unpacked; nothing outside it is read.
+	RepoRoot string
+	// AppDir is the app folder, holding rbd-dr.yaml.
+	AppDir string
+	// Site is the site being rendered.
+	Site string
+	// Role overrides the role activeSite gives the site (for validate and tests).
+	Role Role
+	// Namespace is the app's namespace (ARGOCD_APP_NAMESPACE), used where the
+	// overlay sets none.
+	Namespace string
+}
+
+// Result is one site's rendering.
+type Result struct {
+	Site config.Site
+	Role Role
+	// App is the overlay's objects, with PVCs bound and, when passive, stopped.
+	App resmap.ResMap
+	// Volumes are the static PersistentVolumes, then PVCs the overlay lacked.
+	Volumes []Object
+	// Hooks are the PreSync hook objects, in wave order.
+	Hooks []Object
+}
+
+// Object is a rendered Kubernetes object in its unstructured form.
+type Object = map[string]any
+
+// Render builds one site of the app.
+func Render(p *config.Policy, o Options) (*Result, error) {
+	site, ok := p.Site(o.Site)
+	if !ok {
+		return nil, fmt.Errorf("site %q is not in %s (sites: %s); set the Application's SITE to one of them", o.Site, p.File, strings.Join(p.SiteNames(), ", "))
+	}
+	role := o.Role
+	if role == "" {
+		role = Passive
+		if site.Name == p.ActiveSite {
+			role = Active
+		}
+	}
+	fs, err := newJail(o.RepoRoot)
+	if err != nil {
+		return nil, err
+	}
+	overlay := filepath.Join(o.AppDir, filepath.FromSlash(site.Overlay))
+	if err := preflight(fs, overlay, map[string]bool{}); err != nil {
+		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
+	}
+	opts := krusty.MakeDefaultOptions()
+	opts.Reorder = krusty.ReorderOptionUnspecified // as the kustomize CLI does
+	app, err := krusty.MakeKustomizer(opts).Run(fs, overlay)
+	if err != nil {
+		return nil, fmt.Errorf("site %s overlay %s: kustomize: %w", site.Name, site.Overlay, err)
+	}
+
+	r := &Result{Site: site, Role: role, App: app}
+	if role == Passive {
+		if err := stopWorkloads(app); err != nil {
+			return nil, fmt.Errorf("site %s: %w", site.Name, err)
+		}
+	}
+	var namespace string
+	r.Volumes, namespace, err = bindVolumes(p, site, app, o.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", site.Name, err)
+	}
+	r.Hooks, err = hooks(p, site, role, namespace)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", site.Name, err)
+	}
+	return r, nil
+}
+
+// YAML is the whole output: the app, then the volumes, then the hooks.
+func (r *Result) YAML() ([]byte, error) {
+	app, err := r.App.AsYaml()
+	if err != nil {
+		return nil, fmt.Errorf("encoding the app: %w", err)
+	}
+	var b bytes.Buffer
+	b.Write(app)
+	for _, obj := range append(append([]Object{}, r.Volumes...), r.Hooks...) {
+		doc, err := yaml.Marshal(obj)
+		if err != nil {
+			return nil, fmt.Errorf("encoding %v: %w", obj["kind"], err)
+		}
+		if b.Len() > 0 {
+			b.WriteString("---\n")
+		}
+		b.Write(doc)
+	}
+	return b.Bytes(), nil
+}

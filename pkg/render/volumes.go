@@ -1,0 +1,227 @@
+package render
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kresource "sigs.k8s.io/kustomize/api/resource"
+	"sigs.k8s.io/kustomize/api/resmap"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+)
+
+// stopWorkloads is the passive-site transform: Deployments and StatefulSets
+// at zero replicas, CronJobs suspended, nothing else changed.
+func stopWorkloads(app resmap.ResMap) error {
+	for _, res := range app.Resources() {
+		gvk := res.GetGvk()
+		var field, value string
+		switch {
+		case gvk.Group == "apps" && (gvk.Kind == "Deployment" || gvk.Kind == "StatefulSet"):
+			field, value = "replicas", "0"
+		case gvk.Group == "batch" && gvk.Kind == "CronJob":
+			field, value = "suspend", "true"
+		default:
+			continue
+		}
+		tag := yaml.NodeTagInt
+		if value == "true" {
+			tag = yaml.NodeTagBool
+		}
+		node := yaml.NewRNode(&yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value})
+		if err := res.PipeE(yaml.LookupCreate(yaml.MappingNode, "spec"), yaml.SetField(field, node)); err != nil {
+			return fmt.Errorf("%s %s: setting spec.%s: %w", gvk.Kind, res.GetName(), field, err)
+		}
+	}
+	return nil
+}
+
+// claim is what a static PV must agree on with its PVC.
+type claim struct {
+	namespace   string
+	accessModes []corev1.PersistentVolumeAccessMode
+	volumeMode  corev1.PersistentVolumeMode
+}
+
+// bindVolumes makes a static PV per declared volume and binds the overlay's
+// PVC of that name to it, adding the PVC where the overlay has none. It
+// returns the new objects and the one namespace the PVCs live in.
+func bindVolumes(p *config.Policy, site config.Site, app resmap.ResMap, fallbackNS string) ([]Object, string, error) {
+	pvcs := map[string][]*kresource.Resource{}
+	for _, res := range app.Resources() {
+		if gvk := res.GetGvk(); gvk.Group == "" && gvk.Kind == "PersistentVolumeClaim" {
+			pvcs[res.GetName()] = append(pvcs[res.GetName()], res)
+		}
+	}
+	var pvs, added []Object
+	namespace := ""
+	for i, vol := range p.Volumes {
+		pv := pvName(vol)
+		var c claim
+		var err error
+		switch found := pvcs[vol.PVC]; len(found) {
+		case 0:
+			c = claim{namespace: fallbackNS, accessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, volumeMode: corev1.PersistentVolumeFilesystem}
+			if c.namespace == "" {
+				return nil, "", fmt.Errorf("volumes[%d].pvc %q is not in the overlay and the app has no namespace: add the PVC to the overlay or set the Application's destination namespace", i, vol.PVC)
+			}
+			obj, err := toObject(newPVC(p.Name, vol, pv, c))
+			if err != nil {
+				return nil, "", err
+			}
+			added = append(added, obj)
+		case 1:
+			if c, err = bindPVC(found[0], vol, pv, fallbackNS); err != nil {
+				return nil, "", fmt.Errorf("PersistentVolumeClaim %s (volumes[%d]): %w", vol.PVC, i, err)
+			}
+		default:
+			return nil, "", fmt.Errorf("the overlay has %d PersistentVolumeClaims named %s; volumes[%d] needs exactly one", len(found), vol.PVC, i)
+		}
+		if namespace != "" && c.namespace != namespace {
+			return nil, "", fmt.Errorf("PersistentVolumeClaim %s is in namespace %s but the others are in %s; keep the app's volumes in one namespace", vol.PVC, c.namespace, namespace)
+		}
+		namespace = c.namespace
+		obj, err := toObject(staticPV(p.Name, site, vol, pv, c))
+		if err != nil {
+			return nil, "", err
+		}
+		pvs = append(pvs, obj)
+	}
+	return append(pvs, added...), namespace, nil
+}
+
+// bindPVC points an overlay PVC at its static PV and reads what the PV must match.
+func bindPVC(res *kresource.Resource, vol config.Volume, pv, fallbackNS string) (claim, error) {
+	c := claim{namespace: res.GetNamespace(), volumeMode: corev1.PersistentVolumeFilesystem}
+	if c.namespace == "" {
+		c.namespace = fallbackNS
+	}
+	if c.namespace == "" {
+		return c, fmt.Errorf("has no namespace: set namespace in the kustomization or the Application's destination namespace")
+	}
+	if name := stringAt(res, "spec", "volumeName"); name != "" && name != pv {
+		return c, fmt.Errorf("spec.volumeName is %q; remove it, argocd-rbd-dr binds the claim to %s", name, pv)
+	}
+	if mode := stringAt(res, "spec", "volumeMode"); mode != "" {
+		c.volumeMode = corev1.PersistentVolumeMode(mode)
+	}
+	modes, err := res.Pipe(yaml.Lookup("spec", "accessModes"))
+	if err != nil {
+		return c, fmt.Errorf("reading spec.accessModes: %w", err)
+	}
+	if modes != nil {
+		for _, m := range modes.YNode().Content {
+			c.accessModes = append(c.accessModes, corev1.PersistentVolumeAccessMode(m.Value))
+		}
+	}
+	if len(c.accessModes) == 0 {
+		c.accessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
+	}
+
+	set := map[string]*yaml.RNode{"volumeName": yaml.NewStringRNode(pv), "storageClassName": yaml.NewStringRNode("")}
+	if req := stringAt(res, "spec", "resources", "requests", "storage"); req != "" {
+		q, err := resource.ParseQuantity(req)
+		if err != nil {
+			return c, fmt.Errorf("spec.resources.requests.storage %q is not a quantity", req)
+		}
+		if q.Cmp(vol.Quantity) > 0 {
+			return c, fmt.Errorf("requests %s but the image is declared as %s in rbd-dr.yaml; the claim could never bind: raise size or lower the request", req, vol.Size)
+		}
+	} else if err := res.PipeE(yaml.LookupCreate(yaml.MappingNode, "spec", "resources", "requests"), yaml.SetField("storage", yaml.NewStringRNode(vol.Size))); err != nil {
+		return c, fmt.Errorf("setting the storage request: %w", err)
+	}
+	for _, field := range []string{"volumeName", "storageClassName"} {
+		if err := res.PipeE(yaml.LookupCreate(yaml.MappingNode, "spec"), yaml.SetField(field, set[field])); err != nil {
+			return c, fmt.Errorf("setting spec.%s: %w", field, err)
+		}
+	}
+	return c, nil
+}
+
+func stringAt(res *kresource.Resource, path ...string) string {
+	node, err := res.Pipe(yaml.Lookup(path...))
+	if err != nil || node == nil {
+		return ""
+	}
+	return yaml.GetValue(node)
+}
+
+// pvName is the static PV's name: rbd-<pool>-<image>, made a valid name and
+// kept unique with a hash where that changed it.
+func pvName(vol config.Volume) string {
+	raw := "rbd-" + vol.Pool + "-" + vol.Image
+	clean := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, raw)
+	if clean == raw && len(raw) <= maxName {
+		return raw
+	}
+	return shorten(clean, vol.Spec())
+}
+
+func staticPV(app string, site config.Site, vol config.Volume, name string, c claim) *corev1.PersistentVolume {
+	mode := c.volumeMode
+	csi := &corev1.CSIPersistentVolumeSource{
+		Driver:       site.CSIDriver,
+		VolumeHandle: vol.Image,
+		VolumeAttributes: map[string]string{
+			"clusterID":     site.ClusterID,
+			"pool":          vol.Pool,
+			"staticVolume":  "true",
+			"imageFeatures": vol.ImageFeatures,
+		},
+		NodeStageSecretRef: &corev1.SecretReference{Name: site.NodeStageSecret, Namespace: site.CephNamespace},
+	}
+	if mode != corev1.PersistentVolumeBlock {
+		csi.FSType = vol.FSType
+	}
+	return &corev1.PersistentVolume{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolume"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Labels:      labels(app, ""),
+			Annotations: map[string]string{imageAnnotation: vol.Spec()},
+		},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: vol.Quantity},
+			AccessModes:                   c.accessModes,
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			VolumeMode:                    &mode,
+			ClaimRef: &corev1.ObjectReference{
+				APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: c.namespace, Name: vol.PVC,
+			},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: csi},
+		},
+	}
+}
+
+func newPVC(app string, vol config.Volume, pv string, c claim) *corev1.PersistentVolumeClaim {
+	empty := ""
+	return &corev1.PersistentVolumeClaim{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: vol.PVC, Namespace: c.namespace,
+			Labels:      labels(app, ""),
+			Annotations: map[string]string{imageAnnotation: vol.Spec()},
+		},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      c.accessModes,
+			StorageClassName: &empty,
+			VolumeName:       pv,
+			VolumeMode:       &c.volumeMode,
+			Resources: corev1.VolumeResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceStorage: vol.Quantity},
+			},
+		},
+	}
+}
