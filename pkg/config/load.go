@@ -94,10 +94,11 @@ func Parse(data []byte, opts Options) (*Policy, error) {
 type index struct {
 	lines  map[string]int
 	fields map[int]string
+	values map[string]*yaml.Node
 }
 
 func indexNode(doc *yaml.Node) *index {
-	idx := &index{lines: map[string]int{}, fields: map[int]string{}}
+	idx := &index{lines: map[string]int{}, fields: map[int]string{}, values: map[string]*yaml.Node{}}
 	var walk func(n *yaml.Node, path string)
 	walk = func(n *yaml.Node, path string) {
 		switch n.Kind {
@@ -114,6 +115,7 @@ func indexNode(doc *yaml.Node) *index {
 				}
 				idx.lines[p] = key.Line
 				idx.fields[key.Line] = p
+				idx.values[p] = val
 				walk(val, p)
 			}
 		case yaml.SequenceNode:
@@ -159,7 +161,7 @@ func syntaxProblem(file string, err error) Problem {
 
 var (
 	unknownField = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
-	wrongType    = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into (\\S+)$")
+	wrongType    = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (\\S+)$")
 )
 
 // typeProblems turns yaml.v3's decoding errors into placed, plain messages.
@@ -177,7 +179,10 @@ func typeProblems(file string, idx *index, te *yaml.TypeError) Problems {
 		if u := unknownField.FindStringSubmatch(msg); u != nil {
 			msg = fmt.Sprintf("unknown field %q; the fields here are %s", u[1], strings.Join(fieldsOf(u[2]), ", "))
 		} else if w := wrongType.FindStringSubmatch(msg); w != nil {
-			msg = fmt.Sprintf("expected %s, found %s %q", describeType(w[3]), describeTag(w[1]), w[2])
+			msg = fmt.Sprintf("expected %s, found %s", describeType(w[3]), describeTag(w[1]))
+			if w[2] != "" {
+				msg += fmt.Sprintf(" %q", w[2])
+			}
 		}
 		out = append(out, Problem{File: file, Line: line, Field: field, Message: msg})
 	}
