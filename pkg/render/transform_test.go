@@ -1,0 +1,316 @@
+package render_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
+)
+
+// policy is a small rbd-dr.yaml for the inline cases: one volume, PVC data.
+const policy = `apiVersion: rbd-dr.io/v1alpha1
+kind: FailoverPolicy
+activeSite: a
+sites:
+  - name: a
+    overlay: overlay
+  - name: b
+    overlay: overlay
+volumes:
+  - pvc: data
+    pool: pool1
+    image: img1
+    size: 5Gi
+`
+
+// writeTree writes files (path -> content) below root.
+func writeTree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for path, content := range files {
+		full := filepath.Join(root, filepath.FromSlash(path))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// renderInline writes an app into a temporary repository at app/ and renders
+// site a in the given role.
+func renderInline(t *testing.T, role render.Role, files map[string]string) (*render.Result, error) {
+	t.Helper()
+	root := t.TempDir()
+	if _, ok := files["app/rbd-dr.yaml"]; !ok {
+		files["app/rbd-dr.yaml"] = policy
+	}
+	writeTree(t, root, files)
+	app := filepath.Join(root, "app")
+	p, err := config.Load(app, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: "a", Role: role, Namespace: "shop"})
+}
+
+// appObject returns one object of the app part as YAML.
+func appObject(t *testing.T, res *render.Result, kind, name string) string {
+	t.Helper()
+	for _, r := range res.App.Resources() {
+		if r.GetKind() == kind && r.GetName() == name {
+			out, err := r.AsYAML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(out)
+		}
+	}
+	t.Fatalf("no %s %s in the app", kind, name)
+	return ""
+}
+
+func TestPassiveStopsWorkloadsOnly(t *testing.T) {
+	res, err := renderInline(t, render.Passive, map[string]string{
+		"app/overlay/kustomization.yaml": "resources: [app.yaml]\n",
+		"app/overlay/app.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec: {serviceName: db}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: backup}
+spec: {schedule: "@daily", suspend: false}
+---
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: legacy}
+spec: {replicas: 2}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce]}
+`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ kind, name, want string }{
+		{"Deployment", "web", `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 0
+`},
+		{"StatefulSet", "db", `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 0
+  serviceName: db
+`},
+		{"CronJob", "backup", `apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: backup
+spec:
+  schedule: '@daily'
+  suspend: true
+`},
+		{"ReplicationController", "legacy", `apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: legacy
+spec:
+  replicas: 2
+`},
+		{"PersistentVolumeClaim", "data", `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: data
+spec:
+  accessModes:
+  - ReadWriteOnce
+  resources:
+    requests:
+      storage: 5Gi
+  storageClassName: ""
+  volumeName: rbd-pool1-img1
+`},
+	} {
+		if got := appObject(t, res, c.kind, c.name); got != c.want {
+			t.Errorf("%s %s:\n%s\nwant\n%s", c.kind, c.name, got, c.want)
+		}
+	}
+}
+
+func TestActiveKeepsReplicas(t *testing.T) {
+	res, err := renderInline(t, render.Active, map[string]string{
+		"app/overlay/kustomization.yaml": "resources: [app.yaml]\n",
+		"app/overlay/app.yaml":           "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 3\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := appObject(t, res, "Deployment", "web"); !strings.Contains(got, "replicas: 3") {
+		t.Errorf("active site changed replicas:\n%s", got)
+	}
+}
+
+func TestStaticVolumeAndAddedClaim(t *testing.T) {
+	// The overlay has no PVC named data: it is added, in the app's namespace,
+	// and bound to a PV that carries the block mode of nothing but the default.
+	res, err := renderInline(t, render.Active, map[string]string{
+		"app/overlay/kustomization.yaml": "resources: [cm.yaml]\n",
+		"app/overlay/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := res.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  annotations:
+    rbd-dr.io/image: pool1/img1
+  labels:
+    app.kubernetes.io/managed-by: argocd-rbd-dr
+    rbd-dr.io/app: app
+  name: rbd-pool1-img1
+spec:
+  accessModes:
+  - ReadWriteOnce
+  capacity:
+    storage: 5Gi
+  claimRef:
+    apiVersion: v1
+    kind: PersistentVolumeClaim
+    name: data
+    namespace: shop
+  csi:
+    driver: rook-ceph.rbd.csi.ceph.com
+    fsType: ext4
+    nodeStageSecretRef:
+      name: rook-csi-rbd-node
+      namespace: rook-ceph
+    volumeAttributes:
+      clusterID: rook-ceph
+      imageFeatures: layering
+      pool: pool1
+      staticVolume: "true"
+    volumeHandle: img1
+  persistentVolumeReclaimPolicy: Retain
+  volumeMode: Filesystem
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  annotations:
+    rbd-dr.io/image: pool1/img1
+  labels:
+    app.kubernetes.io/managed-by: argocd-rbd-dr
+    rbd-dr.io/app: app
+  name: data
+  namespace: shop
+spec:
+  accessModes:
+  - ReadWriteOnce
+  resources:
+    requests:
+      storage: 5Gi
+  storageClassName: ""
+  volumeMode: Filesystem
+  volumeName: rbd-pool1-img1
+---
+`
+	if !strings.Contains(string(out), want) {
+		t.Errorf("volumes:\n%s\nwant to contain\n%s", out, want)
+	}
+}
+
+func TestBlockClaimGetsBlockVolume(t *testing.T) {
+	res, err := renderInline(t, render.Active, map[string]string{
+		"app/overlay/kustomization.yaml": "namespace: shop\nresources: [pvc.yaml]\n",
+		"app/overlay/pvc.yaml":           "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec:\n  volumeMode: Block\n  accessModes: [ReadWriteOnce, ReadOnlyMany]\n  resources: {requests: {storage: 1Gi}}\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv := res.Volumes[0]
+	spec := pv["spec"].(map[string]any)
+	if spec["volumeMode"] != "Block" {
+		t.Errorf("volumeMode = %v", spec["volumeMode"])
+	}
+	if _, ok := spec["csi"].(map[string]any)["fsType"]; ok {
+		t.Error("a Block volume must have no fsType")
+	}
+	if modes := spec["accessModes"].([]any); len(modes) != 2 || modes[1] != "ReadOnlyMany" {
+		t.Errorf("accessModes = %v, want the claim's", modes)
+	}
+	if got := appObject(t, res, "PersistentVolumeClaim", "data"); !strings.Contains(got, "storage: 1Gi") {
+		t.Errorf("a smaller request must be kept:\n%s", got)
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"claim larger than the image", map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [pvc.yaml]\n",
+			"app/overlay/pvc.yaml":           "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec: {resources: {requests: {storage: 50Gi}}}\n",
+		}, "PersistentVolumeClaim data (volumes[0]): requests 50Gi but the image is declared as 5Gi"},
+		{"claim bound elsewhere", map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [pvc.yaml]\n",
+			"app/overlay/pvc.yaml":           "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec: {volumeName: other}\n",
+		}, `spec.volumeName is "other"; remove it`},
+		{"two claims of the name", map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [pvc.yaml]\n",
+			"app/overlay/pvc.yaml":           "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data, namespace: x}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data, namespace: y}\n",
+		}, "the overlay has 2 PersistentVolumeClaims named data"},
+		{"no overlay", map[string]string{"app/other/kustomization.yaml": "resources: []\n"},
+			"site a overlay overlay: app/overlay: no kustomization.yaml in this folder"},
+		{"kustomize error", map[string]string{"app/overlay/kustomization.yaml": "resources: [missing.yaml]\n"},
+			"site a overlay overlay: kustomize:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := renderInline(t, render.Passive, c.files)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %v\nwant it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestUnknownSite(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"app/rbd-dr.yaml": policy, "app/overlay/kustomization.yaml": "resources: []\n"})
+	p, err := config.Load(filepath.Join(root, "app"), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = render.Render(p, render.Options{RepoRoot: root, AppDir: filepath.Join(root, "app"), Site: "c"})
+	if err == nil || !strings.Contains(err.Error(), `site "c" is not in app/rbd-dr.yaml (sites: a, b)`) {
+		t.Errorf("got %v", err)
+	}
+}
