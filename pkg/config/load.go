@@ -154,6 +154,11 @@ func syntaxProblem(file string, err error) Problem {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		// yaml.v3 counts these parser errors from 0 (see TestSyntaxErrorLines).
+		if strings.HasPrefix(m[2], "did not find expected ',' or") || strings.HasPrefix(m[2], "did not find expected key") ||
+			strings.HasPrefix(m[2], "found a tab character") {
+			line++
+		}
 		return Problem{File: file, Line: line, Message: "not valid YAML: " + m[2]}
 	}
 	return Problem{File: file, Message: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}

@@ -59,6 +59,8 @@ func preflight(fs *jail, dir string, seen map[string]bool) error {
 			}
 		} else if _, err := fs.inside(sub); err != nil {
 			return fmt.Errorf("%s: resources entry %q: %w; keep every base and file inside the repository", where, ref, err)
+		} else if !fs.Exists(sub) {
+			return fmt.Errorf("%s: resources entry %q: no such file or folder in the repository", where, ref)
 		}
 	}
 	return nil

@@ -290,7 +290,7 @@ func TestRenderErrors(t *testing.T) {
 		{"no overlay", map[string]string{"app/other/kustomization.yaml": "resources: []\n"},
 			"site a overlay overlay: app/overlay: no kustomization.yaml in this folder"},
 		{"kustomize error", map[string]string{"app/overlay/kustomization.yaml": "resources: [missing.yaml]\n"},
-			"site a overlay overlay: kustomize:"},
+			"app/overlay/kustomization.yaml: resources entry \"missing.yaml\": no such file or folder in the repository"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
