@@ -126,11 +126,11 @@ func TestProblemsArePlaced(t *testing.T) {
 func TestSyntaxErrorLines(t *testing.T) {
 	for doc, want := range map[string]string{
 		"a: 1\nb: 2\nc: [x\nd: 4\n": ":3: not valid YAML: did not find expected ',' or ']'",
-		"a: 1\nb: 2\nc: {x\n":        ":3: not valid YAML: did not find expected ',' or '}'",
-		"a: 1\nb: 2\n c: 3\n":        ":3: not valid YAML: mapping values are not allowed",
-		"a: 1\nb: 2\n\tc: 3\n":       ":3: not valid YAML: found a tab character",
-		"a: 1\nb: 2\nc: \"x\n":       ":3: not valid YAML: found unexpected end of stream",
-		"a: 1\nb: 2\n- c\n":          ":3: not valid YAML: did not find expected key",
+		"a: 1\nb: 2\nc: {x\n":       ":3: not valid YAML: did not find expected ',' or '}'",
+		"a: 1\nb: 2\n c: 3\n":       ":3: not valid YAML: mapping values are not allowed",
+		"a: 1\nb: 2\n\tc: 3\n":      ":3: not valid YAML: found a tab character",
+		"a: 1\nb: 2\nc: \"x\n":      ":3: not valid YAML: found unexpected end of stream",
+		"a: 1\nb: 2\n- c\n":         ":3: not valid YAML: did not find expected key",
 	} {
 		_, err := parse(t, doc)
 		if err == nil || !strings.Contains(err.Error(), want) {
