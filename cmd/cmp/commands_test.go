@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	repoclient "github.com/argoproj/argo-cd/v2/reposerver/apiclient"
+)
+
+const example = "../../examples/wordpress"
+
+var exampleEnv = map[string]string{
+	"ARGOCD_ENV_SITE":        "site-b",
+	"ARGOCD_APP_NAMESPACE":   "wordpress",
+	"ARGOCD_APP_SOURCE_PATH": "examples/wordpress",
+}
+
+// generate (as Argo CD runs it) and render (as a person does) print the same.
+func TestGenerateEqualsRender(t *testing.T) {
+	code, gen, stderr := runIn(t, example, exampleEnv, "generate")
+	if code != 0 {
+		t.Fatalf("generate: exit %d: %s", code, stderr)
+	}
+	code, ren, stderr := runIn(t, ".", nil, "render", example, "--site", "site-b")
+	if code != 0 {
+		t.Fatalf("render: exit %d: %s", code, stderr)
+	}
+	if gen != ren {
+		t.Error("generate and render differ")
+	}
+	golden, err := os.ReadFile("../../pkg/render/testdata/wordpress/site-b-passive.golden.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gen != string(golden) {
+		t.Error("generate for site-b differs from the site-b passive golden")
+	}
+}
+
+func TestParamWinsOverPluginEnv(t *testing.T) {
+	env := map[string]string{"PARAM_SITE": "site-a", "ARGOCD_ENV_SITE": "site-b", "ARGOCD_APP_SOURCE_PATH": "examples/wordpress"}
+	code, out, stderr := runIn(t, example, env, "generate")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "rbd-dr.io/step: promote") {
+		t.Error("PARAM_SITE=site-a should render the active site-a")
+	}
+}
+
+func TestRenderRoleOverride(t *testing.T) {
+	code, out, stderr := runIn(t, ".", nil, "render", example, "--site", "site-a", "--role", "passive")
+	if code != 0 || !strings.Contains(out, "rbd-dr.io/step: demote") {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	code, _, stderr = runIn(t, ".", nil, "render", example, "--site", "site-a", "--role", "primary")
+	if code != 1 || !strings.Contains(stderr, `role "primary" is not active or passive`) {
+		t.Errorf("exit %d, stderr %s", code, stderr)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	code, out, stderr := runIn(t, ".", nil, "validate", example)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"ok  site-a as active", "ok  site-a as passive", "ok  site-b as active", "ok  site-b as passive"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+	// Every problem of the file, one per line, then a summary.
+	bad := t.TempDir()
+	doc, err := os.ReadFile(filepath.Join(example, "rbd-dr.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc = bytes.Replace(doc, []byte("activeSite: site-a"), []byte("activeSite: site-c"), 1)
+	doc = bytes.Replace(doc, []byte("size: 20Gi"), []byte("size: big"), 1)
+	if err := os.WriteFile(filepath.Join(bad, "rbd-dr.yaml"), doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runIn(t, ".", nil, "validate", bad)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if code != 1 || len(lines) != 3 || !strings.Contains(lines[0], "activeSite") || !strings.Contains(lines[1], "volumes[0].size") ||
+		!strings.Contains(lines[2], "2 problem(s)") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+	// A render problem in one site is reported with the site and role.
+	code, _, stderr = runIn(t, ".", nil, "validate", "testdata/errors/kust-helm/repo/app", "--repo-root", "testdata/errors/kust-helm/repo", "--namespace", "shop")
+	if code != 1 || !strings.Contains(stderr, "site-a as active: site site-a overlay") || !strings.Contains(stderr, "2 of 4 renderings failed") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+// The dynamic announcement is what Argo CD's type decodes, with the sites.
+func TestParameters(t *testing.T) {
+	code, out, stderr := runIn(t, example, exampleEnv, "parameters")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	var anns []*repoclient.ParameterAnnouncement
+	if err := dec.Decode(&anns); err != nil {
+		t.Fatal(err)
+	}
+	if len(anns) != 2 || anns[0].Name != "active-site" || anns[0].String_ != "site-a" ||
+		anns[1].Map["site-a"] != "active" || anns[1].Map["site-b"] != "passive" {
+		t.Errorf("announcement: %s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	if code, out, _ := runIn(t, ".", nil, "version"); code != 0 || out != "argocd-rbd-dr "+version+"\n" {
+		t.Errorf("exit %d: %q", code, out)
+	}
+}
+
+// A hook whose arguments are wrong fails with the reason; a valid one fails
+// too in this build, so a sync never proceeds past an unperformed step.
+func TestHookRefuses(t *testing.T) {
+	code, _, stderr := runIn(t, ".", nil, "hook", "demote", "--force", "replicapool/img")
+	if code != 1 || !strings.Contains(stderr, "unknown flag: --force") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	code, out, stderr := runIn(t, ".", nil, "hook", "demote", "replicapool/img")
+	if code != 1 || out != "" || !strings.Contains(stderr, "the failover steps are not part of this build") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
+
+func TestJSONErrors(t *testing.T) {
+	code, _, stderr := runIn(t, ".", map[string]string{"ARGOCD_RBD_DR_LOG_FORMAT": "json"}, "render", example, "--site", "x")
+	var line map[string]string
+	if err := json.Unmarshal([]byte(stderr), &line); err != nil || code != 1 || line["level"] != "error" || !strings.Contains(line["msg"], `site "x"`) {
+		t.Errorf("exit %d, stderr %q (%v)", code, stderr, err)
+	}
+}
+
+func TestCopyFile(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.WriteFile(src, []byte("#!/bin/true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(dir, "bin")
+	if err := copyFile(src, dest); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dest)
+	if err != nil || st.Mode().Perm() != 0o755 || st.Size() != 12 {
+		t.Errorf("copied file: %v %v", st, err)
+	}
+}
+
+// The shipped binary stays out of Argo CD's packages (DESIGN.md's start-up
+// budget): they are the referee in tests only.
+func TestBinaryDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, banned := range []string{"github.com/argoproj/", "k8s.io/client-go/"} {
+		if strings.Contains(string(out), banned) {
+			t.Errorf("argocd-rbd-dr links %s", banned)
+		}
+	}
+}
