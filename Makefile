@@ -1,0 +1,45 @@
+# argocd-rbd-dr: build, test and measure. `make help` lists the targets.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)
+BIN       := bin/argocd-rbd-dr
+TOOLS     := $(CURDIR)/bin/tools
+KUSTOMIZE_VERSION := v5.4.2   # the CLI built on sigs.k8s.io/kustomize/api v0.17.2, as go.mod pins
+SITE      ?= site-b
+export PATH := $(TOOLS):$(PATH)
+
+.PHONY: help build render test e2e bench lint fuzz update tools
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/argocd-rbd-dr
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/cmp
+
+render: build ## print the WordPress example as site-b's Argo CD would apply it (no cluster needed)
+	$(BIN) render examples/wordpress --site $(SITE)
+
+tools: $(TOOLS)/kustomize ## install the kustomize CLI the tests compare against
+
+$(TOOLS)/kustomize:
+	GOBIN=$(TOOLS) GOFLAGS= $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(strip $(KUSTOMIZE_VERSION))
+
+test: tools ## unit tests: config, render goldens, bad-input cases, plugin.yaml drift
+	$(GO) test $$($(GO) list ./... | grep -v /test/)
+
+e2e: tools ## end-to-end suites against the real systems (Argo CD's own cmp-server)
+	$(GO) test -count=1 -v ./test/...
+
+bench: tools ## render benchmarks and the generate/kustomize start-up ratio
+	$(GO) test ./pkg/render -run '^$$' -bench . -benchtime $${BENCHTIME:-5x} -benchmem
+	bash hack/bench-ratio.sh
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz: ## fuzz the rbd-dr.yaml loader for FUZZTIME (default 30s)
+	$(GO) test ./pkg/config -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s}
+
+update: ## refresh the goldens and plugin/plugin.yaml after a meant change
+	$(GO) test ./pkg/render -run Golden -update
+	$(GO) test ./plugin -update
