@@ -1,0 +1,202 @@
+package rbd_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+// recorded is testdata/reference: what Ceph 16.2.15 printed at each stage of
+// a failover on a two-site lab (see its README.md).
+func recorded(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "reference", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func status(t *testing.T, stage, site string) rbd.MirrorStatus {
+	t.Helper()
+	var s rbd.MirrorStatus
+	if err := json.Unmarshal(recorded(t, "status."+stage+"."+site+".json"), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Each recorded stage, read the way the failover steps read it.
+func TestStatusStages(t *testing.T) {
+	type view struct{ known, replaying, splitBrain, errored, seesDemoted, peerKnown, peerPrimary bool }
+	cases := []struct {
+		stage, site string
+		want        view
+	}{
+		{"s3_b_replaying", "a", view{known: true, peerKnown: true}},
+		{"s3_b_replaying", "b", view{known: true, replaying: true, peerKnown: true, peerPrimary: true}},
+		// b's rbd-mirror is stopped: its status is a stale record, never decided on.
+		{"s4_demoted_a_mirror_b_stopped", "b", view{peerKnown: true}},
+		{"s4_b_sees_demoted", "a", view{known: true, peerKnown: true}},
+		{"s4_b_sees_demoted", "b", view{known: true, seesDemoted: true, peerKnown: true}},
+		{"s5_after_force_promote", "a", view{known: true, peerKnown: true, peerPrimary: true}},
+		// both claim primary and neither says split-brain yet
+		{"s5_b_back_both_primary", "a", view{known: true, peerKnown: true, peerPrimary: true}},
+		{"s5_b_back_both_primary", "b", view{known: true, peerKnown: true, peerPrimary: true}},
+		{"s5_split_brain", "b", view{known: true, splitBrain: true, errored: true, peerKnown: true, peerPrimary: true}},
+		// right after the resync request the status still says split-brain: it lags.
+		{"s5_after_resync_cmd", "b", view{known: true, splitBrain: true, errored: true, peerKnown: true, peerPrimary: true}},
+		{"s5_resynced_replaying", "b", view{known: true, replaying: true, peerKnown: true, peerPrimary: true}},
+	}
+	for _, c := range cases {
+		t.Run(c.stage+"/"+c.site, func(t *testing.T) {
+			s := status(t, c.stage, c.site)
+			if len(s.PeerSites) != 1 {
+				t.Fatalf("peer sites: %+v", s.PeerSites)
+			}
+			p := s.PeerSites[0]
+			got := view{s.Known(), s.Replaying(), s.SplitBrain(), s.Error(), s.SeesPeerDemoted(), p.Known(), p.ClaimsPrimary()}
+			if got != c.want {
+				t.Errorf("read as %+v, want %+v", got, c.want)
+			}
+			if s.LastUpdate.IsZero() || p.LastUpdate.IsZero() {
+				t.Error("last_update not read")
+			}
+		})
+	}
+}
+
+// replay answers rbd calls from recorded files, by the call's verb.
+type replay struct {
+	calls [][]string
+	out   map[string]rbd.Output
+}
+
+func (r *replay) Run(_ context.Context, argv []string) (rbd.Output, error) {
+	r.calls = append(r.calls, argv)
+	for verb, out := range r.out {
+		if strings.Contains(strings.Join(argv, " "), verb) {
+			return out, nil
+		}
+	}
+	return rbd.Output{ExitCode: 2, Stderr: []byte("rbd: error opening image: (2) No such file or directory")}, nil
+}
+
+func output(t *testing.T, name string) rbd.Output {
+	rc, err := strconv.Atoi(strings.TrimSpace(string(recorded(t, name+".rc"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rbd.Output{Stdout: recorded(t, name+".out"), Stderr: recorded(t, name+".err"), ExitCode: rc}
+}
+
+func TestCommandOutcomes(t *testing.T) {
+	img := rbd.Image{Pool: "replicapool", Name: "img1"}
+	conn := rbd.Conn{Conf: "/lab/a.conf", ID: "admin", Keyring: "/lab/a.keyring"}
+	for _, c := range []struct {
+		recording string
+		call      func(*rbd.Client) error
+		want      error
+		message   string
+	}{
+		{"s4_promote_b_while_a_primary", func(c *rbd.Client) error { return c.Promote(context.Background(), img, false, 0) }, rbd.ErrNotYet,
+			"rbd mirror image promote replicapool/img1: exit 16: librbd::mirror::PromoteRequest: handle_get_info: image is primary within a remote cluster or demotion is not propagated yet; rbd: error promoting image to primary; librbd::api::Mirror: image_promote: failed to promote image"},
+		{"s4_promote_b_before_demotion_replicated", func(c *rbd.Client) error { return c.Promote(context.Background(), img, false, 0) }, rbd.ErrNotYet, ""},
+		{"s4_promote_b", func(c *rbd.Client) error { return c.Promote(context.Background(), img, false, 0) }, nil, ""},
+		{"s5_force_promote_a", func(c *rbd.Client) error { return c.Promote(context.Background(), img, true, 0) }, nil, ""},
+		{"s4_demote_a", func(c *rbd.Client) error { return c.Demote(context.Background(), img) }, nil, ""},
+		{"s5_resync_b", func(c *rbd.Client) error { return c.Resync(context.Background(), img) }, nil, ""},
+	} {
+		t.Run(c.recording, func(t *testing.T) {
+			r := &replay{out: map[string]rbd.Output{"mirror image": output(t, c.recording)}}
+			err := c.call(&rbd.Client{Conn: conn, Runner: r})
+			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			if c.message != "" && err.Error() != c.message {
+				t.Errorf("message\n  %s\nwant\n  %s", err, c.message)
+			}
+			for _, other := range []error{rbd.ErrAlreadyPrimary, rbd.ErrNotPrimary, rbd.ErrNotFound, rbd.ErrTimeout} {
+				if errors.Is(err, other) {
+					t.Errorf("%v also reads as %v", err, other)
+				}
+			}
+			argv := r.calls[0]
+			if !slices.Equal(argv[:7], []string{"rbd", "--conf", "/lab/a.conf", "--id", "admin", "--keyring", "/lab/a.keyring"}) || argv[len(argv)-1] != "replicapool/img1" {
+				t.Errorf("argv %v", argv)
+			}
+			if force := slices.Contains(argv, "--force"); force != (c.recording == "s5_force_promote_a") {
+				t.Errorf("--force on %v", argv)
+			}
+		})
+	}
+}
+
+func TestClassification(t *testing.T) {
+	for _, c := range []struct {
+		rc     int
+		stderr string
+		want   error
+	}{
+		{30, "rbd: error promoting image to primary: (30) Read-only file system", rbd.ErrNotYet},
+		{22, "librbd::mirror::PromoteRequest: 0x1 handle_get_info: image is already primary", rbd.ErrAlreadyPrimary},
+		{22, "librbd::mirror::DemoteRequest: 0x1 handle_get_info: image is not primary", rbd.ErrNotPrimary},
+		{2, "rbd: error opening image img1: (2) No such file or directory", rbd.ErrNotFound},
+	} {
+		r := &replay{out: map[string]rbd.Output{"mirror": {ExitCode: c.rc, Stderr: []byte(c.stderr)}}}
+		err := (&rbd.Client{Runner: r}).Promote(context.Background(), rbd.Image{Pool: "p", Name: "i"}, false, 0)
+		if !errors.Is(err, c.want) {
+			t.Errorf("exit %d %q: %v, want %v", c.rc, c.stderr, err, c.want)
+		}
+	}
+	// exit 16 without the demotion message is not "not yet": it is not retried blindly.
+	r := &replay{out: map[string]rbd.Output{"mirror": {ExitCode: 16, Stderr: []byte("rbd: image is busy")}}}
+	if err := (&rbd.Client{Runner: r}).Promote(context.Background(), rbd.Image{Pool: "p", Name: "i"}, false, 0); errors.Is(err, rbd.ErrNotYet) {
+		t.Errorf("%v read as not-yet", err)
+	}
+}
+
+// A real process that outlives its timeout is killed and reported as such.
+func TestExecTimeout(t *testing.T) {
+	slow := filepath.Join(t.TempDir(), "rbd")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nsleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := &rbd.Client{Conn: rbd.Conn{Binary: slow}, Runner: rbd.Exec{}}
+	err := c.Promote(context.Background(), rbd.Image{Pool: "p", Name: "i"}, true, 100*time.Millisecond)
+	if !errors.Is(err, rbd.ErrTimeout) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSnapshotsAndInfo(t *testing.T) {
+	snaps := `[{"id":4,"name":".mirror.non_primary.x.y","size":67108864,"protected":"false","timestamp":"Tue Nov 24 09:06:33 2026",
+	"namespace":{"type":"mirror","state":"non-primary","mirror_peer_uuids":[],"complete":true,"primary_mirror_uuid":"c51a","primary_snap_id":5,"last_copied_object_number":16}},
+	{"id":6,"name":".mirror.non_primary.x.z","size":67108864,"protected":"false","timestamp":"Tue Nov 24 09:07:33 2026",
+	"namespace":{"type":"mirror","state":"non-primary","mirror_peer_uuids":[],"complete":false,"primary_mirror_uuid":"c51a","primary_snap_id":9,"last_copied_object_number":3}},
+	{"id":7,"name":"mine","size":67108864,"protected":"false","timestamp":"Tue Nov 24 09:08:00 2026","namespace":{"type":"user"}}]`
+	r := &replay{out: map[string]rbd.Output{"snap ls": {Stdout: []byte(snaps)}, "info": {Stdout: []byte(`{"name":"img1","size":67108864,"features":["layering"],"mirroring":{"mode":"snapshot","state":"enabled","global_id":"g","primary":false}}`)}}}
+	c := &rbd.Client{Runner: r}
+	list, err := c.Snapshots(context.Background(), rbd.Image{Pool: "p", Name: "i"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, _ := rbd.LatestMirror(list)
+	synced, ok := rbd.LastSyncedCopy(list)
+	if latest.ID != 6 || !ok || synced.ID != 4 || synced.Namespace.PrimarySnapID != 5 || synced.Timestamp.Hour() != 9 || synced.Timestamp.Minute() != 6 {
+		t.Errorf("latest %+v, synced %+v", latest, synced)
+	}
+	info, err := c.Info(context.Background(), rbd.Image{Pool: "p", Name: "i"})
+	if err != nil || !info.MirrorEnabled() || info.Primary() {
+		t.Errorf("info %+v %v", info, err)
+	}
+}

@@ -1,0 +1,158 @@
+package rbd
+
+import (
+	"strings"
+	"time"
+)
+
+// Info is the part of `rbd info --format json` a failover reads. Fields
+// Pacific does not print stay zero.
+type Info struct {
+	Name      string   `json:"name"`
+	ID        string   `json:"id"`
+	Size      uint64   `json:"size"`
+	Features  []string `json:"features"`
+	Mirroring *struct {
+		Mode     string `json:"mode"`
+		State    string `json:"state"`
+		GlobalID string `json:"global_id"`
+		Primary  bool   `json:"primary"`
+	} `json:"mirroring"`
+}
+
+// MirrorEnabled says whether the image is mirrored at all.
+func (i Info) MirrorEnabled() bool { return i.Mirroring != nil && i.Mirroring.State == "enabled" }
+
+// Primary is the local truth of the image's role, free of status lag.
+func (i Info) Primary() bool { return i.Mirroring != nil && i.Mirroring.Primary }
+
+// MirrorStatus is `rbd mirror image status --format json`: the local
+// rbd-mirror's view and, per peer site, the peer's.
+type MirrorStatus struct {
+	Name        string     `json:"name"`
+	GlobalID    string     `json:"global_id"`
+	State       string     `json:"state"`
+	Description string     `json:"description"`
+	LastUpdate  StatusTime `json:"last_update"`
+	PeerSites   []PeerSite `json:"peer_sites"`
+}
+
+// PeerSite is one peer's status of the image.
+type PeerSite struct {
+	SiteName    string     `json:"site_name"`
+	State       string     `json:"state"`
+	Description string     `json:"description"`
+	LastUpdate  StatusTime `json:"last_update"`
+}
+
+// The descriptions rbd-mirror writes that decisions rest on (as Ceph's own
+// qa/workunits/rbd/rbd_mirror_helpers.sh reads them).
+const (
+	descLocalPrimary  = "local image is primary"
+	descRemoteDemoted = "remote image demoted"
+	descSplitBrain    = "split-brain"
+	descNotFound      = "status not found"
+)
+
+// Known says whether a daemon is reporting this state now: `down+*` is a
+// stale record of a stopped rbd-mirror, and nothing is decided on it.
+func known(state, desc string) bool {
+	return strings.HasPrefix(state, "up+") && desc != descNotFound
+}
+
+// Known says whether the local status can be trusted at all.
+func (s MirrorStatus) Known() bool { return known(s.State, s.Description) }
+
+// SplitBrain: the local copy and the peer's history have diverged (after a
+// forced promote, once the stale primary is demoted).
+func (s MirrorStatus) SplitBrain() bool {
+	return s.Known() && strings.HasSuffix(s.State, "+error") && strings.Contains(s.Description, descSplitBrain)
+}
+
+// Error: the local copy's replay failed (split-brain included).
+func (s MirrorStatus) Error() bool { return s.Known() && strings.HasSuffix(s.State, "+error") }
+
+// Replaying: a healthy non-primary copy following its primary.
+func (s MirrorStatus) Replaying() bool { return s.Known() && s.State == "up+replaying" }
+
+// SeesPeerDemoted: the peer's demotion has replayed here, so a non-forced
+// promote can succeed.
+func (s MirrorStatus) SeesPeerDemoted() bool {
+	return s.Known() && s.Description == descRemoteDemoted
+}
+
+// Known says whether the peer's status is reported by a running daemon.
+func (p PeerSite) Known() bool { return known(p.State, p.Description) }
+
+// ClaimsPrimary: the peer says its own copy is primary.
+func (p PeerSite) ClaimsPrimary() bool { return p.Known() && p.Description == descLocalPrimary }
+
+// Healthy: the peer is up and not in error.
+func (p PeerSite) Healthy() bool { return p.Known() && !strings.HasSuffix(p.State, "+error") }
+
+// Snapshot is one entry of `rbd snap ls --all --format json`.
+type Snapshot struct {
+	ID        uint64            `json:"id"`
+	Name      string            `json:"name"`
+	Size      uint64            `json:"size"`
+	Timestamp SnapTime          `json:"timestamp"`
+	Namespace SnapshotNamespace `json:"namespace"`
+}
+
+// SnapshotNamespace says what kind of snapshot it is; for mirror snapshots,
+// its role and how far its copy got.
+type SnapshotNamespace struct {
+	Type  string `json:"type"`
+	State string `json:"state"` // primary, non-primary or demoted
+	// Complete: a non-primary snapshot whose data has all been copied.
+	Complete          bool   `json:"complete"`
+	PrimaryMirrorUUID string `json:"primary_mirror_uuid"`
+	// PrimarySnapID is the id of the peer's snapshot this one copies.
+	PrimarySnapID uint64 `json:"primary_snap_id"`
+}
+
+// Mirror says whether this is a mirror snapshot.
+func (s Snapshot) Mirror() bool { return s.Namespace.Type == "mirror" }
+
+// Copy says whether this is a snapshot copied from a peer (non-primary, or
+// non-primary and since demoted).
+func (s Snapshot) Copy() bool { return s.Mirror() && s.Namespace.PrimaryMirrorUUID != "" }
+
+// LatestMirror is the newest mirror snapshot, if any.
+func LatestMirror(snaps []Snapshot) (Snapshot, bool) {
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if snaps[i].Mirror() {
+			return snaps[i], true
+		}
+	}
+	return Snapshot{}, false
+}
+
+// LastSyncedCopy is the newest copied snapshot whose data is complete: what a
+// forced promote of this copy would give the app.
+func LastSyncedCopy(snaps []Snapshot) (Snapshot, bool) {
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if snaps[i].Copy() && snaps[i].Namespace.Complete {
+			return snaps[i], true
+		}
+	}
+	return Snapshot{}, false
+}
+
+// StatusTime is rbd-mirror's "2006-01-02 15:04:05" time; unreadable is zero.
+type StatusTime struct{ time.Time }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *StatusTime) UnmarshalJSON(b []byte) error {
+	t.Time, _ = time.Parse("2006-01-02 15:04:05", strings.Trim(string(b), `"`))
+	return nil
+}
+
+// SnapTime is rbd snap ls's ctime-style time; unreadable is zero.
+type SnapTime struct{ time.Time }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *SnapTime) UnmarshalJSON(b []byte) error {
+	t.Time, _ = time.Parse(time.ANSIC, strings.Trim(string(b), `"`))
+	return nil
+}
