@@ -1,6 +1,7 @@
 package rbd
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 )
@@ -155,4 +156,34 @@ type SnapTime struct{ time.Time }
 func (t *SnapTime) UnmarshalJSON(b []byte) error {
 	t.Time, _ = time.Parse(time.ANSIC, strings.Trim(string(b), `"`))
 	return nil
+}
+
+// Replay is the progress rbd-mirror puts in a replaying copy's description:
+// "replaying, {json}".
+type Replay struct {
+	ReplayState string `json:"replay_state"`
+	// LocalSnapshotTimestamp is when the primary took the snapshot this copy
+	// has completed; RemoteSnapshotTimestamp the newest one it knows of.
+	LocalSnapshotTimestamp  int64 `json:"local_snapshot_timestamp"`
+	RemoteSnapshotTimestamp int64 `json:"remote_snapshot_timestamp"`
+}
+
+// Replay reads the peer's replay progress, if it is replaying.
+func (p PeerSite) Replay() (Replay, bool) {
+	var r Replay
+	if !p.Known() || p.State != "up+replaying" {
+		return r, false
+	}
+	_, js, ok := strings.Cut(p.Description, ", ")
+	if !ok || json.Unmarshal([]byte(js), &r) != nil {
+		return r, false
+	}
+	return r, true
+}
+
+// HasCopied says whether the peer follows this primary and has completed
+// its copy of the primary snapshot taken at unix time snapTime.
+func (p PeerSite) HasCopied(snapTime int64) bool {
+	r, ok := p.Replay()
+	return ok && r.ReplayState == "idle" && r.LocalSnapshotTimestamp == r.RemoteSnapshotTimestamp && r.LocalSnapshotTimestamp >= snapTime
 }

@@ -1,0 +1,186 @@
+package render_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
+)
+
+// The render benchmarks measure what one generate does after start-up:
+// config.Load, render.Render and Result.YAML. Start-up itself (package
+// initialisation, the whole process) is measured by hack/bench-ratio.sh.
+//
+//	go test ./pkg/render -run '^$' -bench . -benchtime 3x
+
+// benchModuleRoot finds the module root by walking up from the package
+// folder to go.mod.
+func benchModuleRoot(b *testing.B) string {
+	b.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			b.Fatal("no go.mod above the package folder")
+		}
+		dir = parent
+	}
+}
+
+// benchRender is the work of one generate: load, render, encode.
+func benchRender(b *testing.B, root, app, site string) ([]byte, *render.Result) {
+	p, err := config.Load(app, root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: site, Namespace: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := res.YAML()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out, res
+}
+
+func BenchmarkRenderExample(b *testing.B) {
+	root := benchModuleRoot(b)
+	app := filepath.Join(root, "examples", "wordpress")
+	for _, site := range []string{"site-a", "site-b"} {
+		b.Run(site, func(b *testing.B) {
+			// One untimed render first: it checks the example renders and
+			// keeps kustomize's one-time set-up out of the numbers.
+			out, res := benchRender(b, root, app, site)
+			if len(res.Hooks) == 0 || len(res.Volumes) == 0 {
+				b.Fatalf("%s: %d hooks, %d volumes", site, len(res.Hooks), len(res.Volumes))
+			}
+			for b.Loop() {
+				benchRender(b, root, app, site)
+			}
+			b.ReportMetric(float64(len(out)), "bytes/render")
+		})
+	}
+}
+
+// benchMounted is how many of the generated PVCs the Deployment mounts.
+const benchMounted = 3
+
+// writeBenchApp writes, below root/app, an app with n volumes: rbd-dr.yaml
+// (two sites, site-a active), a base with n PVCs and one Deployment mounting
+// a few of them, and an overlay per site.
+func writeBenchApp(b *testing.B, root string, n int) string {
+	b.Helper()
+	var policy, pvcs strings.Builder
+	policy.WriteString(`apiVersion: rbd-dr.io/v1alpha1
+kind: FailoverPolicy
+activeSite: site-a
+sites:
+  - name: site-a
+    overlay: overlays/site-a
+    cluster: https://site-a.example.com:6443
+  - name: site-b
+    overlay: overlays/site-b
+    cluster: https://site-b.example.com:6443
+volumes:
+`)
+	for i := range n {
+		fmt.Fprintf(&policy, "  - pvc: data-%04d\n    pool: replicapool\n    image: csi-vol-data-%04d\n    size: 10Gi\n", i, i)
+		if i > 0 {
+			pvcs.WriteString("---\n")
+		}
+		fmt.Fprintf(&pvcs, `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: data-%04d
+  labels:
+    app: bench
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 10Gi
+`, i)
+	}
+	var mounts, volumes strings.Builder
+	for i := range min(n, benchMounted) {
+		fmt.Fprintf(&mounts, "            - name: data-%04d\n              mountPath: /data/%d\n", i, i)
+		fmt.Fprintf(&volumes, "        - name: data-%04d\n          persistentVolumeClaim:\n            claimName: data-%04d\n", i, i)
+	}
+	deployment := `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: bench
+  labels:
+    app: bench
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: bench
+  template:
+    metadata:
+      labels:
+        app: bench
+    spec:
+      containers:
+        - name: app
+          image: busybox:1.36
+          volumeMounts:
+` + mounts.String() + `      volumes:
+` + volumes.String()
+
+	files := map[string]string{
+		"app/rbd-dr.yaml":                        policy.String(),
+		"app/base/kustomization.yaml":            "resources:\n  - pvcs.yaml\n  - deployment.yaml\n",
+		"app/base/pvcs.yaml":                     pvcs.String(),
+		"app/base/deployment.yaml":               deployment,
+		"app/overlays/site-a/kustomization.yaml": "namespace: bench\nresources:\n  - ../../base\nlabels:\n  - pairs:\n      rbd-dr.io/site: site-a\n",
+		"app/overlays/site-b/kustomization.yaml": "namespace: bench\nresources:\n  - ../../base\nlabels:\n  - pairs:\n      rbd-dr.io/site: site-b\n",
+	}
+	for path, content := range files {
+		full := filepath.Join(root, filepath.FromSlash(path))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return filepath.Join(root, "app")
+}
+
+// BenchmarkRenderVolumes renders the passive site (the most hooks and the
+// stop transform) of an app with n volumes; ns/volume should stay flat as n
+// grows.
+func BenchmarkRenderVolumes(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("volumes=%d", n), func(b *testing.B) {
+			root := b.TempDir()
+			app := writeBenchApp(b, root, n)
+			out, res := benchRender(b, root, app, "site-b")
+			if res.Role != render.Passive || len(res.Volumes) != n || len(res.Hooks) == 0 {
+				b.Fatalf("role %s, %d volumes, %d hooks", res.Role, len(res.Volumes), len(res.Hooks))
+			}
+			if !bytes.Contains(out, []byte("replicas: 0")) {
+				b.Fatal("the passive site's Deployment is not stopped")
+			}
+			for b.Loop() {
+				benchRender(b, root, app, "site-b")
+			}
+			b.ReportMetric(float64(len(out)), "bytes/render")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/volume")
+		})
+	}
+}
