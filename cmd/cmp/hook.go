@@ -1,15 +1,27 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
+	"time"
 
+	log "github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
+
+// rbdCallTimeout bounds one rbd call that is not a promote.
+const rbdCallTimeout = 2 * time.Minute
 
 // hookCmd is what the rendered hook Jobs run. Its command line is the
 // contract in pkg/hookcmd.
@@ -21,28 +33,74 @@ func hookCmd(sys system) *cobra.Command {
 	for _, step := range hookcmd.Steps {
 		var req hookcmd.Request
 		sub := &cobra.Command{
-			Use:                "" + string(step) + " [flags] TARGET...",
+			Use:                string(step) + " [flags] TARGET...",
 			Short:              "The " + string(step) + " step",
 			DisableFlagParsing: true,
 			RunE: func(_ *cobra.Command, args []string) error {
+				for _, a := range args {
+					if a == "--help" || a == "-h" {
+						fmt.Fprintf(sys.stdout, "argocd-rbd-dr hook %s [flags] TARGET...\n%s", step, hookcmd.FlagSet(step, &req).FlagUsages())
+						return nil
+					}
+				}
 				r, err := hookcmd.Parse(string(step), args)
 				if err != nil {
 					return err
 				}
-				return runStep(sys, r)
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				return runStep(ctx, sys, r)
 			},
 		}
-		sub.Flags().AddFlagSet(hookcmd.FlagSet(step, &req))
 		cmd.AddCommand(sub)
 	}
 	return cmd
 }
 
-// runStep runs a validated request. The steps' Ceph and Kubernetes work is
-// not in this build yet: refusing keeps a PreSync hook from letting the app
-// start with its images in the wrong role.
-func runStep(_ system, r hookcmd.Request) error {
-	return fmt.Errorf("hook %s: the failover steps are not part of this build; the sync stops here so that no app starts on images in the wrong role", r.Step)
+// runStep runs a validated request and prints its per-target report.
+func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
+	o := failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, Log: log.StandardLogger()}
+	var report failover.Report
+	if r.Step == hookcmd.Quiesce {
+		kube, err := inCluster()
+		if err != nil {
+			return err
+		}
+		report = failover.Quiesce(ctx, kube, r.Namespace, r.Targets, o)
+	} else {
+		images := make([]rbd.Image, len(r.Targets))
+		for i, t := range r.Targets {
+			img, err := rbd.ParseImage(t)
+			if err != nil {
+				return err
+			}
+			images[i] = img
+		}
+		c := rbd.NewClient(rbd.Conn{Conf: r.Ceph.Conf, Cluster: r.Ceph.Cluster, ID: r.Ceph.ID, Keyring: r.Ceph.Keyring}, rbdCallTimeout)
+		steps := map[hookcmd.Step]func(context.Context, failover.Rbd, []rbd.Image, failover.Options) failover.Report{
+			hookcmd.Demote: failover.Demote, hookcmd.Resync: failover.Resync,
+			hookcmd.Prepare: failover.Prepare, hookcmd.Promote: failover.Promote,
+		}
+		report = steps[r.Step](ctx, c, images, o)
+	}
+	report.Write(sys.stdout)
+	if err := report.Err(); err != nil {
+		return fmt.Errorf("hook %s: %w", r.Step, err)
+	}
+	return nil
+}
+
+// inCluster is the API client of the Job's ServiceAccount.
+func inCluster() (dynamic.Interface, error) {
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("hook quiesce runs inside the cluster, with the ServiceAccount the renderer creates: %w", err)
+	}
+	kube, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the API server: %w", err)
+	}
+	return kube, nil
 }
 
 // copySelfCmd delivers the binary into a Ceph Job's shared emptyDir, from an

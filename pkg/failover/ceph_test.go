@@ -352,16 +352,16 @@ func TestReport(t *testing.T) {
 	images := []rbd.Image{{Pool: "p", Name: "a"}, {Pool: "p", Name: "b"}, {Pool: "p", Name: "c"}}
 	f := &fake{primary: true, statuses: []rbd.MirrorStatus{{}}}
 	r := failover.Promote(context.Background(), f, images, opts())
-	if r.Err() != nil || len(r) != 3 || r[0].Image != "p/a" || r[2].Image != "p/c" {
+	if r.Err() != nil || len(r) != 3 || r[0].Target != "p/a" || r[2].Target != "p/c" {
 		t.Fatalf("%+v", r)
 	}
 	var b bytes.Buffer
 	r.Write(&b)
-	if !strings.HasPrefix(b.String(), "IMAGE  BEFORE   AFTER    ACTION  TOOK  NOTE\np/a") {
+	if !strings.HasPrefix(b.String(), "TARGET  BEFORE   AFTER    ACTION  TOOK  NOTE\np/a") {
 		t.Errorf("table:\n%s", b.String())
 	}
 	r[1].Err = errors.New("boom")
-	if err := r.Err(); err == nil || err.Error() != "1 of 3 images failed: p/b: boom" {
+	if err := r.Err(); err == nil || err.Error() != "1 of 3 failed: p/b: boom" {
 		t.Errorf("%v", err)
 	}
 }

@@ -83,9 +83,9 @@ func (o *Options) defaults() {
 	}
 }
 
-// Result is what a step did to one image.
+// Result is what a step did to one target: an image, or a PVC for quiesce.
 type Result struct {
-	Image  string
+	Target string
 	Before string
 	After  string
 	// Action is what the step did: "none" when it found nothing to do.
@@ -102,13 +102,13 @@ type Report []Result
 // Write prints the report as a table.
 func (r Report) Write(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tBEFORE\tAFTER\tACTION\tTOOK\tNOTE")
+	fmt.Fprintln(tw, "TARGET\tBEFORE\tAFTER\tACTION\tTOOK\tNOTE")
 	for _, res := range r {
 		note := res.Note
 		if res.Err != nil {
 			note = "FAILED: " + res.Err.Error()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", res.Image, res.Before, res.After, res.Action, res.Took.Round(100*time.Millisecond), note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", res.Target, res.Before, res.After, res.Action, res.Took.Round(100*time.Millisecond), note)
 	}
 	tw.Flush()
 }
@@ -118,13 +118,13 @@ func (r Report) Err() error {
 	var failed []string
 	for _, res := range r {
 		if res.Err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", res.Image, res.Err))
+			failed = append(failed, fmt.Sprintf("%s: %v", res.Target, res.Err))
 		}
 	}
 	if len(failed) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d of %d images failed: %s", len(failed), len(r), strings.Join(failed, "; "))
+	return fmt.Errorf("%d of %d failed: %s", len(failed), len(r), strings.Join(failed, "; "))
 }
 
 // forEach runs fn over the images, at most parallelism at a time, and
@@ -141,11 +141,11 @@ func forEach(ctx context.Context, images []rbd.Image, o Options, fn func(context
 			defer func() { <-sem }()
 			start := o.Now()
 			res := &report[i]
-			res.Image = img.String()
+			res.Target = img.String()
 			res.Action = "none"
 			res.Err = fn(ctx, img, res)
 			res.Took = o.Now().Sub(start)
-			entry := o.Log.WithFields(log.Fields{"image": res.Image, "before": res.Before, "after": res.After, "action": res.Action})
+			entry := o.Log.WithFields(log.Fields{"target": res.Target, "before": res.Before, "after": res.After, "action": res.Action})
 			if res.Err != nil {
 				entry.WithError(res.Err).Error("failed")
 			} else {

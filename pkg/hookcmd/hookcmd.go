@@ -57,6 +57,10 @@ type Request struct {
 	// ForcePromoted tells resync that git declared a forced failover; without
 	// it resync must not act (a planned demotion can look split-brain).
 	ForcePromoted bool
+	// Ceph says how to reach the cluster; empty means rbd's defaults, as the
+	// Rook toolbox set-up in the Jobs writes them. Not rendered: for people
+	// and the lab.
+	Ceph struct{ Conf, Cluster, ID, Keyring string }
 }
 
 const (
@@ -88,6 +92,12 @@ func FlagSet(step Step, r *Request) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("hook "+string(step), pflag.ContinueOnError)
 	fs.DurationVar(&r.Timeout, flagTimeout, config.DefaultStepTimeout, "how long the step may wait before it fails")
 	fs.IntVar(&r.Parallelism, flagParallelism, config.DefaultParallelism, "how many images or PVCs to work on at once")
+	if step.Ceph() {
+		fs.StringVar(&r.Ceph.Conf, "ceph-conf", "", "ceph.conf of the cluster (default: rbd's, /etc/ceph/ceph.conf)")
+		fs.StringVar(&r.Ceph.Cluster, "ceph-cluster", "", "cluster name (default: rbd's)")
+		fs.StringVar(&r.Ceph.ID, "ceph-id", "", "Ceph user without client. (default: rbd's, admin)")
+		fs.StringVar(&r.Ceph.Keyring, "ceph-keyring", "", "keyring of that user (default: rbd's)")
+	}
 	switch step {
 	case Quiesce:
 		fs.StringVar(&r.Namespace, flagNamespace, "", "the app's namespace (required)")
