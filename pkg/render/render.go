@@ -11,7 +11,7 @@ import (
 
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
-	"sigs.k8s.io/yaml"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
@@ -119,7 +119,7 @@ func (r *Result) YAML() ([]byte, error) {
 	var b bytes.Buffer
 	b.Write(app)
 	for _, obj := range append(append([]Object{}, r.Volumes...), r.Hooks...) {
-		doc, err := yaml.Marshal(obj)
+		doc, err := kyaml.MarshalWithOptions(obj, &kyaml.EncoderOptions{SeqIndent: kyaml.CompactSequenceStyle})
 		if err != nil {
 			return nil, fmt.Errorf("encoding %v: %w", obj["kind"], err)
 		}
