@@ -23,10 +23,10 @@ func generateCmd(sys system) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			env := cmpenv.Read(sys.getenv)
-			if mode := sys.getenv("ARGOCD_ENV_MODE"); mode != "" && mode != "site" {
-				return fmt.Errorf("plugin env MODE=%q is not supported; leave it unset to render one site", mode)
+			if env.Mode != cmpenv.ModeSite && env.Mode != cmpenv.ModeApps {
+				return fmt.Errorf("plugin env MODE=%q is not supported; use %s (the default, one site) or %s (the app-of-apps)", env.Mode, cmpenv.ModeSite, cmpenv.ModeApps)
 			}
-			if env.Site == "" {
+			if env.Mode == cmpenv.ModeSite && env.Site == "" {
 				return fmt.Errorf("no site given: set the Application's plugin env SITE (or parameter site) to one of the sites in %s", config.FileName)
 			}
 			appDir, err := sys.getwd()
@@ -37,7 +37,14 @@ func generateCmd(sys system) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := renderYAML(appDir, repoRoot, render.Options{Site: env.Site, Namespace: env.Namespace})
+			var out []byte
+			if env.Mode == cmpenv.ModeApps {
+				out, err = renderApps(appDir, repoRoot, render.AppsOptions{
+					RepoURL: env.RepoURL, TargetRevision: env.TargetRevision, Path: env.SourcePath, Namespace: env.Namespace,
+				})
+			} else {
+				out, err = renderYAML(appDir, repoRoot, render.Options{Site: env.Site, Namespace: env.Namespace})
+			}
 			if err != nil {
 				return err
 			}
@@ -45,6 +52,15 @@ func generateCmd(sys system) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// renderApps loads the policy and renders the app-of-apps.
+func renderApps(appDir, repoRoot string, o render.AppsOptions) ([]byte, error) {
+	p, err := config.Load(appDir, repoRoot)
+	if err != nil {
+		return nil, err
+	}
+	return render.Apps(p, o)
 }
 
 // renderYAML loads the policy and renders one site to YAML.

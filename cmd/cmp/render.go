@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"path/filepath"
+
 	"github.com/spf13/cobra"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
@@ -9,9 +12,11 @@ import (
 // renderCmd is generate for a person at a terminal.
 func renderCmd(sys system) *cobra.Command {
 	var site, role, namespace, repoRoot string
+	var apps bool
+	var source render.AppsOptions
 	cmd := &cobra.Command{
-		Use:   "render DIR --site SITE",
-		Short: "Print what SITE's Argo CD would apply for the app folder DIR",
+		Use:   "render DIR (--site SITE | --apps --repo-url URL)",
+		Short: "Print what SITE's Argo CD would apply for the app folder DIR, or the app-of-apps",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			r, err := render.ParseRole(role)
@@ -22,7 +27,24 @@ func renderCmd(sys system) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := renderYAML(appDir, root, render.Options{Site: site, Role: r, Namespace: namespace})
+			var out []byte
+			switch {
+			case apps && site != "":
+				return fmt.Errorf("give --site or --apps, not both")
+			case apps:
+				if source.Path == "" {
+					rel, err := filepath.Rel(root, appDir)
+					if err != nil {
+						return err
+					}
+					source.Path = filepath.ToSlash(rel)
+				}
+				out, err = renderApps(appDir, root, source)
+			case site == "":
+				return fmt.Errorf("give --site SITE (or --apps for the app-of-apps)")
+			default:
+				out, err = renderYAML(appDir, root, render.Options{Site: site, Role: r, Namespace: namespace})
+			}
 			if err != nil {
 				return err
 			}
@@ -30,10 +52,14 @@ func renderCmd(sys system) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&site, "site", "", "the site to render (required)")
+	cmd.Flags().StringVar(&site, "site", "", "the site to render")
+	cmd.Flags().BoolVar(&apps, "apps", false, "render the app-of-apps: one Application per site")
+	cmd.Flags().StringVar(&source.RepoURL, "repo-url", "", "with --apps: the repository URL the Applications use")
+	cmd.Flags().StringVar(&source.TargetRevision, "revision", "HEAD", "with --apps: the revision the Applications track")
+	cmd.Flags().StringVar(&source.Path, "path", "", "with --apps: the app folder in the repository (default: DIR relative to the repository root)")
+	cmd.Flags().StringVar(&source.Namespace, "apps-namespace", "argocd", "with --apps: the namespace of the Applications (Argo CD's)")
 	cmd.Flags().StringVar(&role, "role", "", "render as active or passive instead of what activeSite says")
 	cmd.Flags().StringVar(&namespace, "namespace", "", "the app's namespace where the overlay sets none")
 	cmd.Flags().StringVar(&repoRoot, "repo-root", "", "the repository root (default: the folder above DIR holding .git)")
-	_ = cmd.MarkFlagRequired("site")
 	return cmd
 }

@@ -48,34 +48,65 @@ var Parameters = []Parameter{
 		Title:   "Site",
 		Tooltip: "The site this Application deploys to; one of the sites in rbd-dr.yaml. Also read from plugin env SITE.",
 	},
+	{
+		Name:    "mode",
+		Title:   "Mode",
+		Tooltip: "site (the default): render this folder for one site. apps: render one Application per site, the app-of-apps. Also read from plugin env MODE.",
+	},
 }
 
-// Site is the site parameter.
-var Site = Parameters[0]
+// Site and Mode are the parameters of the table.
+var (
+	Site = Parameters[0]
+	Mode = Parameters[1]
+)
+
+// The modes.
+const (
+	ModeSite = "site"
+	ModeApps = "apps"
+)
 
 // Env is what one generate call is told by Argo CD.
 type Env struct {
 	Site string
+	// Mode is ModeSite or ModeApps.
+	Mode string
 	// Namespace is the Application's destination namespace.
 	Namespace string
 	// AppName is the Argo CD Application's name.
 	AppName string
 	// SourcePath is the app folder relative to the repository root.
 	SourcePath string
+	// RepoURL and TargetRevision are the Application's source, which the
+	// app-of-apps hands on to the Application of each site.
+	RepoURL        string
+	TargetRevision string
 }
 
 // Read takes the contract's variables from getenv (os.Getenv in the binary).
 func Read(getenv func(string) string) Env {
-	site := getenv(Site.ParamEnv())
-	if site == "" {
-		site = getenv(Site.PluginEnv())
+	mode := value(getenv, Mode)
+	if mode == "" {
+		mode = ModeSite
 	}
 	return Env{
-		Site:       site,
-		Namespace:  getenv("ARGOCD_APP_NAMESPACE"),
-		AppName:    getenv("ARGOCD_APP_NAME"),
-		SourcePath: getenv("ARGOCD_APP_SOURCE_PATH"),
+		Site:           value(getenv, Site),
+		Mode:           mode,
+		Namespace:      getenv("ARGOCD_APP_NAMESPACE"),
+		AppName:        getenv("ARGOCD_APP_NAME"),
+		SourcePath:     getenv("ARGOCD_APP_SOURCE_PATH"),
+		RepoURL:        getenv("ARGOCD_APP_SOURCE_REPO_URL"),
+		TargetRevision: getenv("ARGOCD_APP_SOURCE_TARGET_REVISION"),
 	}
+}
+
+// value is the parameter's value: the plugin parameter wins over plugin env.
+func value(getenv func(string) string, p Parameter) string {
+	if v := getenv(p.ParamEnv()); v != "" {
+		return v
+	}
+	return getenv(p.PluginEnv())
 }
 
 // RepoRoot is the root of the repository the cmp-server unpacked: the app

@@ -31,6 +31,7 @@ const (
 	DefaultDeadline        = 1800
 	DefaultStepTimeout     = 15 * time.Minute
 	DefaultParallelism     = 4
+	DefaultRetryLimit      = 10
 )
 
 // Policy is the whole rbd-dr.yaml.
@@ -44,6 +45,7 @@ type Policy struct {
 	Sites        []Site   `yaml:"sites"`
 	Volumes      []Volume `yaml:"volumes"`
 	Hooks        Hooks    `yaml:"hooks"`
+	Apps         Apps     `yaml:"apps"`
 
 	// File is where the policy was read from, for messages.
 	File string `yaml:"-"`
@@ -97,6 +99,29 @@ type Hooks struct {
 
 	// StepTimeout is Timeout parsed.
 	StepTimeout time.Duration `yaml:"-"`
+}
+
+// Apps tunes the app-of-apps: the Application per site that a parent
+// Application renders with MODE=apps.
+type Apps struct {
+	// Project is the Argo CD project of the Applications.
+	Project string `yaml:"project"`
+	// Namespace is the app's namespace on every site (the destination).
+	Namespace string `yaml:"namespace"`
+	// Prune lets automated sync delete what left git.
+	Prune *bool `yaml:"prune"`
+	// SelfHeal lets automated sync undo changes made outside git.
+	SelfHeal *bool `yaml:"selfHeal"`
+	Retry    Retry `yaml:"retry"`
+}
+
+// Retry is how Argo CD retries a failed sync: a promote fails until the
+// passive site's demotion has replayed, and the retry picks it up.
+type Retry struct {
+	Limit       *int64 `yaml:"limit"`
+	Backoff     string `yaml:"backoff"`
+	Factor      *int64 `yaml:"factor"`
+	MaxDuration string `yaml:"maxDuration"`
 }
 
 // Site returns the named site.

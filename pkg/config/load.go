@@ -199,6 +199,8 @@ var typesByName = map[string]reflect.Type{
 	"config.Site":   reflect.TypeOf(Site{}),
 	"config.Volume": reflect.TypeOf(Volume{}),
 	"config.Hooks":  reflect.TypeOf(Hooks{}),
+	"config.Apps":   reflect.TypeOf(Apps{}),
+	"config.Retry":  reflect.TypeOf(Retry{}),
 }
 
 // fieldsOf lists the YAML names of a config type, for "unknown field" hints.

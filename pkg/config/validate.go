@@ -73,6 +73,51 @@ func (v *validator) policy(p *Policy) {
 		v.volume(i, &p.Volumes[i], seenPVC, seenImage)
 	}
 	v.hooks(&p.Hooks)
+	v.apps(p)
+}
+
+func (v *validator) apps(p *Policy) {
+	a := &p.Apps
+	if a.Project == "" {
+		a.Project = "default"
+	}
+	if a.Namespace == "" {
+		a.Namespace = p.Name
+	}
+	if errs := validation.IsDNS1123Label(a.Namespace); len(errs) > 0 {
+		v.addf("apps.namespace", "%q is not a namespace name: %s", a.Namespace, errs[0])
+	}
+	if a.Prune == nil {
+		a.Prune = ptr(false)
+	}
+	if a.SelfHeal == nil {
+		a.SelfHeal = ptr(true)
+	}
+	r := &a.Retry
+	if r.Limit == nil {
+		r.Limit = ptr(int64(DefaultRetryLimit))
+	}
+	if *r.Limit < -1 {
+		v.addf("apps.retry.limit", "%d is out of range; use -1 (forever), 0 (never) or a count", *r.Limit)
+	}
+	if r.Factor == nil {
+		r.Factor = ptr(int64(2))
+	}
+	if *r.Factor < 1 {
+		v.addf("apps.retry.factor", "%d is out of range; use 1 or more", *r.Factor)
+	}
+	for _, d := range []struct {
+		field string
+		value *string
+		def   string
+	}{{"apps.retry.backoff", &r.Backoff, "10s"}, {"apps.retry.maxDuration", &r.MaxDuration, "3m"}} {
+		if *d.value == "" {
+			*d.value = d.def
+		}
+		if _, err := time.ParseDuration(*d.value); err != nil {
+			v.addf(d.field, "%q is not a duration; write it like 10s or 3m", *d.value)
+		}
+	}
 }
 
 func (v *validator) name(p *Policy) {

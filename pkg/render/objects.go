@@ -1,12 +1,14 @@
 package render
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
 // Labels and annotations on everything argocd-rbd-dr adds.
@@ -69,4 +71,20 @@ func toObject(obj any) (Object, error) {
 	unstructured.RemoveNestedField(m, "spec", "template", "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(m, "status")
 	return m, nil
+}
+
+// writeDocs appends the objects to b as YAML documents, in the layout
+// kustomize prints.
+func writeDocs(b *bytes.Buffer, objs []Object) error {
+	for _, obj := range objs {
+		doc, err := kyaml.MarshalWithOptions(obj, &kyaml.EncoderOptions{SeqIndent: kyaml.CompactSequenceStyle})
+		if err != nil {
+			return fmt.Errorf("encoding %v %v: %w", obj["kind"], obj["metadata"], err)
+		}
+		if b.Len() > 0 {
+			b.WriteString("---\n")
+		}
+		b.Write(doc)
+	}
+	return nil
 }

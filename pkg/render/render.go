@@ -11,7 +11,6 @@ import (
 
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
-	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
@@ -118,15 +117,8 @@ func (r *Result) YAML() ([]byte, error) {
 	}
 	var b bytes.Buffer
 	b.Write(app)
-	for _, obj := range append(append([]Object{}, r.Volumes...), r.Hooks...) {
-		doc, err := kyaml.MarshalWithOptions(obj, &kyaml.EncoderOptions{SeqIndent: kyaml.CompactSequenceStyle})
-		if err != nil {
-			return nil, fmt.Errorf("encoding %v: %w", obj["kind"], err)
-		}
-		if b.Len() > 0 {
-			b.WriteString("---\n")
-		}
-		b.Write(doc)
+	if err := writeDocs(&b, append(append([]Object{}, r.Volumes...), r.Hooks...)); err != nil {
+		return nil, err
 	}
 	return b.Bytes(), nil
 }

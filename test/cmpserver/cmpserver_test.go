@@ -7,6 +7,7 @@ package cmpserver_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -664,6 +665,52 @@ func TestBadConfigReachesArgoCD(t *testing.T) {
 				if !strings.Contains(msg, w) {
 					t.Errorf("announcement error does not name %q:\n%s", w, msg)
 				}
+			}
+		})
+	}
+}
+
+// The parent app-of-apps (MODE=apps): one Application per site, Argo CD's
+// own type decodes each strictly, and the passive site's wave comes first,
+// flipping when activeSite is edited.
+func TestAppOfApps(t *testing.T) {
+	repo := newRepo(t)
+	parent := &v1alpha1.ApplicationSourcePlugin{Env: v1alpha1.Env{{Name: "MODE", Value: "apps"}}}
+	for _, active := range []string{"site-a", "site-b"} {
+		t.Run("activeSite="+active, func(t *testing.T) {
+			if active != "site-a" {
+				editPolicy(t, repo, "activeSite: site-a", "activeSite: "+active)
+			}
+			resp, err := generate(t, repo, generateEnv(t, "wordpress", parent))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.GetManifests()) != 2 {
+				t.Fatalf("%d manifests, want one Application per site", len(resp.GetManifests()))
+			}
+			waves := map[string]int{}
+			for _, m := range resp.GetManifests() {
+				dec := json.NewDecoder(strings.NewReader(m))
+				dec.DisallowUnknownFields()
+				var app v1alpha1.Application
+				if err := dec.Decode(&app); err != nil {
+					t.Fatalf("not an Argo CD Application: %v\n%s", err, m)
+				}
+				src := app.Spec.GetSource()
+				site := src.Plugin.Env[0].Value
+				if app.Name != "wordpress-"+site || src.RepoURL != repoURL || src.Path != appPathInRepo || src.Plugin.Name != "rbd-dr" ||
+					app.Spec.Destination.Server != "https://"+site+".example.com:6443" {
+					t.Errorf("Application %s: %+v", app.Name, app.Spec)
+				}
+				u := &unstructured.Unstructured{}
+				if err := u.UnmarshalJSON([]byte(m)); err != nil {
+					t.Fatal(err)
+				}
+				waves[site] = syncwaves.Wave(u)
+			}
+			passive := map[string]string{"site-a": "site-b", "site-b": "site-a"}[active]
+			if waves[passive] >= waves[active] {
+				t.Errorf("waves %v: the passive %s must sync before the active %s", waves, passive, active)
 			}
 		})
 	}

@@ -1,0 +1,150 @@
+package render
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/cmpenv"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+)
+
+// AppsOptions say where the parent Application found the app folder: each
+// site's Application renders the same source.
+type AppsOptions struct {
+	RepoURL        string
+	TargetRevision string
+	// Path is the app folder in the repository (ARGOCD_APP_SOURCE_PATH).
+	Path string
+	// Namespace is where the parent puts its output: Argo CD's namespace.
+	Namespace string
+}
+
+// Waves of the Applications: every passive site syncs (and so demotes)
+// before the active one promotes.
+const (
+	wavePassiveApps = 0
+	waveActiveApp   = 1
+)
+
+// application is the part of Argo CD's v1alpha1.Application we write. The
+// shipped binary keeps Argo CD's own packages out (DESIGN.md's start-up
+// budget); tests decode these strictly into the real type.
+type application struct {
+	APIVersion string  `json:"apiVersion"`
+	Kind       string  `json:"kind"`
+	Metadata   appMeta `json:"metadata"`
+	Spec       appSpec `json:"spec"`
+}
+
+type appMeta struct {
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+type appSpec struct {
+	Project     string         `json:"project"`
+	Source      appSource      `json:"source"`
+	Destination appDestination `json:"destination"`
+	SyncPolicy  appSyncPolicy  `json:"syncPolicy"`
+}
+
+type appSource struct {
+	RepoURL        string    `json:"repoURL"`
+	Path           string    `json:"path"`
+	TargetRevision string    `json:"targetRevision,omitempty"`
+	Plugin         appPlugin `json:"plugin"`
+}
+
+type appPlugin struct {
+	Name string   `json:"name"`
+	Env  []appEnv `json:"env"`
+}
+
+type appEnv struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+type appDestination struct {
+	Server    string `json:"server"`
+	Namespace string `json:"namespace"`
+}
+
+type appSyncPolicy struct {
+	Automated   appAutomated `json:"automated"`
+	SyncOptions []string     `json:"syncOptions,omitempty"`
+	Retry       appRetry     `json:"retry"`
+}
+
+type appAutomated struct {
+	Prune    bool `json:"prune"`
+	SelfHeal bool `json:"selfHeal"`
+}
+
+type appRetry struct {
+	Limit   int64      `json:"limit"`
+	Backoff appBackoff `json:"backoff"`
+}
+
+type appBackoff struct {
+	Duration    string `json:"duration"`
+	Factor      int64  `json:"factor"`
+	MaxDuration string `json:"maxDuration"`
+}
+
+// Apps renders the app-of-apps: one Application per site, named
+// <name>-<site>, each rendering this folder through the plugin with its own
+// SITE, passive sites in an earlier sync wave than the active one.
+func Apps(p *config.Policy, o AppsOptions) ([]byte, error) {
+	if o.RepoURL == "" || o.Path == "" {
+		return nil, fmt.Errorf("the app-of-apps needs the parent's source: ARGOCD_APP_SOURCE_REPO_URL and ARGOCD_APP_SOURCE_PATH are not set")
+	}
+	var apps []Object
+	for i, site := range p.Sites {
+		if site.Cluster == "" {
+			return nil, fmt.Errorf("%s: sites[%d] (%s) has no cluster: the app-of-apps needs each site's API server URL", p.File, i, site.Name)
+		}
+		wave := wavePassiveApps
+		if site.Name == p.ActiveSite {
+			wave = waveActiveApp
+		}
+		app := application{
+			APIVersion: "argoproj.io/v1alpha1",
+			Kind:       "Application",
+			Metadata: appMeta{
+				Name:        p.Name + "-" + site.Name,
+				Namespace:   o.Namespace,
+				Labels:      map[string]string{managedByLabel: managedBy, appLabel: p.Name, "rbd-dr.io/site": site.Name},
+				Annotations: map[string]string{waveAnnotation: strconv.Itoa(wave)},
+			},
+			Spec: appSpec{
+				Project: p.Apps.Project,
+				Source: appSource{
+					RepoURL: o.RepoURL, Path: o.Path, TargetRevision: o.TargetRevision,
+					Plugin: appPlugin{Name: cmpenv.PluginName, Env: []appEnv{{Name: "SITE", Value: site.Name}}},
+				},
+				Destination: appDestination{Server: site.Cluster, Namespace: p.Apps.Namespace},
+				SyncPolicy: appSyncPolicy{
+					Automated:   appAutomated{Prune: *p.Apps.Prune, SelfHeal: *p.Apps.SelfHeal},
+					SyncOptions: []string{"CreateNamespace=true"},
+					Retry: appRetry{Limit: *p.Apps.Retry.Limit, Backoff: appBackoff{
+						Duration: p.Apps.Retry.Backoff, Factor: *p.Apps.Retry.Factor, MaxDuration: p.Apps.Retry.MaxDuration,
+					}},
+				},
+			},
+		}
+		obj, err := toObject(app)
+		if err != nil {
+			return nil, err
+		}
+		apps = append(apps, obj)
+	}
+	var out bytes.Buffer
+	if err := writeDocs(&out, apps); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
