@@ -27,6 +27,14 @@ const (
 	waveActiveApp   = 1
 )
 
+// AppWave is the sync wave of a site's Application in the app-of-apps.
+func AppWave(p *config.Policy, site string) int {
+	if site == p.ActiveSite {
+		return waveActiveApp
+	}
+	return wavePassiveApps
+}
+
 // application is the part of Argo CD's v1alpha1.Application we write. The
 // shipped binary keeps Argo CD's own packages out (DESIGN.md's start-up
 // budget); tests decode these strictly into the real type.
@@ -107,10 +115,7 @@ func Apps(p *config.Policy, o AppsOptions) ([]byte, error) {
 		if site.Cluster == "" {
 			return nil, fmt.Errorf("%s: sites[%d] (%s) has no cluster: the app-of-apps needs each site's API server URL", p.File, i, site.Name)
 		}
-		wave := wavePassiveApps
-		if site.Name == p.ActiveSite {
-			wave = waveActiveApp
-		}
+		wave := AppWave(p, site.Name)
 		app := application{
 			APIVersion: "argoproj.io/v1alpha1",
 			Kind:       "Application",

@@ -1,0 +1,122 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	yaml "sigs.k8s.io/yaml/goyaml.v3"
+)
+
+// SetActive is the failover edit: the file with activeSite set to site and
+// forcePromote set to force, and every other byte (comments, layout, order)
+// as it was. The result must still be a valid policy.
+func SetActive(data []byte, site string, force bool, opts Options) ([]byte, error) {
+	p, err := Parse(data, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not valid as it is; fix it first: %w", opts.DisplayName, err)
+	}
+	if _, ok := p.Site(site); !ok {
+		return nil, fmt.Errorf("%q is not one of the sites in %s (%s); nothing changed", site, opts.DisplayName, strings.Join(p.SiteNames(), ", "))
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	root := doc.Content[0]
+	lines := strings.SplitAfter(string(data), "\n")
+
+	active := valueOf(root, "activeSite")
+	if err := setScalar(lines, active, site); err != nil {
+		return nil, err
+	}
+	if forceNode := valueOf(root, "forcePromote"); forceNode != nil {
+		if err := setScalar(lines, forceNode, strconv.FormatBool(force)); err != nil {
+			return nil, err
+		}
+	} else if force {
+		// Put it right under activeSite, with activeSite's indentation.
+		key := keyOf(root, "activeSite")
+		if !strings.HasSuffix(lines[active.Line-1], "\n") {
+			lines[active.Line-1] += "\n"
+		}
+		lines[active.Line-1] += strings.Repeat(" ", key.Column-1) + "forcePromote: true\n"
+	}
+	out := []byte(strings.Join(lines, ""))
+	if _, err := Parse(out, opts); err != nil {
+		return nil, fmt.Errorf("the edit would make %s invalid; nothing changed: %w", opts.DisplayName, err)
+	}
+	return out, nil
+}
+
+// setScalar replaces a plain or quoted scalar in place, keeping its style.
+func setScalar(lines []string, n *yaml.Node, value string) error {
+	if n == nil || n.Kind != yaml.ScalarNode || n.Line < 1 || n.Line > len(lines) {
+		return errors.New("the value to change is not a plain value on one line; edit it by hand")
+	}
+	line := lines[n.Line-1]
+	start := n.Column - 1
+	var old, repl string
+	switch n.Style {
+	case 0:
+		old, repl = n.Value, value
+	case yaml.DoubleQuotedStyle:
+		old, repl = strconv.Quote(n.Value), strconv.Quote(value)
+	case yaml.SingleQuotedStyle:
+		old, repl = "'"+n.Value+"'", "'"+value+"'"
+	default:
+		return errors.New("the value to change is not a plain value on one line; edit it by hand")
+	}
+	if start < 0 || !strings.HasPrefix(line[start:], old) {
+		return fmt.Errorf("line %d does not hold %s where expected; edit it by hand", n.Line, old)
+	}
+	lines[n.Line-1] = line[:start] + repl + line[start+len(old):]
+	return nil
+}
+
+func keyOf(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i]
+		}
+	}
+	return nil
+}
+
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// WriteFileAtomic replaces path with data without ever leaving it half
+// written, keeping its permissions.
+func WriteFileAtomic(path string, data []byte) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

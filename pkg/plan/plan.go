@@ -1,0 +1,189 @@
+// Package plan says what each site's next sync will do, read back from the
+// rendering itself: the hook steps in wave order, the app's state after
+// them, and what a person should know before committing the change.
+package plan
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
+)
+
+// Plan is the next sync of every site.
+type Plan struct {
+	App          string   `json:"app"`
+	File         string   `json:"file"`
+	ActiveSite   string   `json:"activeSite"`
+	ForcePromote bool     `json:"forcePromote"`
+	Change       string   `json:"change"`
+	Sites        []Site   `json:"sites"`
+	Warnings     []string `json:"warnings"`
+}
+
+// Site is one site's next sync.
+type Site struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// AppWave is the site's sync wave in the app-of-apps.
+	AppWave int    `json:"appWave"`
+	Cluster string `json:"cluster"`
+	Steps   []Step `json:"steps"`
+	// Then is what the app's own resources do after the hooks.
+	Then string `json:"then"`
+}
+
+// Step is one PreSync hook.
+type Step struct {
+	Wave      int      `json:"wave"`
+	Step      string   `json:"step"`
+	Kind      string   `json:"kind"`
+	Namespace string   `json:"namespace"`
+	Targets   []string `json:"targets"`
+	Force     bool     `json:"force,omitempty"`
+}
+
+// Options place the app and say which change to plan.
+type Options struct {
+	RepoRoot, AppDir, Namespace string
+	// To is the site to make active; "" plans the file as it is.
+	To string
+	// Force plans a forced failover (forcePromote: true).
+	Force bool
+}
+
+// Make plans the next sync of every site.
+func Make(p *config.Policy, o Options) (*Plan, error) {
+	from := p.ActiveSite
+	if o.To != "" {
+		if _, ok := p.Site(o.To); !ok {
+			return nil, fmt.Errorf("--to %q is not one of the sites (%s)", o.To, strings.Join(p.SiteNames(), ", "))
+		}
+		p.ActiveSite, p.ForcePromote = o.To, o.Force
+	}
+	pl := &Plan{App: p.Name, File: p.File, ActiveSite: p.ActiveSite, ForcePromote: p.ForcePromote}
+	switch {
+	case from != p.ActiveSite && p.ForcePromote:
+		pl.Change = fmt.Sprintf("forced failover from %s to %s", from, p.ActiveSite)
+	case from != p.ActiveSite:
+		pl.Change = fmt.Sprintf("planned relocation from %s to %s", from, p.ActiveSite)
+	default:
+		pl.Change = fmt.Sprintf("none: %s stays active (every hook checks and finds nothing to do)", p.ActiveSite)
+	}
+	for _, s := range p.Sites {
+		res, err := render.Render(p, render.Options{RepoRoot: o.RepoRoot, AppDir: o.AppDir, Site: s.Name, Namespace: o.Namespace})
+		if err != nil {
+			return nil, err
+		}
+		site := Site{Name: s.Name, Role: string(res.Role), AppWave: render.AppWave(p, s.Name), Cluster: s.Cluster, Steps: steps(res.Hooks)}
+		site.Then = "the app at its own replicas"
+		if res.Role == render.Passive {
+			site.Then = "Deployments and StatefulSets at 0 replicas, CronJobs suspended"
+		}
+		pl.Sites = append(pl.Sites, site)
+	}
+	pl.Warnings = warnings(p, o)
+	return pl, nil
+}
+
+// steps reads the hooks back: Jobs with their command line, and the
+// quiesce RBAC as one step.
+func steps(hooks []render.Object) []Step {
+	var out []Step
+	var rbac *Step
+	for _, h := range hooks {
+		u := unstructured.Unstructured{Object: h}
+		wave, _ := strconv.Atoi(u.GetAnnotations()["argocd.argoproj.io/sync-wave"])
+		if u.GetKind() != "Job" {
+			if rbac == nil {
+				out = append(out, Step{Wave: wave, Step: u.GetLabels()["rbd-dr.io/step"] + " access", Kind: "RBAC", Namespace: u.GetNamespace()})
+				rbac = &out[len(out)-1]
+			}
+			rbac.Targets = append(rbac.Targets, u.GetKind()+"/"+u.GetName())
+			continue
+		}
+		s := Step{Wave: wave, Step: u.GetLabels()["rbd-dr.io/step"], Kind: "Job", Namespace: u.GetNamespace()}
+		containers, _, _ := unstructured.NestedSlice(h, "spec", "template", "spec", "containers")
+		if c, ok := first(containers); ok {
+			args, _, _ := unstructured.NestedStringSlice(c, "args")
+			for _, a := range args {
+				switch {
+				case a == "--force":
+					s.Force = true
+				case !strings.HasPrefix(a, "--"):
+					s.Targets = append(s.Targets, a)
+				}
+			}
+		}
+		out = append(out, s)
+	}
+	slices.SortStableFunc(out, func(a, b Step) int { return a.Wave - b.Wave })
+	return out
+}
+
+func first(containers []any) (map[string]any, bool) {
+	if len(containers) == 0 {
+		return nil, false
+	}
+	c, ok := containers[0].(map[string]any)
+	return c, ok
+}
+
+// warnings are what a person should know before committing the change.
+func warnings(p *config.Policy, o Options) []string {
+	var w []string
+	if p.ForcePromote {
+		w = append(w, fmt.Sprintf("forcePromote is true: %s promotes with --force if the other site has not demoted, losing the writes after the last mirror snapshot; set it back to false once the lost site is back and resynced", p.ActiveSite))
+	}
+	for i, s := range p.Sites {
+		if s.Cluster == "" {
+			w = append(w, fmt.Sprintf("sites[%d] (%s) has no cluster URL: the app-of-apps cannot deploy to it", i, s.Name))
+		}
+	}
+	return append(w, sharedImages(p, o)...)
+}
+
+// sharedImages finds images this app declares that another app folder
+// beside it (below the app folder's parent) declares too: both would fail
+// them over.
+func sharedImages(p *config.Policy, o Options) []string {
+	mine := map[string]bool{}
+	for _, v := range p.Volumes {
+		mine[v.Spec()] = true
+	}
+	self := filepath.Join(o.AppDir, config.FileName)
+	var w []string
+	unreadable := 0
+	_ = filepath.WalkDir(filepath.Dir(o.AppDir), func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return nil
+		case d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules" || d.Name() == "testdata"):
+			return filepath.SkipDir
+		case d.IsDir() || d.Name() != config.FileName || path == self:
+			return nil
+		}
+		other, err := config.Load(filepath.Dir(path), o.RepoRoot)
+		if err != nil {
+			unreadable++
+			return nil
+		}
+		for _, v := range other.Volumes {
+			if mine[v.Spec()] {
+				w = append(w, fmt.Sprintf("%s is also declared in %s: two apps would fail over the same image", v.Spec(), other.File))
+			}
+		}
+		return nil
+	})
+	if unreadable > 0 {
+		w = append(w, fmt.Sprintf("%d other %s file(s) beside this app could not be read, so they were not checked for shared images; run argocd-rbd-dr validate on them", unreadable, config.FileName))
+	}
+	return w
+}
