@@ -43,3 +43,7 @@ fuzz: ## fuzz the rbd-dr.yaml loader for FUZZTIME (default 30s)
 update: ## refresh the goldens and plugin/plugin.yaml after a meant change
 	$(GO) test ./pkg/render -run Golden -update
 	$(GO) test ./plugin -update
+
+.PHONY: image
+image: build ## build the image tarball bin/argocd-rbd-dr-image.tar without a Docker engine (docker load -i / crane push)
+	$(GO) run ./hack/image --binary $(BIN) --plugin plugin/plugin.yaml --out bin/argocd-rbd-dr-image.tar --version $(VERSION)
