@@ -41,8 +41,10 @@ fuzz: ## fuzz the rbd-dr.yaml loader for FUZZTIME (default 30s)
 	$(GO) test ./pkg/config -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s}
 
 update: ## refresh the goldens and plugin/plugin.yaml after a meant change
-	$(GO) test ./pkg/render -run Golden -update
+	$(GO) test ./pkg/render -run 'Golden|Apps' -update
+	$(GO) test ./cmd/cmp -run Plan -update
 	$(GO) test ./plugin -update
+	$(GO) test ./manifests -update
 
 .PHONY: image
 image: build ## build the image tarball bin/argocd-rbd-dr-image.tar without a Docker engine (docker load -i / crane push)

@@ -1,0 +1,471 @@
+package manifests_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	argocommon "github.com/argoproj/argo-cd/v2/common"
+	"github.com/argoproj/argo-cd/v2/util/settings"
+	"github.com/argoproj/gitops-engine/pkg/health"
+	log "github.com/sirupsen/logrus"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+)
+
+var update = flag.Bool("update", false, "copy plugin/plugin.yaml to manifests/plugin.yaml and rewrite the goldens in testdata/")
+
+const (
+	namespace     = "argocd" // where the test installs Argo CD, as its docs do
+	sidecarName   = "rbd-dr"
+	configMapName = "argocd-rbd-dr-plugin"
+	healthKey     = "resource.customizations.health.argoproj.io_Application"
+	pluginFile    = "plugin.yaml"
+)
+
+// manifests/plugin.yaml is a copy (kustomize reads nothing outside its folder);
+// the one source is plugin/plugin.yaml, itself generated from pkg/cmpenv.
+func TestPluginYAMLIsACopyOfPluginFolder(t *testing.T) {
+	want := readFile(t, filepath.Join("..", "plugin", pluginFile))
+	if *update {
+		if err := os.WriteFile(pluginFile, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readFile(t, pluginFile); !bytes.Equal(got, want) {
+		t.Fatalf("manifests/plugin.yaml differs from plugin/plugin.yaml; run: go test ./manifests -update")
+	}
+}
+
+// The folders alone, as `kustomize build manifests` and
+// `kustomize build manifests/rbac` print them.
+func TestBuildGolden(t *testing.T) {
+	for dir, golden := range goldens {
+		t.Run(dir, func(t *testing.T) {
+			got := asYAML(t, build(t, dir))
+			checkGolden(t, golden, got)
+		})
+	}
+}
+
+var goldens = map[string]string{
+	".":    filepath.Join("testdata", "build.golden.yaml"),
+	"rbac": filepath.Join("testdata", "rbac.golden.yaml"),
+}
+
+// The kustomize CLI (v5.4.2, on the same kustomize API) reads the folders the
+// same way, with its default load restrictor.
+func TestKustomizeCLIAgrees(t *testing.T) {
+	bin, err := exec.LookPath("kustomize")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("kustomize is not on PATH")
+		}
+		t.Skip("kustomize not on PATH (make tools, or go install sigs.k8s.io/kustomize/kustomize/v5@v5.4.2)")
+	}
+	for dir, golden := range goldens {
+		t.Run(dir, func(t *testing.T) {
+			out, err := exec.Command(bin, "build", dir).Output()
+			if err != nil {
+				t.Fatalf("kustomize build %s: %v\n%s", dir, err, stderr(err))
+			}
+			if want := readFile(t, golden); !bytes.Equal(out, want) {
+				t.Errorf("kustomize build %s differs from %s:\n%s", dir, golden, out)
+			}
+		})
+	}
+}
+
+// The proof: Argo CD's own install.yaml (the version go.mod pins) in
+// namespace argocd, with this folder as a component, gets the sidecar, the
+// plugin ConfigMap and the health check, and nothing else changes.
+func TestAddsThePluginToArgoCDInstall(t *testing.T) {
+	tree := argoCDTree(t)
+	before := byID(t, build(t, filepath.Join(tree, "argocd-only")))
+	after := byID(t, build(t, filepath.Join(tree, "with-rbd-dr")))
+
+	// The plugin ConfigMap: generated, hashed, in Argo CD's namespace, and
+	// carrying plugin/plugin.yaml byte for byte.
+	var cm corev1.ConfigMap
+	cmID := ""
+	for id, y := range after {
+		if _, ok := before[id]; !ok {
+			if cmID != "" {
+				t.Fatalf("more than one new object: %s and %s", cmID, id)
+			}
+			cmID = id
+			decodeStrict(t, y, &cm)
+		}
+	}
+	if cm.Kind != "ConfigMap" || !strings.HasPrefix(cm.Name, configMapName+"-") || len(cm.Name) <= len(configMapName)+1 {
+		t.Fatalf("the new object is %s %q, want the ConfigMap %s-<hash>", cm.Kind, cm.Name, configMapName)
+	}
+	if cm.Namespace != namespace {
+		t.Errorf("ConfigMap namespace = %q, want %q", cm.Namespace, namespace)
+	}
+	if got, want := cm.Data[pluginFile], readFile(t, filepath.Join("..", "plugin", pluginFile)); got != string(want) {
+		t.Errorf("ConfigMap %s differs from plugin/plugin.yaml:\n%s", pluginFile, got)
+	}
+
+	// The repo-server: Argo CD's container untouched, plus our sidecar.
+	depID := "Deployment.apps/argocd-repo-server." + namespace
+	var was, dep appsv1.Deployment
+	decodeStrict(t, before[depID], &was)
+	decodeStrict(t, after[depID], &dep)
+	pod, oldPod := dep.Spec.Template.Spec, was.Spec.Template.Spec
+	if len(pod.Containers) != len(oldPod.Containers)+1 {
+		t.Fatalf("containers: %d, want Argo CD's %d plus the sidecar", len(pod.Containers), len(oldPod.Containers))
+	}
+	for _, c := range oldPod.Containers {
+		if got := container(pod.Containers, c.Name); got == nil || !reflect.DeepEqual(*got, c) {
+			t.Errorf("Argo CD's container %q changed or is gone", c.Name)
+		}
+	}
+	if !reflect.DeepEqual(pod.InitContainers, oldPod.InitContainers) {
+		t.Error("initContainers changed")
+	}
+	for _, v := range oldPod.Volumes {
+		if got := volume(pod.Volumes, v.Name); got == nil || !reflect.DeepEqual(*got, v) {
+			t.Errorf("Argo CD's volume %q changed or is gone", v.Name)
+		}
+	}
+	side := container(pod.Containers, sidecarName)
+	if side == nil {
+		t.Fatalf("no container %q", sidecarName)
+	}
+	checkSidecar(t, side, pod, cm.Name)
+
+	// argocd-cm: Argo CD's labels kept, the Application health check added.
+	cmKey := "ConfigMap/argocd-cm." + namespace
+	var argocdCM, oldArgocdCM corev1.ConfigMap
+	decodeStrict(t, after[cmKey], &argocdCM)
+	decodeStrict(t, before[cmKey], &oldArgocdCM)
+	if !reflect.DeepEqual(argocdCM.Labels, oldArgocdCM.Labels) {
+		t.Errorf("argocd-cm labels changed: %v", argocdCM.Labels)
+	}
+	checkHealthLua(t, argocdCM.Data[healthKey])
+	checkArgoCDReadsHealthCheck(t, &argocdCM)
+
+	// Nothing else moved.
+	for id, y := range before {
+		if id != depID && id != cmKey && after[id] != y {
+			t.Errorf("%s changed", id)
+		}
+	}
+	if len(after) != len(before)+1 {
+		t.Errorf("objects: %d after, %d before; want one more (the plugin ConfigMap)", len(after), len(before))
+	}
+}
+
+func checkSidecar(t *testing.T, c *corev1.Container, pod corev1.PodSpec, cmName string) {
+	t.Helper()
+	if c.Image != config.DefaultHookImage {
+		t.Errorf("image = %q, want %q (the hooks' default image, so both move together)", c.Image, config.DefaultHookImage)
+	}
+	if want := []string{"/var/run/argocd/argocd-cmp-server"}; !slices.Equal(c.Command, want) || len(c.Args) != 0 {
+		t.Errorf("command = %v %v, want %v", c.Command, c.Args, want)
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 999 || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 ||
+		sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || sc.Privileged != nil {
+		t.Errorf("securityContext = %+v, want user 999, non-root, no escalation, read-only root, drop ALL, RuntimeDefault", sc)
+	}
+	// The paths the cmp-server uses, as Argo CD's own constants name them.
+	want := []corev1.VolumeMount{
+		{Name: "var-files", MountPath: "/var/run/argocd"},
+		{Name: "plugins", MountPath: argocommon.DefaultPluginSockFilePath},
+		{Name: configMapName, MountPath: filepath.Join(argocommon.DefaultPluginConfigFilePath, argocommon.PluginConfigFileName), SubPath: argocommon.PluginConfigFileName},
+		{Name: "cmp-tmp-rbd-dr", MountPath: "/tmp"},
+	}
+	if !reflect.DeepEqual(c.VolumeMounts, want) {
+		t.Errorf("volumeMounts = %+v, want %+v", c.VolumeMounts, want)
+	}
+	// var-files and plugins are shared with Argo CD's containers; /tmp is not.
+	if v := volume(pod.Volumes, "var-files"); v == nil || v.EmptyDir == nil || !mountedBy(pod.InitContainers, "var-files", "/var/run/argocd") {
+		t.Error("var-files is not the emptyDir the copyutil initContainer fills")
+	}
+	repoServer := container(pod.Containers, "argocd-repo-server")
+	if v := volume(pod.Volumes, "plugins"); v == nil || v.EmptyDir == nil || repoServer == nil ||
+		!mountedBy([]corev1.Container{*repoServer}, "plugins", argocommon.DefaultPluginSockFilePath) {
+		t.Error("plugins is not the emptyDir the repo-server looks for sockets in")
+	}
+	if v := volume(pod.Volumes, "cmp-tmp-rbd-dr"); v == nil || v.EmptyDir == nil {
+		t.Error("cmp-tmp-rbd-dr is not an emptyDir")
+	}
+	for _, other := range pod.Containers {
+		if other.Name != sidecarName && mountedBy([]corev1.Container{other}, "cmp-tmp-rbd-dr", "") {
+			t.Errorf("container %q shares the sidecar's /tmp", other.Name)
+		}
+	}
+	v := volume(pod.Volumes, configMapName)
+	if v == nil || v.ConfigMap == nil {
+		t.Fatalf("volume %s is not a ConfigMap volume", configMapName)
+	}
+	if v.ConfigMap.Name != cmName {
+		t.Errorf("volume %s refers to ConfigMap %q, want the generated %q", configMapName, v.ConfigMap.Name, cmName)
+	}
+}
+
+// checkHealthLua reads the script: Argo CD's guide's check, in which the
+// child's own status.health.status becomes the status.
+func checkHealthLua(t *testing.T, lua string) {
+	t.Helper()
+	for _, want := range []string{`hs.status = "Progressing"`, "hs.status = obj.status.health.status", "hs.message = obj.status.health.message", "return hs"} {
+		if !strings.Contains(lua, want) {
+			t.Errorf("argocd-cm %s lacks %q:\n%s", healthKey, want, lua)
+		}
+	}
+}
+
+// Argo CD's own settings reader finds the script under argoproj.io/Application,
+// and gitops-engine has no health check of its own for that kind (which is why
+// the script is needed).
+func checkArgoCDReadsHealthCheck(t *testing.T, cm *corev1.ConfigMap) {
+	t.Helper()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		Name: argocommon.ArgoCDSecretName, Namespace: namespace,
+		Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"},
+	}}
+	log.SetLevel(log.WarnLevel) // the settings manager's informer chatter, also after it stops
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mgr := settings.NewSettingsManager(ctx, fake.NewSimpleClientset(cm.DeepCopy(), secret), namespace)
+	overrides, err := mgr.GetResourceOverrides()
+	if err != nil {
+		t.Fatalf("Argo CD cannot read argocd-cm's resource customizations: %v", err)
+	}
+	if got := overrides["argoproj.io/Application"].HealthLua; got != cm.Data[healthKey] {
+		t.Errorf("Argo CD's health script for argoproj.io/Application = %q, want ours", got)
+	}
+	gvk := schema.GroupVersionKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Application"}
+	if health.GetHealthCheckFunc(gvk) != nil {
+		t.Error("gitops-engine now has an Application health check of its own; the argocd-cm patch may be redundant")
+	}
+	app := &unstructured.Unstructured{}
+	app.SetGroupVersionKind(gvk)
+	if hs, err := health.GetResourceHealth(app, nil); err != nil || hs != nil {
+		t.Errorf("without the script an Application's health = %v, %v; want none (counted as healthy)", hs, err)
+	}
+}
+
+func TestRBACForTheHookJobs(t *testing.T) {
+	m := build(t, "rbac")
+	if m.Size() != 2 {
+		t.Fatalf("rbac: %d objects, want a Role and a RoleBinding", m.Size())
+	}
+	var role rbacv1.Role
+	var binding rbacv1.RoleBinding
+	for _, r := range m.Resources() {
+		y, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch r.GetKind() {
+		case "Role":
+			decodeStrict(t, string(y), &role)
+		case "RoleBinding":
+			decodeStrict(t, string(y), &binding)
+		default:
+			t.Errorf("unexpected %s", r.GetKind())
+		}
+	}
+	if role.Namespace != config.DefaultCephNamespace || binding.Namespace != config.DefaultCephNamespace {
+		t.Errorf("namespaces %q/%q, want the default cephNamespace %q", role.Namespace, binding.Namespace, config.DefaultCephNamespace)
+	}
+	wantRules := []rbacv1.PolicyRule{{
+		APIGroups: []string{"batch"}, Resources: []string{"jobs"},
+		Verbs: []string{"create", "get", "list", "watch", "delete", "patch"},
+	}}
+	if !reflect.DeepEqual(role.Rules, wantRules) {
+		t.Errorf("rules = %+v, want %+v (batch/jobs only: the Jobs mount the Ceph Secret and ConfigMap themselves)", role.Rules, wantRules)
+	}
+	wantRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}
+	wantSubjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "argocd-application-controller", Namespace: namespace}}
+	if binding.RoleRef != wantRef || !reflect.DeepEqual(binding.Subjects, wantSubjects) {
+		t.Errorf("binding = %+v %+v, want %+v %+v", binding.RoleRef, binding.Subjects, wantRef, wantSubjects)
+	}
+}
+
+// argoCDTree lays out, in a temp dir, Argo CD's install.yaml from the module
+// cache as a base, that base alone in namespace argocd, and that base with
+// this folder (by relative path, so the real files are read) as a component.
+func argoCDTree(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(goBin, "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v2")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -m github.com/argoproj/argo-cd/v2: %v\n%s", err, stderr(err))
+	}
+	argoDir := strings.TrimSpace(string(out))
+	if argoDir == "" {
+		t.Fatal("github.com/argoproj/argo-cd/v2 is not in the module cache; run: go mod download github.com/argoproj/argo-cd/v2")
+	}
+	install := readFile(t, filepath.Join(argoDir, "manifests", "install.yaml"))
+
+	tree, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	here, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := filepath.Join(tree, "with-rbd-dr")
+	component, err := filepath.Rel(site, here)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"argocd/install.yaml":       string(install),
+		"argocd/kustomization.yaml": "resources:\n- install.yaml\n",
+		"argocd-only/kustomization.yaml": "namespace: " + namespace + "\n" +
+			"resources:\n- ../argocd\n",
+		"with-rbd-dr/kustomization.yaml": "namespace: " + namespace + "\n" +
+			"resources:\n- ../argocd\n" +
+			"components:\n- " + filepath.ToSlash(component) + "\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(tree, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tree
+}
+
+// build runs kustomize in-process with its defaults (the root-only load
+// restrictor, as `kustomize build` and `kubectl apply -k` use).
+func build(t *testing.T, dir string) resmap.ResMap {
+	t.Helper()
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	return m
+}
+
+func asYAML(t *testing.T, m resmap.ResMap) []byte {
+	t.Helper()
+	y, err := m.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return y
+}
+
+// byID maps Kind.group/name.namespace to each object's YAML.
+func byID(t *testing.T, m resmap.ResMap) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, r := range m.Resources() {
+		y, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gvk := r.GetGvk()
+		id := gvk.Kind
+		if gvk.Group != "" {
+			id += "." + gvk.Group
+		}
+		id += "/" + r.GetName() + "." + r.GetNamespace()
+		if _, dup := out[id]; dup {
+			t.Fatalf("two objects %s", id)
+		}
+		out[id] = string(y)
+	}
+	return out
+}
+
+func decodeStrict(t *testing.T, y string, into any) {
+	t.Helper()
+	if err := yaml.UnmarshalStrict([]byte(y), into); err != nil {
+		t.Fatalf("strict decode into %T: %v\n%s", into, err, y)
+	}
+}
+
+func container(cs []corev1.Container, name string) *corev1.Container {
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+func volume(vs []corev1.Volume, name string) *corev1.Volume {
+	for i := range vs {
+		if vs[i].Name == name {
+			return &vs[i]
+		}
+	}
+	return nil
+}
+
+// mountedBy: some container mounts the volume (at path, when path is set).
+func mountedBy(cs []corev1.Container, name, path string) bool {
+	for _, c := range cs {
+		for _, m := range c.VolumeMounts {
+			if m.Name == name && (path == "" || m.MountPath == path) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := readFile(t, path); !bytes.Equal(got, want) {
+		t.Errorf("%s is stale (run: go test ./manifests -update); got:\n%s", path, got)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func stderr(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(ee.Stderr)
+	}
+	return ""
+}
