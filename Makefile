@@ -26,8 +26,11 @@ $(TOOLS)/kustomize:
 test: tools ## unit tests: config, render goldens, bad-input cases, plugin.yaml drift
 	$(GO) test $$($(GO) list ./... | grep -v /test/)
 
-e2e: tools ## end-to-end suites against the real systems (Argo CD's own cmp-server)
-	$(GO) test -count=1 -v ./test/...
+e2e: tools ## end-to-end suites: Argo CD's own cmp-server, the README walk-through, the two-site Ceph lab (root)
+	$(GO) test -count=1 ./test/cmpserver ./test/walkthrough
+	@mkdir -p bin; rc=0; RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v ./test/ceph > bin/e2e-ceph.log 2>&1 || rc=$$?; \
+	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|  [0-9] )' bin/e2e-ceph.log; \
+	if [ $$rc -ne 0 ]; then tail -150 bin/e2e-ceph.log; fi; exit $$rc
 
 bench: tools ## render benchmarks and the generate/kustomize start-up ratio
 	$(GO) test ./pkg/render -run '^$$' -bench . -benchtime $${BENCHTIME:-5x} -benchmem

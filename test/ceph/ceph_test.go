@@ -1,0 +1,528 @@
+// Package ceph runs the real `argocd-rbd-dr hook` binary against two real
+// Ceph clusters mirroring to each other (hack/ceph-lab), writes known data
+// through librbd and compares checksums across every failover.
+//
+// It needs root and Debian's Ceph packages (the lab installs them), so it
+// runs only when RBD_DR_E2E_CEPH=1 (make e2e sets it).
+package ceph
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+const pool = "replicapool"
+
+var (
+	root    string // the module
+	bin     string // the built argocd-rbd-dr
+	lab     string // hack/ceph-lab
+	labDir  string
+	conns   = map[string]rbd.Conn{}
+	timings = map[string]time.Duration{}
+	timeMu  sync.Mutex
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("RBD_DR_E2E_CEPH") != "1" {
+		fmt.Println("ceph e2e: skipped (set RBD_DR_E2E_CEPH=1, or run make e2e)")
+		os.Exit(m.Run())
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "go env GOMOD:", err)
+		return 1
+	}
+	root = filepath.Dir(strings.TrimSpace(string(out)))
+	lab = filepath.Join(root, "hack", "ceph-lab")
+	tmp, err := os.MkdirTemp("", "rbd-dr-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	bin = filepath.Join(tmp, "argocd-rbd-dr")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/cmp")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building argocd-rbd-dr:", err)
+		return 1
+	}
+	labDir = filepath.Join(tmp, "lab")
+	os.Setenv("CEPH_LAB_DIR", labDir)
+	start := time.Now()
+	up := exec.Command(lab, "up")
+	up.Stdout, up.Stderr = os.Stderr, os.Stderr
+	if err := up.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "hack/ceph-lab up:", err)
+		down()
+		return 1
+	}
+	defer down()
+	fmt.Printf("ceph e2e: lab up in %s\n", time.Since(start).Round(time.Second))
+	for _, site := range []string{"site-a", "site-b"} {
+		c, err := siteConn(site)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		conns[site] = c
+	}
+	code := m.Run()
+	printTimings()
+	return code
+}
+
+func down() {
+	d := exec.Command(lab, "down")
+	d.Stdout, d.Stderr = os.Stderr, os.Stderr
+	if err := d.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "hack/ceph-lab down:", err)
+	}
+}
+
+// siteConn reads `hack/ceph-lab env SITE`.
+func siteConn(site string) (rbd.Conn, error) {
+	out, err := exec.Command(lab, "env", site).Output()
+	if err != nil {
+		return rbd.Conn{}, fmt.Errorf("hack/ceph-lab env %s: %w", site, err)
+	}
+	c := rbd.Conn{}
+	for _, f := range strings.Fields(strings.TrimPrefix(strings.TrimSpace(string(out)), "export ")) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "CEPH_CONF":
+			c.Conf = v
+		case "CEPH_KEYRING":
+			c.Keyring = v
+		case "CEPH_ID":
+			c.ID = v
+		}
+	}
+	if c.Conf == "" {
+		return c, fmt.Errorf("hack/ceph-lab env %s printed no CEPH_CONF: %s", site, out)
+	}
+	return c, nil
+}
+
+func record(name string, d time.Duration) {
+	timeMu.Lock()
+	defer timeMu.Unlock()
+	timings[name] = d
+}
+
+func printTimings() {
+	names := make([]string, 0, len(timings))
+	for n := range timings {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Println("\nceph e2e timings:")
+	for _, n := range names {
+		fmt.Printf("  %-58s %8s\n", n, timings[n].Round(100*time.Millisecond))
+	}
+}
+
+// rbdCmd runs rbd against a site, no shell.
+func rbdCmd(t *testing.T, site string, args ...string) []byte {
+	t.Helper()
+	c := conns[site]
+	cmd := exec.Command("rbd", append([]string{"--conf", c.Conf, "--keyring", c.Keyring, "--id", c.ID}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("rbd %s on %s: %v: %s", strings.Join(args, " "), site, err, stderr.String())
+	}
+	return out
+}
+
+func client(site string) *rbd.Client { return rbd.NewClient(conns[site], time.Minute) }
+
+type hookRun struct {
+	stdout, stderr string
+	code           int
+	took           time.Duration
+}
+
+// hook runs `argocd-rbd-dr hook STEP` against a site, as the Job would.
+func hook(t *testing.T, site, step string, args ...string) hookRun {
+	t.Helper()
+	c := conns[site]
+	argv := append([]string{"hook", step, "--ceph-conf=" + c.Conf, "--ceph-keyring=" + c.Keyring, "--ceph-id=" + c.ID}, args...)
+	cmd := exec.Command(bin, argv...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := hookRun{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("running hook %s: %v", step, err)
+	}
+	t.Logf("%s: hook %s %s -> exit %d in %s\n%s%s", site, step, strings.Join(args, " "), r.code, r.took.Round(100*time.Millisecond), r.stdout, lastLines(r.stderr, 3))
+	return r
+}
+
+func mustHook(t *testing.T, site, step string, args ...string) hookRun {
+	t.Helper()
+	r := hook(t, site, step, args...)
+	if r.code != 0 {
+		t.Fatalf("%s: hook %s failed (exit %d):\n%s\n%s", site, step, r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "force-promoted") {
+		t.Fatalf("%s: hook %s force-promoted without being told to", site, step)
+	}
+	return r
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// newImage creates a mirrored image on site-a with size MiB of random data
+// and waits until site-b holds a complete copy. It returns pool/image.
+func newImage(t *testing.T, name string, mib int) string {
+	t.Helper()
+	data := make([]byte, mib<<20)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec := pool + "/" + name
+	rbdCmd(t, "site-a", "import", "--image-feature", "layering,exclusive-lock", "--no-progress", file, spec)
+	rbdCmd(t, "site-a", "mirror", "image", "enable", spec, "snapshot")
+	waitSynced(t, "site-a", "site-b", spec)
+	return spec
+}
+
+// writeData writes 1 MiB through librbd into a primary image (rbd bench's
+// random-offset writes): the checksum changes and must then travel.
+func writeData(t *testing.T, site, spec string) {
+	t.Helper()
+	rbdCmd(t, site, "bench", "--io-type", "write", "--io-size", "64K", "--io-total", "1M", "--io-pattern", "rand", spec)
+}
+
+// checksum reads the whole image through librbd on a site.
+func checksum(t *testing.T, site, spec string) string {
+	t.Helper()
+	sum := sha256.Sum256(rbdCmd(t, site, "export", "--no-progress", spec, "-"))
+	return hex.EncodeToString(sum[:8])
+}
+
+func image(spec string) rbd.Image {
+	img, _ := rbd.ParseImage(spec)
+	return img
+}
+
+// waitSynced takes a mirror snapshot on the primary and waits until the
+// copy's newest complete snapshot is that one: Ceph's qa judges sync the same
+// way, from `snap ls --all`, not from the lagging status text.
+func waitSynced(t *testing.T, primary, copySite, spec string) {
+	t.Helper()
+	rbdCmd(t, primary, "mirror", "image", "snapshot", spec)
+	ctx := context.Background()
+	snaps, err := client(primary).Snapshots(ctx, image(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, ok := rbd.LatestMirror(snaps)
+	if !ok {
+		t.Fatalf("%s has no mirror snapshot on %s", spec, primary)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		copies, err := client(copySite).Snapshots(ctx, image(spec))
+		if err == nil {
+			if c, ok := rbd.LastSyncedCopy(copies); ok && c.Namespace.PrimarySnapID == latest.ID {
+				return
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s: %s never completed its copy of snapshot %d", spec, copySite, latest.ID)
+}
+
+func primary(t *testing.T, site, spec string) bool {
+	t.Helper()
+	info, err := client(site).Info(context.Background(), image(spec))
+	if err != nil {
+		t.Fatalf("rbd info %s on %s: %v", spec, site, err)
+	}
+	return info.Primary()
+}
+
+// relocate is a planned move, as the two sites' syncs run it.
+func relocate(t *testing.T, from, to string, specs ...string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	args := append([]string{"--timeout=3m", "--parallelism=8"}, specs...)
+	mustHook(t, from, "demote", args...)
+	mustHook(t, to, "prepare", args...)
+	mustHook(t, to, "promote", args...)
+	return time.Since(start)
+}
+
+func TestScenarios(t *testing.T) {
+	if os.Getenv("RBD_DR_E2E_CEPH") != "1" {
+		t.Skip("set RBD_DR_E2E_CEPH=1")
+	}
+	// The scenarios share one lab and run in order: each leaves it as the
+	// next expects (site-a up, its images primary where it says so).
+	t.Run("1 steady state is a no-op", steadyState)
+	t.Run("2 planned relocation A to B and back", plannedRelocation)
+	t.Run("3 promote waits for the demotion", promoteBeforeDemote)
+	t.Run("6 flip-flop", flipFlop)
+	t.Run("7 rbd-mirror killed during a relocation", mirrorKilled)
+	t.Run("8 twenty images together", manyImages)
+	t.Run("4 disaster and 5 return of the lost site", disasterAndReturn)
+}
+
+func steadyState(t *testing.T) {
+	spec := newImage(t, "steady", 8)
+	start := time.Now()
+	for _, r := range []hookRun{
+		mustHook(t, "site-a", "prepare", "--timeout=1m", spec),
+		mustHook(t, "site-a", "promote", "--timeout=1m", spec),
+		mustHook(t, "site-b", "demote", "--timeout=1m", spec),
+	} {
+		if !strings.Contains(r.stdout, " none ") {
+			t.Errorf("a steady-state step acted:\n%s", r.stdout)
+		}
+	}
+	took := time.Since(start)
+	record("1 full no-op pass (prepare, promote, demote)", took)
+	fmt.Printf("ceph e2e: a full no-op pass takes %s\n", took.Round(100*time.Millisecond))
+	if !primary(t, "site-a", spec) || primary(t, "site-b", spec) {
+		t.Error("roles changed in the steady state")
+	}
+}
+
+func plannedRelocation(t *testing.T) {
+	spec := newImage(t, "relocate", 16)
+	writeData(t, "site-a", spec)
+	before := checksum(t, "site-a", spec)
+	record("2 planned relocation A to B (one image)", relocate(t, "site-a", "site-b", spec))
+	if !primary(t, "site-b", spec) || primary(t, "site-a", spec) {
+		t.Fatal("site-b is not the only primary")
+	}
+	if got := checksum(t, "site-b", spec); got != before {
+		t.Fatalf("data changed on the way to site-b: %s != %s", got, before)
+	}
+	writeData(t, "site-b", spec)
+	before = checksum(t, "site-b", spec)
+	record("2 planned relocation B to A (one image)", relocate(t, "site-b", "site-a", spec))
+	if got := checksum(t, "site-a", spec); got != before || !primary(t, "site-a", spec) {
+		t.Fatalf("back on site-a: checksum %s, want %s", got, before)
+	}
+}
+
+func promoteBeforeDemote(t *testing.T) {
+	spec := newImage(t, "early", 8)
+	before := checksum(t, "site-a", spec)
+	var promote hookRun
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		promote = hook(t, "site-b", "promote", "--timeout=3m", spec)
+	}()
+	time.Sleep(8 * time.Second)
+	if primary(t, "site-b", spec) {
+		t.Fatal("site-b promoted while site-a was primary")
+	}
+	mustHook(t, "site-a", "demote", "--timeout=2m", spec)
+	<-done
+	if promote.code != 0 || !strings.Contains(promote.stdout, "promoted") {
+		t.Fatalf("promote did not complete once the demotion replayed:\n%s\n%s", promote.stdout, promote.stderr)
+	}
+	record("3 promote started 8 s before the demote, total", promote.took)
+	if got := checksum(t, "site-b", spec); got != before {
+		t.Fatalf("checksum %s, want %s", got, before)
+	}
+	relocate(t, "site-b", "site-a", spec) // leave it on site-a
+}
+
+// Flip-flop: git says B, then at once A again, while the first steps run.
+// At the end exactly one site is primary and it is A, or a step failed
+// loudly first; Argo CD's retry of A's sync then finishes the move.
+func flipFlop(t *testing.T) {
+	spec := newImage(t, "flipflop", 8)
+	start := time.Now()
+	var wg sync.WaitGroup
+	results := make([]hookRun, 4)
+	steps := []struct{ site, step string }{{"site-a", "demote"}, {"site-b", "promote"}, {"site-b", "demote"}, {"site-a", "promote"}}
+	for i, s := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i >= 2 {
+				time.Sleep(2 * time.Second) // the second commit lands while the first runs
+			}
+			results[i] = hook(t, s.site, s.step, "--timeout=90s", spec)
+		}()
+	}
+	wg.Wait()
+	a, b := primary(t, "site-a", spec), primary(t, "site-b", spec)
+	t.Logf("after the flip-flop: site-a primary %t, site-b primary %t; exits %d %d %d %d", a, b, results[0].code, results[1].code, results[2].code, results[3].code)
+	if a && b {
+		t.Fatal("both sites are primary")
+	}
+	if !a && results[3].code == 0 {
+		t.Fatal("site-a's promote reported success but site-a is not primary")
+	}
+	if !a {
+		// The loud failure of A's promote; Argo CD retries the sync of both
+		// sites, B as passive first (app-of-apps waves).
+		mustHook(t, "site-b", "demote", "--timeout=3m", spec)
+		mustHook(t, "site-a", "promote", "--timeout=3m", spec)
+	}
+	if !primary(t, "site-a", spec) || primary(t, "site-b", spec) {
+		t.Fatal("site-a is not the only primary at the end")
+	}
+	record("6 flip-flop until site-a is the only primary", time.Since(start))
+	waitSynced(t, "site-a", "site-b", spec)
+	if checksum(t, "site-a", spec) != checksum(t, "site-b", spec) {
+		t.Fatal("site-b's copy differs from site-a after the flip-flop")
+	}
+}
+
+func mirrorKilled(t *testing.T) {
+	spec := newImage(t, "mirrorkill", 8)
+	before := checksum(t, "site-a", spec)
+	start := time.Now()
+	if out, err := exec.Command(lab, "kill", "site-b", "rbd-mirror").CombinedOutput(); err != nil {
+		t.Fatalf("killing site-b's rbd-mirror: %v\n%s", err, out)
+	}
+	var demote, promote hookRun
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); demote = hook(t, "site-a", "demote", "--timeout=4m", spec) }()
+	go func() { defer wg.Done(); promote = hook(t, "site-b", "promote", "--timeout=4m", spec) }()
+	time.Sleep(15 * time.Second)
+	if primary(t, "site-b", spec) {
+		t.Fatal("site-b promoted with its rbd-mirror down")
+	}
+	if out, err := exec.Command(lab, "start", "site-b").CombinedOutput(); err != nil {
+		t.Fatalf("restarting site-b's rbd-mirror: %v\n%s", err, out)
+	}
+	wg.Wait()
+	if demote.code != 0 || promote.code != 0 {
+		t.Fatalf("after the restart: demote exit %d, promote exit %d\n%s\n%s", demote.code, promote.code, demote.stderr, promote.stderr)
+	}
+	record("7 relocation with site-b's rbd-mirror down for 15 s", time.Since(start))
+	if checksum(t, "site-b", spec) != before {
+		t.Fatal("data changed")
+	}
+	relocate(t, "site-b", "site-a", spec)
+}
+
+func manyImages(t *testing.T) {
+	var specs []string
+	for i := range 20 {
+		specs = append(specs, newImage(t, fmt.Sprintf("many-%02d", i), 4))
+	}
+	sums := map[string]string{}
+	for _, s := range specs {
+		sums[s] = checksum(t, "site-a", s)
+	}
+	one := newImage(t, "many-single", 4)
+	single := relocate(t, "site-a", "site-b", one)
+	all := relocate(t, "site-a", "site-b", specs...)
+	record("8 relocation of 1 image", single)
+	record("8 relocation of 20 images together", all)
+	fmt.Printf("ceph e2e: relocating 20 images took %s, one image %s\n", all.Round(100*time.Millisecond), single.Round(100*time.Millisecond))
+	for _, s := range specs {
+		if checksum(t, "site-b", s) != sums[s] {
+			t.Errorf("%s changed", s)
+		}
+	}
+	relocate(t, "site-b", "site-a", append(specs, one)...)
+}
+
+// Disaster: site-a dies with SIGKILL. Without forcePromote site-b refuses
+// and changes nothing; with it, site-b promotes the last replicated
+// snapshot and says how old it is. Then site-a returns, demotes its stale
+// primary, resyncs from site-b, and ends with site-b's data.
+func disasterAndReturn(t *testing.T) {
+	spec := newImage(t, "disaster", 8)
+	replicated := checksum(t, "site-a", spec)
+	writeData(t, "site-a", spec) // written after the last mirror snapshot: lost with site-a
+	lost := checksum(t, "site-a", spec)
+	if lost == replicated {
+		t.Fatal("the unreplicated write changed nothing")
+	}
+	if out, err := exec.Command(lab, "kill", "site-a").CombinedOutput(); err != nil {
+		t.Fatalf("killing site-a: %v\n%s", err, out)
+	}
+	killed := time.Now()
+
+	r := hook(t, "site-b", "promote", "--timeout=45s", spec)
+	if r.code == 0 || !strings.Contains(r.stderr, "forcePromote: true") {
+		t.Fatalf("a non-forced promote with site-a dead must fail with what to do:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if primary(t, "site-b", spec) {
+		t.Fatal("site-b became primary without forcePromote")
+	}
+	r = mustHookForced(t, spec)
+	record("4 forced promote after site-a was killed", time.Since(killed))
+	if !strings.Contains(r.stdout, "forced: data as of") {
+		t.Errorf("the forced promote does not report the data's age:\n%s", r.stdout)
+	}
+	if got := checksum(t, "site-b", spec); got != replicated {
+		t.Fatalf("site-b holds %s, want the last replicated data %s (the lost write was %s)", got, replicated, lost)
+	}
+
+	// site-a returns; its sync runs the passive steps of a forced failover.
+	back := time.Now()
+	if out, err := exec.Command(lab, "start", "site-a").CombinedOutput(); err != nil {
+		t.Fatalf("restarting site-a: %v\n%s", err, out)
+	}
+	mustHook(t, "site-a", "demote", "--timeout=3m", spec)
+	mustHook(t, "site-a", "resync", "--timeout=5m", "--force-promoted", spec)
+	record("5 return of site-a: demote and resync", time.Since(back))
+	waitSynced(t, "site-b", "site-a", spec)
+	if got := checksum(t, "site-a", spec); got != replicated {
+		t.Fatalf("site-a holds %s after the resync, want site-b's %s", got, replicated)
+	}
+	if primary(t, "site-a", spec) || !primary(t, "site-b", spec) {
+		t.Fatal("site-b must be the only primary")
+	}
+}
+
+func mustHookForced(t *testing.T, spec string) hookRun {
+	t.Helper()
+	r := hook(t, "site-b", "promote", "--timeout=4m", "--force", spec)
+	if r.code != 0 || !strings.Contains(r.stdout, "force-promoted") {
+		t.Fatalf("forced promote failed:\n%s\n%s", r.stdout, r.stderr)
+	}
+	return r
+}
