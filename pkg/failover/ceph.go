@@ -78,15 +78,18 @@ func Resync(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 			return fmt.Errorf("refusing to resync: rbd-dr.yaml does not say forcePromote: true, and only a forced failover makes a resync safe")
 		}
 		info, err := c.Info(ctx, img)
-		if err != nil {
+		switch {
+		case errors.Is(err, rbd.ErrNotFound):
+			res.Before = "being recreated" // by a resync an earlier run requested
+		case err != nil:
 			return err
-		}
-		if err := needMirrored(info, img); err != nil {
-			return err
-		}
-		res.Before, res.After = role(info), role(info)
-		if info.Primary() {
+		case !info.MirrorEnabled():
+			return needMirrored(info, img)
+		case info.Primary():
+			res.Before = role(info)
 			return fmt.Errorf("still primary here: the demote step must succeed first")
+		default:
+			res.Before = role(info)
 		}
 		requested, seen := false, "no status yet"
 		err = waitFor(ctx, o, func() (bool, error) {
@@ -128,28 +131,33 @@ func Resync(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 	return step(ctx, images, o, func(ctx context.Context, img rbd.Image, res *Result) error {
 		info, err := c.Info(ctx, img)
-		if err != nil {
-			return err
+		recreating := errors.Is(err, rbd.ErrNotFound) // by a resync an earlier run requested
+		if !recreating {
+			if err != nil {
+				return err
+			}
+			if err := needMirrored(info, img); err != nil {
+				return err
+			}
+			res.Before, res.After = role(info), role(info)
+			if info.Primary() {
+				return nil
+			}
+			st, err := c.MirrorStatus(ctx, img)
+			if err != nil && !errors.Is(err, rbd.ErrNotFound) {
+				return err
+			}
+			res.Note = fmt.Sprintf("%s %q", st.State, st.Description)
+			if !st.Error() || len(st.PeerSites) == 0 || !st.PeerSites[0].ClaimsPrimary() || !st.PeerSites[0].Healthy() {
+				return nil // healthy, unknown or nothing to copy from: promote decides
+			}
+			if err := c.Resync(ctx, img); err != nil {
+				return err
+			}
+			res.Action = "resynced from the peer"
+		} else {
+			res.Before, res.Action = "being recreated", "waited for a resync"
 		}
-		if err := needMirrored(info, img); err != nil {
-			return err
-		}
-		res.Before, res.After = role(info), role(info)
-		if info.Primary() {
-			return nil
-		}
-		st, err := c.MirrorStatus(ctx, img)
-		if err != nil {
-			return err
-		}
-		res.Note = fmt.Sprintf("%s %q", st.State, st.Description)
-		if !st.Error() || len(st.PeerSites) == 0 || !st.PeerSites[0].ClaimsPrimary() || !st.PeerSites[0].Healthy() {
-			return nil // healthy, unknown or nothing to copy from: promote decides
-		}
-		if err := c.Resync(ctx, img); err != nil {
-			return err
-		}
-		res.Action = "resynced from the peer"
 		err = waitFor(ctx, o, func() (bool, error) {
 			st, err := c.MirrorStatus(ctx, img)
 			if errors.Is(err, rbd.ErrNotFound) {
@@ -181,6 +189,9 @@ func Promote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 		}
 		res.Before, res.After = role(info), role(info)
 		if !info.Primary() {
+			if err := notSplitBrain(ctx, c, img, o); err != nil {
+				return err
+			}
 			if err := promote(ctx, c, img, o, res); err != nil {
 				return err
 			}
@@ -188,6 +199,21 @@ func Promote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 		}
 		return peerNotPrimary(ctx, c, img, o)
 	})
+}
+
+// notSplitBrain refuses to promote a copy whose history split from the
+// primary's, which Ceph may allow without --force: its data is not the
+// primary's. The prepare step resyncs it while the peer is a healthy
+// primary; only forcePromote takes it as it is.
+func notSplitBrain(ctx context.Context, c Rbd, img rbd.Image, o Options) error {
+	if o.Force {
+		return nil
+	}
+	st, err := c.MirrorStatus(ctx, img)
+	if err != nil || !st.SplitBrain() {
+		return nil // nothing known against it; Ceph's own checks decide
+	}
+	return fmt.Errorf("not promoted: this copy is split-brain (its history left the primary's), so its data is not the app's; let prepare resync it from the peer, or, if the peer site is lost, set forcePromote: true to promote it as it is")
 }
 
 func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, res *Result) error {

@@ -65,7 +65,11 @@ func (f *fake) count(call string) int {
 }
 
 func next[T any](list *[]T) T {
-	v := (*list)[0]
+	var v T
+	if len(*list) == 0 {
+		return v
+	}
+	v = (*list)[0]
 	if len(*list) > 1 {
 		*list = (*list)[1:]
 	}
@@ -363,5 +367,137 @@ func TestReport(t *testing.T) {
 	r[1].Err = errors.New("boom")
 	if err := r.Err(); err == nil || err.Error() != "1 of 3 failed: p/b: boom" {
 		t.Errorf("%v", err)
+	}
+}
+
+func TestPromoteRefusesSplitBrainWithoutForce(t *testing.T) {
+	f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b")}, promote: []error{nil}}
+	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, opts()))
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "this copy is split-brain") || f.count("promote") != 0 {
+		t.Errorf("%+v, calls %v", res, f.calls)
+	}
+}
+
+// lab replays what the two-site lab recorded (pkg/rbd/testdata/lab): each
+// rbd verb answers with the next recording of its queue, through the real
+// rbd.Client, so the outcomes are classified from Ceph's own text.
+type lab struct {
+	t      *testing.T
+	mu     sync.Mutex
+	queues map[string][]string // verb -> recording names
+	calls  []string
+}
+
+func (l *lab) Run(_ context.Context, argv []string) (rbd.Output, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cmd := strings.Join(argv, " ")
+	verb := ""
+	for _, v := range []string{"mirror image status", "mirror image resync", "mirror image promote", "mirror image demote", "snap ls", "info"} {
+		if strings.Contains(cmd, v) {
+			verb = v
+			break
+		}
+	}
+	l.calls = append(l.calls, verb)
+	q := l.queues[verb]
+	if len(q) == 0 {
+		l.t.Fatalf("no recording for %q", cmd)
+	}
+	name := q[0]
+	if len(q) > 1 {
+		l.queues[verb] = q[1:]
+	}
+	read := func(ext string) []byte {
+		b, err := os.ReadFile("../rbd/testdata/lab/" + name + "." + ext)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		return b
+	}
+	rc, err := strconv.Atoi(strings.TrimSpace(string(read("rc"))))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return rbd.Output{Stdout: read("out"), Stderr: read("err"), ExitCode: rc}, nil
+}
+
+func (l *lab) count(verb string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.calls {
+		if c == verb {
+			n++
+		}
+	}
+	return n
+}
+
+// The return of site-a after a forced failover, as recorded: a demoted stale
+// primary, split-brain, then every answer the status gave while the resync
+// recreated the image (exit 2, exit 22, "status not found"), then replaying.
+func TestResyncOnRecordedReturn(t *testing.T) {
+	l := &lab{t: t, queues: map[string][]string{
+		"info": {"s9_split_brain.site-a.info"},
+		"mirror image status": {
+			"s9_split_brain.site-a.status",
+			"s10_resync_rc0_up_error_split_brain.site-a.status",
+			"s10_resync_rc2.site-a.status",
+			"s10_resync_rc22.site-a.status",
+			"s10_resync_rc0_down_unknown_status_not_found.site-a.status",
+			"s10_resync_rc0_up_replaying_replaying.site-a.status",
+		},
+		"mirror image resync": {"s9_resync_a"},
+	}}
+	o := opts()
+	o.ForcePromoted = true
+	res := only(t, failover.Resync(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+	if res.Err != nil || res.Action != "resync requested" || l.count("mirror image resync") != 1 || res.After != "non-primary, replaying" {
+		t.Errorf("%+v, calls %v", res, l.calls)
+	}
+
+	// A rerun of the Job while the image is being recreated: no new request.
+	l = &lab{t: t, queues: map[string][]string{
+		"info": {"s10_resync_rc2.site-a.info"},
+		"mirror image status": {
+			"s10_resync_rc22.site-a.status",
+			"s10_resync_rc0_down_unknown_status_not_found.site-a.status",
+			"s10_resync_rc0_up_replaying_replaying.site-a.status",
+		},
+	}}
+	res = only(t, failover.Resync(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+	if res.Err != nil || res.Before != "being recreated" || l.count("mirror image resync") != 0 {
+		t.Errorf("rerun: %+v, calls %v", res, l.calls)
+	}
+}
+
+// The disaster as recorded: site-a dead, site-b's non-forced promote answers
+// exit 16 until the budget ends; nothing is forced.
+func TestPromoteOnRecordedDisaster(t *testing.T) {
+	l := &lab{t: t, queues: map[string][]string{
+		"info":                 {"s6_a_killed.site-b.info"},
+		"mirror image status":  {"s6_a_killed.site-b.status"},
+		"mirror image promote": {"s6_promote_b_peer_dead"},
+	}}
+	o := opts()
+	o.Timeout = 100 * time.Millisecond
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || l.count("mirror image promote") == 0 {
+		t.Errorf("%+v, calls %v", res, l.calls)
+	}
+}
+
+// A planned relocation as recorded: exit 16 and exit 30 while the demotion
+// arrives, then success.
+func TestPromoteOnRecordedRelocation(t *testing.T) {
+	l := &lab{t: t, queues: map[string][]string{
+		"info":                 {"s2_demoted_not_replayed.site-b.info"},
+		"mirror image status":  {"s3_demote_replayed.site-b.status", "s4_b_primary_replaying.site-b.status"},
+		"mirror image promote": {"s5_promote_early_rc16", "s5_promote_early_rc30", "s3_promote_b"},
+	}}
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, opts()))
+	if res.Err != nil || res.Action != "promoted" || l.count("mirror image promote") != 3 {
+		t.Errorf("%+v, calls %v", res, l.calls)
 	}
 }

@@ -18,7 +18,8 @@ var (
 	ErrAlreadyPrimary = errors.New("the image is already primary")
 	// ErrNotPrimary: demote of an image that is not primary. Done.
 	ErrNotPrimary = errors.New("the image is not primary")
-	// ErrNotFound: no such image (or it is being recreated by a resync).
+	// ErrNotFound: no such image, or one being recreated by a resync (then
+	// info and snap ls exit 2 and mirror status exits 2 or 22 for a while).
 	ErrNotFound = errors.New("no such image")
 	// ErrTimeout: the call did not return within its timeout.
 	ErrTimeout = errors.New("rbd timed out")
@@ -48,7 +49,8 @@ func (e *CmdError) Is(target error) bool {
 	case ErrNotPrimary:
 		return strings.Contains(e.Stderr, "image is not primary") || strings.Contains(e.Stderr, "is already non-primary")
 	case ErrNotFound:
-		return e.ExitCode == 2 || strings.Contains(e.Stderr, "No such file or directory")
+		return e.ExitCode == 2 || strings.Contains(e.Stderr, "No such file or directory") ||
+			e.ExitCode == 22 && strings.Contains(e.Stderr, "mirroring not enabled on the image")
 	}
 	return false
 }

@@ -200,3 +200,58 @@ func TestSnapshotsAndInfo(t *testing.T) {
 		t.Errorf("info %+v %v", info, err)
 	}
 }
+
+// Every stage the two-site lab recorded (testdata/lab/README.md), read the
+// way the steps read it.
+func TestLabStages(t *testing.T) {
+	read := func(name string) rbd.MirrorStatus {
+		t.Helper()
+		var s rbd.MirrorStatus
+		b, err := os.ReadFile(filepath.Join("testdata", "lab", name+".status.out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return s
+	}
+	type view struct{ known, replaying, splitBrain, seesDemoted, peerPrimary bool }
+	for _, c := range []struct {
+		stage string
+		want  view
+	}{
+		{"s1_replaying.site-b", view{known: true, replaying: true, peerPrimary: true}},
+		{"s1_replaying.site-a", view{known: true}},
+		{"s3_demote_replayed.site-b", view{known: true, seesDemoted: true}},
+		// seconds after site-a was killed its records still say it is up and
+		// primary: the forced promote must wait for them to go down.
+		{"s6_a_killed.site-b", view{known: true, replaying: true, peerPrimary: true}},
+		{"s9_split_brain.site-a", view{known: true, splitBrain: true, peerPrimary: true}},
+		{"s10_resync_rc0_down_unknown_status_not_found.site-a", view{}},
+		{"s11_resynced.site-a", view{known: true, replaying: true, peerPrimary: true}},
+	} {
+		s := read(c.stage)
+		peer := len(s.PeerSites) > 0 && s.PeerSites[0].ClaimsPrimary()
+		if got := (view{s.Known(), s.Replaying(), s.SplitBrain(), s.SeesPeerDemoted(), peer}); got != c.want {
+			t.Errorf("%s: read as %+v, want %+v", c.stage, got, c.want)
+		}
+	}
+	// The primary's view of a peer that has copied its newest snapshot.
+	a := read("s1_replaying.site-a")
+	var snaps []rbd.Snapshot
+	b, err := os.ReadFile(filepath.Join("testdata", "lab", "s1_replaying.site-a.snaps.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &snaps); err != nil {
+		t.Fatal(err)
+	}
+	latest, _ := rbd.LatestMirror(snaps)
+	if !a.PeerSites[0].HasCopied(latest.Timestamp.Unix()) {
+		t.Errorf("site-b should have copied snapshot %d (%s): %s", latest.ID, latest.Timestamp, a.PeerSites[0].Description)
+	}
+	if a.PeerSites[0].HasCopied(latest.Timestamp.Unix() + 60) {
+		t.Error("a snapshot taken later cannot have been copied")
+	}
+}
