@@ -17,6 +17,20 @@ func step(ctx context.Context, images []rbd.Image, o Options, fn func(context.Co
 	return forEach(ctx, images, o, fn)
 }
 
+// mirroredInfo reads the image's role, refuses an image that is not
+// mirrored, and notes the role in the report.
+func mirroredInfo(ctx context.Context, c Rbd, img rbd.Image, res *Result) (rbd.Info, error) {
+	info, err := c.Info(ctx, img)
+	if err != nil {
+		return info, err
+	}
+	if err := needMirrored(info, img); err != nil {
+		return info, err
+	}
+	res.Before, res.After = role(info), role(info)
+	return info, nil
+}
+
 // Demote (passive site) demotes each primary image; a non-primary one is
 // left alone. It never demotes a primary whose peer has not yet copied its
 // newest snapshot: demoting then would let the peer promote an older copy
@@ -24,14 +38,10 @@ func step(ctx context.Context, images []rbd.Image, o Options, fn func(context.Co
 // forced failover, which is what the demotion resolves.
 func Demote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 	return step(ctx, images, o, func(ctx context.Context, img rbd.Image, res *Result) error {
-		info, err := c.Info(ctx, img)
+		info, err := mirroredInfo(ctx, c, img, res)
 		if err != nil {
 			return err
 		}
-		if err := needMirrored(info, img); err != nil {
-			return err
-		}
-		res.Before, res.After = role(info), role(info)
 		if !info.Primary() {
 			return nil
 		}
@@ -180,14 +190,10 @@ func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 // Either way it then checks that the peer does not also claim primary.
 func Promote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 	return step(ctx, images, o, func(ctx context.Context, img rbd.Image, res *Result) error {
-		info, err := c.Info(ctx, img)
+		info, err := mirroredInfo(ctx, c, img, res)
 		if err != nil {
 			return err
 		}
-		if err := needMirrored(info, img); err != nil {
-			return err
-		}
-		res.Before, res.After = role(info), role(info)
 		if !info.Primary() {
 			if err := notSplitBrain(ctx, c, img, o); err != nil {
 				return err
