@@ -9,12 +9,14 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
-// step runs fn over the images within the step's budget.
-func step(ctx context.Context, images []rbd.Image, o Options, fn func(context.Context, rbd.Image, *Result) error) Report {
+// step runs fn over the images within the step's budget. It fills in the
+// defaults through o, so the caller's fn, which reads the same Options,
+// sees them too.
+func step(ctx context.Context, images []rbd.Image, o *Options, fn func(context.Context, rbd.Image, *Result) error) Report {
 	o.defaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	return forEach(ctx, images, o, fn)
+	return forEach(ctx, images, *o, fn)
 }
 
 // mirroredInfo reads the image's role, refuses an image that is not
@@ -37,7 +39,7 @@ func mirroredInfo(ctx context.Context, c Rbd, img rbd.Image, res *Result) (rbd.I
 // (the flip-flop split-brain), unless the peer itself claims primary after a
 // forced failover, which is what the demotion resolves.
 func Demote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, o, func(ctx context.Context, img rbd.Image, res *Result) error {
+	return step(ctx, images, &o, func(ctx context.Context, img rbd.Image, res *Result) error {
 		info, err := mirroredInfo(ctx, c, img, res)
 		if err != nil {
 			return err
@@ -83,7 +85,7 @@ func Demote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 // again. A planned demotion can look split-brain for a moment; resyncing
 // then would destroy data, so without ForcePromoted it refuses outright.
 func Resync(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, o, func(ctx context.Context, img rbd.Image, res *Result) error {
+	return step(ctx, images, &o, func(ctx context.Context, img rbd.Image, res *Result) error {
 		if !o.ForcePromoted {
 			return fmt.Errorf("refusing to resync: rbd-dr.yaml does not say forcePromote: true, and only a forced failover makes a resync safe")
 		}
@@ -139,7 +141,7 @@ func Resync(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 // copy in error while the peer is a healthy primary is resynced from it and
 // waited for.
 func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, o, func(ctx context.Context, img rbd.Image, res *Result) error {
+	return step(ctx, images, &o, func(ctx context.Context, img rbd.Image, res *Result) error {
 		info, err := c.Info(ctx, img)
 		recreating := errors.Is(err, rbd.ErrNotFound) // by a resync an earlier run requested
 		if !recreating {
@@ -189,7 +191,7 @@ func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 // tries that first, then forces, reporting how old the promoted data is.
 // Either way it then checks that the peer does not also claim primary.
 func Promote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, o, func(ctx context.Context, img rbd.Image, res *Result) error {
+	return step(ctx, images, &o, func(ctx context.Context, img rbd.Image, res *Result) error {
 		info, err := mirroredInfo(ctx, c, img, res)
 		if err != nil {
 			return err

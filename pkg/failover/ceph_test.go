@@ -501,3 +501,23 @@ func TestPromoteOnRecordedRelocation(t *testing.T) {
 		t.Errorf("%+v, calls %v", res, l.calls)
 	}
 }
+
+// The hook sets only what its command line says; every other option must
+// take its default (a zero grace or poll would fail or spin at once).
+func TestDefaultsApply(t *testing.T) {
+	f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
+	quiet := opts().Log
+	for name, run := range map[string]func() failover.Report{
+		"promote": func() failover.Report {
+			return failover.Promote(context.Background(), f, []rbd.Image{img}, failover.Options{Timeout: time.Minute, Log: quiet})
+		},
+		"demote": func() failover.Report {
+			f.primary = false
+			return failover.Demote(context.Background(), f, []rbd.Image{img}, failover.Options{Timeout: time.Minute, Log: quiet})
+		},
+	} {
+		if err := run().Err(); err != nil {
+			t.Errorf("%s with defaults: %v", name, err)
+		}
+	}
+}
