@@ -60,12 +60,14 @@ func (e *CmdError) Is(target error) bool {
 var (
 	logPrefix  = regexp.MustCompile(`^\S+T\S+ [0-9a-f]+ +-?\d+ `)
 	objectAddr = regexp.MustCompile(`: 0x[0-9a-f]+ `)
+	// logStart finds a log line that rbd printed without a newline before it.
+	logStart = regexp.MustCompile(`(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+[+-]\d{4} )`)
 )
 
 // summary keeps what a person needs of rbd's stderr, on one line.
 func summary(stderr string) string {
 	var parts []string
-	for _, line := range strings.Split(stderr, "\n") {
+	for _, line := range strings.Split(logStart.ReplaceAllString(stderr, "\n$1"), "\n") {
 		line = strings.TrimSpace(logPrefix.ReplaceAllString(strings.TrimSpace(line), ""))
 		line = objectAddr.ReplaceAllString(line, ": ")
 		if line != "" && !slices.Contains(parts, line) {

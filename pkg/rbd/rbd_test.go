@@ -141,6 +141,16 @@ func TestCommandOutcomes(t *testing.T) {
 	}
 }
 
+// rbd sometimes prints a log line right after its own message, with no
+// newline between: the summary still keeps them apart.
+func TestSummaryOfRunTogetherLines(t *testing.T) {
+	r := &replay{out: map[string]rbd.Output{"mirror": {ExitCode: 16, Stderr: []byte("rbd: error promoting image to primary2026-11-24T10:35:11.486+0000 7f69ac6d9380 -1 librbd::api::Mirror: image_promote: failed to promote image\n")}}}
+	err := (&rbd.Client{Runner: r}).Promote(context.Background(), rbd.Image{Pool: "p", Name: "i"}, false, 0)
+	if want := "exit 16: rbd: error promoting image to primary; librbd::api::Mirror: image_promote: failed to promote image"; err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("%v", err)
+	}
+}
+
 func TestClassification(t *testing.T) {
 	for _, c := range []struct {
 		rc     int

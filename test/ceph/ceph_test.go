@@ -371,37 +371,45 @@ func promoteBeforeDemote(t *testing.T) {
 	relocate(t, "site-b", "site-a", spec) // leave it on site-a
 }
 
-// Flip-flop: git says B, then at once A again, while the first steps run.
-// At the end exactly one site is primary and it is A, or a step failed
-// loudly first; Argo CD's retry of A's sync then finishes the move.
+// Flip-flop: git says B, then at once A again. Argo CD runs one sync of an
+// Application at a time, so each site runs its steps of the two commits in
+// order (site-a: demote, then promote; site-b: promote, then demote) while
+// the two sites run side by side. At the end exactly one site is primary
+// and it is A, or a step failed loudly (no app starts on a failed sync);
+// Argo CD's retry of the failed sync then finishes the move to A.
 func flipFlop(t *testing.T) {
 	spec := newImage(t, "flipflop", 8)
 	start := time.Now()
 	var wg sync.WaitGroup
-	results := make([]hookRun, 4)
-	steps := []struct{ site, step string }{{"site-a", "demote"}, {"site-b", "promote"}, {"site-b", "demote"}, {"site-a", "promote"}}
-	for i, s := range steps {
+	var failed sync.Map
+	sites := map[string][]string{"site-a": {"demote", "promote"}, "site-b": {"promote", "demote"}}
+	for site, steps := range sites {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if i >= 2 {
-				time.Sleep(2 * time.Second) // the second commit lands while the first runs
+			for i, step := range steps {
+				if i == 1 {
+					time.Sleep(2 * time.Second) // the second commit
+				}
+				if r := hook(t, site, step, "--timeout=90s", spec); r.code != 0 {
+					failed.Store(site+" "+step, lastLines(r.stderr, 1))
+				}
 			}
-			results[i] = hook(t, s.site, s.step, "--timeout=90s", spec)
 		}()
 	}
 	wg.Wait()
 	a, b := primary(t, "site-a", spec), primary(t, "site-b", spec)
-	t.Logf("after the flip-flop: site-a primary %t, site-b primary %t; exits %d %d %d %d", a, b, results[0].code, results[1].code, results[2].code, results[3].code)
-	if a && b {
+	loud := 0
+	failed.Range(func(k, v any) bool { loud++; t.Logf("failed loudly: %s: %s", k, v); return true })
+	t.Logf("after the flip-flop: site-a primary %t, site-b primary %t, %d step(s) failed", a, b, loud)
+	switch {
+	case a && b:
 		t.Fatal("both sites are primary")
-	}
-	if !a && results[3].code == 0 {
-		t.Fatal("site-a's promote reported success but site-a is not primary")
-	}
-	if !a {
-		// The loud failure of A's promote; Argo CD retries the sync of both
-		// sites, B as passive first (app-of-apps waves).
+	case !a && loud == 0:
+		t.Fatal("git names site-a, site-a is not primary, and every step reported success")
+	case !a:
+		// Argo CD retries: site-b, passive now, syncs first (app-of-apps
+		// waves), then site-a.
 		mustHook(t, "site-b", "demote", "--timeout=3m", spec)
 		mustHook(t, "site-a", "promote", "--timeout=3m", spec)
 	}
