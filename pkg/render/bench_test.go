@@ -18,26 +18,6 @@ import (
 //
 //	go test ./pkg/render -run '^$' -bench . -benchtime 3x
 
-// benchModuleRoot finds the module root by walking up from the package
-// folder to go.mod.
-func benchModuleRoot(b *testing.B) string {
-	b.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			b.Fatal("no go.mod above the package folder")
-		}
-		dir = parent
-	}
-}
-
 // benchRender is the work of one generate: load, render, encode.
 func benchRender(b *testing.B, root, app, site string) ([]byte, *render.Result) {
 	p, err := config.Load(app, root)
@@ -56,7 +36,7 @@ func benchRender(b *testing.B, root, app, site string) ([]byte, *render.Result) 
 }
 
 func BenchmarkRenderExample(b *testing.B) {
-	root := benchModuleRoot(b)
+	root := repoRoot(b)
 	app := filepath.Join(root, "examples", "wordpress")
 	for _, site := range []string{"site-a", "site-b"} {
 		b.Run(site, func(b *testing.B) {
