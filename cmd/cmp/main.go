@@ -11,7 +11,7 @@ import (
 var version = "v0.1.0-dev"
 
 func main() {
-	os.Exit(run(os.Args[1:], system{getenv: os.Getenv, getwd: os.Getwd, stdout: os.Stdout, stderr: os.Stderr}))
+	os.Exit(run(os.Args[1:], system{getenv: os.Getenv, getwd: os.Getwd, stdout: os.Stdout, stderr: os.Stderr, shortLived: shortLived}))
 }
 
 // system is what a command may touch, so tests can run it in-process.
@@ -20,4 +20,7 @@ type system struct {
 	getwd  func() (string, error)
 	stdout io.Writer
 	stderr io.Writer
+	// shortLived tunes the process for a one-shot generate; tests leave it
+	// nil, since it changes the whole process.
+	shortLived func()
 }
