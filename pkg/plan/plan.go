@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
 )
 
@@ -82,7 +83,11 @@ func Make(p *config.Policy, o Options) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		site := Site{Name: s.Name, Role: string(res.Role), AppWave: render.AppWave(p, s.Name), Cluster: s.Cluster, Steps: steps(res.Hooks)}
+		hookSteps, err := steps(res.Hooks)
+		if err != nil {
+			return nil, err
+		}
+		site := Site{Name: s.Name, Role: string(res.Role), AppWave: render.AppWave(p, s.Name), Cluster: s.Cluster, Steps: hookSteps}
 		site.Then = "the app at its own replicas"
 		if res.Role == render.Passive {
 			site.Then = "Deployments and StatefulSets at 0 replicas, CronJobs suspended"
@@ -93,39 +98,36 @@ func Make(p *config.Policy, o Options) (*Plan, error) {
 	return pl, nil
 }
 
-// steps reads the hooks back: Jobs with their command line, and the
-// quiesce RBAC as one step.
-func steps(hooks []render.Object) []Step {
+// steps reads the hooks back: Jobs with their command line, parsed by the
+// hook contract itself, and the quiesce RBAC as one step.
+func steps(hooks []render.Object) ([]Step, error) {
 	var out []Step
-	var rbac *Step
+	rbac := -1 // index of the RBAC step in out
 	for _, h := range hooks {
 		u := unstructured.Unstructured{Object: h}
 		wave, _ := strconv.Atoi(u.GetAnnotations()["argocd.argoproj.io/sync-wave"])
+		step := u.GetLabels()["rbd-dr.io/step"]
 		if u.GetKind() != "Job" {
-			if rbac == nil {
-				out = append(out, Step{Wave: wave, Step: u.GetLabels()["rbd-dr.io/step"] + " access", Kind: "RBAC", Namespace: u.GetNamespace()})
-				rbac = &out[len(out)-1]
+			if rbac < 0 {
+				out = append(out, Step{Wave: wave, Step: step + " access", Kind: "RBAC", Namespace: u.GetNamespace()})
+				rbac = len(out) - 1
 			}
-			rbac.Targets = append(rbac.Targets, u.GetKind()+"/"+u.GetName())
+			out[rbac].Targets = append(out[rbac].Targets, u.GetKind()+"/"+u.GetName())
 			continue
 		}
-		s := Step{Wave: wave, Step: u.GetLabels()["rbd-dr.io/step"], Kind: "Job", Namespace: u.GetNamespace()}
+		var args []string
 		containers, _, _ := unstructured.NestedSlice(h, "spec", "template", "spec", "containers")
 		if c, ok := first(containers); ok {
-			args, _, _ := unstructured.NestedStringSlice(c, "args")
-			for _, a := range args {
-				switch {
-				case a == "--force":
-					s.Force = true
-				case !strings.HasPrefix(a, "--"):
-					s.Targets = append(s.Targets, a)
-				}
-			}
+			args, _, _ = unstructured.NestedStringSlice(c, "args")
 		}
-		out = append(out, s)
+		req, err := hookcmd.Parse(step, args)
+		if err != nil {
+			return nil, fmt.Errorf("reading back Job %s: %w", u.GetName(), err)
+		}
+		out = append(out, Step{Wave: wave, Step: step, Kind: "Job", Namespace: u.GetNamespace(), Targets: req.Targets, Force: req.Force})
 	}
 	slices.SortStableFunc(out, func(a, b Step) int { return a.Wave - b.Wave })
-	return out
+	return out, nil
 }
 
 func first(containers []any) (map[string]any, bool) {
