@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -127,23 +125,7 @@ func copyFile(src, dest string) error {
 		return fmt.Errorf("copying %s: %w", src, err)
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".copy-*")
-	if err != nil {
-		return fmt.Errorf("copying to %s: %w", dest, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return fmt.Errorf("copying to %s: %w", dest, err)
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return fmt.Errorf("copying to %s: %w", dest, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("copying to %s: %w", dest, err)
-	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
+	if err := replaceFile(dest, in, 0o755); err != nil {
 		return fmt.Errorf("copying to %s: %w", dest, err)
 	}
 	return nil

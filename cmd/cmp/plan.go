@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -113,7 +114,11 @@ func activateCmd(sys system) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := config.WriteFileAtomic(path, out); err != nil {
+			st, err := os.Stat(path)
+			if err != nil {
+				return err
+			}
+			if err := replaceFile(path, bytes.NewReader(out), st.Mode().Perm()); err != nil {
 				return fmt.Errorf("writing %s: %w", path, err)
 			}
 			fmt.Fprintf(sys.stdout, "%s: activeSite %s, forcePromote %t; review with `argocd-rbd-dr plan %s`, then commit and push\n", display, args[0], force, args[1])
