@@ -172,7 +172,7 @@ func TestActiveKeepsReplicas(t *testing.T) {
 
 func TestStaticVolumeAndAddedClaim(t *testing.T) {
 	// The overlay has no PVC named data: it is added, in the app's namespace,
-	// and bound to a PV that carries the block mode of nothing but the default.
+	// with the defaults (ReadWriteOnce, Filesystem), and bound to its PV.
 	res, err := renderInline(t, render.Active, map[string]string{
 		"app/overlay/kustomization.yaml": "resources: [cm.yaml]\n",
 		"app/overlay/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",

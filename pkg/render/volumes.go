@@ -19,18 +19,14 @@ import (
 func stopWorkloads(app resmap.ResMap) error {
 	for _, res := range app.Resources() {
 		gvk := res.GetGvk()
-		var field, value string
+		var field, tag, value string
 		switch {
 		case gvk.Group == "apps" && (gvk.Kind == "Deployment" || gvk.Kind == "StatefulSet"):
-			field, value = "replicas", "0"
+			field, tag, value = "replicas", yaml.NodeTagInt, "0"
 		case gvk.Group == "batch" && gvk.Kind == "CronJob":
-			field, value = "suspend", "true"
+			field, tag, value = "suspend", yaml.NodeTagBool, "true"
 		default:
 			continue
-		}
-		tag := yaml.NodeTagInt
-		if value == "true" {
-			tag = yaml.NodeTagBool
 		}
 		node := yaml.NewRNode(&yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value})
 		if err := res.PipeE(yaml.LookupCreate(yaml.MappingNode, "spec"), yaml.SetField(field, node)); err != nil {
