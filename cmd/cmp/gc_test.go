@@ -24,11 +24,10 @@ func TestShortLived(t *testing.T) {
 		{"GOMEMLIMIT", "1GiB", false},
 	} {
 		debug.SetGCPercent(100)
+		t.Setenv("GOGC", "")
+		t.Setenv("GOMEMLIMIT", "")
 		if c.env != "" {
 			t.Setenv(c.env, c.value)
-		} else {
-			t.Setenv("GOGC", "")
-			t.Setenv("GOMEMLIMIT", "")
 		}
 		shortLived()
 		got := debug.SetGCPercent(100)
