@@ -68,9 +68,19 @@ func TestProblemsArePlaced(t *testing.T) {
 		{"unknown site field", strings.Replace(good, "    cluster:", "    clusterURL: x\n    cluster:", 1),
 			`apps/web/rbd-dr.yaml:6: sites[0].clusterURL: unknown field "clusterURL"`},
 		{"wrong type", strings.Replace(good, "activeSite: site-a", "activeSite: site-a\nforcePromote: yes", 1),
-			`apps/web/rbd-dr.yaml:4: forcePromote: expected true or false, found "yes"`},
+			`apps/web/rbd-dr.yaml:4: forcePromote: expected true or false, found the string "yes"`},
+		{"bool written in capitals", strings.Replace(good, "activeSite: site-a", "activeSite: site-a\nforcePromote: True", 1),
+			`apps/web/rbd-dr.yaml:4: forcePromote: expected true or false, found the boolean True`},
+		{"number where a list goes", good + "hooks:\n  parallelism: [1]\n",
+			`apps/web/rbd-dr.yaml:15: hooks.parallelism: expected a whole number, found a list`},
+		{"key given twice", strings.Replace(good, "activeSite: site-a", "activeSite: site-a\nactiveSite: site-b", 1),
+			`apps/web/rbd-dr.yaml:4: activeSite: is given twice (first on line 3); keep one`},
+		{"key given twice through a merge", good + "hooks: &h\n  timeout: 1m\napps:\n  <<: {project: x}\n  project: y\n",
+			`apps/web/rbd-dr.yaml:18: apps.project: is given twice (first on line 17)`},
+		{"merge of a scalar", good + "apps:\n  <<: x\n",
+			`apps/web/rbd-dr.yaml:15: apps: a merge (<<) must name a mapping, found the string "x"`},
 		{"list where a mapping goes", good + "hooks: [a]\n",
-			`apps/web/rbd-dr.yaml:14: hooks: expected a mapping of fields, found a list`},
+			`apps/web/rbd-dr.yaml:14: hooks: expected a mapping of fields (image, cephImage,`},
 		{"active site not a site", strings.Replace(good, "activeSite: site-a", "activeSite: site-c", 1),
 			`apps/web/rbd-dr.yaml:3: activeSite: "site-c" is not one of the sites (site-a, site-b)`},
 		{"active site missing", strings.Replace(good, "activeSite: site-a\n", "", 1),
@@ -136,6 +146,18 @@ func TestSyntaxErrorLines(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %s", doc, err, want)
 		}
+	}
+}
+
+// Aliases, merges and nulls decode as yaml.v3 would decode them.
+func TestAliasesMergesAndNulls(t *testing.T) {
+	doc := good + "hooks:\n  timeout: &t 1m\n  parallelism: ~\napps:\n  <<: &r {project: team}\n  retry: {backoff: *t}\n"
+	p, err := parse(t, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Hooks.StepTimeout != time.Minute || p.Hooks.Parallelism != config.DefaultParallelism || p.Apps.Project != "team" || p.Apps.Retry.Backoff != "1m" {
+		t.Errorf("decoded %+v %+v", p.Hooks, p.Apps)
 	}
 }
 

@@ -27,7 +27,7 @@ var imageFeatures = map[string]bool{
 
 type validator struct {
 	file     string
-	idx      *index
+	idx      index
 	opts     Options
 	problems Problems
 }
@@ -45,11 +45,6 @@ func (v *validator) policy(p *Policy) {
 		v.addf("kind", "is %q; set kind: %s", p.Kind, Kind)
 	}
 	v.name(p)
-	// yaml.v3 would take yes, on, no, off for a bool: a flag that can lose
-	// data must be written as true or false.
-	if n := v.idx.values["forcePromote"]; n != nil && n.ShortTag() != "!!bool" {
-		v.addf("forcePromote", "expected true or false, found %q; write forcePromote: true only when the old active site is lost", n.Value)
-	}
 
 	if len(p.Sites) < 2 {
 		v.addf("sites", "lists %d site(s); mirroring needs at least two, each with a name", len(p.Sites))
