@@ -15,8 +15,10 @@ help: ## list the targets
 build: ## build bin/argocd-rbd-dr
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/cmp
 
+SETTINGS  ?= examples/rbd-dr-settings.yaml
+
 render: build ## print the WordPress example as site-b's Argo CD would apply it (no cluster needed)
-	$(BIN) render examples/wordpress --site $(SITE)
+	$(BIN) render examples/wordpress --site $(SITE) --settings $(SETTINGS)
 
 tools: $(TOOLS)/kustomize ## install the kustomize CLI the tests compare against
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +15,12 @@ import (
 	"testing"
 
 	argocommon "github.com/argoproj/argo-cd/v2/common"
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	"github.com/argoproj/argo-cd/v2/util/settings"
 	"github.com/argoproj/gitops-engine/pkg/health"
 	log "github.com/sirupsen/logrus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
 )
 
 var update = flag.Bool("update", false, "copy plugin/plugin.yaml to manifests/plugin.yaml and rewrite the goldens in testdata/")
@@ -38,8 +40,11 @@ const (
 	namespace     = "argocd" // where the test installs Argo CD, as its docs do
 	sidecarName   = "rbd-dr"
 	configMapName = "argocd-rbd-dr-plugin"
-	healthKey     = "resource.customizations.health.argoproj.io_Application"
-	pluginFile    = "plugin.yaml"
+	// settingsConfigMap is the platform's settings, mounted by name.
+	settingsConfigMap = "argocd-rbd-dr-settings"
+	settingsDir       = "/home/argocd/cmp-server/settings"
+	healthKey         = "resource.customizations.health.argoproj.io_Application"
+	pluginFile        = "plugin.yaml"
 )
 
 // manifests/plugin.yaml is a copy (kustomize reads nothing outside its folder);
@@ -57,7 +62,7 @@ func TestPluginYAMLIsACopyOfPluginFolder(t *testing.T) {
 }
 
 // The folders alone, as `kustomize build manifests` and
-// `kustomize build manifests/rbac` print them.
+// `kustomize build manifests/settings` and `manifests/tenant` print them.
 func TestBuildGolden(t *testing.T) {
 	for dir, golden := range goldens {
 		t.Run(dir, func(t *testing.T) {
@@ -68,8 +73,9 @@ func TestBuildGolden(t *testing.T) {
 }
 
 var goldens = map[string]string{
-	".":    filepath.Join("testdata", "build.golden.yaml"),
-	"rbac": filepath.Join("testdata", "rbac.golden.yaml"),
+	".":        filepath.Join("testdata", "build.golden.yaml"),
+	"settings": filepath.Join("testdata", "settings.golden.yaml"),
+	"tenant":   filepath.Join("testdata", "tenant.golden.yaml"),
 }
 
 // The kustomize CLI (v5.4.2, on the same kustomize API) reads the folders the
@@ -178,8 +184,20 @@ func TestAddsThePluginToArgoCDInstall(t *testing.T) {
 
 func checkSidecar(t *testing.T, c *corev1.Container, pod corev1.PodSpec, cmName string) {
 	t.Helper()
-	if c.Image != config.DefaultHookImage {
-		t.Errorf("image = %q, want %q (the hooks' default image, so both move together)", c.Image, config.DefaultHookImage)
+	// The hook Jobs run the settings' digest of the same image and tag.
+	example, err := config.LoadSettings(filepath.Join("..", "examples", "rbd-dr-settings.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(example.Images.Hook, c.Image+"@sha256:") {
+		t.Errorf("image = %q, want the one the example settings pin for the hooks (%s), so both move together", c.Image, example.Images.Hook)
+	}
+	if want := []corev1.EnvVar{{Name: config.SettingsEnv, Value: settingsDir + "/settings.yaml"}}; !reflect.DeepEqual(c.Env, want) {
+		t.Errorf("env = %+v, want %+v", c.Env, want)
+	}
+	if v := volume(pod.Volumes, settingsConfigMap); v == nil || v.ConfigMap == nil || v.ConfigMap.Name != settingsConfigMap ||
+		v.ConfigMap.Optional == nil || !*v.ConfigMap.Optional {
+		t.Errorf("volume %s is not the optional ConfigMap %s (a missing one must not stop the repo-server)", settingsConfigMap, settingsConfigMap)
 	}
 	if want := []string{"/var/run/argocd/argocd-cmp-server"}; !slices.Equal(c.Command, want) || len(c.Args) != 0 {
 		t.Errorf("command = %v %v, want %v", c.Command, c.Args, want)
@@ -198,6 +216,7 @@ func checkSidecar(t *testing.T, c *corev1.Container, pod corev1.PodSpec, cmName 
 		{Name: "plugins", MountPath: argocommon.DefaultPluginSockFilePath},
 		{Name: configMapName, MountPath: filepath.Join(argocommon.DefaultPluginConfigFilePath, argocommon.PluginConfigFileName), SubPath: argocommon.PluginConfigFileName},
 		{Name: "cmp-tmp-rbd-dr", MountPath: "/tmp"},
+		{Name: settingsConfigMap, MountPath: settingsDir, ReadOnly: true},
 	}
 	if !reflect.DeepEqual(c.VolumeMounts, want) {
 		t.Errorf("volumeMounts = %+v, want %+v", c.VolumeMounts, want)
@@ -270,41 +289,128 @@ func checkArgoCDReadsHealthCheck(t *testing.T, cm *corev1.ConfigMap) {
 	}
 }
 
-func TestRBACForTheHookJobs(t *testing.T) {
-	m := build(t, "rbac")
-	if m.Size() != 2 {
-		t.Fatalf("rbac: %d objects, want a Role and a RoleBinding", m.Size())
+// settings/ is the ConfigMap the sidecar mounts, carrying the example
+// settings byte for byte, which the settings loader accepts.
+func TestSettingsConfigMap(t *testing.T) {
+	want := readFile(t, filepath.Join("..", "examples", "rbd-dr-settings.yaml"))
+	copyPath := filepath.Join("settings", "settings.yaml")
+	if *update {
+		if err := os.WriteFile(copyPath, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	var role rbacv1.Role
-	var binding rbacv1.RoleBinding
-	for _, r := range m.Resources() {
+	if got := readFile(t, copyPath); !bytes.Equal(got, want) {
+		t.Fatalf("manifests/settings/settings.yaml differs from examples/rbd-dr-settings.yaml; run: go test ./manifests -update")
+	}
+	m := build(t, "settings")
+	if m.Size() != 1 {
+		t.Fatalf("settings: %d objects, want the ConfigMap", m.Size())
+	}
+	y, err := m.Resources()[0].AsYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	decodeStrict(t, string(y), &cm)
+	if cm.Name != settingsConfigMap || cm.Data["settings.yaml"] != string(want) {
+		t.Errorf("ConfigMap %q with keys %v, want %s holding settings.yaml", cm.Name, slices.Collect(maps.Keys(cm.Data)), settingsConfigMap)
+	}
+	if _, err := config.ParseSettings([]byte(cm.Data["settings.yaml"]), "settings.yaml"); err != nil {
+		t.Error(err)
+	}
+}
+
+// tenant/ is what the platform adds per team: a CephClient with the smallest
+// caps the hook steps need on the team's pool, and an AppProject that lets
+// the team's Applications deploy exactly what the plugin renders for its app,
+// to its namespace on its sites, and no other cluster-scoped kind than PVs.
+func TestTenant(t *testing.T) {
+	settings, err := config.LoadSettings(filepath.Join("..", "examples", "rbd-dr-settings.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant, err := settings.Tenant("wordpress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var project v1alpha1.AppProject
+	var client unstructured.Unstructured
+	for _, r := range build(t, "tenant").Resources() {
 		y, err := r.AsYAML()
 		if err != nil {
 			t.Fatal(err)
 		}
 		switch r.GetKind() {
-		case "Role":
-			decodeStrict(t, string(y), &role)
-		case "RoleBinding":
-			decodeStrict(t, string(y), &binding)
+		case "AppProject":
+			decodeStrict(t, string(y), &project)
+		case "CephClient":
+			if err := yaml.Unmarshal(y, &client.Object); err != nil {
+				t.Fatal(err)
+			}
 		default:
 			t.Errorf("unexpected %s", r.GetKind())
 		}
 	}
-	if role.Namespace != config.DefaultCephNamespace || binding.Namespace != config.DefaultCephNamespace {
-		t.Errorf("namespaces %q/%q, want the default cephNamespace %q", role.Namespace, binding.Namespace, config.DefaultCephNamespace)
+	caps, _, _ := unstructured.NestedStringMap(client.Object, "spec", "caps")
+	if client.GetName() != tenant.CephUser || !reflect.DeepEqual(caps, map[string]string{"mon": "profile rbd", "osd": "profile rbd pool=" + tenant.Pools[0]}) {
+		t.Errorf("CephClient %s caps %v, want %s with mon 'profile rbd', osd 'profile rbd pool=%s'", client.GetName(), caps, tenant.CephUser, tenant.Pools[0])
 	}
-	wantRules := []rbacv1.PolicyRule{{
-		APIGroups: []string{"batch"}, Resources: []string{"jobs"},
-		Verbs: []string{"create", "get", "list", "watch", "delete", "patch"},
-	}}
-	if !reflect.DeepEqual(role.Rules, wantRules) {
-		t.Errorf("rules = %+v, want %+v (batch/jobs only: the Jobs mount the Ceph Secret and ConfigMap themselves)", role.Rules, wantRules)
+
+	if project.Name != tenant.Project {
+		t.Errorf("AppProject %q, want the settings' %q", project.Name, tenant.Project)
 	}
-	wantRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}
-	wantSubjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "argocd-application-controller", Namespace: namespace}}
-	if binding.RoleRef != wantRef || !reflect.DeepEqual(binding.Subjects, wantSubjects) {
-		t.Errorf("binding = %+v %+v, want %+v %+v", binding.RoleRef, binding.Subjects, wantRef, wantSubjects)
+	var wantDest []v1alpha1.ApplicationDestination
+	for _, s := range settings.Sites {
+		wantDest = append(wantDest, v1alpha1.ApplicationDestination{Server: s.Cluster, Namespace: tenant.Namespace})
+	}
+	if !reflect.DeepEqual(project.Spec.Destinations, wantDest) {
+		t.Errorf("destinations %+v, want the settings' sites in %s only: %+v", project.Spec.Destinations, tenant.Namespace, wantDest)
+	}
+	if want := []metav1.GroupKind{{Group: "", Kind: "PersistentVolume"}}; !reflect.DeepEqual(project.Spec.ClusterResourceWhitelist, want) {
+		t.Errorf("clusterResourceWhitelist %v, want PersistentVolume only", project.Spec.ClusterResourceWhitelist)
+	}
+	// Every object the plugin renders for the example, on every site in both
+	// roles, is one the project permits, and the project permits nothing more.
+	used := map[metav1.GroupKind]bool{}
+	root, _ := filepath.Abs("..")
+	app := filepath.Join(root, "examples", "wordpress")
+	p, err := config.Load(app, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, site := range p.Sites {
+		for _, role := range []render.Role{render.Active, render.Passive} {
+			res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: site.Name, Role: role, Settings: settings})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := res.YAML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, doc := range strings.Split(string(out), "\n---\n") {
+				var u unstructured.Unstructured
+				if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+					t.Fatal(err)
+				}
+				gk := u.GroupVersionKind().GroupKind()
+				used[metav1.GroupKind{Group: gk.Group, Kind: gk.Kind}] = true
+				whitelist := project.Spec.NamespaceResourceWhitelist
+				if u.GetNamespace() == "" {
+					whitelist = project.Spec.ClusterResourceWhitelist
+				} else if u.GetNamespace() != tenant.Namespace {
+					t.Errorf("%s %s in namespace %s, want %s", gk.Kind, u.GetName(), u.GetNamespace(), tenant.Namespace)
+				}
+				if !slices.Contains(whitelist, metav1.GroupKind{Group: gk.Group, Kind: gk.Kind}) {
+					t.Errorf("%s on %s as %s: %s %s is not permitted by the AppProject", p.Name, site.Name, role, gk, u.GetName())
+				}
+			}
+		}
+	}
+	for _, gk := range append(project.Spec.NamespaceResourceWhitelist, project.Spec.ClusterResourceWhitelist...) {
+		if !used[gk] {
+			t.Errorf("the AppProject permits %v, which nothing rendered uses", gk)
+		}
 	}
 }
 

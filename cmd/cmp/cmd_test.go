@@ -3,16 +3,31 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
 
 // runIn runs a command line in-process with dir as the working folder and
-// env as the whole environment.
+// env as the whole environment, plus the example's platform settings unless
+// env names RBD_DR_SETTINGS.
 func runIn(t *testing.T, dir string, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
+	if _, set := env[config.SettingsEnv]; !set {
+		path, err := filepath.Abs("../../examples/rbd-dr-settings.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		env = maps.Clone(env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env[config.SettingsEnv] = path
+	}
 	var stdout, stderr bytes.Buffer
 	code := run(args, system{
 		getenv: func(k string) string { return env[k] },
@@ -40,10 +55,29 @@ func readEnv(t *testing.T, path string) map[string]string {
 	return env
 }
 
+// caseSettings is the platform settings file a case runs with: its own
+// settings.yaml, else the shared one; an env that names RBD_DR_SETTINGS
+// (even empty) wins.
+func caseSettings(t *testing.T, dir string, env map[string]string) {
+	t.Helper()
+	if _, set := env[config.SettingsEnv]; set {
+		return
+	}
+	path, err := filepath.Abs(filepath.Join(dir, "settings.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		path, _ = filepath.Abs("testdata/settings.yaml")
+	}
+	env[config.SettingsEnv] = path
+}
+
 // Each folder of testdata/errors is a bad input to generate: repo/ is the
 // repository, env the environment Argo CD would give, error a part of the
-// one-line message the person must see, and an optional cwd the folder below
-// repo/ to run in. Adding a case is adding a folder.
+// one-line message the person must see, an optional settings.yaml the
+// platform's settings (default testdata/settings.yaml), and an optional cwd
+// the folder below repo/ to run in. Adding a case is adding a folder.
 func TestGenerateBadInput(t *testing.T) {
 	dirs, err := filepath.Glob("testdata/errors/*")
 	if err != nil || len(dirs) < 20 {
@@ -52,6 +86,7 @@ func TestGenerateBadInput(t *testing.T) {
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			env := readEnv(t, filepath.Join(dir, "env"))
+			caseSettings(t, dir, env)
 			want, err := os.ReadFile(filepath.Join(dir, "error"))
 			if err != nil {
 				t.Fatal(err)

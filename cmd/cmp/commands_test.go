@@ -92,7 +92,7 @@ func TestValidate(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
 	// A render problem in one site is reported with the site and role.
-	code, _, stderr = runIn(t, ".", nil, "validate", "testdata/errors/kust-helm/repo/app", "--repo-root", "testdata/errors/kust-helm/repo", "--namespace", "shop")
+	code, _, stderr = runIn(t, ".", nil, "validate", "testdata/errors/kust-helm/repo/app", "--repo-root", "testdata/errors/kust-helm/repo", "--namespace", "shop", "--settings", "testdata/settings.yaml")
 	if code != 1 || !strings.Contains(stderr, "site-a as active: site site-a overlay") || !strings.Contains(stderr, "2 of 4 renderings failed") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
@@ -133,7 +133,17 @@ func TestHookRefuses(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "hook quiesce runs inside the cluster") {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
-	code, out, stderr := runIn(t, ".", nil, "hook", "demote", "--timeout=10s", "--ceph-conf=/nonexistent/ceph.conf", "replicapool/img")
+	// A target outside the pools this app may move is refused before any
+	// step runs: no report is printed.
+	code, out, stderr := runIn(t, ".", nil, "hook", "promote", "--pools=replicapool", "--ceph-conf=/nonexistent/ceph.conf", "replicapool/img", "otherpool/img")
+	if code != 1 || out != "" || !strings.Contains(stderr, "hook promote: otherpool/img is in pool otherpool, which this app may not move (--pools=replicapool); nothing was done") {
+		t.Errorf("exit %d: %s\n%s", code, stderr, out)
+	}
+	code, _, stderr = runIn(t, ".", nil, "hook", "resync", "--force-promoted", "replicapool/img")
+	if code != 1 || !strings.Contains(stderr, "hook resync: give --pools") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	code, out, stderr = runIn(t, ".", nil, "hook", "demote", "--timeout=10s", "--pools=replicapool", "--ceph-conf=/nonexistent/ceph.conf", "replicapool/img")
 	if code != 1 || !strings.Contains(stderr, "hook demote: 1 of 1 failed: replicapool/img") || !strings.Contains(out, "TARGET") {
 		t.Errorf("exit %d: %s\n%s", code, stderr, out)
 	}

@@ -33,6 +33,10 @@ func generateCmd(sys system) *cobra.Command {
 			if env.Mode == cmpenv.ModeSite && env.Site == "" {
 				return fmt.Errorf("no site given: set the Application's plugin env SITE (or parameter site) to one of the sites in %s", config.FileName)
 			}
+			settings, err := config.LoadSettings(sys.getenv(config.SettingsEnv))
+			if err != nil {
+				return err
+			}
 			appDir, err := sys.getwd()
 			if err != nil {
 				return fmt.Errorf("finding the app folder: %w", err)
@@ -44,10 +48,10 @@ func generateCmd(sys system) *cobra.Command {
 			var out []byte
 			if env.Mode == cmpenv.ModeApps {
 				out, err = renderApps(appDir, repoRoot, render.AppsOptions{
-					RepoURL: env.RepoURL, TargetRevision: env.TargetRevision, Path: env.SourcePath, Namespace: env.Namespace,
+					RepoURL: env.RepoURL, TargetRevision: env.TargetRevision, Path: env.SourcePath, Namespace: env.Namespace, Settings: settings,
 				})
 			} else {
-				out, err = renderYAML(appDir, repoRoot, render.Options{Site: env.Site, Namespace: env.Namespace})
+				out, err = renderYAML(appDir, repoRoot, render.Options{Site: env.Site, Namespace: env.Namespace, Settings: settings})
 			}
 			if err != nil {
 				return err

@@ -74,7 +74,7 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 			}
 			images[i] = img
 		}
-		c := rbd.NewClient(rbd.Conn{Conf: r.Ceph.Conf, Cluster: r.Ceph.Cluster, ID: r.Ceph.ID, Keyring: r.Ceph.Keyring}, rbdCallTimeout)
+		c := rbd.NewClient(rbd.Conn{Conf: r.Ceph.Conf, Cluster: r.Ceph.Cluster, ID: r.Ceph.ID, Keyring: r.Ceph.Keyring, KeyFile: r.Ceph.KeyFile, MonHost: r.Ceph.MonHost}, rbdCallTimeout)
 		steps := map[hookcmd.Step]func(context.Context, failover.Rbd, []rbd.Image, failover.Options) failover.Report{
 			hookcmd.Demote: failover.Demote, hookcmd.Resync: failover.Resync,
 			hookcmd.Prepare: failover.Prepare, hookcmd.Promote: failover.Promote,

@@ -20,6 +20,7 @@ import (
 func planCmd(sys system) *cobra.Command {
 	var o plan.Options
 	var output, repoRoot string
+	var settingsPath string
 	cmd := &cobra.Command{
 		Use:   "plan DIR [--to SITE] [--force]",
 		Short: "Show what each site's next sync will do, in order, for the file as it is or for a failover to SITE",
@@ -33,6 +34,9 @@ func planCmd(sys system) *cobra.Command {
 			}
 			appDir, root, err := appFolder(args[0], repoRoot)
 			if err != nil {
+				return err
+			}
+			if o.Settings, err = config.LoadSettings(settingsPath); err != nil {
 				return err
 			}
 			p, err := config.Load(appDir, root)
@@ -55,7 +59,8 @@ func planCmd(sys system) *cobra.Command {
 	cmd.Flags().StringVar(&o.To, "to", "", "plan making SITE the active site")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "plan a forced failover (forcePromote: true): the old active site is lost")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	cmd.Flags().StringVar(&o.Namespace, "namespace", "", "the app's namespace where the overlay sets none")
+	settingsFlag(cmd, sys, &settingsPath)
+	cmd.Flags().StringVar(&o.Namespace, "namespace", "", "the app's namespace, as the Application's destination gives it (default: apps.namespace of rbd-dr.yaml)")
 	cmd.Flags().StringVar(&repoRoot, "repo-root", "", "the repository root (default: the folder above DIR holding .git)")
 	return cmd
 }

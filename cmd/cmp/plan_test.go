@@ -89,14 +89,12 @@ func TestPlanWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc = bytes.Replace(doc, []byte("image: csi-vol-wordpress"), []byte("image: csi-vol-blog"), 1)
-	doc = bytes.Replace(doc, []byte("    cluster: https://site-b.example.com:6443\n"), nil, 1)
 	if err := os.WriteFile(blog, doc, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, out, stderr := runIn(t, ".", nil, "plan", filepath.Join(root, "apps", "blog"), "--repo-root", root)
+	_, out, stderr := runIn(t, ".", nil, "plan", filepath.Join(root, "apps", "blog"), "--repo-root", root, "--namespace", "wordpress")
 	for _, want := range []string{
 		"replicapool/csi-vol-mysql is also declared in apps/shop/rbd-dr.yaml: two apps would fail over the same image",
-		"sites[1] (site-b) has no cluster URL",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing warning %q in\n%s%s", want, out, stderr)
@@ -115,9 +113,9 @@ kind: FailoverPolicy
 activeSite: site-a          # site-a or site-b
 sites:
     -   name: site-a        # odd indentation on purpose
-        cluster: "https://a.example.com:6443"
+        overlay: "overlays/site-a"
     -   name: site-b
-        cluster: 'https://b.example.com:6443'
+        overlay: 'overlays/site-b'
 volumes:
   - {pvc: data, pool: replicapool, image: img1, size: 1Gi}   # flow style
 `

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
 )
 
@@ -14,6 +15,7 @@ func renderCmd(sys system) *cobra.Command {
 	var site, role, namespace, repoRoot string
 	var apps bool
 	var source render.AppsOptions
+	var settingsPath string
 	cmd := &cobra.Command{
 		Use:   "render DIR (--site SITE | --apps --repo-url URL)",
 		Short: "Print what SITE's Argo CD would apply for the app folder DIR, or the app-of-apps",
@@ -24,6 +26,10 @@ func renderCmd(sys system) *cobra.Command {
 				return err
 			}
 			appDir, root, err := appFolder(args[0], repoRoot)
+			if err != nil {
+				return err
+			}
+			settings, err := config.LoadSettings(settingsPath)
 			if err != nil {
 				return err
 			}
@@ -39,11 +45,12 @@ func renderCmd(sys system) *cobra.Command {
 					}
 					source.Path = filepath.ToSlash(rel)
 				}
+				source.Settings = settings
 				out, err = renderApps(appDir, root, source)
 			case site == "":
 				return fmt.Errorf("give --site SITE (or --apps for the app-of-apps)")
 			default:
-				out, err = renderYAML(appDir, root, render.Options{Site: site, Role: r, Namespace: namespace})
+				out, err = renderYAML(appDir, root, render.Options{Site: site, Role: r, Namespace: namespace, Settings: settings})
 			}
 			if err != nil {
 				return err
@@ -52,6 +59,7 @@ func renderCmd(sys system) *cobra.Command {
 			return err
 		},
 	}
+	settingsFlag(cmd, sys, &settingsPath)
 	cmd.Flags().StringVar(&site, "site", "", "the site to render")
 	cmd.Flags().BoolVar(&apps, "apps", false, "render the app-of-apps: one Application per site")
 	cmd.Flags().StringVar(&source.RepoURL, "repo-url", "", "with --apps: the repository URL the Applications use")
@@ -59,7 +67,7 @@ func renderCmd(sys system) *cobra.Command {
 	cmd.Flags().StringVar(&source.Path, "path", "", "with --apps: the app folder in the repository (default: DIR relative to the repository root)")
 	cmd.Flags().StringVar(&source.Namespace, "apps-namespace", "argocd", "with --apps: the namespace of the Applications (Argo CD's)")
 	cmd.Flags().StringVar(&role, "role", "", "render as active or passive instead of what activeSite says")
-	cmd.Flags().StringVar(&namespace, "namespace", "", "the app's namespace where the overlay sets none")
+	cmd.Flags().StringVar(&namespace, "namespace", "", "the app's namespace, as the Application's destination gives it (default: apps.namespace of rbd-dr.yaml)")
 	cmd.Flags().StringVar(&repoRoot, "repo-root", "", "the repository root (default: the folder above DIR holding .git)")
 	return cmd
 }

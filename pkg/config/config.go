@@ -3,6 +3,7 @@
 package config
 
 import (
+	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -20,18 +21,14 @@ const (
 
 // Defaults filled in where the file is silent.
 const (
-	DefaultCephNamespace   = "rook-ceph"
-	DefaultCSIDriver       = "rook-ceph.rbd.csi.ceph.com"
-	DefaultNodeStageSecret = "rook-csi-rbd-node"
-	DefaultImageFeatures   = "layering"
-	DefaultFSType          = "ext4"
-	DefaultHookImage       = "ghcr.io/rbd-dr/argocd-rbd-dr:v0.1.0"
-	DefaultCephImage       = "docker.io/rook/ceph:v1.14.12"
-	DefaultBackoffLimit    = 2
-	DefaultDeadline        = 1800
-	DefaultStepTimeout     = 15 * time.Minute
-	DefaultParallelism     = 4
-	DefaultRetryLimit      = 10
+	DefaultCSIDriver     = "rook-ceph.rbd.csi.ceph.com"
+	DefaultImageFeatures = "layering"
+	DefaultFSType        = "ext4"
+	DefaultBackoffLimit  = 2
+	DefaultDeadline      = 1800
+	DefaultStepTimeout   = 15 * time.Minute
+	DefaultParallelism   = 4
+	DefaultRetryLimit    = 10
 )
 
 // Policy is the whole rbd-dr.yaml.
@@ -49,23 +46,22 @@ type Policy struct {
 
 	// File is where the policy was read from, for messages.
 	File string `yaml:"-"`
+	// lines places the fields, for problems found after loading.
+	lines index
 }
 
-// Site is one Kubernetes cluster with its Rook-Ceph.
+// Problem places a problem found after loading (against the settings, in
+// the rendered objects) on the field's line of the file.
+func (p *Policy) Problem(field, format string, args ...any) Problem {
+	return Problem{File: p.File, Line: p.lines.line(field), Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Site is one of the app's sites, by the name the platform's settings give
+// it; where it is and how its Ceph is reached are the settings' to say.
 type Site struct {
 	Name string `yaml:"name"`
 	// Overlay is the kustomize folder of this site, relative to the app folder.
 	Overlay string `yaml:"overlay"`
-	// Cluster is the API server URL, used by the app-of-apps.
-	Cluster string `yaml:"cluster"`
-	// CephNamespace is where Rook runs the CephCluster; the Ceph hook Jobs run there.
-	CephNamespace string `yaml:"cephNamespace"`
-	// ClusterID is ceph-csi's clusterID; Rook uses the CephCluster's namespace.
-	ClusterID string `yaml:"clusterID"`
-	// CSIDriver is the ceph-csi RBD driver name.
-	CSIDriver string `yaml:"csiDriver"`
-	// NodeStageSecret is the Secret in CephNamespace ceph-csi maps images with.
-	NodeStageSecret string `yaml:"nodeStageSecret"`
 }
 
 // Volume is one mirrored RBD image and the PVC that uses it.
@@ -84,13 +80,9 @@ type Volume struct {
 // Spec is the pool/image form the rbd CLI and the hook commands take.
 func (v Volume) Spec() string { return v.Pool + "/" + v.Image }
 
-// Hooks tunes the PreSync hook Jobs.
+// Hooks tunes the timing of the PreSync hook Jobs; what they run is the
+// platform's settings' to say.
 type Hooks struct {
-	// Image is argocd-rbd-dr's own image: it runs the quiesce step and
-	// delivers the binary to the Ceph Jobs.
-	Image string `yaml:"image"`
-	// CephImage is Rook's image (it carries rbd and toolbox.sh).
-	CephImage             string `yaml:"cephImage"`
 	BackoffLimit          *int32 `yaml:"backoffLimit"`
 	ActiveDeadlineSeconds *int64 `yaml:"activeDeadlineSeconds"`
 	// Timeout bounds how long one step waits (for a peer's demotion, for pods to stop).
@@ -104,8 +96,6 @@ type Hooks struct {
 // Apps tunes the app-of-apps: the Application per site that a parent
 // Application renders with MODE=apps.
 type Apps struct {
-	// Project is the Argo CD project of the Applications.
-	Project string `yaml:"project"`
 	// Namespace is the app's namespace on every site (the destination).
 	Namespace string `yaml:"namespace"`
 	// Prune lets automated sync delete what left git.
@@ -122,6 +112,27 @@ type Retry struct {
 	Backoff     string `yaml:"backoff"`
 	Factor      *int64 `yaml:"factor"`
 	MaxDuration string `yaml:"maxDuration"`
+}
+
+// movedToSettings says where the fields that left rbd-dr.yaml went: they
+// decide what runs with Ceph credentials and where, which is the platform
+// team's to say, not an app team's.
+var movedToSettings = map[string]string{
+	"sites[].cluster":         "sites[].cluster",
+	"sites[].cephNamespace":   "namespaces[] (the Ceph Jobs run in the app's namespace with its own Ceph user)",
+	"sites[].clusterID":       "sites[].clusterID",
+	"sites[].csiDriver":       "sites[].csiDriver",
+	"sites[].nodeStageSecret": "sites[].nodeStageSecret",
+	"hooks.image":             "images.hook",
+	"hooks.cephImage":         "images.ceph",
+	"apps.project":            "namespaces[].project",
+}
+
+func movedField(path string) string {
+	if to, ok := movedToSettings[path]; ok {
+		return "the platform team sets it in argocd-rbd-dr's settings file (" + to + "); remove it from " + FileName
+	}
+	return ""
 }
 
 // Site returns the named site.

@@ -16,7 +16,7 @@ kind: FailoverPolicy
 activeSite: site-a
 sites:
   - name: site-a
-    cluster: https://a.example.com:6443
+    overlay: overlays/site-a
   - name: site-b
     overlay: ../shared/b
 volumes:
@@ -37,8 +37,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := p.Site("site-a")
-	if a.Overlay != "overlays/site-a" || a.CephNamespace != "rook-ceph" || a.ClusterID != "rook-ceph" ||
-		a.CSIDriver != config.DefaultCSIDriver || a.NodeStageSecret != config.DefaultNodeStageSecret {
+	if a.Overlay != "overlays/site-a" {
 		t.Errorf("site defaults: %+v", a)
 	}
 	if p.Name != "web" {
@@ -49,7 +48,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("volume defaults: %+v", v)
 	}
 	h := p.Hooks
-	if *h.BackoffLimit != 2 || *h.ActiveDeadlineSeconds != 1800 || h.StepTimeout != 15*time.Minute || h.Parallelism != 4 || h.Image == "" || h.CephImage == "" {
+	if *h.BackoffLimit != 2 || *h.ActiveDeadlineSeconds != 1800 || h.StepTimeout != 15*time.Minute || h.Parallelism != 4 {
 		t.Errorf("hook defaults: %+v", h)
 	}
 	if p.ForcePromote {
@@ -65,8 +64,10 @@ func TestProblemsArePlaced(t *testing.T) {
 	}{
 		{"unknown top-level field", strings.Replace(good, "kind: FailoverPolicy", "kind: FailoverPolicy\nactivesite: site-b", 1),
 			`apps/web/rbd-dr.yaml:3: activesite: unknown field "activesite"; the fields here are apiVersion, kind, name, activeSite`},
-		{"unknown site field", strings.Replace(good, "    cluster:", "    clusterURL: x\n    cluster:", 1),
-			`apps/web/rbd-dr.yaml:6: sites[0].clusterURL: unknown field "clusterURL"`},
+		{"unknown site field", strings.Replace(good, "    overlay: overlays/site-a", "    clusterURL: x\n    overlay: overlays/site-a", 1),
+			`apps/web/rbd-dr.yaml:6: sites[0].clusterURL: unknown field "clusterURL"; the fields here are name, overlay`},
+		{"a field that moved to the settings", strings.Replace(good, "    overlay: overlays/site-a", "    cluster: https://a.example.com:6443\n    overlay: overlays/site-a", 1),
+			`apps/web/rbd-dr.yaml:6: sites[0].cluster: is no longer set here: the platform team sets it in argocd-rbd-dr's settings file (sites[].cluster); remove it from rbd-dr.yaml`},
 		{"wrong type", strings.Replace(good, "activeSite: site-a", "activeSite: site-a\nforcePromote: yes", 1),
 			`apps/web/rbd-dr.yaml:4: forcePromote: expected true or false, found the string "yes"`},
 		{"bool written in capitals", strings.Replace(good, "activeSite: site-a", "activeSite: site-a\nforcePromote: True", 1),
@@ -75,12 +76,12 @@ func TestProblemsArePlaced(t *testing.T) {
 			`apps/web/rbd-dr.yaml:15: hooks.parallelism: expected a whole number, found a list`},
 		{"key given twice", strings.Replace(good, "activeSite: site-a", "activeSite: site-a\nactiveSite: site-b", 1),
 			`apps/web/rbd-dr.yaml:4: activeSite: is given twice (first on line 3); keep one`},
-		{"key given twice through a merge", good + "hooks: &h\n  timeout: 1m\napps:\n  <<: {project: x}\n  project: y\n",
-			`apps/web/rbd-dr.yaml:18: apps.project: is given twice (first on line 17)`},
+		{"key given twice through a merge", good + "hooks: &h\n  timeout: 1m\napps:\n  <<: {namespace: x}\n  namespace: y\n",
+			`apps/web/rbd-dr.yaml:18: apps.namespace: is given twice (first on line 17)`},
 		{"merge of a scalar", good + "apps:\n  <<: x\n",
 			`apps/web/rbd-dr.yaml:15: apps: a merge (<<) must name a mapping, found the string "x"`},
 		{"list where a mapping goes", good + "hooks: [a]\n",
-			`apps/web/rbd-dr.yaml:14: hooks: expected a mapping of fields (image, cephImage,`},
+			`apps/web/rbd-dr.yaml:14: hooks: expected a mapping of fields (backoffLimit, activeDeadlineSeconds,`},
 		{"active site not a site", strings.Replace(good, "activeSite: site-a", "activeSite: site-c", 1),
 			`apps/web/rbd-dr.yaml:3: activeSite: "site-c" is not one of the sites (site-a, site-b)`},
 		{"active site missing", strings.Replace(good, "activeSite: site-a\n", "", 1),
@@ -101,8 +102,6 @@ func TestProblemsArePlaced(t *testing.T) {
 			`apps/web/rbd-dr.yaml:8: sites[1].overlay: "../../../etc" leaves the repository`},
 		{"absolute overlay", strings.Replace(good, "overlay: ../shared/b", "overlay: /etc", 1),
 			`sites[1].overlay: "/etc" is absolute`},
-		{"cluster not a URL", strings.Replace(good, "https://a.example.com:6443", "a.example.com", 1),
-			`apps/web/rbd-dr.yaml:6: sites[0].cluster: "a.example.com" is not an API server URL`},
 		{"wrong apiVersion", strings.Replace(good, "rbd-dr.io/v1alpha1", "v1", 1),
 			`apps/web/rbd-dr.yaml:1: apiVersion: is "v1"; set apiVersion: rbd-dr.io/v1alpha1`},
 		{"timeout not shorter than deadline", good + "hooks:\n  timeout: 2h\n",
@@ -151,12 +150,12 @@ func TestSyntaxErrorLines(t *testing.T) {
 
 // Aliases, merges and nulls decode as yaml.v3 would decode them.
 func TestAliasesMergesAndNulls(t *testing.T) {
-	doc := good + "hooks:\n  timeout: &t 1m\n  parallelism: ~\napps:\n  <<: &r {project: team}\n  retry: {backoff: *t}\n"
+	doc := good + "hooks:\n  timeout: &t 1m\n  parallelism: ~\napps:\n  <<: &r {namespace: team}\n  retry: {backoff: *t}\n"
 	p, err := parse(t, doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Hooks.StepTimeout != time.Minute || p.Hooks.Parallelism != config.DefaultParallelism || p.Apps.Project != "team" || p.Apps.Retry.Backoff != "1m" {
+	if p.Hooks.StepTimeout != time.Minute || p.Hooks.Parallelism != config.DefaultParallelism || p.Apps.Namespace != "team" || p.Apps.Retry.Backoff != "1m" {
 		t.Errorf("decoded %+v %+v", p.Hooks, p.Apps)
 	}
 }

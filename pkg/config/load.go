@@ -48,12 +48,12 @@ func Parse(data []byte, opts Options) (*Policy, error) {
 		return nil, problems
 	}
 	var p Policy
-	d := newDecoder(file, nil)
+	d := newDecoder(file, movedField)
 	d.decode(root, "", reflect.ValueOf(&p).Elem())
 	if len(d.problems) > 0 {
 		return nil, d.problems
 	}
-	p.File = file
+	p.File, p.lines = file, d.idx
 	v := validator{file: file, idx: d.idx, opts: opts}
 	v.policy(&p)
 	if len(v.problems) > 0 {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net/url"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -73,9 +72,6 @@ func (v *validator) policy(p *Policy) {
 
 func (v *validator) apps(p *Policy) {
 	a := &p.Apps
-	if a.Project == "" {
-		a.Project = "default"
-	}
 	if a.Namespace == "" {
 		a.Namespace = p.Name
 	}
@@ -146,35 +142,6 @@ func (v *validator) site(i int, s *Site, seen map[string]int) {
 	}
 	v.overlay(at+".overlay", s.Overlay)
 
-	if s.Cluster != "" {
-		if u, err := url.Parse(s.Cluster); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			v.addf(at+".cluster", "%q is not an API server URL; write it as https://host:port", s.Cluster)
-		}
-	}
-	if s.CephNamespace == "" {
-		s.CephNamespace = DefaultCephNamespace
-	}
-	if errs := validation.IsDNS1123Label(s.CephNamespace); len(errs) > 0 {
-		v.addf(at+".cephNamespace", "%q is not a namespace name: %s", s.CephNamespace, errs[0])
-	}
-	if s.ClusterID == "" {
-		s.ClusterID = s.CephNamespace
-	}
-	if strings.ContainsAny(s.ClusterID, " \t\n/") {
-		v.addf(at+".clusterID", "%q holds spaces or '/'; use ceph-csi's clusterID (Rook: the CephCluster's namespace)", s.ClusterID)
-	}
-	if s.CSIDriver == "" {
-		s.CSIDriver = DefaultCSIDriver
-	}
-	if errs := validation.IsDNS1123Subdomain(s.CSIDriver); len(errs) > 0 || len(s.CSIDriver) > 63 {
-		v.addf(at+".csiDriver", "%q is not a CSI driver name (e.g. %s)", s.CSIDriver, DefaultCSIDriver)
-	}
-	if s.NodeStageSecret == "" {
-		s.NodeStageSecret = DefaultNodeStageSecret
-	}
-	if errs := validation.IsDNS1123Subdomain(s.NodeStageSecret); len(errs) > 0 {
-		v.addf(at+".nodeStageSecret", "%q is not a Secret name: %s", s.NodeStageSecret, errs[0])
-	}
 }
 
 // overlay checks that the folder stays in the repository, as far as can be
@@ -250,17 +217,6 @@ func (v *validator) volume(i int, vol *Volume, seenPVC, seenImage map[string]int
 }
 
 func (v *validator) hooks(h *Hooks) {
-	if h.Image == "" {
-		h.Image = DefaultHookImage
-	}
-	if h.CephImage == "" {
-		h.CephImage = DefaultCephImage
-	}
-	for _, f := range []struct{ name, value string }{{"hooks.image", h.Image}, {"hooks.cephImage", h.CephImage}} {
-		if strings.ContainsAny(f.value, " \t\n") {
-			v.addf(f.name, "%q is not an image reference", f.value)
-		}
-	}
 	if h.BackoffLimit == nil {
 		h.BackoffLimit = ptr(int32(DefaultBackoffLimit))
 	}

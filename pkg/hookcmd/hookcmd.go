@@ -57,10 +57,13 @@ type Request struct {
 	// ForcePromoted tells resync that git declared a forced failover; without
 	// it resync must not act (a planned demotion can look split-brain).
 	ForcePromoted bool
-	// Ceph says how to reach the cluster; empty means rbd's defaults, as the
-	// Rook toolbox set-up in the Jobs writes them. Not rendered: for people
-	// and the lab.
-	Ceph struct{ Conf, Cluster, ID, Keyring string }
+	// Pools are the pools the app's namespace may move (the platform's
+	// settings): a Ceph step refuses any target outside them before acting.
+	Pools []string
+	// Ceph says how to reach the cluster and as whom. The Jobs give the
+	// namespace's Ceph user, its key file and the monitors; empty fields are
+	// left to rbd's defaults (for people and the lab).
+	Ceph struct{ Conf, Cluster, ID, Keyring, KeyFile, MonHost string }
 }
 
 const (
@@ -69,6 +72,10 @@ const (
 	flagParallelism   = "parallelism"
 	flagForce         = "force"
 	flagForcePromoted = "force-promoted"
+	flagPools         = "pools"
+	flagCephID        = "ceph-id"
+	flagCephKeyFile   = "ceph-keyfile"
+	flagCephMonHost   = "ceph-mon-host"
 )
 
 // Args is the command line of the request after `hook <step>`.
@@ -84,6 +91,14 @@ func (r Request) Args() []string {
 	if r.ForcePromoted {
 		args = append(args, "--"+flagForcePromoted)
 	}
+	if r.Step.Ceph() {
+		args = append(args, "--"+flagPools+"="+strings.Join(r.Pools, ","))
+		for _, f := range []struct{ flag, value string }{{flagCephID, r.Ceph.ID}, {flagCephKeyFile, r.Ceph.KeyFile}, {flagCephMonHost, r.Ceph.MonHost}} {
+			if f.value != "" {
+				args = append(args, "--"+f.flag+"="+f.value)
+			}
+		}
+	}
 	return append(args, r.Targets...)
 }
 
@@ -95,8 +110,11 @@ func FlagSet(step Step, r *Request) *pflag.FlagSet {
 	if step.Ceph() {
 		fs.StringVar(&r.Ceph.Conf, "ceph-conf", "", "ceph.conf of the cluster (default: rbd's, /etc/ceph/ceph.conf)")
 		fs.StringVar(&r.Ceph.Cluster, "ceph-cluster", "", "cluster name (default: rbd's)")
-		fs.StringVar(&r.Ceph.ID, "ceph-id", "", "Ceph user without client. (default: rbd's, admin)")
+		fs.StringVar(&r.Ceph.ID, flagCephID, "", "Ceph user without client. (default: rbd's, admin)")
 		fs.StringVar(&r.Ceph.Keyring, "ceph-keyring", "", "keyring of that user (default: rbd's)")
+		fs.StringVar(&r.Ceph.KeyFile, flagCephKeyFile, "", "file holding only that user's key (as a Secret mounts it)")
+		fs.StringVar(&r.Ceph.MonHost, flagCephMonHost, "", "the monitors, host:port[,host:port...] (default: from ceph.conf)")
+		fs.StringSliceVar(&r.Pools, flagPools, nil, "the pools this app may move (required): any other target is refused before anything is done")
 	}
 	switch step {
 	case Quiesce:
@@ -161,6 +179,14 @@ func (r Request) Validate() error {
 		pool, image, ok := strings.Cut(spec, "/")
 		if !ok || !config.ValidCephName(pool) || !config.ValidCephName(image) {
 			return fmt.Errorf("hook %s: %q is not pool/image with valid Ceph names", r.Step, spec)
+		}
+	}
+	if len(r.Pools) == 0 {
+		return fmt.Errorf("hook %s: give --%s, the pools this app may move", r.Step, flagPools)
+	}
+	for _, spec := range r.Targets {
+		if pool, _, _ := strings.Cut(spec, "/"); !slices.Contains(r.Pools, pool) {
+			return fmt.Errorf("hook %s: %s is in pool %s, which this app may not move (--%s=%s); nothing was done", r.Step, spec, pool, flagPools, strings.Join(r.Pools, ","))
 		}
 	}
 	return nil

@@ -54,6 +54,8 @@ type Step struct {
 // Options place the app and say which change to plan.
 type Options struct {
 	RepoRoot, AppDir, Namespace string
+	// Settings are the platform's (clusters, images, Ceph users).
+	Settings *config.Settings
 	// To is the site to make active; "" plans the file as it is.
 	To string
 	// Force plans a forced failover (forcePromote: true).
@@ -79,7 +81,7 @@ func Make(p *config.Policy, o Options) (*Plan, error) {
 		pl.Change = fmt.Sprintf("none: %s stays active (every hook checks and finds nothing to do)", p.ActiveSite)
 	}
 	for _, s := range p.Sites {
-		res, err := render.Render(p, render.Options{RepoRoot: o.RepoRoot, AppDir: o.AppDir, Site: s.Name, Namespace: o.Namespace})
+		res, err := render.Render(p, render.Options{RepoRoot: o.RepoRoot, AppDir: o.AppDir, Site: s.Name, Namespace: o.Namespace, Settings: o.Settings})
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +89,8 @@ func Make(p *config.Policy, o Options) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		site := Site{Name: s.Name, Role: string(res.Role), AppWave: render.AppWave(p, s.Name), Cluster: s.Cluster, Steps: hookSteps}
+		cluster, _ := o.Settings.Site(s.Name) // Render checked every site
+		site := Site{Name: s.Name, Role: string(res.Role), AppWave: render.AppWave(p, s.Name), Cluster: cluster.Cluster, Steps: hookSteps}
 		site.Then = "the app at its own replicas"
 		if res.Role == render.Passive {
 			site.Then = "Deployments and StatefulSets at 0 replicas, CronJobs suspended"
@@ -143,11 +146,6 @@ func warnings(p *config.Policy, o Options) []string {
 	var w []string
 	if p.ForcePromote {
 		w = append(w, fmt.Sprintf("forcePromote is true: %s promotes with --force if the other site has not demoted, losing the writes after the last mirror snapshot; set it back to false once the lost site is back and resynced", p.ActiveSite))
-	}
-	for i, s := range p.Sites {
-		if s.Cluster == "" {
-			w = append(w, fmt.Sprintf("sites[%d] (%s) has no cluster URL: the app-of-apps cannot deploy to it", i, s.Name))
-		}
 	}
 	return append(w, sharedImages(p, o)...)
 }

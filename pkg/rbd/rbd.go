@@ -23,6 +23,10 @@ type Conn struct {
 	Cluster string
 	ID      string
 	Keyring string
+	// KeyFile holds only the user's key, as a mounted Secret does.
+	KeyFile string
+	// MonHost lists the monitors (host:port,...) where there is no ceph.conf.
+	MonHost string
 }
 
 func (c Conn) argv(args ...string) []string {
@@ -31,7 +35,9 @@ func (c Conn) argv(args ...string) []string {
 		bin = "rbd"
 	}
 	out := []string{bin}
-	for _, o := range []struct{ flag, value string }{{"--conf", c.Conf}, {"--cluster", c.Cluster}, {"--id", c.ID}, {"--keyring", c.Keyring}} {
+	for _, o := range []struct{ flag, value string }{
+		{"--conf", c.Conf}, {"--cluster", c.Cluster}, {"--id", c.ID}, {"--keyring", c.Keyring}, {"--keyfile", c.KeyFile}, {"--mon_host", c.MonHost},
+	} {
 		if o.value != "" {
 			out = append(out, o.flag, o.value)
 		}

@@ -18,6 +18,8 @@ type AppsOptions struct {
 	Path string
 	// Namespace is where the parent puts its output: Argo CD's namespace.
 	Namespace string
+	// Settings give each site's cluster and the namespace's AppProject.
+	Settings *config.Settings
 }
 
 // Waves of the Applications: every passive site syncs (and so demotes)
@@ -105,16 +107,23 @@ type appBackoff struct {
 
 // Apps renders the app-of-apps: one Application per site, named
 // <name>-<site>, each rendering this folder through the plugin with its own
-// SITE, passive sites in an earlier sync wave than the active one.
+// SITE, passive sites in an earlier sync wave than the active one. The
+// clusters and the AppProject are the platform's settings', never the
+// team's file's.
 func Apps(p *config.Policy, o AppsOptions) ([]byte, error) {
 	if o.RepoURL == "" || o.Path == "" {
 		return nil, fmt.Errorf("the app-of-apps needs the parent's source: ARGOCD_APP_SOURCE_REPO_URL and ARGOCD_APP_SOURCE_PATH are not set")
 	}
+	if o.Settings == nil {
+		return nil, config.NoSettingsError()
+	}
+	tenant, err := o.Settings.Grant(p, p.Apps.Namespace)
+	if err != nil {
+		return nil, err
+	}
 	var apps []Object
-	for i, site := range p.Sites {
-		if site.Cluster == "" {
-			return nil, fmt.Errorf("%s: sites[%d] (%s) has no cluster: the app-of-apps needs each site's API server URL", p.File, i, site.Name)
-		}
+	for _, site := range p.Sites {
+		cluster, _ := o.Settings.Site(site.Name) // Grant checked every site
 		wave := AppWave(p, site.Name)
 		app := application{
 			APIVersion: "argoproj.io/v1alpha1",
@@ -126,12 +135,12 @@ func Apps(p *config.Policy, o AppsOptions) ([]byte, error) {
 				Annotations: map[string]string{waveAnnotation: strconv.Itoa(wave)},
 			},
 			Spec: appSpec{
-				Project: p.Apps.Project,
+				Project: tenant.Project,
 				Source: appSource{
 					RepoURL: o.RepoURL, Path: o.Path, TargetRevision: o.TargetRevision,
 					Plugin: appPlugin{Name: cmpenv.PluginName, Env: []appEnv{{Name: "SITE", Value: site.Name}}},
 				},
-				Destination: appDestination{Server: site.Cluster, Namespace: p.Apps.Namespace},
+				Destination: appDestination{Server: cluster.Cluster, Namespace: p.Apps.Namespace},
 				SyncPolicy: appSyncPolicy{
 					Automated:   appAutomated{Prune: *p.Apps.Prune, SelfHeal: *p.Apps.SelfHeal},
 					SyncOptions: []string{"CreateNamespace=true"},

@@ -29,7 +29,9 @@ func renderApps(t *testing.T, edit func(*config.Policy)) []byte {
 	if edit != nil {
 		edit(p)
 	}
-	out, err := render.Apps(p, appsSource)
+	o := appsSource
+	o.Settings = exampleSettings(t)
+	out, err := render.Apps(p, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +129,16 @@ func TestAppsErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Sites[1].Cluster = ""
-	if _, err := render.Apps(p, appsSource); err == nil || !strings.Contains(err.Error(), "sites[1] (site-b) has no cluster") {
-		t.Errorf("got %v", err)
+	if _, err := render.Apps(p, appsSource); err == nil || !strings.Contains(err.Error(), "no settings file") {
+		t.Errorf("without settings: got %v", err)
 	}
 	if _, err := render.Apps(p, render.AppsOptions{}); err == nil || !strings.Contains(err.Error(), "ARGOCD_APP_SOURCE_REPO_URL") {
 		t.Errorf("got %v", err)
+	}
+	o := appsSource
+	o.Settings = exampleSettings(t)
+	p.Apps.Namespace = "kube-system"
+	if _, err := render.Apps(p, o); err == nil || !strings.Contains(err.Error(), `namespace "kube-system" may not use argocd-rbd-dr`) {
+		t.Errorf("a namespace the settings do not grant: got %v", err)
 	}
 }

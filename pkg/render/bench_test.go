@@ -18,13 +18,17 @@ import (
 //
 //	go test ./pkg/render -run '^$' -bench . -benchtime 3x
 
-// benchRender is the work of one generate: load, render, encode.
+// benchRender is the work of one generate: load, render, encode. The app's
+// namespace is the one its overlay sets, which the example settings grant.
 func benchRender(b *testing.B, root, app, site string) ([]byte, *render.Result) {
 	p, err := config.Load(app, root)
 	if err != nil {
 		b.Fatal(err)
 	}
-	res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: site, Namespace: "bench"})
+	settings := exampleSettings(b)
+	settings.Namespaces = append(settings.Namespaces, settings.Namespaces[0])
+	settings.Namespaces[1].Namespace = "bench"
+	res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: site, Namespace: p.Apps.Namespace, Settings: settings})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,13 +71,13 @@ func writeBenchApp(b *testing.B, root string, n int, pvcsInBase bool) string {
 	policy.WriteString(`apiVersion: rbd-dr.io/v1alpha1
 kind: FailoverPolicy
 activeSite: site-a
+apps:
+  namespace: bench
 sites:
   - name: site-a
     overlay: overlays/site-a
-    cluster: https://site-a.example.com:6443
   - name: site-b
     overlay: overlays/site-b
-    cluster: https://site-b.example.com:6443
 volumes:
 `)
 	for i := range n {

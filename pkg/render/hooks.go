@@ -2,6 +2,7 @@ package render
 
 import (
 	"strconv"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -36,31 +37,38 @@ const (
 	waveRecover = 3 // resync after a forced failover (passive)
 )
 
-// hooks builds the PreSync hook objects of the role, in wave order.
-func hooks(p *config.Policy, site config.Site, role Role, namespace string) ([]Object, error) {
+// hooks builds the PreSync hook objects of the role, in wave order. Every
+// one of them lives in the app's namespace: the Ceph Jobs too, with the
+// namespace's own Ceph user, so nothing lands in the Ceph namespace.
+func hooks(pl *placement, role Role) ([]Object, error) {
+	p := pl.policy
 	images := make([]string, len(p.Volumes))
 	pvcs := make([]string, len(p.Volumes))
 	for i, v := range p.Volumes {
 		images[i], pvcs[i] = v.Spec(), v.PVC
 	}
 	base := hookcmd.Request{Timeout: p.Hooks.StepTimeout, Parallelism: p.Hooks.Parallelism, Targets: images}
+	base.Pools = pl.tenant.Pools
+	base.Ceph.ID = pl.tenant.CephUser
+	base.Ceph.KeyFile = cephKeyDir + "/" + cephKeyFile
+	base.Ceph.MonHost = strings.Join(pl.ceph.Monitors, ",")
 
 	var objs []runtime.Object
 	if role == Active {
 		prepare, promote := base, base
 		prepare.Step, promote.Step = hookcmd.Prepare, hookcmd.Promote
 		promote.Force = p.ForcePromote
-		objs = append(objs, cephJob(p, site, prepare, waveStop), cephJob(p, site, promote, waveRole))
+		objs = append(objs, cephJob(pl, prepare, waveStop), cephJob(pl, promote, waveRole))
 	} else {
-		quiesce, demote := base, base
-		quiesce.Step, quiesce.Namespace, quiesce.Targets = hookcmd.Quiesce, namespace, pvcs
+		quiesce, demote := hookcmd.Request{Timeout: base.Timeout, Parallelism: base.Parallelism}, base
+		quiesce.Step, quiesce.Namespace, quiesce.Targets = hookcmd.Quiesce, pl.namespace, pvcs
 		demote.Step = hookcmd.Demote
-		objs = append(objs, quiesceRBAC(p, namespace)...)
-		objs = append(objs, quiesceJob(p, quiesce, namespace), cephJob(p, site, demote, waveRole))
+		objs = append(objs, quiesceRBAC(p, pl.namespace)...)
+		objs = append(objs, quiesceJob(pl, quiesce), cephJob(pl, demote, waveRole))
 		if p.ForcePromote {
 			resync := base
 			resync.Step, resync.ForcePromoted = hookcmd.Resync, true
-			objs = append(objs, cephJob(p, site, resync, waveRecover))
+			objs = append(objs, cephJob(pl, resync, waveRecover))
 		}
 	}
 	out := make([]Object, 0, len(objs))
@@ -99,78 +107,85 @@ func jobSpec(p *config.Policy, step hookcmd.Step, pod corev1.PodSpec) batchv1.Jo
 	}
 }
 
-// cephJob runs a step with rbd, following Rook's toolbox-job pattern: the
-// config-init initContainer writes /etc/ceph from the mon endpoints ConfigMap
-// and the mon Secret; a second initContainer copies our binary into the pod.
-func cephJob(p *config.Policy, site config.Site, req hookcmd.Request, wave int) *batchv1.Job {
+// Where a Ceph Job finds its Ceph user's key, and where rbd may write its
+// admin socket on a read-only root filesystem.
+const (
+	cephKeyDir  = "/etc/rbd-dr/ceph"
+	cephKeyFile = "key"
+	cephRunDir  = "/var/run/ceph"
+)
+
+// cephJob runs a step with rbd from the platform's Ceph image, as the app
+// namespace's Ceph user, whose key comes from that namespace's Secret; an
+// initContainer from argocd-rbd-dr's image copies our binary into the pod.
+// Both images are pinned by digest in the settings.
+func cephJob(pl *placement, req hookcmd.Request, wave int) *batchv1.Job {
 	never := false
-	cephConfig := corev1.VolumeMount{Name: "ceph-config", MountPath: "/etc/ceph"}
+	keyMode := int32(0o440) // group-readable: the pod's fsGroup is the user's
 	bin := corev1.VolumeMount{Name: "rbd-dr-bin", MountPath: binDir}
-	readOnly := func(m corev1.VolumeMount) corev1.VolumeMount { m.ReadOnly = true; return m }
 	pod := corev1.PodSpec{
 		AutomountServiceAccountToken: &never,
-		InitContainers: []corev1.Container{
-			{
-				Name:            "config-init",
-				Image:           p.Hooks.CephImage,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command:         []string{"/usr/local/bin/toolbox.sh"},
-				Args:            []string{"--skip-watch"},
-				Env: []corev1.EnvVar{{
-					Name: "ROOK_CEPH_USERNAME",
-					ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-						LocalObjectReference: corev1.LocalObjectReference{Name: "rook-ceph-mon"},
-						Key:                  "ceph-username",
-					}},
-				}},
-				VolumeMounts: []corev1.VolumeMount{
-					cephConfig,
-					{Name: "mon-endpoint-volume", MountPath: "/etc/rook"},
-					{Name: "ceph-admin-secret", MountPath: "/var/lib/rook-ceph-mon"},
-				},
-			},
-			{
-				Name:            "install-" + cmpenv.Binary,
-				Image:           p.Hooks.Image,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command:         []string{cmpenv.Binary, "copy-self", binPath},
-				VolumeMounts:    []corev1.VolumeMount{bin},
-				SecurityContext: restricted(),
-			},
-		},
+		SecurityContext:              podSecurity(),
+		InitContainers: []corev1.Container{{
+			Name:            "install-" + cmpenv.Binary,
+			Image:           pl.images.Hook,
+			ImagePullPolicy: corev1.PullIfNotPresent,
+			Command:         []string{cmpenv.Binary, "copy-self", binPath},
+			VolumeMounts:    []corev1.VolumeMount{bin},
+			SecurityContext: restricted(),
+		}},
 		Containers: []corev1.Container{{
 			Name:            string(req.Step),
-			Image:           p.Hooks.CephImage,
+			Image:           pl.images.Ceph,
 			ImagePullPolicy: corev1.PullIfNotPresent,
 			Command:         []string{binPath, "hook", string(req.Step)},
 			Args:            req.Args(),
-			VolumeMounts:    []corev1.VolumeMount{readOnly(cephConfig), readOnly(bin)},
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: bin.Name, MountPath: bin.MountPath, ReadOnly: true},
+				{Name: "ceph-key", MountPath: cephKeyDir, ReadOnly: true},
+				{Name: "ceph-run", MountPath: cephRunDir},
+			},
+			SecurityContext: restricted(),
 		}},
 		Volumes: []corev1.Volume{
-			{Name: "ceph-admin-secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName: "rook-ceph-mon",
-				Optional:   &never,
-				Items:      []corev1.KeyToPath{{Key: "ceph-secret", Path: "secret.keyring"}},
+			{Name: "ceph-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName:  pl.tenant.CephSecret.Name,
+				Optional:    &never,
+				DefaultMode: &keyMode,
+				Items:       []corev1.KeyToPath{{Key: pl.tenant.CephSecret.Key, Path: cephKeyFile}},
 			}}},
-			{Name: "mon-endpoint-volume", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: "rook-ceph-mon-endpoints"},
-				Items:                []corev1.KeyToPath{{Key: "data", Path: "mon-endpoints"}},
-			}}},
-			{Name: "ceph-config", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "ceph-run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			{Name: "rbd-dr-bin", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		},
 	}
 	return &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: hookMeta(p, objectName(p.Name, string(req.Step)), site.CephNamespace, req.Step, wave),
-		Spec:       jobSpec(p, req.Step, pod),
+		ObjectMeta: hookMeta(pl.policy, objectName(pl.policy.Name, string(req.Step)), pl.namespace, req.Step, wave),
+		Spec:       jobSpec(pl.policy, req.Step, pod),
 	}
 }
 
-// restricted is the container security context of our own image: it runs as
-// the sidecar's user and needs nothing else.
+// hookUser is the user every hook container runs as: the sidecar's, and
+// not root, whatever the image says.
+const hookUser = int64(999)
+
+// podSecurity is the hook pods' security context: non-root, the runtime's
+// default seccomp profile, and the user's group on mounted Secrets.
+func podSecurity() *corev1.PodSecurityContext {
+	yes, uid := true, hookUser
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:   &yes,
+		RunAsUser:      &uid,
+		RunAsGroup:     &uid,
+		FSGroup:        &uid,
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// restricted is every hook container's security context: it runs as
+// hookUser and needs nothing else.
 func restricted() *corev1.SecurityContext {
-	yes, no, uid := true, false, int64(999)
+	yes, no, uid := true, false, hookUser
 	return &corev1.SecurityContext{
 		RunAsNonRoot:             &yes,
 		RunAsUser:                &uid,
@@ -182,13 +197,15 @@ func restricted() *corev1.SecurityContext {
 }
 
 // quiesceJob runs in the app's namespace, with the ServiceAccount of quiesceRBAC.
-func quiesceJob(p *config.Policy, req hookcmd.Request, namespace string) *batchv1.Job {
+func quiesceJob(pl *placement, req hookcmd.Request) *batchv1.Job {
+	p, namespace := pl.policy, pl.namespace
 	name := objectName(p.Name, string(hookcmd.Quiesce))
 	pod := corev1.PodSpec{
 		ServiceAccountName: name,
+		SecurityContext:    podSecurity(),
 		Containers: []corev1.Container{{
 			Name:            string(hookcmd.Quiesce),
-			Image:           p.Hooks.Image,
+			Image:           pl.images.Hook,
 			ImagePullPolicy: corev1.PullIfNotPresent,
 			Command:         []string{cmpenv.Binary, "hook", string(hookcmd.Quiesce)},
 			Args:            req.Args(),

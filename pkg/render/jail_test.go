@@ -31,7 +31,7 @@ func renderInRepo(t *testing.T, files map[string]string, links map[string]string
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: "a", Namespace: "shop"})
+	_, err = render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: "a", Namespace: "shop", Settings: testSettings(t)})
 	return err
 }
 

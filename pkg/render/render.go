@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
 
@@ -43,9 +44,47 @@ type Options struct {
 	Site string
 	// Role overrides the role activeSite gives the site (for validate and tests).
 	Role Role
-	// Namespace is the app's namespace (ARGOCD_APP_NAMESPACE), used where the
-	// overlay sets none.
+	// Namespace is the app's namespace (ARGOCD_APP_NAMESPACE, the
+	// Application's destination, which its AppProject allowed); default
+	// apps.namespace of rbd-dr.yaml. Every object of the app lives there.
 	Namespace string
+	// Settings are the platform's: clusters, Ceph connection facts, images,
+	// and what each namespace may move. Required.
+	Settings *config.Settings
+}
+
+// placement is where and as whom one site of the app runs: the team's policy
+// joined with the platform's settings for that site and namespace.
+type placement struct {
+	policy    *config.Policy
+	site      config.Site
+	ceph      config.SiteSettings
+	tenant    config.TenantSetting
+	images    config.Images
+	namespace string
+}
+
+// place checks the policy against the settings for the site and namespace.
+func place(p *config.Policy, s *config.Settings, siteName, namespace string) (*placement, error) {
+	if s == nil {
+		return nil, config.NoSettingsError()
+	}
+	site, ok := p.Site(siteName)
+	if !ok {
+		return nil, fmt.Errorf("site %q is not in %s (sites: %s); set the Application's SITE to one of them", siteName, p.File, strings.Join(p.SiteNames(), ", "))
+	}
+	if namespace == "" {
+		namespace = p.Apps.Namespace
+	}
+	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return nil, fmt.Errorf("the app's namespace %q is not a namespace name: %s; fix the Application's destination namespace", namespace, errs[0])
+	}
+	tenant, err := s.Grant(p, namespace)
+	if err != nil {
+		return nil, err
+	}
+	ceph, _ := s.Site(site.Name) // Grant checked that every site is known
+	return &placement{policy: p, site: site, ceph: ceph, tenant: tenant, images: s.Images, namespace: namespace}, nil
 }
 
 // Result is one site's rendering.
@@ -65,10 +104,11 @@ type Object = map[string]any
 
 // Render builds one site of the app.
 func Render(p *config.Policy, o Options) (*Result, error) {
-	site, ok := p.Site(o.Site)
-	if !ok {
-		return nil, fmt.Errorf("site %q is not in %s (sites: %s); set the Application's SITE to one of them", o.Site, p.File, strings.Join(p.SiteNames(), ", "))
+	pl, err := place(p, o.Settings, o.Site, o.Namespace)
+	if err != nil {
+		return nil, err
 	}
+	site := pl.site
 	role := o.Role
 	if role == "" {
 		role = Passive
@@ -92,17 +132,19 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 	}
 
 	r := &Result{Site: site, Role: role, App: app}
+	if err := confine(app, pl.namespace); err != nil {
+		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
+	}
 	if role == Passive {
 		if err := stopWorkloads(app); err != nil {
 			return nil, fmt.Errorf("site %s: %w", site.Name, err)
 		}
 	}
-	var namespace string
-	r.Volumes, namespace, err = bindVolumes(p, site, app, o.Namespace)
+	r.Volumes, err = bindVolumes(pl, app)
 	if err != nil {
 		return nil, fmt.Errorf("site %s: %w", site.Name, err)
 	}
-	r.Hooks, err = hooks(p, site, role, namespace)
+	r.Hooks, err = hooks(pl, role)
 	if err != nil {
 		return nil, fmt.Errorf("site %s: %w", site.Name, err)
 	}

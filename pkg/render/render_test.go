@@ -51,7 +51,7 @@ func renderExample(t testing.TB, site string, role render.Role, edit func(*confi
 	if edit != nil {
 		edit(p)
 	}
-	res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: site, Role: role, Namespace: "ignored-overlay-sets-it"})
+	res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: site, Role: role, Namespace: "wordpress", Settings: exampleSettings(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func renderInline(t *testing.T, role render.Role, files map[string]string) (*ren
 	if err != nil {
 		t.Fatal(err)
 	}
-	return render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: "a", Role: role, Namespace: "shop"})
+	return render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: "a", Role: role, Namespace: "shop", Settings: testSettings(t)})
 }
 
 // appObject returns one object of the app part as YAML.
@@ -208,10 +208,10 @@ spec:
     driver: rook-ceph.rbd.csi.ceph.com
     fsType: ext4
     nodeStageSecretRef:
-      name: rook-csi-rbd-node
-      namespace: rook-ceph
+      name: csi-node
+      namespace: ceph
     volumeAttributes:
-      clusterID: rook-ceph
+      clusterID: ceph-a
       imageFeatures: layering
       pool: pool1
       staticVolume: "true"
@@ -285,8 +285,16 @@ func TestRenderErrors(t *testing.T) {
 		}, `spec.volumeName is "other"; remove it`},
 		{"two claims of the name", map[string]string{
 			"app/overlay/kustomization.yaml": "resources: [pvc.yaml]\n",
-			"app/overlay/pvc.yaml":           "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data, namespace: x}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data, namespace: y}\n",
+			"app/overlay/pvc.yaml":           "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data, namespace: shop}\n",
 		}, "the overlay has 2 PersistentVolumeClaims named data"},
+		{"object in another namespace", map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [cm.yaml]\n",
+			"app/overlay/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: kube-system}\n",
+		}, "ConfigMap c is in namespace kube-system, but this app's namespace is shop"},
+		{"cluster-scoped object", map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [ns.yaml]\n",
+			"app/overlay/ns.yaml":            "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n",
+		}, "Namespace other is cluster-scoped"},
 		{"no overlay", map[string]string{"app/other/kustomization.yaml": "resources: []\n"},
 			"site a overlay overlay: app/overlay: no kustomization.yaml in this folder"},
 		{"kustomize error", map[string]string{"app/overlay/kustomization.yaml": "resources: [missing.yaml]\n"},
@@ -309,7 +317,7 @@ func TestUnknownSite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = render.Render(p, render.Options{RepoRoot: root, AppDir: filepath.Join(root, "app"), Site: "c"})
+	_, err = render.Render(p, render.Options{RepoRoot: root, AppDir: filepath.Join(root, "app"), Site: "c", Settings: testSettings(t)})
 	if err == nil || !strings.Contains(err.Error(), `site "c" is not in app/rbd-dr.yaml (sites: a, b)`) {
 		t.Errorf("got %v", err)
 	}

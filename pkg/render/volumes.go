@@ -44,9 +44,10 @@ type claim struct {
 }
 
 // bindVolumes makes a static PV per declared volume and binds the overlay's
-// PVC of that name to it, adding the PVC where the overlay has none. It
-// returns the new objects and the one namespace the PVCs live in.
-func bindVolumes(p *config.Policy, site config.Site, app resmap.ResMap, fallbackNS string) ([]Object, string, error) {
+// PVC of that name to it, adding the PVC where the overlay has none. Every
+// claim is in the app's namespace (confine saw to the overlay's).
+func bindVolumes(pl *placement, app resmap.ResMap) ([]Object, error) {
+	p := pl.policy
 	pvcs := map[string][]*kresource.Resource{}
 	for _, res := range app.Resources() {
 		if gvk := res.GetGvk(); gvk.Group == "" && gvk.Kind == "PersistentVolumeClaim" {
@@ -54,51 +55,36 @@ func bindVolumes(p *config.Policy, site config.Site, app resmap.ResMap, fallback
 		}
 	}
 	var pvs, added []Object
-	namespace := ""
 	for i, vol := range p.Volumes {
 		pv := pvName(vol)
-		var c claim
-		var err error
+		c := claim{namespace: pl.namespace, accessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, volumeMode: corev1.PersistentVolumeFilesystem}
 		switch found := pvcs[vol.PVC]; len(found) {
 		case 0:
-			c = claim{namespace: fallbackNS, accessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, volumeMode: corev1.PersistentVolumeFilesystem}
-			if c.namespace == "" {
-				return nil, "", fmt.Errorf("volumes[%d].pvc %q is not in the overlay and the app has no namespace: add the PVC to the overlay or set the Application's destination namespace", i, vol.PVC)
-			}
 			obj, err := toObject(newPVC(p.Name, vol, pv, c))
 			if err != nil {
-				return nil, "", err
+				return nil, err
 			}
 			added = append(added, obj)
 		case 1:
-			if c, err = bindPVC(found[0], vol, pv, fallbackNS); err != nil {
-				return nil, "", fmt.Errorf("PersistentVolumeClaim %s (volumes[%d]): %w", vol.PVC, i, err)
+			var err error
+			if c, err = bindPVC(found[0], vol, pv, c); err != nil {
+				return nil, fmt.Errorf("PersistentVolumeClaim %s (volumes[%d]): %w", vol.PVC, i, err)
 			}
 		default:
-			return nil, "", fmt.Errorf("the overlay has %d PersistentVolumeClaims named %s; volumes[%d] needs exactly one", len(found), vol.PVC, i)
+			return nil, fmt.Errorf("the overlay has %d PersistentVolumeClaims named %s; volumes[%d] needs exactly one", len(found), vol.PVC, i)
 		}
-		if namespace != "" && c.namespace != namespace {
-			return nil, "", fmt.Errorf("PersistentVolumeClaim %s is in namespace %s but the others are in %s; keep the app's volumes in one namespace", vol.PVC, c.namespace, namespace)
-		}
-		namespace = c.namespace
-		obj, err := toObject(staticPV(p.Name, site, vol, pv, c))
+		obj, err := toObject(staticPV(pl, vol, pv, c))
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		pvs = append(pvs, obj)
 	}
-	return append(pvs, added...), namespace, nil
+	return append(pvs, added...), nil
 }
 
 // bindPVC points an overlay PVC at its static PV and reads what the PV must match.
-func bindPVC(res *kresource.Resource, vol config.Volume, pv, fallbackNS string) (claim, error) {
-	c := claim{namespace: res.GetNamespace(), volumeMode: corev1.PersistentVolumeFilesystem}
-	if c.namespace == "" {
-		c.namespace = fallbackNS
-	}
-	if c.namespace == "" {
-		return c, fmt.Errorf("has no namespace: set namespace in the kustomization or the Application's destination namespace")
-	}
+func bindPVC(res *kresource.Resource, vol config.Volume, pv string, c claim) (claim, error) {
+	c.accessModes = nil
 	if name := stringAt(res, "spec", "volumeName"); name != "" && name != pv {
 		return c, fmt.Errorf("spec.volumeName is %q; remove it, argocd-rbd-dr binds the claim to %s", name, pv)
 	}
@@ -165,7 +151,8 @@ func pvName(vol config.Volume) string {
 	return shorten(clean, vol.Spec())
 }
 
-func staticPV(app string, site config.Site, vol config.Volume, name string, c claim) *corev1.PersistentVolume {
+func staticPV(pl *placement, vol config.Volume, name string, c claim) *corev1.PersistentVolume {
+	app, site := pl.policy.Name, pl.ceph
 	mode := c.volumeMode
 	csi := &corev1.CSIPersistentVolumeSource{
 		Driver:       site.CSIDriver,
@@ -176,7 +163,7 @@ func staticPV(app string, site config.Site, vol config.Volume, name string, c cl
 			"staticVolume":  "true",
 			"imageFeatures": vol.ImageFeatures,
 		},
-		NodeStageSecretRef: &corev1.SecretReference{Name: site.NodeStageSecret, Namespace: site.CephNamespace},
+		NodeStageSecretRef: &corev1.SecretReference{Name: site.NodeStageSecret.Name, Namespace: site.NodeStageSecret.Namespace},
 	}
 	if mode != corev1.PersistentVolumeBlock {
 		csi.FSType = vol.FSType

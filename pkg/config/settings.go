@@ -1,0 +1,328 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/distribution/reference"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// SettingsEnv names the variable that holds the settings file's path in the
+// sidecar; manifests/ mounts the platform's ConfigMap there.
+const SettingsEnv = "RBD_DR_SETTINGS"
+
+// SettingsKind identifies the settings document.
+const SettingsKind = "Settings"
+
+// Settings is what the platform team decides for every app: the sites'
+// clusters and Ceph connection facts, the hook images, and which app
+// namespaces may move which pools with which Ceph credentials. It lives
+// outside every app's repository, so nothing a team pushes can change it.
+type Settings struct {
+	APIVersion string          `yaml:"apiVersion"`
+	Kind       string          `yaml:"kind"`
+	Images     Images          `yaml:"images"`
+	Sites      []SiteSettings  `yaml:"sites"`
+	Namespaces []TenantSetting `yaml:"namespaces"`
+
+	// File is where the settings were read from, for messages.
+	File string `yaml:"-"`
+}
+
+// Images are the hook Jobs' images, pinned by digest so that a tag moved in a
+// registry cannot change what runs with a team's Ceph key.
+type Images struct {
+	// Hook is argocd-rbd-dr's own image: quiesce, and the binary the Ceph
+	// Jobs run.
+	Hook string `yaml:"hook"`
+	// Ceph is an image carrying the rbd CLI (Rook's rook/ceph or Ceph's own).
+	Ceph string `yaml:"ceph"`
+}
+
+// SiteSettings is one Kubernetes cluster with its Ceph cluster.
+type SiteSettings struct {
+	Name string `yaml:"name"`
+	// Cluster is the API server URL the app-of-apps deploys to.
+	Cluster string `yaml:"cluster"`
+	// ClusterID is ceph-csi's clusterID (Rook: the CephCluster's namespace).
+	ClusterID string `yaml:"clusterID"`
+	// CSIDriver is the ceph-csi RBD driver name.
+	CSIDriver string `yaml:"csiDriver"`
+	// NodeStageSecret is the Secret ceph-csi maps the static volumes with.
+	NodeStageSecret SecretRef `yaml:"nodeStageSecret"`
+	// Monitors are the Ceph monitors the hook Jobs connect to (host:port).
+	Monitors []string `yaml:"monitors"`
+}
+
+// SecretRef names a Secret in a namespace.
+type SecretRef struct {
+	Name      string `yaml:"name"`
+	Namespace string `yaml:"namespace"`
+}
+
+// TenantSetting is what one app namespace may do.
+type TenantSetting struct {
+	// Namespace is the app's namespace on every site.
+	Namespace string `yaml:"namespace"`
+	// Project is the Argo CD AppProject of the app-of-apps' Applications.
+	Project string `yaml:"project"`
+	// Pools are the Ceph pools whose images this namespace's apps may move.
+	Pools []string `yaml:"pools"`
+	// CephUser is the CephX user (without client.) the Ceph Jobs run as: a
+	// Rook CephClient with caps on Pools only.
+	CephUser string `yaml:"cephUser"`
+	// CephSecret is the Secret in Namespace that holds CephUser's key.
+	CephSecret SecretKeyRef `yaml:"cephSecret"`
+}
+
+// SecretKeyRef names one key of a Secret in the app's namespace.
+type SecretKeyRef struct {
+	Name string `yaml:"name"`
+	// Key defaults to CephUser, as in the Secret a Rook CephClient makes.
+	Key string `yaml:"key"`
+}
+
+// Site returns the named site's settings.
+func (s *Settings) Site(name string) (SiteSettings, bool) {
+	i := slices.IndexFunc(s.Sites, func(site SiteSettings) bool { return site.Name == name })
+	if i < 0 {
+		return SiteSettings{}, false
+	}
+	return s.Sites[i], true
+}
+
+// Tenant returns what the namespace may do, or an error that says how the
+// platform team grants it.
+func (s *Settings) Tenant(namespace string) (TenantSetting, error) {
+	i := slices.IndexFunc(s.Namespaces, func(t TenantSetting) bool { return t.Namespace == namespace })
+	if i < 0 {
+		return TenantSetting{}, fmt.Errorf("namespace %q may not use argocd-rbd-dr: it is not under namespaces in the platform's settings (%s); ask the platform team to add it with its pools and Ceph credentials", namespace, s.File)
+	}
+	return s.Namespaces[i], nil
+}
+
+// Allows says whether the tenant may move images of pool.
+func (t TenantSetting) Allows(pool string) bool { return slices.Contains(t.Pools, pool) }
+
+// NoSettingsError says that nothing renders without the platform's settings:
+// safe by default, since they decide what runs with Ceph credentials.
+func NoSettingsError() error {
+	return fmt.Errorf("no settings file: the platform team provides one (env %s in the sidecar, or --settings; see examples/rbd-dr-settings.yaml); without it nothing is rendered", SettingsEnv)
+}
+
+// LoadSettings reads and validates the platform's settings file. Its path is
+// the platform's, never a team's, so it is read as it is, within a size limit.
+func LoadSettings(path string) (*Settings, error) {
+	if path == "" {
+		return nil, NoSettingsError()
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("the settings file %s does not exist: the platform team creates ConfigMap argocd-rbd-dr-settings (see manifests/settings); until then nothing is rendered", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the settings file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the settings file %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("the settings file %s is larger than %d bytes; it holds a page of settings", path, MaxFileSize)
+	}
+	return ParseSettings(data, path)
+}
+
+// ParseSettings decodes and validates a settings document, every problem at once.
+func ParseSettings(data []byte, file string) (*Settings, error) {
+	root, problems := parseDocument(data, file, "start from examples/rbd-dr-settings.yaml")
+	if problems != nil {
+		return nil, problems
+	}
+	var s Settings
+	d := newDecoder(file, nil)
+	d.decode(root, "", reflect.ValueOf(&s).Elem())
+	if len(d.problems) > 0 {
+		return nil, d.problems
+	}
+	s.File = file
+	v := validator{file: file, idx: d.idx}
+	v.settings(&s)
+	if len(v.problems) > 0 {
+		return nil, v.problems
+	}
+	return &s, nil
+}
+
+func (v *validator) settings(s *Settings) {
+	if s.APIVersion != APIVersion {
+		v.addf("apiVersion", "is %q; set apiVersion: %s", s.APIVersion, APIVersion)
+	}
+	if s.Kind != SettingsKind {
+		v.addf("kind", "is %q; set kind: %s", s.Kind, SettingsKind)
+	}
+	v.pinnedImage("images.hook", s.Images.Hook)
+	v.pinnedImage("images.ceph", s.Images.Ceph)
+	if len(s.Sites) < 2 {
+		v.addf("sites", "lists %d site(s); mirroring needs at least two", len(s.Sites))
+	}
+	seen := map[string]int{}
+	clusters := map[string]int{}
+	for i := range s.Sites {
+		site := &s.Sites[i]
+		at := fmt.Sprintf("sites[%d]", i)
+		v.unique(at+".name", "site", site.Name, seen, i)
+		if j, dup := clusters[site.Cluster]; dup && site.Cluster != "" {
+			v.addf(at+".cluster", "%q is already sites[%d].cluster; each site is its own cluster, or one rendering would demote what the other promotes", site.Cluster, j)
+		} else {
+			clusters[site.Cluster] = i
+		}
+		if u, err := url.Parse(site.Cluster); err != nil || u.Scheme != "https" || u.Host == "" {
+			v.addf(at+".cluster", "%q is not an API server URL; write it as https://host:port", site.Cluster)
+		}
+		if site.ClusterID == "" || strings.ContainsAny(site.ClusterID, " \t\n/") {
+			v.addf(at+".clusterID", "%q is not a ceph-csi clusterID; give the one in ceph-csi's config (Rook: the CephCluster's namespace)", site.ClusterID)
+		}
+		if site.CSIDriver == "" {
+			site.CSIDriver = DefaultCSIDriver
+		}
+		if errs := validation.IsDNS1123Subdomain(site.CSIDriver); len(errs) > 0 || len(site.CSIDriver) > 63 {
+			v.addf(at+".csiDriver", "%q is not a CSI driver name (e.g. %s)", site.CSIDriver, DefaultCSIDriver)
+		}
+		v.dnsSubdomain(at+".nodeStageSecret.name", "Secret", site.NodeStageSecret.Name)
+		v.dnsLabel(at+".nodeStageSecret.namespace", "namespace", site.NodeStageSecret.Namespace)
+		if len(site.Monitors) == 0 {
+			v.addf(at+".monitors", "is empty; list the Ceph monitors the hook Jobs connect to (host:port, e.g. Rook's mon Service addresses)")
+		}
+		for j, m := range site.Monitors {
+			if host, port, err := net.SplitHostPort(m); err != nil || host == "" || port == "" || strings.ContainsAny(m, ", \t") {
+				v.addf(fmt.Sprintf("%s.monitors[%d]", at, j), "%q is not host:port", m)
+			}
+		}
+	}
+	tenants := map[string]int{}
+	for i := range s.Namespaces {
+		t := &s.Namespaces[i]
+		at := fmt.Sprintf("namespaces[%d]", i)
+		if v.dnsLabel(at+".namespace", "namespace", t.Namespace) {
+			v.unique(at+".namespace", "namespace", t.Namespace, tenants, i)
+		}
+		v.dnsSubdomain(at+".project", "AppProject", t.Project)
+		if len(t.Pools) == 0 {
+			v.addf(at+".pools", "is empty; list the Ceph pools this namespace's apps may move")
+		}
+		for j, pool := range t.Pools {
+			if !ValidCephName(pool) {
+				v.addf(fmt.Sprintf("%s.pools[%d]", at, j), "%q is not a valid Ceph pool name", pool)
+			}
+		}
+		v.dnsSubdomain(at+".cephSecret.name", "Secret", t.CephSecret.Name)
+		switch {
+		case !ValidCephName(t.CephUser):
+			v.addf(at+".cephUser", "%q is not a CephX user name; give the CephClient's name, without client.", t.CephUser)
+		case t.CephSecret.Key == "":
+			t.CephSecret.Key = t.CephUser // as in the Secret a Rook CephClient makes
+		}
+		if errs := validation.IsConfigMapKey(t.CephSecret.Key); t.CephSecret.Key != "" && len(errs) > 0 {
+			v.addf(at+".cephSecret.key", "%q is not a Secret key: %s", t.CephSecret.Key, errs[0])
+		}
+	}
+}
+
+// pinnedImage accepts an image reference only with a digest.
+func (v *validator) pinnedImage(field, ref string) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		v.addf(field, "%q is not an image reference: %v", ref, err)
+		return
+	}
+	if _, ok := named.(reference.Digested); !ok {
+		v.addf(field, "%q is not pinned by digest; write it as image@sha256:<digest> so that a moved tag cannot change what runs with Ceph credentials", ref)
+	}
+}
+
+// unique records name at i in seen, or reports that it was already there.
+func (v *validator) unique(field, what, name string, seen map[string]int, i int) {
+	if j, dup := seen[name]; dup {
+		v.addf(field, "%s %q is already listed at index %d; each must be unique", what, name, j)
+		return
+	}
+	seen[name] = i
+}
+
+// dnsLabel checks a name that must be a DNS label (a namespace); it says
+// whether the name was good.
+func (v *validator) dnsLabel(field, what, name string) bool {
+	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+		v.addf(field, "%s is not a %s name: %s", quote(name), what, errs[0])
+		return false
+	}
+	return true
+}
+
+// dnsSubdomain checks a name that must be a DNS subdomain (most objects).
+func (v *validator) dnsSubdomain(field, what, name string) bool {
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		v.addf(field, "%s is not a %s name: %s", quote(name), what, errs[0])
+		return false
+	}
+	return true
+}
+
+// quote shows a name so that a look-alike letter cannot pass for another:
+// non-ASCII runes are named by their code point.
+func quote(s string) string {
+	q := fmt.Sprintf("%q", s)
+	var odd []string
+	for _, r := range s {
+		if r > 0x7e {
+			odd = append(odd, fmt.Sprintf("%U %q", r, r))
+		}
+	}
+	if len(odd) > 0 {
+		q += " (has non-ASCII letters: " + strings.Join(odd, ", ") + ")"
+	}
+	return q
+}
+
+// Grant checks an app's policy against the settings for the app's namespace
+// and returns what that namespace may do: every site must be one the
+// platform knows, every volume in a pool the namespace may move.
+func (s *Settings) Grant(p *Policy, namespace string) (TenantSetting, error) {
+	t, err := s.Tenant(namespace)
+	if err != nil {
+		return t, err
+	}
+	var problems Problems
+	for i, site := range p.Sites {
+		if _, ok := s.Site(site.Name); !ok {
+			problems = append(problems, p.Problem(fmt.Sprintf("sites[%d].name", i), "%s is not a site of the platform's settings (%s); use one of those names", quote(site.Name), strings.Join(s.siteNames(), ", ")))
+		}
+	}
+	for i, vol := range p.Volumes {
+		if !t.Allows(vol.Pool) {
+			problems = append(problems, p.Problem(fmt.Sprintf("volumes[%d].pool", i), "%q is not a pool that namespace %s may use (%s); ask the platform team, who own the pools", vol.Pool, namespace, strings.Join(t.Pools, ", ")))
+		}
+	}
+	if len(problems) > 0 {
+		return t, problems
+	}
+	return t, nil
+}
+
+func (s *Settings) siteNames() []string {
+	names := make([]string, len(s.Sites))
+	for i, site := range s.Sites {
+		names[i] = site.Name
+	}
+	return names
+}

@@ -1,0 +1,133 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+)
+
+const settings = `apiVersion: rbd-dr.io/v1alpha1
+kind: Settings
+images:
+  hook: registry.test/argocd-rbd-dr:v0@sha256:1111111111111111111111111111111111111111111111111111111111111111
+  ceph: registry.test/ceph@sha256:2222222222222222222222222222222222222222222222222222222222222222
+sites:
+  - name: site-a
+    cluster: https://a.test:6443
+    clusterID: rook-ceph
+    nodeStageSecret: {name: rook-csi-rbd-node, namespace: rook-ceph}
+    monitors: [192.0.2.1:6789]
+  - name: site-b
+    cluster: https://b.test:6443
+    clusterID: rook-ceph
+    nodeStageSecret: {name: rook-csi-rbd-node, namespace: rook-ceph}
+    monitors: ["[2001:db8::1]:3300"]
+namespaces:
+  - namespace: web
+    project: web
+    pools: [replicapool]
+    cephUser: web
+    cephSecret: {name: rbd-dr-ceph-web}
+`
+
+func TestSettingsDefaults(t *testing.T) {
+	s, err := config.ParseSettings([]byte(settings), "settings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	site, ok := s.Site("site-b")
+	if !ok || site.CSIDriver != config.DefaultCSIDriver || site.Monitors[0] != "[2001:db8::1]:3300" {
+		t.Errorf("site-b: %+v", site)
+	}
+	tenant, err := s.Tenant("web")
+	if err != nil || tenant.CephSecret.Key != "web" || !tenant.Allows("replicapool") || tenant.Allows("other") {
+		t.Errorf("tenant web: %+v, %v", tenant, err)
+	}
+	if _, err := s.Tenant("kube-system"); err == nil || !strings.Contains(err.Error(), `namespace "kube-system" may not use argocd-rbd-dr`) {
+		t.Errorf("an unlisted namespace: %v", err)
+	}
+}
+
+// Each bad settings document fails with one placed problem.
+func TestSettingsProblems(t *testing.T) {
+	cases := []struct{ name, old, new, want string }{
+		{"tag instead of digest", "registry.test/ceph@sha256:2222222222222222222222222222222222222222222222222222222222222222", "registry.test/ceph:latest",
+			`settings.yaml:5: images.ceph: "registry.test/ceph:latest" is not pinned by digest`},
+		{"not a reference", "registry.test/ceph@sha256:2222222222222222222222222222222222222222222222222222222222222222", "'UPPER/ceph@sha256:22'",
+			`settings.yaml:5: images.ceph: "UPPER/ceph@sha256:22" is not an image reference`},
+		{"same cluster twice", "https://b.test:6443", "https://a.test:6443",
+			`settings.yaml:13: sites[1].cluster: "https://a.test:6443" is already sites[0].cluster`},
+		{"plain http", "https://b.test:6443", "http://b.test:6443", `sites[1].cluster: "http://b.test:6443" is not an API server URL`},
+		{"monitor without a port", "192.0.2.1:6789", "192.0.2.1", `settings.yaml:11: sites[0].monitors[0]: "192.0.2.1" is not host:port`},
+		{"namespace not a DNS label", "namespace: web", "namespace: Web_1", `settings.yaml:18: namespaces[0].namespace: "Web_1" is not a namespace name`},
+		{"look-alike letter", "namespace: web", "namespace: wеb", `"wеb" (has non-ASCII letters: U+0435 'е') is not a namespace name`},
+		{"no pools", "pools: [replicapool]", "pools: []", `settings.yaml:20: namespaces[0].pools: is empty`},
+		{"bad pool", "pools: [replicapool]", "pools: [-rf]", `namespaces[0].pools[0]: "-rf" is not a valid Ceph pool name`},
+		{"client. prefix", "cephUser: web", "cephUser: client.web x", `namespaces[0].cephUser: "client.web x" is not a CephX user name`},
+		{"unknown field", "    cephUser: web", "    cephKey: AQ==\n    cephUser: web", `settings.yaml:21: namespaces[0].cephKey: unknown field "cephKey"`},
+		{"wrong kind", "kind: Settings", "kind: FailoverPolicy", `settings.yaml:2: kind: is "FailoverPolicy"; set kind: Settings`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			doc := strings.Replace(settings, c.old, c.new, 1)
+			if doc == settings {
+				t.Fatalf("%q is not in the document", c.old)
+			}
+			_, err := config.ParseSettings([]byte(doc), "settings.yaml")
+			var ps config.Problems
+			if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v\nwant one problem containing %s", err, c.want)
+			}
+		})
+	}
+}
+
+// Grant holds a team to the sites and pools the platform gave its namespace.
+func TestGrant(t *testing.T) {
+	s, err := config.ParseSettings([]byte(settings), "settings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parse(t, strings.Replace(strings.Replace(good, "pool: replicapool", "pool: other-team", 1), "name: site-b", "name: site-x", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Grant(p, "web")
+	var ps config.Problems
+	if !errors.As(err, &ps) || len(ps) != 2 ||
+		!strings.Contains(ps[0].Error(), `apps/web/rbd-dr.yaml:7: sites[1].name: "site-x" is not a site of the platform's settings (site-a, site-b)`) ||
+		!strings.Contains(ps[1].Error(), `apps/web/rbd-dr.yaml:11: volumes[0].pool: "other-team" is not a pool that namespace web may use (replicapool)`) {
+		t.Errorf("got %v", err)
+	}
+	good, err := parse(t, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Grant(good, "web"); err != nil {
+		t.Errorf("a policy within its grant: %v", err)
+	}
+	if _, err := s.Grant(good, "other"); err == nil {
+		t.Error("a namespace with no grant was allowed")
+	}
+}
+
+func TestLoadSettings(t *testing.T) {
+	if _, err := config.LoadSettings(""); err == nil || !strings.Contains(err.Error(), "no settings file") {
+		t.Errorf("no path: %v", err)
+	}
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, make([]byte, config.MaxFileSize+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.LoadSettings(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("an oversized file: %v", err)
+	}
+	root, _ := filepath.Abs("../..")
+	if _, err := config.LoadSettings(filepath.Join(root, "examples", "rbd-dr-settings.yaml")); err != nil {
+		t.Errorf("the example: %v", err)
+	}
+}
