@@ -41,8 +41,11 @@ type Policy struct {
 	ForcePromote bool     `yaml:"forcePromote"`
 	Sites        []Site   `yaml:"sites"`
 	Volumes      []Volume `yaml:"volumes"`
-	Hooks        Hooks    `yaml:"hooks"`
-	Apps         Apps     `yaml:"apps"`
+	// Unprotected are claims the app mounts that are deliberately not
+	// mirrored: a failover leaves their data behind.
+	Unprotected []Unprotected `yaml:"unprotected"`
+	Hooks       Hooks         `yaml:"hooks"`
+	Apps        Apps          `yaml:"apps"`
 
 	// File is where the policy was read from, for messages.
 	File string `yaml:"-"`
@@ -79,6 +82,15 @@ type Volume struct {
 
 // Spec is the pool/image form the rbd CLI and the hook commands take.
 func (v Volume) Spec() string { return v.Pool + "/" + v.Image }
+
+// Unprotected is a claim the app mounts that is not mirrored on purpose (a
+// cache that is rebuilt on start): declared, so it is never left out by
+// accident.
+type Unprotected struct {
+	PVC string `yaml:"pvc"`
+	// Reason says why losing its data on a failover is fine.
+	Reason string `yaml:"reason"`
+}
 
 // Hooks tunes the timing of the PreSync hook Jobs; what they run is the
 // platform's settings' to say.

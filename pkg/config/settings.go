@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -281,7 +282,7 @@ func (v *validator) dnsSubdomain(field, what, name string) bool {
 // quote shows a name so that a look-alike letter cannot pass for another:
 // non-ASCII runes are named by their code point.
 func quote(s string) string {
-	q := fmt.Sprintf("%q", s)
+	q := strconv.QuoteToASCII(s)
 	var odd []string
 	for _, r := range s {
 		if r > 0x7e {

@@ -64,7 +64,7 @@ func TestSettingsProblems(t *testing.T) {
 		{"plain http", "https://b.test:6443", "http://b.test:6443", `sites[1].cluster: "http://b.test:6443" is not an API server URL`},
 		{"monitor without a port", "192.0.2.1:6789", "192.0.2.1", `settings.yaml:11: sites[0].monitors[0]: "192.0.2.1" is not host:port`},
 		{"namespace not a DNS label", "namespace: web", "namespace: Web_1", `settings.yaml:18: namespaces[0].namespace: "Web_1" is not a namespace name`},
-		{"look-alike letter", "namespace: web", "namespace: wеb", `"wеb" (has non-ASCII letters: U+0435 'е') is not a namespace name`},
+		{"look-alike letter", "namespace: web", "namespace: wеb", `"w\u0435b" (has non-ASCII letters: U+0435 'е') is not a namespace name`},
 		{"no pools", "pools: [replicapool]", "pools: []", `settings.yaml:20: namespaces[0].pools: is empty`},
 		{"bad pool", "pools: [replicapool]", "pools: [-rf]", `namespaces[0].pools[0]: "-rf" is not a valid Ceph pool name`},
 		{"client. prefix", "cephUser: web", "cephUser: client.web x", `namespaces[0].cephUser: "client.web x" is not a CephX user name`},

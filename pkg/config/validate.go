@@ -56,7 +56,7 @@ func (v *validator) policy(p *Policy) {
 	case p.ActiveSite == "":
 		v.addf("activeSite", "is missing; set it to the name of the site that runs the app (%s)", strings.Join(p.SiteNames(), " or "))
 	case !ok:
-		v.addf("activeSite", "%q is not one of the sites (%s); fix the spelling or add the site under sites", p.ActiveSite, strings.Join(p.SiteNames(), ", "))
+		v.addf("activeSite", "%s is not one of the sites (%s); fix the spelling or add the site under sites", quote(p.ActiveSite), strings.Join(p.SiteNames(), ", "))
 	}
 
 	if len(p.Volumes) == 0 {
@@ -66,6 +66,7 @@ func (v *validator) policy(p *Policy) {
 	for i := range p.Volumes {
 		v.volume(i, &p.Volumes[i], seenPVC, seenImage)
 	}
+	v.unprotected(p, seenPVC)
 	v.hooks(&p.Hooks)
 	v.apps(p)
 }
@@ -130,7 +131,7 @@ func (v *validator) site(i int, s *Site, seen map[string]int) {
 	if s.Name == "" {
 		v.addf(at+".name", "is missing; name every site (e.g. site-a)")
 	} else if errs := validation.IsDNS1123Label(s.Name); len(errs) > 0 {
-		v.addf(at+".name", "%q is not a DNS label (lower-case letters, digits and '-', at most 63): %s", s.Name, errs[0])
+		v.addf(at+".name", "%s is not a DNS label (lower-case letters, digits and '-', at most 63): %s", quote(s.Name), errs[0])
 	} else if j, dup := seen[s.Name]; dup {
 		v.addf(at+".name", "%q is already sites[%d]; site names must be unique", s.Name, j)
 	} else {
@@ -169,7 +170,7 @@ func (v *validator) volume(i int, vol *Volume, seenPVC, seenImage map[string]int
 	if vol.PVC == "" {
 		v.addf(at+".pvc", "is missing; name the PersistentVolumeClaim that uses this image")
 	} else if errs := validation.IsDNS1123Subdomain(vol.PVC); len(errs) > 0 {
-		v.addf(at+".pvc", "%q is not a PVC name: %s", vol.PVC, errs[0])
+		v.addf(at+".pvc", "%s is not a PVC name: %s", quote(vol.PVC), errs[0])
 	} else if j, dup := seenPVC[vol.PVC]; dup {
 		v.addf(at+".pvc", "%q is already volumes[%d].pvc; one image per PVC", vol.PVC, j)
 	} else {
@@ -180,7 +181,7 @@ func (v *validator) volume(i int, vol *Volume, seenPVC, seenImage map[string]int
 		case f.value == "":
 			v.addf(at+"."+f.name, "is missing; give the Ceph %s name", f.name)
 		case !ValidCephName(f.value):
-			v.addf(at+"."+f.name, "%q is not a valid Ceph %s name: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128", f.value, f.name)
+			v.addf(at+"."+f.name, "%s is not a valid Ceph %s name: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128", quote(f.value), f.name)
 		}
 	}
 	if vol.Pool != "" && vol.Image != "" {
@@ -196,6 +197,8 @@ func (v *validator) volume(i int, vol *Volume, seenPVC, seenImage map[string]int
 		v.addf(at+".size", "%q is not a Kubernetes quantity; write it like 20Gi or 500Mi", vol.Size)
 	} else if q.Sign() <= 0 {
 		v.addf(at+".size", "%q must be more than zero", vol.Size)
+	} else if q.Cmp(*resource.NewQuantity(q.Value(), q.Format)) != 0 { // Value rounds up
+		v.addf(at+".size", "%q is not a whole number of bytes (m means thousandths); write it like 20Gi or 500Mi", vol.Size)
 	} else {
 		vol.Quantity = q
 	}
@@ -213,6 +216,24 @@ func (v *validator) volume(i int, vol *Volume, seenPVC, seenImage map[string]int
 	}
 	if vol.FSType != "ext4" && vol.FSType != "xfs" {
 		v.addf(at+".fsType", "%q is not supported; use ext4 or xfs", vol.FSType)
+	}
+}
+
+// unprotected checks the claims declared as deliberately not mirrored.
+func (v *validator) unprotected(p *Policy, volumes map[string]int) {
+	seen := map[string]int{}
+	for i, u := range p.Unprotected {
+		at := fmt.Sprintf("unprotected[%d]", i)
+		if errs := validation.IsDNS1123Subdomain(u.PVC); len(errs) > 0 {
+			v.addf(at+".pvc", "%s is not a PVC name: %s", quote(u.PVC), errs[0])
+		} else if j, dup := volumes[u.PVC]; dup {
+			v.addf(at+".pvc", "%q is volumes[%d].pvc: a claim is either mirrored or not; remove one", u.PVC, j)
+		} else {
+			v.unique(at+".pvc", "PVC", u.PVC, seen, i)
+		}
+		if strings.TrimSpace(u.Reason) == "" {
+			v.addf(at+".reason", "is missing; say why losing this claim's data on a failover is fine (a person reading the file will ask)")
+		}
 	}
 }
 

@@ -44,11 +44,11 @@ func TestJail(t *testing.T) {
 	}{
 		{"base inside the repository", map[string]string{
 			"app/overlay/kustomization.yaml": "resources: [../../shared]\n",
-			"shared/kustomization.yaml":      "resources: [pvc.yaml]\n", "shared/pvc.yaml": pvc,
+			"shared/kustomization.yaml":      "resources: [pvc.yaml, writer.yaml]\n", "shared/pvc.yaml": pvc, "shared/writer.yaml": writer,
 		}, nil, ""},
 		{"folder symlinked inside the repository", map[string]string{
 			"app/overlay/kustomization.yaml": "resources: [base]\n",
-			"shared/kustomization.yaml":      "resources: [pvc.yaml]\n", "shared/pvc.yaml": pvc,
+			"shared/kustomization.yaml":      "resources: [pvc.yaml, writer.yaml]\n", "shared/pvc.yaml": pvc, "shared/writer.yaml": writer,
 		}, map[string]string{"app/overlay/base": "../../shared"}, ""},
 		{"base outside the repository", map[string]string{
 			"app/overlay/kustomization.yaml": "resources: [../../../secret]\n",

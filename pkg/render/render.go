@@ -131,18 +131,22 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 		return nil, fmt.Errorf("site %s overlay %s: kustomize: %w", site.Name, site.Overlay, err)
 	}
 
+	// The checks read the overlay as the active site runs it: before the
+	// passive transform stops its workloads.
 	r := &Result{Site: site, Role: role, App: app}
 	if err := confine(app, pl.namespace); err != nil {
+		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
+	}
+	if r.Volumes, err = bindVolumes(pl, app); err != nil {
+		return nil, fmt.Errorf("site %s: %w", site.Name, err)
+	}
+	if err := protect(p, app); err != nil {
 		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
 	}
 	if role == Passive {
 		if err := stopWorkloads(app); err != nil {
 			return nil, fmt.Errorf("site %s: %w", site.Name, err)
 		}
-	}
-	r.Volumes, err = bindVolumes(pl, app)
-	if err != nil {
-		return nil, fmt.Errorf("site %s: %w", site.Name, err)
 	}
 	r.Hooks, err = hooks(pl, role)
 	if err != nil {

@@ -26,6 +26,18 @@ volumes:
     size: 5Gi
 `
 
+// writer is a Deployment that mounts the claim data, as the app's
+// workloads must mount every protected claim.
+const writer = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: writer}
+spec:
+  template:
+    spec:
+      containers: [{name: w, image: busybox}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+`
+
 // writeTree writes files (path -> content) below root.
 func writeTree(t *testing.T, root string, files map[string]string) {
 	t.Helper()
@@ -75,7 +87,8 @@ func appObject(t *testing.T, res *render.Result, kind, name string) string {
 
 func TestPassiveStopsWorkloadsOnly(t *testing.T) {
 	res, err := renderInline(t, render.Passive, map[string]string{
-		"app/overlay/kustomization.yaml": "resources: [app.yaml]\n",
+		"app/overlay/kustomization.yaml": "resources: [app.yaml, writer.yaml]\n",
+		"app/overlay/writer.yaml":        writer,
 		"app/overlay/app.yaml": `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -148,7 +161,7 @@ spec:
     requests:
       storage: 5Gi
   storageClassName: ""
-  volumeName: rbd-pool1-img1
+  volumeName: rbd.pool1.img1
 `},
 	} {
 		if got := appObject(t, res, c.kind, c.name); got != c.want {
@@ -159,7 +172,8 @@ spec:
 
 func TestActiveKeepsReplicas(t *testing.T) {
 	res, err := renderInline(t, render.Active, map[string]string{
-		"app/overlay/kustomization.yaml": "resources: [app.yaml]\n",
+		"app/overlay/kustomization.yaml": "resources: [app.yaml, writer.yaml]\n",
+		"app/overlay/writer.yaml":        writer,
 		"app/overlay/app.yaml":           "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 3\n",
 	})
 	if err != nil {
@@ -174,7 +188,8 @@ func TestStaticVolumeAndAddedClaim(t *testing.T) {
 	// The overlay has no PVC named data: it is added, in the app's namespace,
 	// with the defaults (ReadWriteOnce, Filesystem), and bound to its PV.
 	res, err := renderInline(t, render.Active, map[string]string{
-		"app/overlay/kustomization.yaml": "resources: [cm.yaml]\n",
+		"app/overlay/kustomization.yaml": "resources: [cm.yaml, writer.yaml]\n",
+		"app/overlay/writer.yaml":        writer,
 		"app/overlay/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
 	})
 	if err != nil {
@@ -193,7 +208,7 @@ metadata:
   labels:
     app.kubernetes.io/managed-by: argocd-rbd-dr
     rbd-dr.io/app: app
-  name: rbd-pool1-img1
+  name: rbd.pool1.img1
 spec:
   accessModes:
   - ReadWriteOnce
@@ -237,7 +252,7 @@ spec:
       storage: 5Gi
   storageClassName: ""
   volumeMode: Filesystem
-  volumeName: rbd-pool1-img1
+  volumeName: rbd.pool1.img1
 ---
 `
 	if !strings.Contains(string(out), want) {
@@ -247,7 +262,8 @@ spec:
 
 func TestBlockClaimGetsBlockVolume(t *testing.T) {
 	res, err := renderInline(t, render.Active, map[string]string{
-		"app/overlay/kustomization.yaml": "namespace: shop\nresources: [pvc.yaml]\n",
+		"app/overlay/kustomization.yaml": "namespace: shop\nresources: [pvc.yaml, writer.yaml]\n",
+		"app/overlay/writer.yaml":        writer,
 		"app/overlay/pvc.yaml":           "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec:\n  volumeMode: Block\n  accessModes: [ReadWriteOnce, ReadOnlyMany]\n  resources: {requests: {storage: 1Gi}}\n",
 	})
 	if err != nil {

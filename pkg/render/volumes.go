@@ -1,11 +1,13 @@
 package render
 
 import (
+	"encoding/base32"
 	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/kustomize/api/resmap"
 	kresource "sigs.k8s.io/kustomize/api/resource"
@@ -56,7 +58,10 @@ func bindVolumes(pl *placement, app resmap.ResMap) ([]Object, error) {
 	}
 	var pvs, added []Object
 	for i, vol := range p.Volumes {
-		pv := pvName(vol)
+		pv, err := pvName(vol)
+		if err != nil {
+			return nil, fmt.Errorf("volumes[%d]: %w", i, err)
+		}
 		c := claim{namespace: pl.namespace, accessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, volumeMode: corev1.PersistentVolumeFilesystem}
 		switch found := pvcs[vol.PVC]; len(found) {
 		case 0:
@@ -132,23 +137,26 @@ func stringAt(res *kresource.Resource, path ...string) string {
 	return yaml.GetValue(node)
 }
 
-// pvName is the static PV's name: rbd-<pool>-<image>, made a valid name and
-// kept unique with a hash where that changed it.
-func pvName(vol config.Volume) string {
-	raw := "rbd-" + vol.Pool + "-" + vol.Image
-	clean := strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
-			return r
-		case r >= 'A' && r <= 'Z':
-			return r + 'a' - 'A'
-		}
-		return '-'
-	}, raw)
-	if clean == raw && len(raw) <= maxName {
-		return raw
+// pvName is the static PV's name, one per pool/image and never the same for
+// two (a PV is cluster-wide): rbd.<pool>.<image> when both are DNS labels (a
+// label holds no dot, so the name splits back into one pool and one image);
+// otherwise rbd-b32. followed by the base32 of pool/image in labels of at most
+// 63, a form the first can never take.
+func pvName(vol config.Volume) (string, error) {
+	if len(validation.IsDNS1123Label(vol.Pool)) == 0 && len(validation.IsDNS1123Label(vol.Image)) == 0 {
+		return "rbd." + vol.Pool + "." + vol.Image, nil
 	}
-	return shorten(clean, vol.Spec())
+	enc := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString([]byte(vol.Spec())))
+	labels := []string{"rbd-b32"}
+	for len(enc) > 0 {
+		n := min(len(enc), validation.DNS1123LabelMaxLength)
+		labels, enc = append(labels, enc[:n]), enc[n:]
+	}
+	name := strings.Join(labels, ".")
+	if len(name) > validation.DNS1123SubdomainMaxLength {
+		return "", fmt.Errorf("%s cannot name its PersistentVolume within %d characters (pool and image names that are lower-case DNS labels keep it short); use shorter names", vol.Spec(), validation.DNS1123SubdomainMaxLength)
+	}
+	return name, nil
 }
 
 func staticPV(pl *placement, vol config.Volume, name string, c claim) *corev1.PersistentVolume {
