@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/cmpenv"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
@@ -124,12 +126,18 @@ func Apps(p *config.Policy, o AppsOptions) ([]byte, error) {
 	var apps []Object
 	for _, site := range p.Sites {
 		cluster, _ := o.Settings.Site(site.Name) // Grant checked every site
+		name := p.Name + "-" + site.Name
+		// Argo CD puts the Application's name in a label of everything it
+		// deploys, and a label value holds at most 63 characters.
+		if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+			return nil, fmt.Errorf("%s: the Application for site %s would be named %q, which is not a DNS label of at most 63 characters (Argo CD labels every object with it): %s; shorten name: or the site's name", p.File, site.Name, name, errs[0])
+		}
 		wave := AppWave(p, site.Name)
 		app := application{
 			APIVersion: "argoproj.io/v1alpha1",
 			Kind:       "Application",
 			Metadata: appMeta{
-				Name:        p.Name + "-" + site.Name,
+				Name:        name,
 				Namespace:   o.Namespace,
 				Labels:      map[string]string{managedByLabel: managedBy, appLabel: p.Name, "rbd-dr.io/site": site.Name},
 				Annotations: map[string]string{waveAnnotation: strconv.Itoa(wave)},

@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"strings"
 
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/openapi"
@@ -16,7 +17,7 @@ func confine(app resmap.ResMap, namespace string) error {
 	for _, res := range app.Resources() {
 		gvk := res.GetGvk()
 		what := fmt.Sprintf("%s %s", gvk.Kind, res.GetName())
-		namespaced, known := openapi.IsNamespaceScoped(yaml.TypeMeta{APIVersion: res.GetApiVersion(), Kind: res.GetKind()})
+		namespaced, known := scopeOf(res.GetApiVersion(), res.GetKind())
 		ns := res.GetNamespace()
 		switch {
 		case known && !namespaced:
@@ -28,4 +29,27 @@ func confine(app resmap.ResMap, namespace string) error {
 		}
 	}
 	return nil
+}
+
+// otherVersions are the versions tried when kustomize's built-in schema does
+// not know a kind at the version given: a kind keeps its scope across the
+// versions of its group (autoscaling/v2 is autoscaling/v1's).
+var otherVersions = []string{"v1", "v2", "v1beta1", "v1beta2", "v2beta1", "v2beta2", "v1alpha1"}
+
+// scopeOf says whether a kind is namespaced, and whether that is known.
+func scopeOf(apiVersion, kind string) (namespaced, known bool) {
+	if namespaced, known = openapi.IsNamespaceScoped(yaml.TypeMeta{APIVersion: apiVersion, Kind: kind}); known {
+		return namespaced, known
+	}
+	group, _, hasGroup := strings.Cut(apiVersion, "/")
+	for _, v := range otherVersions {
+		other := v
+		if hasGroup {
+			other = group + "/" + v
+		}
+		if namespaced, known = openapi.IsNamespaceScoped(yaml.TypeMeta{APIVersion: other, Kind: kind}); known {
+			return namespaced, known
+		}
+	}
+	return false, false
 }

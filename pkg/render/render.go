@@ -152,6 +152,9 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("site %s: %w", site.Name, err)
 	}
+	if err := checkOutput(r, pl.namespace); err != nil {
+		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
+	}
 	return r, nil
 }
 

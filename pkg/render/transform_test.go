@@ -338,3 +338,71 @@ func TestUnknownSite(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// What protect accepts: a claim declared unprotected on purpose, a
+// StatefulSet's per-replica claims declared as volumes, a CronJob writer,
+// an autoscaler of a workload without protected claims, and two images whose
+// old-style PV names collided.
+func TestProtectAccepts(t *testing.T) {
+	res, err := renderInline(t, render.Passive, map[string]string{
+		"app/rbd-dr.yaml": policy + `  - {pvc: wal-db-0, pool: replica-pool, image: vol, size: 1Gi}
+  - {pvc: wal-db-1, pool: replica, image: pool-vol, size: 1Gi}
+unprotected:
+  - {pvc: cache, reason: rebuilt from the database on start}
+`,
+		"app/overlay/kustomization.yaml": "resources: [app.yaml]\n",
+		"app/overlay/app.yaml": `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 2
+  serviceName: db
+  template:
+    spec:
+      containers: [{name: db, image: postgres}]
+      volumes: [{name: c, persistentVolumeClaim: {claimName: cache}}]
+  volumeClaimTemplates:
+    - metadata: {name: wal}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: backup}
+spec:
+  schedule: "@daily"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: b, image: busybox}]
+          volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers: [{name: w, image: nginx}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 3
+`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pvs []string
+	for _, v := range res.Volumes {
+		if v["kind"] == "PersistentVolume" {
+			pvs = append(pvs, v["metadata"].(map[string]any)["name"].(string))
+		}
+	}
+	if len(pvs) != 3 || pvs[1] == pvs[2] {
+		t.Errorf("PVs %v, want three distinct names", pvs)
+	}
+}
