@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -35,6 +36,11 @@ func (c Conn) argv(args ...string) []string {
 		bin = "rbd"
 	}
 	out := []string{bin}
+	if c.MonHost != "" && c.Conf == "" {
+		// The monitors and the key are given: an empty conf keeps rbd from
+		// looking for /etc/ceph/ceph.conf and printing errors when it is absent.
+		c.Conf = os.DevNull
+	}
 	for _, o := range []struct{ flag, value string }{
 		{"--conf", c.Conf}, {"--cluster", c.Cluster}, {"--id", c.ID}, {"--keyring", c.Keyring}, {"--keyfile", c.KeyFile}, {"--mon_host", c.MonHost},
 	} {

@@ -265,3 +265,15 @@ func TestLabStages(t *testing.T) {
 		t.Error("a snapshot taken later cannot have been copied")
 	}
 }
+
+// The hook Jobs connect with a key file and the monitors, and no ceph.conf:
+// rbd is told so, rather than left to look for /etc/ceph/ceph.conf.
+func TestConnWithoutCephConf(t *testing.T) {
+	r := &replay{out: map[string]rbd.Output{"info": {Stdout: []byte(`{"name":"img1"}`)}}}
+	c := &rbd.Client{Conn: rbd.Conn{ID: "shop", KeyFile: "/etc/rbd-dr/ceph/key", MonHost: "192.0.2.1:6789,192.0.2.2:6789"}, Runner: r}
+	_, _ = c.Info(context.Background(), rbd.Image{Pool: "replicapool", Name: "img1"})
+	want := []string{"rbd", "--conf", "/dev/null", "--id", "shop", "--keyfile", "/etc/rbd-dr/ceph/key", "--mon_host", "192.0.2.1:6789,192.0.2.2:6789"}
+	if len(r.calls) != 1 || !slices.Equal(r.calls[0][:len(want)], want) {
+		t.Errorf("argv %v, want it to start with %v", r.calls, want)
+	}
+}

@@ -107,12 +107,10 @@ func jobSpec(p *config.Policy, step hookcmd.Step, pod corev1.PodSpec) batchv1.Jo
 	}
 }
 
-// Where a Ceph Job finds its Ceph user's key, and where rbd may write its
-// admin socket on a read-only root filesystem.
+// Where a Ceph Job finds its Ceph user's key.
 const (
 	cephKeyDir  = "/etc/rbd-dr/ceph"
 	cephKeyFile = "key"
-	cephRunDir  = "/var/run/ceph"
 )
 
 // cephJob runs a step with rbd from the platform's Ceph image, as the app
@@ -143,7 +141,6 @@ func cephJob(pl *placement, req hookcmd.Request, wave int) *batchv1.Job {
 			VolumeMounts: []corev1.VolumeMount{
 				{Name: bin.Name, MountPath: bin.MountPath, ReadOnly: true},
 				{Name: "ceph-key", MountPath: cephKeyDir, ReadOnly: true},
-				{Name: "ceph-run", MountPath: cephRunDir},
 			},
 			SecurityContext: restricted(),
 		}},
@@ -154,7 +151,6 @@ func cephJob(pl *placement, req hookcmd.Request, wave int) *batchv1.Job {
 				DefaultMode: &keyMode,
 				Items:       []corev1.KeyToPath{{Key: pl.tenant.CephSecret.Key, Path: cephKeyFile}},
 			}}},
-			{Name: "ceph-run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			{Name: "rbd-dr-bin", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		},
 	}
