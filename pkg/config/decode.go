@@ -44,6 +44,19 @@ func parseDocument(data []byte, file, expect string) (*yaml.Node, Problems) {
 	return root, nil
 }
 
+// decodeFile parses one document and decodes it strictly into out (a
+// pointer to a struct); it returns where each field is, for the checks that
+// follow.
+func decodeFile(data []byte, file, expect string, moved func(string) string, out any) (index, Problems) {
+	root, problems := parseDocument(data, file, expect)
+	if problems != nil {
+		return nil, problems
+	}
+	d := newDecoder(file, moved)
+	d.decode(root, "", reflect.ValueOf(out).Elem())
+	return d.idx, d.problems
+}
+
 // yamlLine finds the line yaml.v3 names in a syntax error. It is only a
 // hint: syntaxProblem checks it against the text itself.
 var yamlLine = regexp.MustCompile(`line (\d+): `)

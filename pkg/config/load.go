@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 )
 
@@ -43,18 +42,13 @@ func Parse(data []byte, opts Options) (*Policy, error) {
 		opts.DisplayName = FileName
 	}
 	file := opts.DisplayName
-	root, problems := parseDocument(data, file, "start from examples/wordpress/rbd-dr.yaml")
-	if problems != nil {
+	var p Policy
+	idx, problems := decodeFile(data, file, "start from examples/wordpress/rbd-dr.yaml", movedField, &p)
+	if len(problems) > 0 {
 		return nil, problems
 	}
-	var p Policy
-	d := newDecoder(file, movedField)
-	d.decode(root, "", reflect.ValueOf(&p).Elem())
-	if len(d.problems) > 0 {
-		return nil, d.problems
-	}
-	p.File, p.lines = file, d.idx
-	v := validator{file: file, idx: d.idx, opts: opts}
+	p.File, p.lines = file, idx
+	v := validator{file: file, idx: idx, opts: opts}
 	v.policy(&p)
 	if len(v.problems) > 0 {
 		return nil, v.problems

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -42,4 +43,20 @@ func (ps Problems) Error() string {
 		return fmt.Sprintf("%d problems: %s", len(ps), strings.Join(msgs, "; "))
 	}
 	return strings.Join(msgs, "; ")
+}
+
+// quote shows a name so that a look-alike letter cannot pass for another:
+// non-ASCII runes are named by their code point.
+func quote(s string) string {
+	q := strconv.QuoteToASCII(s)
+	var odd []string
+	for _, r := range s {
+		if r > 0x7e {
+			odd = append(odd, fmt.Sprintf("%U %q", r, r))
+		}
+	}
+	if len(odd) > 0 {
+		q += " (has non-ASCII letters: " + strings.Join(odd, ", ") + ")"
+	}
+	return q
 }

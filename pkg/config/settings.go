@@ -7,9 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -145,18 +143,13 @@ func LoadSettings(path string) (*Settings, error) {
 
 // ParseSettings decodes and validates a settings document, every problem at once.
 func ParseSettings(data []byte, file string) (*Settings, error) {
-	root, problems := parseDocument(data, file, "start from examples/rbd-dr-settings.yaml")
-	if problems != nil {
+	var s Settings
+	idx, problems := decodeFile(data, file, "start from examples/rbd-dr-settings.yaml", nil, &s)
+	if len(problems) > 0 {
 		return nil, problems
 	}
-	var s Settings
-	d := newDecoder(file, nil)
-	d.decode(root, "", reflect.ValueOf(&s).Elem())
-	if len(d.problems) > 0 {
-		return nil, d.problems
-	}
 	s.File = file
-	v := validator{file: file, idx: d.idx}
+	v := validator{file: file, idx: idx}
 	v.settings(&s)
 	if len(v.problems) > 0 {
 		return nil, v.problems
@@ -277,22 +270,6 @@ func (v *validator) dnsSubdomain(field, what, name string) bool {
 		return false
 	}
 	return true
-}
-
-// quote shows a name so that a look-alike letter cannot pass for another:
-// non-ASCII runes are named by their code point.
-func quote(s string) string {
-	q := strconv.QuoteToASCII(s)
-	var odd []string
-	for _, r := range s {
-		if r > 0x7e {
-			odd = append(odd, fmt.Sprintf("%U %q", r, r))
-		}
-	}
-	if len(odd) > 0 {
-		q += " (has non-ASCII letters: " + strings.Join(odd, ", ") + ")"
-	}
-	return q
 }
 
 // Grant checks an app's policy against the settings for the app's namespace
