@@ -131,3 +131,33 @@ func TestLoadSettings(t *testing.T) {
 		t.Errorf("the example: %v", err)
 	}
 }
+
+// FuzzParseSettings: whatever the bytes, ParseSettings returns settings or
+// Problems, never panics, and settings it returns are complete.
+func FuzzParseSettings(f *testing.F) {
+	f.Add([]byte(settings))
+	f.Add([]byte("sites: [{name: a, monitors: [x]}]\nnamespaces: [{pools: [&p a, *p]}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := config.ParseSettings(data, "settings.yaml")
+		if err != nil {
+			var ps config.Problems
+			if !errors.As(err, &ps) || len(ps) == 0 {
+				t.Fatalf("error is not Problems: %v", err)
+			}
+			return
+		}
+		if len(s.Sites) < 2 || s.Images.Hook == "" || s.Images.Ceph == "" {
+			t.Fatalf("accepted incomplete settings: %+v", s)
+		}
+		for _, site := range s.Sites {
+			if site.Cluster == "" || len(site.Monitors) == 0 || site.CSIDriver == "" {
+				t.Fatalf("accepted an incomplete site: %+v", site)
+			}
+		}
+		for _, n := range s.Namespaces {
+			if len(n.Pools) == 0 || n.CephSecret.Key == "" || n.CephUser == "" {
+				t.Fatalf("accepted an incomplete namespace: %+v", n)
+			}
+		}
+	})
+}
