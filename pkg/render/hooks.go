@@ -4,12 +4,6 @@ import (
 	"strconv"
 	"strings"
 
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/cmpenv"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
@@ -53,7 +47,7 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 	base.Ceph.KeyFile = cephKeyDir + "/" + cephKeyFile
 	base.Ceph.MonHost = strings.Join(pl.ceph.Monitors, ",")
 
-	var objs []runtime.Object
+	var objs []any
 	if role == Active {
 		prepare, promote := base, base
 		prepare.Step, promote.Step = hookcmd.Prepare, hookcmd.Promote
@@ -82,8 +76,8 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 	return out, nil
 }
 
-func hookMeta(p *config.Policy, name, namespace string, step hookcmd.Step, wave int) metav1.ObjectMeta {
-	return metav1.ObjectMeta{
+func hookMeta(p *config.Policy, name, namespace string, step hookcmd.Step, wave int) objectMeta {
+	return objectMeta{
 		Name:      name,
 		Namespace: namespace,
 		Labels:    labels(p.Name, string(step)),
@@ -95,14 +89,18 @@ func hookMeta(p *config.Policy, name, namespace string, step hookcmd.Step, wave 
 	}
 }
 
-func jobSpec(p *config.Policy, step hookcmd.Step, pod corev1.PodSpec) batchv1.JobSpec {
-	pod.RestartPolicy = corev1.RestartPolicyNever
-	return batchv1.JobSpec{
-		BackoffLimit:          p.Hooks.BackoffLimit,
-		ActiveDeadlineSeconds: p.Hooks.ActiveDeadlineSeconds,
-		Template: corev1.PodTemplateSpec{
-			ObjectMeta: metav1.ObjectMeta{Labels: labels(p.Name, string(step))},
-			Spec:       pod,
+func hookJob(p *config.Policy, meta objectMeta, step hookcmd.Step, pod podSpec) *job {
+	pod.RestartPolicy = "Never"
+	return &job{
+		typeMeta: typeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		Metadata: meta,
+		Spec: jobSpec{
+			BackoffLimit:          p.Hooks.BackoffLimit,
+			ActiveDeadlineSeconds: p.Hooks.ActiveDeadlineSeconds,
+			Template: podTemplate{
+				Metadata: objectMeta{Labels: labels(p.Name, string(step))},
+				Spec:     pod,
+			},
 		},
 	}
 }
@@ -117,48 +115,44 @@ const (
 // namespace's Ceph user, whose key comes from that namespace's Secret; an
 // initContainer from argocd-rbd-dr's image copies our binary into the pod.
 // Both images are pinned by digest in the settings.
-func cephJob(pl *placement, req hookcmd.Request, wave int) *batchv1.Job {
+func cephJob(pl *placement, req hookcmd.Request, wave int) *job {
 	never := false
 	keyMode := int32(0o440) // group-readable: the pod's fsGroup is the user's
-	bin := corev1.VolumeMount{Name: "rbd-dr-bin", MountPath: binDir}
-	pod := corev1.PodSpec{
+	bin := volumeMount{Name: "rbd-dr-bin", MountPath: binDir}
+	pod := podSpec{
 		AutomountServiceAccountToken: &never,
 		SecurityContext:              podSecurity(),
-		InitContainers: []corev1.Container{{
+		InitContainers: []container{{
 			Name:            "install-" + cmpenv.Binary,
 			Image:           pl.images.Hook,
-			ImagePullPolicy: corev1.PullIfNotPresent,
+			ImagePullPolicy: "IfNotPresent",
 			Command:         []string{cmpenv.Binary, "copy-self", binPath},
-			VolumeMounts:    []corev1.VolumeMount{bin},
+			VolumeMounts:    []volumeMount{bin},
 			SecurityContext: restricted(),
 		}},
-		Containers: []corev1.Container{{
+		Containers: []container{{
 			Name:            string(req.Step),
 			Image:           pl.images.Ceph,
-			ImagePullPolicy: corev1.PullIfNotPresent,
+			ImagePullPolicy: "IfNotPresent",
 			Command:         []string{binPath, "hook", string(req.Step)},
 			Args:            req.Args(),
-			VolumeMounts: []corev1.VolumeMount{
+			VolumeMounts: []volumeMount{
 				{Name: bin.Name, MountPath: bin.MountPath, ReadOnly: true},
 				{Name: "ceph-key", MountPath: cephKeyDir, ReadOnly: true},
 			},
 			SecurityContext: restricted(),
 		}},
-		Volumes: []corev1.Volume{
-			{Name: "ceph-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		Volumes: []volume{
+			{Name: "ceph-key", Secret: &secretVolume{
 				SecretName:  pl.tenant.CephSecret.Name,
 				Optional:    &never,
 				DefaultMode: &keyMode,
-				Items:       []corev1.KeyToPath{{Key: pl.tenant.CephSecret.Key, Path: cephKeyFile}},
-			}}},
-			{Name: "rbd-dr-bin", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				Items:       []keyToPath{{Key: pl.tenant.CephSecret.Key, Path: cephKeyFile}},
+			}},
+			{Name: "rbd-dr-bin", EmptyDir: &struct{}{}},
 		},
 	}
-	return &batchv1.Job{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: hookMeta(pl.policy, objectName(pl.policy.Name, string(req.Step)), pl.namespace, req.Step, wave),
-		Spec:       jobSpec(pl.policy, req.Step, pod),
-	}
+	return hookJob(pl.policy, hookMeta(pl.policy, objectName(pl.policy.Name, string(req.Step)), pl.namespace, req.Step, wave), req.Step, pod)
 }
 
 // hookUser is the user every hook container runs as: the sidecar's, and
@@ -167,77 +161,73 @@ const hookUser = int64(999)
 
 // podSecurity is the hook pods' security context: non-root, the runtime's
 // default seccomp profile, and the user's group on mounted Secrets.
-func podSecurity() *corev1.PodSecurityContext {
+func podSecurity() *podSecurityContext {
 	yes, uid := true, hookUser
-	return &corev1.PodSecurityContext{
+	return &podSecurityContext{
 		RunAsNonRoot:   &yes,
 		RunAsUser:      &uid,
 		RunAsGroup:     &uid,
 		FSGroup:        &uid,
-		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		SeccompProfile: &seccompProfile{Type: "RuntimeDefault"},
 	}
 }
 
 // restricted is every hook container's security context: it runs as
 // hookUser and needs nothing else.
-func restricted() *corev1.SecurityContext {
+func restricted() *securityContext {
 	yes, no, uid := true, false, hookUser
-	return &corev1.SecurityContext{
+	return &securityContext{
 		RunAsNonRoot:             &yes,
 		RunAsUser:                &uid,
 		AllowPrivilegeEscalation: &no,
 		ReadOnlyRootFilesystem:   &yes,
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		Capabilities:             &capabilities{Drop: []string{"ALL"}},
+		SeccompProfile:           &seccompProfile{Type: "RuntimeDefault"},
 	}
 }
 
 // quiesceJob runs in the app's namespace, with the ServiceAccount of quiesceRBAC.
-func quiesceJob(pl *placement, req hookcmd.Request) *batchv1.Job {
+func quiesceJob(pl *placement, req hookcmd.Request) *job {
 	p, namespace := pl.policy, pl.namespace
 	name := objectName(p.Name, string(hookcmd.Quiesce))
-	pod := corev1.PodSpec{
+	pod := podSpec{
 		ServiceAccountName: name,
 		SecurityContext:    podSecurity(),
-		Containers: []corev1.Container{{
+		Containers: []container{{
 			Name:            string(hookcmd.Quiesce),
 			Image:           pl.images.Hook,
-			ImagePullPolicy: corev1.PullIfNotPresent,
+			ImagePullPolicy: "IfNotPresent",
 			Command:         []string{cmpenv.Binary, "hook", string(hookcmd.Quiesce)},
 			Args:            req.Args(),
 			SecurityContext: restricted(),
 		}},
 	}
-	return &batchv1.Job{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: hookMeta(p, name, namespace, hookcmd.Quiesce, waveStop),
-		Spec:       jobSpec(p, hookcmd.Quiesce, pod),
-	}
+	return hookJob(p, hookMeta(p, name, namespace, hookcmd.Quiesce, waveStop), hookcmd.Quiesce, pod)
 }
 
 // quiesceRBAC lets the quiesce Job scale the app's workloads and watch its
 // pods, in the app's namespace only. These are hooks of an earlier wave, so
 // they exist before the Job starts.
-func quiesceRBAC(p *config.Policy, namespace string) []runtime.Object {
+func quiesceRBAC(p *config.Policy, namespace string) []any {
 	name := objectName(p.Name, string(hookcmd.Quiesce))
 	meta := hookMeta(p, name, namespace, hookcmd.Quiesce, waveRBAC)
-	return []runtime.Object{
-		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta},
-		&rbacv1.Role{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
-			ObjectMeta: meta,
-			Rules: []rbacv1.PolicyRule{
+	return []any{
+		&serviceAccount{typeMeta: typeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, Metadata: meta},
+		&role{
+			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+			Metadata: meta,
+			Rules: []policyRule{
 				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"get", "list", "watch", "patch"}},
 				{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale", "statefulsets/scale"}, Verbs: []string{"get", "patch", "update"}},
 				{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"get", "list"}},
 				{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims"}, Verbs: []string{"get", "list", "watch"}},
 			},
 		},
-		&rbacv1.RoleBinding{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
-			ObjectMeta: meta,
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: namespace}},
+		&roleBinding{
+			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+			Metadata: meta,
+			RoleRef:  roleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+			Subjects: []subject{{Kind: "ServiceAccount", Name: name, Namespace: namespace}},
 		},
 	}
 }

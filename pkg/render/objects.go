@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -53,11 +52,8 @@ func objectName(app, part string) string {
 	return shorten(name, name)
 }
 
-// toObject turns a typed object into the map we print, without the empty
-// fields the typed encoders add (creationTimestamp: null, status: {}). A
-// JSON round trip is several times cheaper here than apimachinery's
-// unstructured converter, whose field cache is slow to fill in a fresh
-// process, and the cmp-server starts a fresh process for every generate.
+// toObject turns one of our object types (kube.go, apps.go) into the map we
+// print and that plan reads back.
 func toObject(obj any) (Object, error) {
 	data, err := json.Marshal(obj)
 	if err != nil {
@@ -67,9 +63,6 @@ func toObject(obj any) (Object, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("decoding %T: %w", obj, err)
 	}
-	unstructured.RemoveNestedField(m, "metadata", "creationTimestamp")
-	unstructured.RemoveNestedField(m, "spec", "template", "metadata", "creationTimestamp")
-	unstructured.RemoveNestedField(m, "status")
 	return m, nil
 }
 

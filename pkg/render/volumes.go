@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/kustomize/api/resmap"
 	kresource "sigs.k8s.io/kustomize/api/resource"
@@ -38,11 +36,17 @@ func stopWorkloads(app resmap.ResMap) error {
 	return nil
 }
 
+// The defaults of a claim that says nothing else, as Kubernetes has them.
+const (
+	readWriteOnce = "ReadWriteOnce"
+	filesystem    = "Filesystem"
+)
+
 // claim is what a static PV must agree on with its PVC.
 type claim struct {
 	namespace   string
-	accessModes []corev1.PersistentVolumeAccessMode
-	volumeMode  corev1.PersistentVolumeMode
+	accessModes []string
+	volumeMode  string
 }
 
 // bindVolumes makes a static PV per declared volume and binds the overlay's
@@ -62,7 +66,7 @@ func bindVolumes(pl *placement, app resmap.ResMap) ([]Object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("volumes[%d]: %w", i, err)
 		}
-		c := claim{namespace: pl.namespace, accessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, volumeMode: corev1.PersistentVolumeFilesystem}
+		c := claim{namespace: pl.namespace, accessModes: []string{readWriteOnce}, volumeMode: filesystem}
 		switch found := pvcs[vol.PVC]; len(found) {
 		case 0:
 			obj, err := toObject(newPVC(p.Name, vol, pv, c))
@@ -94,7 +98,7 @@ func bindPVC(res *kresource.Resource, vol config.Volume, pv string, c claim) (cl
 		return c, fmt.Errorf("spec.volumeName is %q; remove it, argocd-rbd-dr binds the claim to %s", name, pv)
 	}
 	if mode := stringAt(res, "spec", "volumeMode"); mode != "" {
-		c.volumeMode = corev1.PersistentVolumeMode(mode)
+		c.volumeMode = mode
 	}
 	modes, err := res.Pipe(yaml.Lookup("spec", "accessModes"))
 	if err != nil {
@@ -102,11 +106,11 @@ func bindPVC(res *kresource.Resource, vol config.Volume, pv string, c claim) (cl
 	}
 	if modes != nil {
 		for _, m := range modes.YNode().Content {
-			c.accessModes = append(c.accessModes, corev1.PersistentVolumeAccessMode(m.Value))
+			c.accessModes = append(c.accessModes, m.Value)
 		}
 	}
 	if len(c.accessModes) == 0 {
-		c.accessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
+		c.accessModes = []string{readWriteOnce}
 	}
 
 	set := map[string]*yaml.RNode{"volumeName": yaml.NewStringRNode(pv), "storageClassName": yaml.NewStringRNode("")}
@@ -159,10 +163,9 @@ func pvName(vol config.Volume) (string, error) {
 	return name, nil
 }
 
-func staticPV(pl *placement, vol config.Volume, name string, c claim) *corev1.PersistentVolume {
+func staticPV(pl *placement, vol config.Volume, name string, c claim) *persistentVolume {
 	app, site := pl.policy.Name, pl.ceph
-	mode := c.volumeMode
-	csi := &corev1.CSIPersistentVolumeSource{
+	csi := csiSource{
 		Driver:       site.CSIDriver,
 		VolumeHandle: vol.Image,
 		VolumeAttributes: map[string]string{
@@ -171,48 +174,44 @@ func staticPV(pl *placement, vol config.Volume, name string, c claim) *corev1.Pe
 			"staticVolume":  "true",
 			"imageFeatures": vol.ImageFeatures,
 		},
-		NodeStageSecretRef: &corev1.SecretReference{Name: site.NodeStageSecret.Name, Namespace: site.NodeStageSecret.Namespace},
+		NodeStageSecretRef: secretRef{Name: site.NodeStageSecret.Name, Namespace: site.NodeStageSecret.Namespace},
 	}
-	if mode != corev1.PersistentVolumeBlock {
+	if c.volumeMode != "Block" {
 		csi.FSType = vol.FSType
 	}
-	return &corev1.PersistentVolume{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolume"},
-		ObjectMeta: metav1.ObjectMeta{
+	return &persistentVolume{
+		typeMeta: typeMeta{APIVersion: "v1", Kind: "PersistentVolume"},
+		Metadata: objectMeta{
 			Name:        name,
 			Labels:      labels(app, ""),
 			Annotations: map[string]string{imageAnnotation: vol.Spec()},
 		},
-		Spec: corev1.PersistentVolumeSpec{
-			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: vol.Quantity},
+		Spec: persistentVolumeSpec{
+			Capacity:                      map[string]resource.Quantity{"storage": vol.Quantity},
 			AccessModes:                   c.accessModes,
-			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-			VolumeMode:                    &mode,
-			ClaimRef: &corev1.ObjectReference{
-				APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: c.namespace, Name: vol.PVC,
-			},
-			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: csi},
+			PersistentVolumeReclaimPolicy: "Retain",
+			VolumeMode:                    c.volumeMode,
+			ClaimRef:                      objectRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: c.namespace, Name: vol.PVC},
+			CSI:                           csi,
 		},
 	}
 }
 
-func newPVC(app string, vol config.Volume, pv string, c claim) *corev1.PersistentVolumeClaim {
+func newPVC(app string, vol config.Volume, pv string, c claim) *persistentVolumeClaim {
 	empty := ""
-	return &corev1.PersistentVolumeClaim{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
-		ObjectMeta: metav1.ObjectMeta{
+	return &persistentVolumeClaim{
+		typeMeta: typeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		Metadata: objectMeta{
 			Name: vol.PVC, Namespace: c.namespace,
 			Labels:      labels(app, ""),
 			Annotations: map[string]string{imageAnnotation: vol.Spec()},
 		},
-		Spec: corev1.PersistentVolumeClaimSpec{
+		Spec: persistentVolumeClaimSpec{
 			AccessModes:      c.accessModes,
 			StorageClassName: &empty,
 			VolumeName:       pv,
-			VolumeMode:       &c.volumeMode,
-			Resources: corev1.VolumeResourceRequirements{
-				Requests: corev1.ResourceList{corev1.ResourceStorage: vol.Quantity},
-			},
+			VolumeMode:       c.volumeMode,
+			Resources:        claimResources{Requests: map[string]resource.Quantity{"storage": vol.Quantity}},
 		},
 	}
 }
