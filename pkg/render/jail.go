@@ -20,6 +20,10 @@ var ErrOutsideRepo = errors.New("outside the repository")
 type jail struct {
 	disk filesys.FileSystem
 	root string // absolute, symlinks resolved
+	// resolved caches evalExisting by absolute path: kustomize asks about the
+	// same few folders and files many times, and the repository does not
+	// change while it renders.
+	resolved map[string]string
 }
 
 var _ filesys.FileSystem = (*jail)(nil)
@@ -34,7 +38,7 @@ func newJail(root string) (*jail, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository root %s: %w", root, err)
 	}
-	return &jail{disk: filesys.MakeFsOnDisk(), root: resolved}, nil
+	return &jail{disk: filesys.MakeFsOnDisk(), root: resolved, resolved: map[string]string{}}, nil
 }
 
 // inside resolves path (symlinks included, as far as it exists) and says
@@ -44,7 +48,7 @@ func (j *jail) inside(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	resolved, err := evalExisting(abs)
+	resolved, err := j.evalExisting(abs)
 	if err != nil {
 		return "", err
 	}
@@ -56,23 +60,26 @@ func (j *jail) inside(path string) (string, error) {
 
 // evalExisting resolves the symlinks of the longest existing prefix of abs,
 // so that a missing file is judged by the folder it would be in.
-func evalExisting(abs string) (string, error) {
+func (j *jail) evalExisting(abs string) (string, error) {
+	if r, ok := j.resolved[abs]; ok {
+		return r, nil
+	}
 	resolved, err := filepath.EvalSymlinks(abs)
-	if err == nil {
-		return resolved, nil
+	if errors.Is(err, os.ErrNotExist) {
+		parent := filepath.Dir(abs)
+		if parent == abs {
+			return abs, nil
+		}
+		var dir string
+		if dir, err = j.evalExisting(parent); err == nil {
+			resolved = filepath.Join(dir, filepath.Base(abs))
+		}
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", err
-	}
-	parent := filepath.Dir(abs)
-	if parent == abs {
-		return abs, nil
-	}
-	dir, err := evalExisting(parent)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, filepath.Base(abs)), nil
+	j.resolved[abs] = resolved
+	return resolved, nil
 }
 
 // rel shows a path relative to the repository, for messages.
