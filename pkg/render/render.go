@@ -158,16 +158,34 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 	return r, nil
 }
 
-// YAML is the whole output: the app, then the volumes, then the hooks.
+// YAML is the whole output: the app, then the volumes, then the hooks. The
+// two parts are encoded side by side: YAML encoding is most of what is left
+// after kustomize, and a generate has a core to spare.
 func (r *Result) YAML() ([]byte, error) {
+	type encoded struct {
+		b   bytes.Buffer
+		err error
+	}
+	ours := make(chan *encoded, 1)
+	go func() {
+		e := &encoded{}
+		e.err = writeDocs(&e.b, append(append([]Object{}, r.Volumes...), r.Hooks...))
+		ours <- e
+	}()
 	app, err := r.App.AsYaml()
+	tail := <-ours
 	if err != nil {
 		return nil, fmt.Errorf("encoding the app: %w", err)
 	}
-	var b bytes.Buffer
-	b.Write(app)
-	if err := writeDocs(&b, append(append([]Object{}, r.Volumes...), r.Hooks...)); err != nil {
-		return nil, err
+	if tail.err != nil {
+		return nil, tail.err
 	}
+	var b bytes.Buffer
+	b.Grow(len(app) + len("---\n") + tail.b.Len())
+	b.Write(app)
+	if len(app) > 0 && tail.b.Len() > 0 {
+		b.WriteString("---\n")
+	}
+	b.Write(tail.b.Bytes())
 	return b.Bytes(), nil
 }
