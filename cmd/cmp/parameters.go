@@ -43,11 +43,14 @@ func parametersCmd(sys system) *cobra.Command {
 func announce(p *config.Policy) []cmpenv.Announcement {
 	roles := map[string]string{}
 	for _, s := range p.Sites {
-		roles[s.Name] = "passive"
-	}
-	roles[p.ActiveSite] = "active"
-	if p.ForcePromote {
-		roles[p.ActiveSite] = "active (forced promote)"
+		switch {
+		case !p.IsActive(s.Name):
+			roles[s.Name] = "passive"
+		case p.ForcePromote:
+			roles[s.Name] = "active (forced promote)"
+		default:
+			roles[s.Name] = "active"
+		}
 	}
 	return []cmpenv.Announcement{
 		{

@@ -165,3 +165,8 @@ func (p *Policy) SiteNames() []string {
 	}
 	return names
 }
+
+// IsActive says whether site is the one activeSite makes active: the one
+// place that decides a site's role (render, the app-of-apps waves, the
+// parameters announcement and plan all ask here).
+func (p *Policy) IsActive(site string) bool { return site == p.ActiveSite }

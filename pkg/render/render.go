@@ -112,7 +112,7 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 	role := o.Role
 	if role == "" {
 		role = Passive
-		if site.Name == p.ActiveSite {
+		if p.IsActive(site.Name) {
 			role = Active
 		}
 	}
