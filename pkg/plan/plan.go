@@ -62,8 +62,10 @@ type Options struct {
 	Force bool
 }
 
-// Make plans the next sync of every site.
-func Make(p *config.Policy, o Options) (*Plan, error) {
+// Make plans the next sync of every site. The caller's policy is left as it
+// is: the change is planned on a copy.
+func Make(policy *config.Policy, o Options) (*Plan, error) {
+	p := *policy
 	from := p.ActiveSite
 	if o.To != "" {
 		if _, ok := p.Site(o.To); !ok {
@@ -81,7 +83,7 @@ func Make(p *config.Policy, o Options) (*Plan, error) {
 		pl.Change = fmt.Sprintf("none: %s stays active (every hook checks and finds nothing to do)", p.ActiveSite)
 	}
 	for _, s := range p.Sites {
-		res, err := render.Render(p, render.Options{RepoRoot: o.RepoRoot, AppDir: o.AppDir, Site: s.Name, Namespace: o.Namespace, Settings: o.Settings})
+		res, err := render.Render(&p, render.Options{RepoRoot: o.RepoRoot, AppDir: o.AppDir, Site: s.Name, Namespace: o.Namespace, Settings: o.Settings})
 		if err != nil {
 			return nil, err
 		}
@@ -90,14 +92,14 @@ func Make(p *config.Policy, o Options) (*Plan, error) {
 			return nil, err
 		}
 		cluster, _ := o.Settings.Site(s.Name) // Render checked every site
-		site := Site{Name: s.Name, Role: string(res.Role), AppWave: render.AppWave(p, s.Name), Cluster: cluster.Cluster, Steps: hookSteps}
+		site := Site{Name: s.Name, Role: string(res.Role), AppWave: render.AppWave(&p, s.Name), Cluster: cluster.Cluster, Steps: hookSteps}
 		site.Then = "the app at its own replicas"
 		if res.Role == render.Passive {
 			site.Then = "Deployments and StatefulSets at 0 replicas, CronJobs suspended"
 		}
 		pl.Sites = append(pl.Sites, site)
 	}
-	pl.Warnings = warnings(p, o)
+	pl.Warnings = warnings(&p, o)
 	return pl, nil
 }
 
@@ -108,8 +110,8 @@ func steps(hooks []render.Object) ([]Step, error) {
 	rbac := -1 // index of the RBAC step in out
 	for _, h := range hooks {
 		u := unstructured.Unstructured{Object: h}
-		wave, _ := strconv.Atoi(u.GetAnnotations()["argocd.argoproj.io/sync-wave"])
-		step := u.GetLabels()["rbd-dr.io/step"]
+		wave, _ := strconv.Atoi(u.GetAnnotations()[render.WaveAnnotation])
+		step := u.GetLabels()[render.StepLabel]
 		if u.GetKind() != "Job" {
 			if rbac < 0 {
 				out = append(out, Step{Wave: wave, Step: step + " access", Kind: "RBAC", Namespace: u.GetNamespace()})

@@ -33,7 +33,7 @@ const (
 
 // AppWave is the sync wave of a site's Application in the app-of-apps.
 func AppWave(p *config.Policy, site string) int {
-	if site == p.ActiveSite {
+	if p.IsActive(site) {
 		return waveActiveApp
 	}
 	return wavePassiveApps
@@ -139,8 +139,8 @@ func Apps(p *config.Policy, o AppsOptions) ([]byte, error) {
 			Metadata: appMeta{
 				Name:        name,
 				Namespace:   o.Namespace,
-				Labels:      map[string]string{managedByLabel: managedBy, appLabel: p.Name, "rbd-dr.io/site": site.Name},
-				Annotations: map[string]string{waveAnnotation: strconv.Itoa(wave)},
+				Labels:      map[string]string{managedByLabel: managedBy, appLabel: p.Name, siteLabel: site.Name},
+				Annotations: map[string]string{WaveAnnotation: strconv.Itoa(wave)},
 			},
 			Spec: appSpec{
 				Project: tenant.Project,

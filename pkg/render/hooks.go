@@ -9,11 +9,12 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 )
 
-// Argo CD's hook annotations.
+// Argo CD's hook annotations. WaveAnnotation orders the hooks and the
+// app-of-apps' Applications; plan reads it back.
 const (
 	hookAnnotation   = "argocd.argoproj.io/hook"
 	deleteAnnotation = "argocd.argoproj.io/hook-delete-policy"
-	waveAnnotation   = "argocd.argoproj.io/sync-wave"
+	WaveAnnotation   = "argocd.argoproj.io/sync-wave"
 )
 
 // Where the Ceph Jobs find our binary, delivered by an initContainer.
@@ -84,7 +85,7 @@ func hookMeta(p *config.Policy, name, namespace string, step hookcmd.Step, wave 
 		Annotations: map[string]string{
 			hookAnnotation:   "PreSync",
 			deleteAnnotation: "BeforeHookCreation",
-			waveAnnotation:   strconv.Itoa(wave),
+			WaveAnnotation:   strconv.Itoa(wave),
 		},
 	}
 }

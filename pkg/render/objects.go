@@ -10,12 +10,14 @@ import (
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
-// Labels and annotations on everything argocd-rbd-dr adds.
+// Labels and annotations on everything argocd-rbd-dr adds. StepLabel names
+// the hook step an object belongs to; plan reads it back.
 const (
 	managedByLabel  = "app.kubernetes.io/managed-by"
 	managedBy       = "argocd-rbd-dr"
 	appLabel        = "rbd-dr.io/app"
-	stepLabel       = "rbd-dr.io/step"
+	siteLabel       = "rbd-dr.io/site"
+	StepLabel       = "rbd-dr.io/step"
 	imageAnnotation = "rbd-dr.io/image"
 )
 
@@ -26,7 +28,7 @@ const maxName = 63
 func labels(app, step string) map[string]string {
 	l := map[string]string{managedByLabel: managedBy, appLabel: app}
 	if step != "" {
-		l[stepLabel] = step
+		l[StepLabel] = step
 	}
 	return l
 }
