@@ -3,7 +3,6 @@ package manifests_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"maps"
 	"os"
 	"os/exec"
@@ -30,11 +29,10 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
 )
-
-var update = flag.Bool("update", false, "copy plugin/plugin.yaml to manifests/plugin.yaml and rewrite the goldens in testdata/")
 
 const (
 	namespace     = "argocd" // where the test installs Argo CD, as its docs do
@@ -50,15 +48,7 @@ const (
 // manifests/plugin.yaml is a copy (kustomize reads nothing outside its folder);
 // the one source is plugin/plugin.yaml, itself generated from pkg/cmpenv.
 func TestPluginYAMLIsACopyOfPluginFolder(t *testing.T) {
-	want := readFile(t, filepath.Join("..", "plugin", pluginFile))
-	if *update {
-		if err := os.WriteFile(pluginFile, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := readFile(t, pluginFile); !bytes.Equal(got, want) {
-		t.Fatalf("manifests/plugin.yaml differs from plugin/plugin.yaml; run: go test ./manifests -update")
-	}
+	testutil.Golden(t, pluginFile, readFile(t, filepath.Join("..", "plugin", pluginFile)))
 }
 
 // The folders alone, as `kustomize build manifests` and
@@ -67,7 +57,7 @@ func TestBuildGolden(t *testing.T) {
 	for dir, golden := range goldens {
 		t.Run(dir, func(t *testing.T) {
 			got := asYAML(t, build(t, dir))
-			checkGolden(t, golden, got)
+			testutil.Golden(t, golden, got)
 		})
 	}
 }
@@ -81,13 +71,7 @@ var goldens = map[string]string{
 // The kustomize CLI (v5.4.2, on the same kustomize API) reads the folders the
 // same way, with its default load restrictor.
 func TestKustomizeCLIAgrees(t *testing.T) {
-	bin, err := exec.LookPath("kustomize")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("kustomize is not on PATH")
-		}
-		t.Skip("kustomize not on PATH (make tools, or go install sigs.k8s.io/kustomize/kustomize/v5@v5.4.2)")
-	}
+	bin := testutil.Tool(t, "kustomize", "make tools (go install sigs.k8s.io/kustomize/kustomize/v5@v5.4.2)")
 	for dir, golden := range goldens {
 		t.Run(dir, func(t *testing.T) {
 			out, err := exec.Command(bin, "build", dir).Output()
@@ -294,14 +278,7 @@ func checkArgoCDReadsHealthCheck(t *testing.T, cm *corev1.ConfigMap) {
 func TestSettingsConfigMap(t *testing.T) {
 	want := readFile(t, filepath.Join("..", "examples", "rbd-dr-settings.yaml"))
 	copyPath := filepath.Join("settings", "settings.yaml")
-	if *update {
-		if err := os.WriteFile(copyPath, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := readFile(t, copyPath); !bytes.Equal(got, want) {
-		t.Fatalf("manifests/settings/settings.yaml differs from examples/rbd-dr-settings.yaml; run: go test ./manifests -update")
-	}
+	testutil.Golden(t, copyPath, want)
 	m := build(t, "settings")
 	if m.Size() != 1 {
 		t.Fatalf("settings: %d objects, want the ConfigMap", m.Size())
@@ -546,18 +523,6 @@ func mountedBy(cs []corev1.Container, name, path string) bool {
 		}
 	}
 	return false
-}
-
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if want := readFile(t, path); !bytes.Equal(got, want) {
-		t.Errorf("%s is stale (run: go test ./manifests -update); got:\n%s", path, got)
-	}
 }
 
 func readFile(t *testing.T, path string) []byte {

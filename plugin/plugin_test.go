@@ -1,35 +1,20 @@
 package plugin_test
 
 import (
-	"bytes"
-	"flag"
-	"os"
 	"testing"
 
 	argoplugin "github.com/argoproj/argo-cd/v2/cmpserver/plugin"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/cmpenv"
 )
-
-var update = flag.Bool("update", false, "rewrite plugin.yaml from pkg/cmpenv")
 
 func TestPluginYAMLMatchesTheParameterTable(t *testing.T) {
 	want, err := cmpenv.PluginConfigYAML()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile("plugin.yaml", want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile("plugin.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("plugin/plugin.yaml drifted from pkg/cmpenv's table; run: go test ./plugin -update\n--- file\n%s\n--- table\n%s", got, want)
-	}
+	testutil.Golden(t, "plugin.yaml", want)
 }
 
 // Argo CD's own loader must accept the file and see what we mean.

@@ -3,7 +3,6 @@ package render_test
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
 )
@@ -59,20 +59,7 @@ func decodeApps(t *testing.T, out []byte) []v1alpha1.Application {
 }
 
 func TestAppsGolden(t *testing.T) {
-	got := renderApps(t, nil)
-	golden := filepath.Join("testdata", "wordpress", "apps.golden.yaml")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs; run go test ./pkg/render -update and review", golden)
-	}
+	testutil.Golden(t, filepath.Join("testdata", "wordpress", "apps.golden.yaml"), renderApps(t, nil))
 }
 
 func TestAppsAreArgoApplications(t *testing.T) {

@@ -2,9 +2,7 @@ package render_test
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -23,12 +21,11 @@ import (
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func repoRoot(t testing.TB) string {
 	t.Helper()
@@ -92,22 +89,7 @@ func TestGoldenWordPress(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s-%s", c.site, c.role), func(t *testing.T) {
 			got := toYAML(t, renderExample(t, c.site, c.role, nil))
-			golden := filepath.Join("testdata", "wordpress", fmt.Sprintf("%s-%s.golden.yaml", c.site, c.role))
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./pkg/render -update)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the rendering; if the change is meant, run go test ./pkg/render -update and review the diff", golden)
-			}
+			testutil.Golden(t, filepath.Join("testdata", "wordpress", fmt.Sprintf("%s-%s.golden.yaml", c.site, c.role)), got)
 		})
 	}
 }
@@ -270,13 +252,7 @@ func TestHookJobsAreDeterministicAndShort(t *testing.T) {
 // The app part of the active site is what the kustomize binary prints, but
 // for the two fields that bind each PVC to its static PV.
 func TestAppPartEqualsKustomizeBinary(t *testing.T) {
-	bin, err := exec.LookPath("kustomize")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("kustomize is not on PATH; .ci/run installs it")
-		}
-		t.Skip("kustomize not on PATH (go install sigs.k8s.io/kustomize/kustomize/v5@v5.4.2)")
-	}
+	bin := testutil.Tool(t, "kustomize", "make tools (go install sigs.k8s.io/kustomize/kustomize/v5@v5.4.2)")
 	for _, site := range []string{"site-a", "site-b"} {
 		t.Run(site, func(t *testing.T) {
 			res := renderExample(t, site, render.Active, nil)
