@@ -50,7 +50,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 
 	// A fresh copy of what git tracks, as a clone would have it.
 	clone := t.TempDir()
-	files, err := exec.Command("git", "-C", root, "ls-files", "--cached", "--others", "--exclude-standard").Output()
+	files, err := exec.Command("git", "-C", root, "ls-files", "--cached").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
