@@ -16,6 +16,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files from what the tests produce")
 
+// Update says whether the tests run with -update: for a generated part of a
+// file that Golden cannot compare whole.
+func Update() bool { return *update }
+
 // Golden compares got with the file at path. With -update it writes the file
 // first, so a meant change is one rerun and a reviewed diff.
 func Golden(t testing.TB, path string, got []byte) {

@@ -1,6 +1,7 @@
 // Package cmpenv is the contract with Argo CD's cmp-server: the parameters the
-// plugin takes (one table, from which plugin/plugin.yaml is generated) and the
-// environment a generate call receives.
+// plugin takes and the variables of Argo CD's build environment it reads (one
+// table, from which plugin/plugin.yaml and README's table are generated), and
+// the environment a generate call receives.
 package cmpenv
 
 import (
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
 
 // PluginName is the ConfigManagementPlugin's name; Applications refer to it.
@@ -28,8 +31,11 @@ type Parameter struct {
 // ParamEnv is the variable Argo CD sets for the parameter.
 func (p Parameter) ParamEnv() string { return "PARAM_" + envName(p.Name) }
 
-// PluginEnv is the variable Argo CD sets for spec.source.plugin.env.
-func (p Parameter) PluginEnv() string { return "ARGOCD_ENV_" + envName(p.Name) }
+// Env is the parameter's name in an Application's spec.source.plugin.env.
+func (p Parameter) Env() string { return envName(p.Name) }
+
+// PluginEnv is the variable Argo CD sets for that plugin env entry.
+func (p Parameter) PluginEnv() string { return "ARGOCD_ENV_" + p.Env() }
 
 // envName is how Argo CD turns a parameter name into a variable name.
 func envName(name string) string {
@@ -67,6 +73,39 @@ const (
 	ModeApps = "apps"
 )
 
+// Variable is one variable of Argo CD's build environment that the plugin
+// reads.
+type Variable struct {
+	Name string
+	// From is what Argo CD sets it from.
+	From string
+	// Meaning is what the plugin does with it.
+	Meaning string
+}
+
+// The build environment variables the plugin reads.
+var (
+	SourcePath = Variable{
+		Name: "ARGOCD_APP_SOURCE_PATH", From: "the Application's source path",
+		Meaning: "the app folder in the repository; the repository root is the working folder minus this path, and nothing outside it is read",
+	}
+	AppNamespace = Variable{
+		Name: "ARGOCD_APP_NAMESPACE", From: "the Application's destination namespace",
+		Meaning: "where PVCs without a namespace live",
+	}
+	SourceRepoURL = Variable{
+		Name: "ARGOCD_APP_SOURCE_REPO_URL", From: "the Application's source repository",
+		Meaning: "in apps mode, handed on to each site's Application",
+	}
+	SourceRevision = Variable{
+		Name: "ARGOCD_APP_SOURCE_TARGET_REVISION", From: "the Application's target revision",
+		Meaning: "in apps mode, handed on to each site's Application",
+	}
+)
+
+// BuildEnv is the table of them, in the order README lists them.
+var BuildEnv = []Variable{SourcePath, AppNamespace, SourceRepoURL, SourceRevision}
+
 // Env is what one generate call is told by Argo CD.
 type Env struct {
 	Site string
@@ -74,8 +113,6 @@ type Env struct {
 	Mode string
 	// Namespace is the Application's destination namespace.
 	Namespace string
-	// AppName is the Argo CD Application's name.
-	AppName string
 	// SourcePath is the app folder relative to the repository root.
 	SourcePath string
 	// RepoURL and TargetRevision are the Application's source, which the
@@ -93,11 +130,10 @@ func Read(getenv func(string) string) Env {
 	return Env{
 		Site:           value(getenv, Site),
 		Mode:           mode,
-		Namespace:      getenv("ARGOCD_APP_NAMESPACE"),
-		AppName:        getenv("ARGOCD_APP_NAME"),
-		SourcePath:     getenv("ARGOCD_APP_SOURCE_PATH"),
-		RepoURL:        getenv("ARGOCD_APP_SOURCE_REPO_URL"),
-		TargetRevision: getenv("ARGOCD_APP_SOURCE_TARGET_REVISION"),
+		Namespace:      getenv(AppNamespace.Name),
+		SourcePath:     getenv(SourcePath.Name),
+		RepoURL:        getenv(SourceRepoURL.Name),
+		TargetRevision: getenv(SourceRevision.Name),
 	}
 }
 
@@ -117,14 +153,14 @@ func (e Env) RepoRoot(appDir string) (string, error) {
 		return appDir, nil
 	}
 	if strings.HasPrefix(rel, "..") {
-		return "", fmt.Errorf("ARGOCD_APP_SOURCE_PATH %q leaves the repository", e.SourcePath)
+		return "", fmt.Errorf("%s %q leaves the repository", SourcePath.Name, e.SourcePath)
 	}
 	root := appDir
 	for range strings.Split(rel, string(filepath.Separator)) {
 		root = filepath.Dir(root)
 	}
 	if filepath.Join(root, rel) != filepath.Clean(appDir) {
-		return "", fmt.Errorf("the working folder %s does not end in ARGOCD_APP_SOURCE_PATH %q; run generate in the app folder", appDir, e.SourcePath)
+		return "", fmt.Errorf("the working folder %s does not end in %s %q; run generate in the app folder", appDir, SourcePath.Name, e.SourcePath)
 	}
 	return root, nil
 }
@@ -163,7 +199,7 @@ func PluginConfigYAML() ([]byte, error) {
 		"kind":       "ConfigManagementPlugin",
 		"metadata":   map[string]any{"name": PluginName},
 		"spec": map[string]any{
-			"discover": map[string]any{"fileName": "rbd-dr.yaml"},
+			"discover": map[string]any{"fileName": config.FileName},
 			"generate": command{Command: []string{Binary, "generate"}},
 			"parameters": map[string]any{
 				"static":  StaticAnnouncements(),
@@ -177,4 +213,19 @@ func PluginConfigYAML() ([]byte, error) {
 	}
 	header := "# Generated from pkg/cmpenv's parameter table; refresh with: go test ./plugin -update\n"
 	return append([]byte(header), body...), nil
+}
+
+// EnvTable is README's table of what Argo CD passes, generated from the
+// parameter table and BuildEnv; refresh it with: go test ./pkg/cmpenv -update
+func EnvTable() string {
+	var b strings.Builder
+	b.WriteString("| variable | from | meaning |\n| --- | --- | --- |\n")
+	for _, p := range Parameters {
+		fmt.Fprintf(&b, "| `%s`, `%s` | the plugin parameter `%s` (wins), or plugin env `%s` | %s |\n",
+			p.ParamEnv(), p.PluginEnv(), p.Name, p.Env(), p.Tooltip)
+	}
+	for _, v := range BuildEnv {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, v.From, v.Meaning)
+	}
+	return b.String()
 }

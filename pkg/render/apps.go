@@ -146,7 +146,7 @@ func Apps(p *config.Policy, o AppsOptions) ([]byte, error) {
 				Project: tenant.Project,
 				Source: appSource{
 					RepoURL: o.RepoURL, Path: o.Path, TargetRevision: o.TargetRevision,
-					Plugin: appPlugin{Name: cmpenv.PluginName, Env: []appEnv{{Name: "SITE", Value: site.Name}}},
+					Plugin: appPlugin{Name: cmpenv.PluginName, Env: []appEnv{{Name: cmpenv.Site.Env(), Value: site.Name}}},
 				},
 				Destination: appDestination{Server: cluster.Cluster, Namespace: p.Apps.Namespace},
 				SyncPolicy: appSyncPolicy{

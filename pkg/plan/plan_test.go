@@ -1,0 +1,176 @@
+package plan_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/plan"
+)
+
+// example loads examples/wordpress as the plan command does.
+func example(t *testing.T) (*config.Policy, plan.Options) {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(root, "examples", "wordpress")
+	p, err := config.Load(app, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, err := config.LoadSettings(filepath.Join(root, "examples", "rbd-dr-settings.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, plan.Options{RepoRoot: root, AppDir: app, Settings: settings}
+}
+
+func site(t *testing.T, pl *plan.Plan, name string) plan.Site {
+	t.Helper()
+	for _, s := range pl.Sites {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no site %s in the plan", name)
+	return plan.Site{}
+}
+
+// step is a Step without its targets, for comparing the order.
+type step struct {
+	wave  int
+	name  string
+	kind  string
+	force bool
+}
+
+func steps(s plan.Site) []step {
+	var out []step
+	for _, st := range s.Steps {
+		out = append(out, step{st.Wave, st.Step, st.Kind, st.Force})
+	}
+	return out
+}
+
+// Each site's steps are read back from its rendering, in wave order, with
+// the hook contract's targets: the table in docs/architecture.md.
+func TestStepsPerRole(t *testing.T) {
+	p, o := example(t)
+	o.To, o.Force = "site-b", true
+	pl, err := plan.Make(p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := []string{"replicapool/csi-vol-mysql", "replicapool/csi-vol-wordpress"}
+
+	passive := site(t, pl, "site-a")
+	want := []step{{0, "quiesce access", "RBAC", false}, {1, "quiesce", "Job", false}, {2, "demote", "Job", false}, {3, "resync", "Job", false}}
+	if got := steps(passive); !reflect.DeepEqual(got, want) || passive.Role != "passive" || passive.AppWave != 0 {
+		t.Errorf("site-a (%s, app wave %d): %v, want passive, 0, %v", passive.Role, passive.AppWave, got, want)
+	}
+	if got := passive.Steps[0].Targets; len(got) != 3 || !strings.HasPrefix(got[0], "ServiceAccount/") {
+		t.Errorf("the RBAC step lists %v", got)
+	}
+	if got := passive.Steps[1].Targets; !reflect.DeepEqual(got, []string{"mysql-pv-claim", "wp-pv-claim"}) || passive.Steps[1].Namespace != "wordpress" {
+		t.Errorf("quiesce targets %v in %s", got, passive.Steps[1].Namespace)
+	}
+	if got := passive.Steps[2].Targets; !reflect.DeepEqual(got, images) || passive.Steps[2].Namespace != "wordpress" {
+		t.Errorf("demote targets %v in %s", got, passive.Steps[2].Namespace)
+	}
+
+	active := site(t, pl, "site-b")
+	want = []step{{1, "prepare", "Job", false}, {2, "promote", "Job", true}}
+	if got := steps(active); !reflect.DeepEqual(got, want) || active.Role != "active" || active.AppWave != 1 {
+		t.Errorf("site-b (%s, app wave %d): %v, want active, 1, %v", active.Role, active.AppWave, got, want)
+	}
+}
+
+// Planning a change leaves the caller's policy as it was loaded.
+func TestMakeKeepsThePolicy(t *testing.T) {
+	p, o := example(t)
+	before := *p
+	o.To, o.Force = "site-b", true
+	pl, err := plan.Make(p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.ActiveSite != "site-b" || !pl.ForcePromote {
+		t.Errorf("the plan is for activeSite %s, forcePromote %t", pl.ActiveSite, pl.ForcePromote)
+	}
+	if p.ActiveSite != before.ActiveSite || p.ForcePromote != before.ForcePromote {
+		t.Errorf("Make changed the caller's policy: activeSite %s, forcePromote %t", p.ActiveSite, p.ForcePromote)
+	}
+}
+
+func TestChange(t *testing.T) {
+	for _, c := range []struct {
+		to    string
+		force bool
+		want  string
+	}{
+		{"", false, "none: site-a stays active"},
+		{"site-a", false, "none: site-a stays active"},
+		{"site-b", false, "planned relocation from site-a to site-b"},
+		{"site-b", true, "forced failover from site-a to site-b"},
+	} {
+		p, o := example(t)
+		o.To, o.Force = c.to, c.force
+		pl, err := plan.Make(p, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(pl.Change, c.want) {
+			t.Errorf("--to %q --force=%t: change %q, want %q", c.to, c.force, pl.Change, c.want)
+		}
+		forceWarned := len(pl.Warnings) > 0 && strings.HasPrefix(pl.Warnings[0], "forcePromote is true")
+		if forceWarned != c.force {
+			t.Errorf("--to %q --force=%t: warnings %q", c.to, c.force, pl.Warnings)
+		}
+	}
+}
+
+func TestUnknownTarget(t *testing.T) {
+	p, o := example(t)
+	o.To = "site-c"
+	if _, err := plan.Make(p, o); err == nil || !strings.Contains(err.Error(), `--to "site-c" is not one of the sites (site-a, site-b)`) {
+		t.Errorf("error %v", err)
+	}
+}
+
+// Another app folder beside this one that declares one of its images is
+// warned about; one that cannot be read is counted, not skipped silently.
+func TestSharedImagesWarning(t *testing.T) {
+	root := t.TempDir()
+	_, src := example(t)
+	for _, app := range []string{"shop", "blog", "broken"} {
+		if err := os.CopyFS(filepath.Join(root, app), os.DirFS(src.AppDir)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "broken", config.FileName), []byte("kind: nonsense\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := config.Load(filepath.Join(root, "blog"), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.RepoRoot, src.AppDir, src.Namespace = root, filepath.Join(root, "blog"), "wordpress"
+	pl, err := plan.Make(p, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(pl.Warnings, "\n")
+	for _, want := range []string{
+		"replicapool/csi-vol-mysql is also declared in shop/rbd-dr.yaml",
+		"1 other rbd-dr.yaml file(s) beside this app could not be read",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in\n%s", want, all)
+		}
+	}
+}
