@@ -73,9 +73,9 @@ const (
 	ModeApps = "apps"
 )
 
-// Variable is one variable of Argo CD's build environment that the plugin
+// variable is one variable of Argo CD's build environment that the plugin
 // reads.
-type Variable struct {
+type variable struct {
 	Name string
 	// From is what Argo CD sets it from.
 	From string
@@ -85,26 +85,26 @@ type Variable struct {
 
 // The build environment variables the plugin reads.
 var (
-	SourcePath = Variable{
+	sourcePath = variable{
 		Name: "ARGOCD_APP_SOURCE_PATH", From: "the Application's source path",
 		Meaning: "the app folder in the repository; the repository root is the working folder minus this path, and nothing outside it is read",
 	}
-	AppNamespace = Variable{
+	appNamespace = variable{
 		Name: "ARGOCD_APP_NAMESPACE", From: "the Application's destination namespace",
 		Meaning: "where PVCs without a namespace live",
 	}
-	SourceRepoURL = Variable{
+	sourceRepoURL = variable{
 		Name: "ARGOCD_APP_SOURCE_REPO_URL", From: "the Application's source repository",
 		Meaning: "in apps mode, handed on to each site's Application",
 	}
-	SourceRevision = Variable{
+	sourceRevision = variable{
 		Name: "ARGOCD_APP_SOURCE_TARGET_REVISION", From: "the Application's target revision",
 		Meaning: "in apps mode, handed on to each site's Application",
 	}
 )
 
-// BuildEnv is the table of them, in the order README lists them.
-var BuildEnv = []Variable{SourcePath, AppNamespace, SourceRepoURL, SourceRevision}
+// buildEnv is the table of them, in the order README lists them.
+var buildEnv = []variable{sourcePath, appNamespace, sourceRepoURL, sourceRevision}
 
 // Env is what one generate call is told by Argo CD.
 type Env struct {
@@ -130,10 +130,10 @@ func Read(getenv func(string) string) Env {
 	return Env{
 		Site:           value(getenv, Site),
 		Mode:           mode,
-		Namespace:      getenv(AppNamespace.Name),
-		SourcePath:     getenv(SourcePath.Name),
-		RepoURL:        getenv(SourceRepoURL.Name),
-		TargetRevision: getenv(SourceRevision.Name),
+		Namespace:      getenv(appNamespace.Name),
+		SourcePath:     getenv(sourcePath.Name),
+		RepoURL:        getenv(sourceRepoURL.Name),
+		TargetRevision: getenv(sourceRevision.Name),
 	}
 }
 
@@ -153,14 +153,14 @@ func (e Env) RepoRoot(appDir string) (string, error) {
 		return appDir, nil
 	}
 	if strings.HasPrefix(rel, "..") {
-		return "", fmt.Errorf("%s %q leaves the repository", SourcePath.Name, e.SourcePath)
+		return "", fmt.Errorf("%s %q leaves the repository", sourcePath.Name, e.SourcePath)
 	}
 	root := appDir
 	for range strings.Split(rel, string(filepath.Separator)) {
 		root = filepath.Dir(root)
 	}
 	if filepath.Join(root, rel) != filepath.Clean(appDir) {
-		return "", fmt.Errorf("the working folder %s does not end in %s %q; run generate in the app folder", appDir, SourcePath.Name, e.SourcePath)
+		return "", fmt.Errorf("the working folder %s does not end in %s %q; run generate in the app folder", appDir, sourcePath.Name, e.SourcePath)
 	}
 	return root, nil
 }
@@ -171,7 +171,6 @@ type Announcement struct {
 	Name           string            `json:"name"`
 	Title          string            `json:"title,omitempty"`
 	Tooltip        string            `json:"tooltip,omitempty"`
-	Required       bool              `json:"required,omitempty"`
 	ItemType       string            `json:"itemType,omitempty"`
 	CollectionType string            `json:"collectionType,omitempty"`
 	String         string            `json:"string,omitempty"`
@@ -216,7 +215,7 @@ func PluginConfigYAML() ([]byte, error) {
 }
 
 // EnvTable is README's table of what Argo CD passes, generated from the
-// parameter table and BuildEnv; refresh it with: go test ./pkg/cmpenv -update
+// parameter table and buildEnv; refresh it with: go test ./pkg/cmpenv -update
 func EnvTable() string {
 	var b strings.Builder
 	b.WriteString("| variable | from | meaning |\n| --- | --- | --- |\n")
@@ -224,7 +223,7 @@ func EnvTable() string {
 		fmt.Fprintf(&b, "| `%s`, `%s` | the plugin parameter `%s` (wins), or plugin env `%s` | %s |\n",
 			p.ParamEnv(), p.PluginEnv(), p.Name, p.Env(), p.Tooltip)
 	}
-	for _, v := range BuildEnv {
+	for _, v := range buildEnv {
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, v.From, v.Meaning)
 	}
 	return b.String()

@@ -10,10 +10,6 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
-// ErrOutsideRepo is returned for any path, symlinks resolved, that is not
-// inside the repository.
-var ErrOutsideRepo = errors.New("outside the repository")
-
 // jail is a read-only view of the disk below one folder. kustomize reads
 // everything through it, so neither a ../ nor a symlink can reach a file
 // outside the repository the cmp-server unpacked.
@@ -53,7 +49,7 @@ func (j *jail) inside(path string) (string, error) {
 		return "", err
 	}
 	if resolved != j.root && !strings.HasPrefix(resolved, j.root+string(filepath.Separator)) {
-		return "", fmt.Errorf("%s: %w", j.rel(abs), ErrOutsideRepo)
+		return "", fmt.Errorf("%s: outside the repository", j.rel(abs))
 	}
 	return resolved, nil
 }
