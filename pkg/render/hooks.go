@@ -206,9 +206,10 @@ func quiesceJob(pl *placement, req hookcmd.Request) *job {
 	return hookJob(p, hookMeta(p, name, namespace, hookcmd.Quiesce, waveStop), hookcmd.Quiesce, pod)
 }
 
-// quiesceRBAC lets the quiesce Job scale the app's workloads and watch its
-// pods, in the app's namespace only. These are hooks of an earlier wave, so
-// they exist before the Job starts.
+// quiesceRBAC lets the quiesce Job do what failover.Quiesce does, in the
+// app's namespace only: list the Deployments and StatefulSets and patch their
+// replicas to 0, and list the pods to see which mount the volumes. These are
+// hooks of an earlier wave, so they exist before the Job starts.
 func quiesceRBAC(p *config.Policy, namespace string) []any {
 	name := objectName(p.Name, string(hookcmd.Quiesce))
 	meta := hookMeta(p, name, namespace, hookcmd.Quiesce, waveRBAC)
@@ -218,10 +219,8 @@ func quiesceRBAC(p *config.Policy, namespace string) []any {
 			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			Metadata: meta,
 			Rules: []policyRule{
-				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"get", "list", "watch", "patch"}},
-				{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale", "statefulsets/scale"}, Verbs: []string{"get", "patch", "update"}},
-				{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"get", "list"}},
-				{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims"}, Verbs: []string{"get", "list", "watch"}},
+				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"list", "patch"}},
+				{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
 			},
 		},
 		&roleBinding{

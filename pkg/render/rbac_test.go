@@ -1,0 +1,120 @@
+package render_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"testing"
+	"time"
+
+	log "github.com/sirupsen/logrus"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
+)
+
+// The quiesce Role grants exactly what the quiesce step does against the API
+// (failover.Quiesce run against a fake API, every request recorded): nothing
+// it does is refused, and no right goes unused.
+func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
+	res := renderExample(t, "site-b", render.Passive, nil)
+	var role rbacv1.Role
+	var namespace string
+	var pvcs []string
+	for _, obj := range objects(t, toYAML(t, res)) {
+		switch obj.GetKind() {
+		case "Role":
+			if err := yaml.UnmarshalStrict(mustJSON(t, obj), &role); err != nil {
+				t.Fatal(err)
+			}
+		case "PersistentVolumeClaim":
+			pvcs = append(pvcs, obj.GetName())
+			namespace = obj.GetNamespace()
+		}
+	}
+	if role.Name == "" || len(pvcs) == 0 {
+		t.Fatalf("no quiesce Role (%q) or PVCs (%v) in site-b's rendering", role.Name, pvcs)
+	}
+
+	// A Deployment and a StatefulSet each mount a PVC and run a pod; scaling
+	// one to 0 removes its pod, as the controllers would.
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := int32(1)
+	template := func(pvc string) corev1.PodTemplateSpec {
+		return corev1.PodTemplateSpec{Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "data",
+			VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc}}}}}}
+	}
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: namespace} }
+	pod := func(name, pvc string) *corev1.Pod {
+		return &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta(name),
+			Spec: template(pvc).Spec, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	}
+	kube := dynamicfake.NewSimpleDynamicClient(scheme,
+		&appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: meta("web"),
+			Spec: appsv1.DeploymentSpec{Replicas: &one, Template: template(pvcs[0])}},
+		&appsv1.StatefulSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"}, ObjectMeta: meta("db"),
+			Spec: appsv1.StatefulSetSpec{Replicas: &one, Template: template(pvcs[len(pvcs)-1])}},
+		pod("web-0", pvcs[0]), pod("db-0", pvcs[len(pvcs)-1]),
+	)
+	podsGVR := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	kube.PrependReactor("patch", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		_ = kube.Tracker().Delete(podsGVR, namespace, a.(k8stesting.PatchAction).GetName()+"-0")
+		return false, nil, nil
+	})
+
+	logger := log.New()
+	logger.SetOutput(io.Discard)
+	report := failover.Quiesce(context.Background(), kube, namespace, pvcs, failover.Options{Timeout: 10 * time.Second, Poll: time.Millisecond, Log: logger})
+	if err := report.Err(); err != nil {
+		t.Fatalf("quiesce: %v", err)
+	}
+
+	type right struct{ group, resource, verb string }
+	granted := map[right]bool{}
+	for _, r := range role.Rules {
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, v := range r.Verbs {
+					granted[right{g, res, v}] = false
+				}
+			}
+		}
+	}
+	for _, a := range kube.Actions() {
+		resource := a.GetResource().Resource
+		if a.GetSubresource() != "" {
+			resource += "/" + a.GetSubresource()
+		}
+		r := right{a.GetResource().Group, resource, a.GetVerb()}
+		if _, ok := granted[r]; !ok {
+			t.Errorf("quiesce does %s %s (group %q), which Role %s does not grant", r.verb, r.resource, r.group, role.Name)
+			continue
+		}
+		granted[r] = true
+	}
+	var unused []string
+	for r, used := range granted {
+		if !used {
+			unused = append(unused, fmt.Sprintf("%s %s (group %q)", r.verb, r.resource, r.group))
+		}
+	}
+	slices.Sort(unused)
+	if len(unused) > 0 {
+		t.Errorf("Role %s grants what quiesce never does: %v", role.Name, unused)
+	}
+}
