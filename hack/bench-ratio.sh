@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench-ratio.sh: the start-up budget of DESIGN.md, measured. Times, whole
+# bench-ratio.sh: the start-up budget of docs/architecture.md, measured. Times, whole
 # process and interleaved, `argocd-rbd-dr generate` on examples/wordpress for
 # site-b (as the cmp-server runs it) against `kustomize build` of the same
 # overlay, and prints the medians and their ratio. It only prints: no timing
@@ -45,7 +45,7 @@ kversion=$(go version -m "$kustomize" 2>/dev/null | awk '$1 == "mod" { print $3 
 printf '   %-24s %s (%s KiB)\n' "argocd-rbd-dr" "$bin" "$(($(stat -c %s "$bin") / 1024))"
 printf '   %-24s %s %s (%s KiB)\n' "kustomize" "$kustomize" "${kversion:-version unknown}" "$(($(stat -L -c %s "$kustomize") / 1024))"
 
-echo "== go list -deps ./cmd/cmp (informational; DESIGN.md keeps argo-cd and gitops-engine out)"
+echo "== go list -deps ./cmd/cmp (informational; docs/architecture.md keeps argo-cd and gitops-engine out)"
 deps=$(cd "$root" && go list -deps ./cmd/cmp)
 printf '   %s packages in all\n' "$(wc -l <<<"$deps")"
 for mod in github.com/argoproj/argo-cd github.com/argoproj/gitops-engine k8s.io/client-go; do
@@ -58,10 +58,11 @@ for mod in github.com/argoproj/argo-cd github.com/argoproj/gitops-engine k8s.io/
 done
 
 # The two commands, as functions so that timing them forks nothing extra.
-# generate runs in the app folder with the environment the cmp-server gives it.
+# generate runs in the app folder with the environment the cmp-server gives it,
+# and the platform settings the sidecar mounts.
 generate() {
 	ARGOCD_ENV_SITE=site-b ARGOCD_APP_NAMESPACE=wordpress ARGOCD_APP_SOURCE_PATH=examples/wordpress \
-		"$@" "$bin" generate
+		RBD_DR_SETTINGS="$root/examples/rbd-dr-settings.yaml" "$@" "$bin" generate
 }
 build() {
 	"$@" "$kustomize" build "$overlay"
