@@ -40,8 +40,8 @@ func AppWave(p *config.Policy, site string) int {
 }
 
 // application is the part of Argo CD's v1alpha1.Application we write. The
-// shipped binary keeps Argo CD's own packages out (DESIGN.md's start-up
-// budget); tests decode these strictly into the real type.
+// shipped binary keeps Argo CD's own packages out (the start-up budget in
+// docs/architecture.md); tests decode these strictly into the real type.
 type application struct {
 	APIVersion string  `json:"apiVersion"`
 	Kind       string  `json:"kind"`

@@ -19,7 +19,7 @@ import (
 // Role is what a site is doing for the app.
 type Role string
 
-// The two roles of DESIGN.md's table.
+// The two roles of the table in docs/architecture.md.
 const (
 	Active  Role = "active"
 	Passive Role = "passive"

@@ -187,7 +187,8 @@ func mustJSON(t *testing.T, obj *unstructured.Unstructured) []byte {
 	return b
 }
 
-// DESIGN.md's table, read back with Argo CD's own hook and wave functions.
+// The role table of docs/architecture.md, read back with Argo CD's own hook
+// and wave functions.
 func TestHookWavesPerRole(t *testing.T) {
 	rbac := []hookStep{{0, "ServiceAccount", "quiesce", false}, {0, "Role", "quiesce", false}, {0, "RoleBinding", "quiesce", false}}
 	cases := []struct {
