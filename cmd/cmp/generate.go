@@ -26,6 +26,7 @@ func generateCmd(sys system) *cobra.Command {
 			if sys.shortLived != nil {
 				sys.shortLived()
 			}
+			render.Warm()
 			env := cmpenv.Read(sys.getenv)
 			if env.Mode != cmpenv.ModeSite && env.Mode != cmpenv.ModeApps {
 				return fmt.Errorf("plugin env MODE=%q is not supported; use %s (the default, one site) or %s (the app-of-apps)", env.Mode, cmpenv.ModeSite, cmpenv.ModeApps)
