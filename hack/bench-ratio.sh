@@ -8,10 +8,12 @@
 #   bash hack/bench-ratio.sh           # RUNS=30 interleaved runs of each
 #   RUNS=100 bash hack/bench-ratio.sh
 #   RSS_RUNS=0 bash hack/bench-ratio.sh   # peak memory: RSS_RUNS separate runs (default min(RUNS, 10))
+#   CPU_RUNS=0 bash hack/bench-ratio.sh   # CPU time: CPU_RUNS runs under perf stat (default min(RUNS, 20))
 #
 # Needs go and kustomize on PATH (make bench puts bin/tools first). Peak
 # memory is measured too when GNU time (/usr/bin/time, Debian package `time`)
-# is installed.
+# is installed, and CPU time when perf (Debian package linux-perf) may count:
+# on a shared machine CPU time moves less with the neighbours than wall time.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -26,6 +28,11 @@ fi
 rss_runs=${RSS_RUNS:-$((runs < 10 ? runs : 10))}
 if ! [[ $rss_runs =~ ^[0-9]{1,6}$ ]]; then
 	echo "bench-ratio: RSS_RUNS must be a whole number, 0 to skip peak memory (got RSS_RUNS=$rss_runs)" >&2
+	exit 2
+fi
+cpu_runs=${CPU_RUNS:-$((runs < 20 ? runs : 20))}
+if ! [[ $cpu_runs =~ ^[0-9]{1,6}$ ]]; then
+	echo "bench-ratio: CPU_RUNS must be a whole number, 0 to skip CPU time (got CPU_RUNS=$cpu_runs)" >&2
 	exit 2
 fi
 if ! kustomize=$(command -v kustomize); then
@@ -131,6 +138,17 @@ if ((rss_runs > 0)) && [[ -x /usr/bin/time ]] && /usr/bin/time -f %M -o "$tmp/pr
 	done
 fi
 
+# CPU time of all the process's threads (task-clock), in separate runs under
+# perf stat, which prints the mean in msec as its first CSV field.
+have_cpu=0
+if ((cpu_runs > 0)) && command -v perf >/dev/null && perf stat -x, -e task-clock true >/dev/null 2>&1; then
+	have_cpu=1
+	for cmd in generate build; do
+		"$cmd" perf stat -x, -e task-clock -r "$cpu_runs" -o "$tmp/$cmd.cpu" >/dev/null
+		awk -F, '$3 == "task-clock" { print $1 }' "$tmp/$cmd.cpu" >"$tmp/$cmd.cpums"
+	done
+fi
+
 read -r gen_med gen_min gen_max < <(median <"$tmp/generate.us")
 read -r kus_med kus_min kus_max < <(median <"$tmp/build.us")
 ms() { awk -v us="$1" 'BEGIN { printf "%.1f", us / 1000 }'; }
@@ -152,5 +170,14 @@ elif ((rss_runs == 0)); then
 	echo "(peak RSS not measured: RSS_RUNS=0)"
 else
 	echo "(peak RSS not measured: install GNU time, Debian package \`time\`, for /usr/bin/time)"
+fi
+if ((have_cpu)); then
+	read -r gen_cpu <"$tmp/generate.cpums"
+	read -r kus_cpu <"$tmp/build.cpums"
+	awk -v g="$gen_cpu" -v k="$kus_cpu" -v n="$cpu_runs" 'BEGIN {
+		printf "CPU time, all threads (perf stat task-clock, mean of %d runs): generate %.1f ms, kustomize build %.1f ms, ratio %.2f\n", n, g, k, g / k
+	}'
+elif ((cpu_runs > 0)); then
+	echo "(CPU time not measured: perf is not installed or may not count here)"
 fi
 awk -v g="$gen_med" -v k="$kus_med" 'BEGIN { printf "ratio generate/kustomize (median wall): %.2f\n", g / k }'
