@@ -8,7 +8,7 @@
 #   bash hack/bench-ratio.sh           # RUNS=30 interleaved runs of each
 #   RUNS=100 bash hack/bench-ratio.sh
 #   RSS_RUNS=0 bash hack/bench-ratio.sh   # peak memory: RSS_RUNS separate runs (default min(RUNS, 10))
-#   CPU_RUNS=0 bash hack/bench-ratio.sh   # CPU time: CPU_RUNS runs under perf stat (default min(RUNS, 20))
+#   CPU_RUNS=0 bash hack/bench-ratio.sh   # CPU time: CPU_RUNS runs each under perf stat (default min(RUNS, 20))
 #
 # Needs go and kustomize on PATH (make bench puts bin/tools first). Peak
 # memory is measured too when GNU time (/usr/bin/time, Debian package `time`)
@@ -139,13 +139,17 @@ if ((rss_runs > 0)) && [[ -x /usr/bin/time ]] && /usr/bin/time -f %M -o "$tmp/pr
 fi
 
 # CPU time of all the process's threads (task-clock), in separate runs under
-# perf stat, which prints the mean in msec as its first CSV field.
+# perf stat, interleaved as above; perf prints msec as its first CSV field.
 have_cpu=0
 if ((cpu_runs > 0)) && command -v perf >/dev/null && perf stat -x, -e task-clock true >/dev/null 2>&1; then
 	have_cpu=1
-	for cmd in generate build; do
-		"$cmd" perf stat -x, -e task-clock -r "$cpu_runs" -o "$tmp/$cmd.cpu" >/dev/null
-		awk -F, '$3 == "task-clock" { print $1 }' "$tmp/$cmd.cpu" >"$tmp/$cmd.cpums"
+	: >"$tmp/generate.cpums"
+	: >"$tmp/build.cpums"
+	for ((i = 0; i < cpu_runs; i++)); do
+		for cmd in generate build; do
+			"$cmd" perf stat -x, -e task-clock -o "$tmp/cpu" >/dev/null
+			awk -F, '$3 == "task-clock" { print $1 }' "$tmp/cpu" >>"$tmp/$cmd.cpums"
+		done
 	done
 fi
 
@@ -172,10 +176,10 @@ else
 	echo "(peak RSS not measured: install GNU time, Debian package \`time\`, for /usr/bin/time)"
 fi
 if ((have_cpu)); then
-	read -r gen_cpu <"$tmp/generate.cpums"
-	read -r kus_cpu <"$tmp/build.cpums"
+	read -r gen_cpu _ < <(median <"$tmp/generate.cpums")
+	read -r kus_cpu _ < <(median <"$tmp/build.cpums")
 	awk -v g="$gen_cpu" -v k="$kus_cpu" -v n="$cpu_runs" 'BEGIN {
-		printf "CPU time, all threads (perf stat task-clock, mean of %d runs): generate %.1f ms, kustomize build %.1f ms, ratio %.2f\n", n, g, k, g / k
+		printf "CPU time, all threads (perf stat task-clock, median of %d runs): generate %.1f ms, kustomize build %.1f ms, ratio %.2f\n", n, g, k, g / k
 	}'
 elif ((cpu_runs > 0)); then
 	echo "(CPU time not measured: perf is not installed or may not count here)"
