@@ -58,12 +58,10 @@ func BenchmarkRenderExample(b *testing.B) {
 	}
 }
 
-// benchMounted is how many of the generated PVCs the Deployment mounts.
-const benchMounted = 3
-
 // writeBenchApp writes, below root/app, an app with n volumes: rbd-dr.yaml
-// (two sites, site-a active), a base with one Deployment mounting a few of
-// the PVCs, and an overlay per site. With pvcsInBase the base also holds the
+// (two sites, site-a active), a base with one Deployment mounting every PVC
+// (render refuses a declared claim that no workload mounts), and an overlay
+// per site. With pvcsInBase the base also holds the
 // n PVCs (kustomize then does the most work); without, the plugin adds them.
 func writeBenchApp(b *testing.B, root string, n int, pvcsInBase bool) string {
 	b.Helper()
@@ -99,7 +97,7 @@ spec:
 `, i)
 	}
 	var mounts, volumes strings.Builder
-	for i := range min(n, benchMounted) {
+	for i := range n {
 		fmt.Fprintf(&mounts, "            - name: data-%04d\n              mountPath: /data/%d\n", i, i)
 		fmt.Fprintf(&volumes, "        - name: data-%04d\n          persistentVolumeClaim:\n            claimName: data-%04d\n", i, i)
 	}
