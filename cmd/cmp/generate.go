@@ -26,13 +26,15 @@ func generateCmd(sys system) *cobra.Command {
 			if sys.shortLived != nil {
 				sys.shortLived()
 			}
-			render.Warm()
 			env := cmpenv.Read(sys.getenv)
 			if env.Mode != cmpenv.ModeSite && env.Mode != cmpenv.ModeApps {
 				return fmt.Errorf("plugin env MODE=%q is not supported; use %s (the default, one site) or %s (the app-of-apps)", env.Mode, cmpenv.ModeSite, cmpenv.ModeApps)
 			}
 			if env.Mode == cmpenv.ModeSite && env.Site == "" {
 				return fmt.Errorf("no site given: set the Application's plugin env SITE (or parameter site) to one of the sites in %s", config.FileName)
+			}
+			if env.Mode == cmpenv.ModeSite {
+				render.Warm() // overlaps kustomize's set-up with reading the files below
 			}
 			settings, err := config.LoadSettings(sys.getenv(config.SettingsEnv))
 			if err != nil {
