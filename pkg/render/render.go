@@ -125,6 +125,17 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 	if err := preflight(fs, overlay, map[string]bool{}); err != nil {
 		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
 	}
+	// The hooks depend on the site, its role and the namespace only: they
+	// are built on the spare core while kustomize runs.
+	type built struct {
+		objs []Object
+		err  error
+	}
+	hooksBuilt := make(chan built, 1)
+	go func() {
+		objs, err := hooks(pl, role)
+		hooksBuilt <- built{objs, err}
+	}()
 	opts := krusty.MakeDefaultOptions()
 	opts.Reorder = krusty.ReorderOptionUnspecified // as the kustomize CLI does
 	app, err := krusty.MakeKustomizer(opts).Run(fs, overlay)
@@ -149,10 +160,11 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 			return nil, fmt.Errorf("site %s: %w", site.Name, err)
 		}
 	}
-	r.Hooks, err = hooks(pl, role)
-	if err != nil {
-		return nil, fmt.Errorf("site %s: %w", site.Name, err)
+	h := <-hooksBuilt
+	if h.err != nil {
+		return nil, fmt.Errorf("site %s: %w", site.Name, h.err)
 	}
+	r.Hooks = h.objs
 	if err := checkOutput(r, pl.namespace); err != nil {
 		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
 	}
