@@ -239,3 +239,38 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// rbd-dr.yaml is the team's file: it is read through the repository's
+// read-only view, so a link out of the repository, to a device (which would
+// never end) or a huge file is refused at once.
+func TestLoadStaysInTheRepository(t *testing.T) {
+	top := t.TempDir()
+	root := filepath.Join(top, "repo")
+	app := filepath.Join(root, "app")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(top, "outside.yaml"), []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(app, config.FileName)
+	for target, want := range map[string]string{
+		"/dev/zero":          "app/rbd-dr.yaml: a link that leads outside the repository",
+		"../../outside.yaml": "app/rbd-dr.yaml: a link that leads outside the repository",
+	} {
+		os.Remove(policy)
+		if err := os.Symlink(target, policy); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Load(app, root); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("linked to %s: %v, want %q", target, err, want)
+		}
+	}
+	os.Remove(policy)
+	if err := os.WriteFile(policy, []byte(good+strings.Repeat("#", config.MaxFileSize)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(app, root); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("a huge file: %v", err)
+	}
+}

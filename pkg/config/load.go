@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/repofs"
 )
 
 // Options place the file: where it is shown from and what it may reach.
@@ -18,14 +20,24 @@ type Options struct {
 	RepoRoot string
 }
 
-// Load reads, decodes and validates appDir/rbd-dr.yaml.
+// Load reads, decodes and validates appDir/rbd-dr.yaml, through the same
+// read-only view of the repository that kustomize reads the overlays through:
+// the file is the team's, so a link out of the repository (or to a device) is
+// refused, and so is a file larger than a page of YAML could be.
 func Load(appDir, repoRoot string) (*Policy, error) {
 	path := filepath.Join(appDir, FileName)
 	display := FileName
 	if rel, err := filepath.Rel(repoRoot, path); err == nil && !strings.HasPrefix(rel, "..") {
 		display = filepath.ToSlash(rel)
 	}
-	data, err := os.ReadFile(path)
+	repo, err := repofs.New(repoRoot)
+	if err != nil {
+		return nil, err
+	}
+	data, err := repo.ReadFileLimited(path, MaxFileSize)
+	if errors.Is(err, repofs.ErrOutside) {
+		return nil, fmt.Errorf("%s: a link that leads outside the repository; argocd-rbd-dr reads only the repository, so make %s a plain file in the app folder", display, FileName)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: not found: this folder is not an argocd-rbd-dr app (add %s, see examples/wordpress)", display, FileName)
 	}

@@ -76,6 +76,20 @@ func TestJail(t *testing.T) {
 		{"helm chart", map[string]string{
 			"app/overlay/kustomization.yaml": "helmCharts:\n  - name: wordpress\n    repo: https://charts.example.com\n",
 		}, nil, "helmCharts are not rendered by argocd-rbd-dr"},
+		// generators and transformers are read by kustomize alone (preflight
+		// does not look at them): the jail is what keeps them in.
+		{"generator outside the repository", map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [pvc.yaml]\ngenerators: [../../../secret]\n", "app/overlay/pvc.yaml": pvc,
+		}, nil, "outside the repository"},
+		{"transformer file outside the repository", map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [pvc.yaml]\ntransformers: [../../../secret.yaml]\n", "app/overlay/pvc.yaml": pvc,
+		}, nil, "outside the repository"},
+		{"transformer linked outside", map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [pvc.yaml]\ntransformers: [t.yaml]\n", "app/overlay/pvc.yaml": pvc,
+		}, map[string]string{"app/overlay/t.yaml": "../../../secret.yaml"}, "outside the repository"},
+		{"generated file outside the repository", map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [pvc.yaml]\nconfigMapGenerator: [{name: c, files: [../../../secret.yaml]}]\n", "app/overlay/pvc.yaml": pvc,
+		}, nil, "outside the repository"},
 		{"exec plugin", map[string]string{
 			"app/overlay/kustomization.yaml": "resources: [pvc.yaml]\ntransformers: [fn.yaml]\n", "app/overlay/pvc.yaml": pvc,
 			"app/overlay/fn.yaml": "apiVersion: example.com/v1\nkind: Sed\nmetadata:\n  name: x\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: /bin/sh\n",

@@ -8,6 +8,8 @@ import (
 
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/types"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/repofs"
 )
 
 // scpStyle matches user@host:path, the git form kustomize would clone.
@@ -25,8 +27,8 @@ func isRemote(ref string) bool {
 
 // preflight reads the kustomizations below dir, as kustomize will, and
 // refuses what kustomize would fetch or run: remote bases and files, and Helm.
-// Reads go through the jail, so a base outside the repository fails here too.
-func preflight(fs *jail, dir string, seen map[string]bool) error {
+// Reads go through the repository's read-only view, so a base outside the repository fails here too.
+func preflight(fs *repofs.FS, dir string, seen map[string]bool) error {
 	if seen[dir] {
 		return nil
 	}
@@ -37,10 +39,10 @@ func preflight(fs *jail, dir string, seen map[string]bool) error {
 	}
 	var k types.Kustomization
 	if err := k.Unmarshal(data); err != nil {
-		return fmt.Errorf("%s: %w", fs.rel(file), err)
+		return fmt.Errorf("%s: %w", fs.Rel(file), err)
 	}
 	k.FixKustomization()
-	where := fs.rel(file)
+	where := fs.Rel(file)
 	if len(k.HelmCharts) > 0 || len(k.HelmChartInflationGenerator) > 0 || k.HelmGlobals != nil {
 		return fmt.Errorf("%s: helmCharts are not rendered by argocd-rbd-dr; render the chart into the repository (helm template) and list the files under resources", where)
 	}
@@ -57,7 +59,7 @@ func preflight(fs *jail, dir string, seen map[string]bool) error {
 			if err := preflight(fs, sub, seen); err != nil {
 				return err
 			}
-		} else if _, err := fs.inside(sub); err != nil {
+		} else if _, err := fs.Inside(sub); err != nil {
 			return fmt.Errorf("%s: resources entry %q: %w; keep every base and file inside the repository", where, ref, err)
 		} else if !fs.Exists(sub) {
 			return fmt.Errorf("%s: resources entry %q: no such file or folder in the repository", where, ref)
@@ -67,8 +69,8 @@ func preflight(fs *jail, dir string, seen map[string]bool) error {
 }
 
 // readKustomization finds the one kustomization file of dir.
-func readKustomization(fs *jail, dir string) (string, []byte, error) {
-	if _, err := fs.inside(dir); err != nil {
+func readKustomization(fs *repofs.FS, dir string) (string, []byte, error) {
+	if _, err := fs.Inside(dir); err != nil {
 		return "", nil, err
 	}
 	for _, name := range konfig.RecognizedKustomizationFileNames() {
@@ -76,12 +78,12 @@ func readKustomization(fs *jail, dir string) (string, []byte, error) {
 		if fs.Exists(file) {
 			data, err := fs.ReadFile(file)
 			if err != nil {
-				return "", nil, fmt.Errorf("reading %s: %w", fs.rel(file), err)
+				return "", nil, fmt.Errorf("reading %s: %w", fs.Rel(file), err)
 			}
 			return file, data, nil
 		}
 	}
-	return "", nil, fmt.Errorf("%s: no kustomization.yaml in this folder", fs.rel(dir))
+	return "", nil, fmt.Errorf("%s: no kustomization.yaml in this folder", fs.Rel(dir))
 }
 
 // referencedFiles lists, by field, every entry kustomize may load as a file,

@@ -1,5 +1,5 @@
 // Package render turns an app folder and its FailoverPolicy into what one
-// site applies: the site's kustomize overlay, built in a jail, with the static
+// site applies: the site's kustomize overlay, built through the repository's read-only view (pkg/repofs), with the static
 // ceph-csi volumes bound and the PreSync hook Jobs of the site's role.
 package render
 
@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/repofs"
 )
 
 // Role is what a site is doing for the app.
@@ -117,7 +118,7 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 			role = Active
 		}
 	}
-	fs, err := newJail(o.RepoRoot)
+	fs, err := repofs.New(o.RepoRoot)
 	if err != nil {
 		return nil, err
 	}
