@@ -7,7 +7,7 @@ KUSTOMIZE_VERSION := v5.4.2   # the CLI built on sigs.k8s.io/kustomize/api v0.17
 SITE      ?= site-b
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: help build render test e2e bench lint fuzz update tools
+.PHONY: help build render test e2e e2e-fullloop bench lint fuzz update tools
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -28,11 +28,17 @@ $(TOOLS)/kustomize:
 test: tools ## unit tests: config, render goldens, bad-input cases, plugin.yaml drift
 	$(GO) test $$($(GO) list ./... | grep -v /test/)
 
-e2e: tools ## end-to-end suites: Argo CD's own cmp-server, the README walk-through, the two-site Ceph lab (root)
+e2e: tools ## end-to-end suites: Argo CD's own cmp-server (v2 and v3), the README walk-through, the two-site Ceph lab (root)
 	$(GO) test -count=1 ./test/cmpserver ./test/walkthrough
+	cd test/cmpserver/v3 && $(GO) test -count=1 .
 	@mkdir -p bin; rc=0; RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v ./test/ceph > bin/e2e-ceph.log 2>&1 || rc=$$?; \
 	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|  [0-9] )' bin/e2e-ceph.log; \
 	if [ $$rc -ne 0 ]; then tail -150 bin/e2e-ceph.log; fi; exit $$rc
+
+e2e-fullloop: tools ## the whole loop: git, Argo CD, three real API servers, node agents, hook Jobs, Ceph (root; builds kube/Argo CD once)
+	@mkdir -p bin; rc=0; RBD_DR_E2E_FULLLOOP=1 $(GO) test -count=1 -timeout 85m -v -run TestFullLoop ./test/fullloop > bin/e2e-fullloop.log 2>&1 || rc=$$?; \
+	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|fullloop|  )' bin/e2e-fullloop.log; \
+	if [ $$rc -ne 0 ]; then tail -200 bin/e2e-fullloop.log; fi; exit $$rc
 
 bench: tools ## render benchmarks and the generate/kustomize start-up ratio
 	$(GO) test ./pkg/render -run '^$$' -bench . -benchtime $${BENCHTIME:-5x} -benchmem
@@ -51,6 +57,7 @@ update: ## refresh the goldens, plugin/plugin.yaml and README's parameter table 
 	$(GO) test ./plugin -update
 	$(GO) test ./pkg/cmpenv -run README -update
 	$(GO) test ./manifests -update
+	$(GO) test ./test/cmpserver -run V3Copy -update
 
 .PHONY: image
 image: build ## build the image tarball bin/argocd-rbd-dr-image.tar without a Docker engine (docker load -i / crane push)

@@ -1,0 +1,253 @@
+package fullloop
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	yamlv3 "sigs.k8s.io/yaml/goyaml.v3"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+)
+
+// app is the app folder under test, inside the suite's own git repository.
+// Everything the suite knows about the app comes from its rbd-dr.yaml and
+// from what the plugin renders, never from constants.
+type app struct {
+	bin    string // the built argocd-rbd-dr
+	repo   string // the git repository (its working tree)
+	path   string // the app folder inside it
+	policy *config.Policy
+}
+
+// dir is the app folder in the working tree.
+func (a *app) dir() string { return filepath.Join(a.repo, filepath.FromSlash(a.path)) }
+
+// sourceApp is RBD_DR_FULLLOOP_APP or the project's WordPress example.
+func sourceApp(root string) string {
+	if dir := os.Getenv("RBD_DR_FULLLOOP_APP"); dir != "" {
+		return dir
+	}
+	return filepath.Join(root, "examples", "wordpress")
+}
+
+// newApp copies the app folder into a fresh git repository at repo, points
+// each site's cluster at the URL the suite gives it (the only edit), and
+// makes the first commit.
+func newApp(t *testing.T, bin, src, repo string, clusters map[string]string) *app {
+	t.Helper()
+	a := &app{bin: bin, repo: repo, path: "apps/" + filepath.Base(src)}
+	if err := os.CopyFS(a.dir(), os.DirFS(src)); err != nil {
+		t.Fatalf("copying the app folder %s: %v", src, err)
+	}
+	file := filepath.Join(a.dir(), config.FileName)
+	body, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = setClusters(body, clusters)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if err := os.WriteFile(file, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if a.policy, err = config.Load(a.dir(), a.repo); err != nil {
+		t.Fatalf("the app under test is not valid: %v", err)
+	}
+	a.git(t, "init", "-q", "-b", "main")
+	a.commit(t, "the app under test: "+filepath.Base(src))
+	return a
+}
+
+// setClusters sets sites[].cluster of each site named in clusters, every
+// other byte kept. This is where the sites' API servers are declared; when
+// the settings file takes them over (issue 11), this is the edit to move.
+func setClusters(body []byte, clusters map[string]string) ([]byte, error) {
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(body, &doc); err != nil {
+		return nil, err
+	}
+	lines := strings.SplitAfter(string(body), "\n")
+	sites := mapValue(doc.Content[0], "sites")
+	if sites == nil {
+		return nil, fmt.Errorf("no sites")
+	}
+	done := map[string]bool{}
+	for _, s := range sites.Content {
+		name := mapValue(s, "name")
+		cluster := mapValue(s, "cluster")
+		if name == nil {
+			continue
+		}
+		url, ok := clusters[name.Value]
+		if !ok {
+			continue
+		}
+		if cluster == nil || cluster.Kind != yamlv3.ScalarNode {
+			return nil, fmt.Errorf("site %s has no cluster: line to point at the suite's API server", name.Value)
+		}
+		l := lines[cluster.Line-1]
+		col := cluster.Column - 1
+		end := col + len(cluster.Value)
+		if cluster.Style != 0 {
+			end += 2 // the quotes
+		}
+		lines[cluster.Line-1] = l[:col] + url + l[end:]
+		done[name.Value] = true
+	}
+	for site := range clusters {
+		if !done[site] {
+			return nil, fmt.Errorf("site %s is not in sites", site)
+		}
+	}
+	return []byte(strings.Join(lines, "")), nil
+}
+
+func mapValue(m *yamlv3.Node, key string) *yamlv3.Node {
+	if m == nil || m.Kind != yamlv3.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func (a *app) git(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = a.repo
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=fullloop", "GIT_AUTHOR_EMAIL=fullloop@rbd-dr.test",
+		"GIT_COMMITTER_NAME=fullloop", "GIT_COMMITTER_EMAIL=fullloop@rbd-dr.test")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commit commits everything in the working tree and returns the revision.
+func (a *app) commit(t *testing.T, msg string) string {
+	t.Helper()
+	a.git(t, "add", "-A")
+	a.git(t, "commit", "-q", "--allow-empty", "-m", msg)
+	return a.git(t, "rev-parse", "HEAD")
+}
+
+// url is the repository as Argo CD reaches it.
+func (a *app) url() string { return "file://" + a.repo }
+
+// sitesOrNil is sites, or nil before the app is set up.
+func (a *app) sitesOrNil() []string {
+	if a == nil || a.policy == nil {
+		return nil
+	}
+	return a.sites()
+}
+
+// sites are the app's site names, in file order.
+func (a *app) sites() []string { return a.policy.SiteNames() }
+
+// run runs the project's binary (render, activate, ...) on the app.
+func (a *app) run(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(a.bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("argocd-rbd-dr %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out
+}
+
+// render is what the plugin gives one site in a role ("active", "passive"),
+// or the app-of-apps when site is "".
+func (a *app) render(t *testing.T, site, role string) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := a.renderE(site, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func (a *app) renderE(site, role string) ([]*unstructured.Unstructured, error) {
+	args := []string{"render", a.dir(), "--repo-root", a.repo}
+	if site == "" {
+		args = append(args, "--apps", "--repo-url", a.url(), "--revision", "main")
+	} else {
+		args = append(args, "--site", site, "--role", role)
+	}
+	cmd := exec.Command(a.bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("argocd-rbd-dr %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return decode(out)
+}
+
+func decodeAll(t *testing.T, body []byte) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func decode(body []byte) ([]*unstructured.Unstructured, error) {
+	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(body), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs, nil
+			}
+			return nil, fmt.Errorf("decoding manifests: %w", err)
+		}
+		if len(m) > 0 {
+			objs = append(objs, &unstructured.Unstructured{Object: m})
+		}
+	}
+}
+
+// namespaces are the namespaces the rendered objects live in, sorted.
+func namespaces(objs []*unstructured.Unstructured) []string {
+	set := map[string]bool{}
+	for _, o := range objs {
+		if ns := o.GetNamespace(); ns != "" {
+			set[ns] = true
+		}
+	}
+	var out []string
+	for ns := range set {
+		out = append(out, ns)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// loadPolicy reads the app's rbd-dr.yaml where it is, for its site names.
+func loadPolicy(dir string) (*config.Policy, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return config.Load(abs, abs)
+}

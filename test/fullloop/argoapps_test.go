@@ -1,0 +1,156 @@
+package fullloop
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// parentName is the app-of-apps Application.
+func (l *loop) parentName() string { return l.app.policy.Name + "-dr" }
+
+// createParent creates the one parent Application (MODE=apps) on the hub.
+func (l *loop) createParent(ctx context.Context, t *testing.T) {
+	t.Helper()
+	app := &v1alpha1.Application{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Application"},
+		ObjectMeta: metav1.ObjectMeta{Name: l.parentName(), Namespace: argoNS},
+		Spec: v1alpha1.ApplicationSpec{
+			Project: "default",
+			Source: &v1alpha1.ApplicationSource{
+				RepoURL: l.app.url(), Path: l.app.path, TargetRevision: "main",
+				Plugin: &v1alpha1.ApplicationSourcePlugin{Name: "rbd-dr", Env: v1alpha1.Env{{Name: "MODE", Value: "apps"}}},
+			},
+			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: argoNS},
+			SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{SelfHeal: true}},
+		},
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.argo.apps.Namespace(argoNS).Create(ctx, &unstructured.Unstructured{Object: u}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the parent Application: %v", err)
+	}
+}
+
+// application reads an Application from the hub.
+func (l *loop) application(ctx context.Context, name string) (*v1alpha1.Application, error) {
+	u, err := l.argo.apps.Namespace(argoNS).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	app := &v1alpha1.Application{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, app); err != nil {
+		return nil, err
+	}
+	return app, nil
+}
+
+// refresh asks Argo CD to look at git again now (the annotation the UI's
+// Refresh button sets), instead of waiting for its polling period.
+func (l *loop) refresh(ctx context.Context, names ...string) error {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{"argocd.argoproj.io/refresh": "normal"}}})
+	for _, n := range names {
+		if _, err := l.argo.apps.Namespace(argoNS).Patch(ctx, n, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("refreshing %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// childNames are the per-site Applications the app-of-apps renders, by site.
+func (l *loop) childNames(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, o := range l.app.render(t, "", "") {
+		app := &v1alpha1.Application{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, app); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range app.Spec.Source.Plugin.Env {
+			if e.Name == "SITE" {
+				out[e.Value] = app.Name
+			}
+		}
+	}
+	if len(out) != len(l.app.sites()) {
+		t.Fatalf("the app-of-apps renders %v for sites %v", out, l.app.sites())
+	}
+	return out
+}
+
+// synced is an Application that has synced revision rev (any when "")
+// successfully and is Healthy.
+func synced(app *v1alpha1.Application, rev string) bool {
+	op := app.Status.OperationState
+	return op != nil && op.Phase == "Succeeded" && app.Operation == nil &&
+		(rev == "" || op.SyncResult != nil && op.SyncResult.Revision == rev) &&
+		app.Status.Sync.Status == v1alpha1.SyncStatusCodeSynced &&
+		app.Status.Health.Status == "Healthy"
+}
+
+// explain is what an Application is doing, for a timeout message: the
+// operation's phase and message, and each hook's own message (a failing hook
+// shows only as Running/retrying at the operation level).
+func explain(app *v1alpha1.Application) string {
+	if app == nil {
+		return "not found"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "sync %s, health %s", app.Status.Sync.Status, app.Status.Health.Status)
+	if op := app.Status.OperationState; op != nil {
+		fmt.Fprintf(&b, "; operation %s: %s", op.Phase, op.Message)
+		if op.SyncResult != nil {
+			for _, r := range op.SyncResult.Resources {
+				if r.HookType != "" || r.Status != "Synced" {
+					fmt.Fprintf(&b, "\n    %s %s/%s %s %s: %s", r.Kind, r.Namespace, r.Name, r.HookPhase, r.Status, r.Message)
+				}
+			}
+		}
+	}
+	for _, c := range app.Status.Conditions {
+		fmt.Fprintf(&b, "\n    condition %s: %s", c.Type, c.Message)
+	}
+	return b.String()
+}
+
+// waitApps waits until every named Application satisfies ok.
+func (l *loop) waitApps(ctx context.Context, t *testing.T, timeout time.Duration, what string, ok func(*v1alpha1.Application) bool, names ...string) {
+	t.Helper()
+	last := map[string]*v1alpha1.Application{}
+	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		if err := checkAlive(); err != nil {
+			return false, err
+		}
+		all := true
+		for _, n := range names {
+			app, err := l.application(ctx, n)
+			if err != nil {
+				last[n] = nil
+				all = false
+				continue
+			}
+			last[n] = app
+			all = all && ok(app)
+		}
+		return all, nil
+	})
+	if err != nil {
+		var b strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&b, "\n  %s: %s", n, explain(last[n]))
+		}
+		t.Fatalf("waiting for %s: %v%s", what, err, b.String())
+	}
+}

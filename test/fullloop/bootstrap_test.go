@@ -1,0 +1,244 @@
+package fullloop
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// workloads are the Deployments and StatefulSets the plugin renders for a site.
+func workloads(t *testing.T, objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	for _, o := range objs {
+		if k := o.GetKind(); k == "Deployment" || k == "StatefulSet" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// replicasOf reads spec.replicas and status.readyReplicas of a workload on
+// its site.
+func (l *loop) replicasOf(ctx context.Context, site string, w *unstructured.Unstructured) (want, ready int32, err error) {
+	c := l.sites[site].client
+	switch w.GetKind() {
+	case "Deployment":
+		d, err := c.AppsV1().Deployments(w.GetNamespace()).Get(ctx, w.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return 0, 0, err
+		}
+		return *d.Spec.Replicas, d.Status.ReadyReplicas, nil
+	case "StatefulSet":
+		s, err := c.AppsV1().StatefulSets(w.GetNamespace()).Get(ctx, w.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return 0, 0, err
+		}
+		return *s.Spec.Replicas, s.Status.ReadyReplicas, nil
+	}
+	return 0, 0, fmt.Errorf("%s is not a workload", describe(w))
+}
+
+// waitServing waits until every workload of the app runs Ready on the
+// active site at the replicas git gives it, and sits at 0 on the others.
+func (l *loop) waitServing(ctx context.Context, t *testing.T, active string, timeout time.Duration) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		if err := checkAlive(); err != nil {
+			return false, err
+		}
+		for _, site := range l.app.sites() {
+			if l.dead[site] {
+				continue
+			}
+			role := "passive"
+			if site == active {
+				role = "active"
+			}
+			for _, w := range workloads(t, l.app.render(t, site, role)) {
+				wantGit, _, _ := unstructured.NestedInt64(w.Object, "spec", "replicas")
+				want, ready, err := l.replicasOf(ctx, site, w)
+				if err != nil {
+					last = fmt.Sprintf("%s on %s: %v", describe(w), site, err)
+					return false, nil
+				}
+				if role == "active" && (want != int32(wantGit) || ready != want || want == 0) {
+					last = fmt.Sprintf("%s on %s: %d/%d ready (git: %d)", describe(w), site, ready, want, wantGit)
+					return false, nil
+				}
+				if role == "passive" && (want != 0 || ready != 0) {
+					last = fmt.Sprintf("%s on %s (passive): replicas %d, %d ready", describe(w), site, want, ready)
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("the app is not serving on %s only: %v; last: %s\n%s", active, err, last, l.podReport(ctx, active))
+	}
+}
+
+// podReport lists the app's pods on a site with their state, for messages.
+func (l *loop) podReport(ctx context.Context, site string) string {
+	var b strings.Builder
+	objs, err := l.app.renderE(site, "active")
+	if err != nil {
+		return err.Error()
+	}
+	for _, ns := range namespaces(objs) {
+		pods, err := l.sites[site].client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			continue
+		}
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			fmt.Fprintf(&b, "  %s %s/%s %s", site, p.Namespace, p.Name, p.Status.Phase)
+			for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+				if cs.State.Terminated != nil {
+					fmt.Fprintf(&b, " [%s exit %d %s]", cs.Name, cs.State.Terminated.ExitCode, strings.TrimSpace(cs.State.Terminated.Message))
+				}
+				if cs.State.Waiting != nil && cs.State.Waiting.Message != "" {
+					fmt.Fprintf(&b, " [%s waiting: %s]", cs.Name, cs.State.Waiting.Message)
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+// checkPrimary fails unless every image of the app is primary on want and
+// on no other live site.
+func (l *loop) checkPrimary(ctx context.Context, t *testing.T, want string) {
+	t.Helper()
+	for _, v := range l.app.policy.Volumes {
+		spec := v.Pool + "/" + v.Image
+		for _, site := range l.app.sites() {
+			if l.dead[site] {
+				continue
+			}
+			p, err := l.lab.primary(ctx, site, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p != (site == want) {
+				t.Errorf("%s: primary on %s is %v, want %v", spec, site, p, site == want)
+			}
+		}
+	}
+}
+
+// syncTimes are when each child Application's last operation started and
+// finished.
+func (l *loop) syncTimes(ctx context.Context, t *testing.T, children map[string]string) map[string][2]time.Time {
+	t.Helper()
+	out := map[string][2]time.Time{}
+	for site, name := range children {
+		app, err := l.application(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op := app.Status.OperationState
+		if op == nil || op.FinishedAt == nil {
+			t.Fatalf("%s has no finished operation", name)
+		}
+		out[site] = [2]time.Time{op.StartedAt.Time, op.FinishedAt.Time}
+	}
+	return out
+}
+
+// bootstrap: one parent Application renders one Application per site; the
+// passive sites sync before the active one; the app runs on the active site
+// only, and its images are primary there.
+func (l *loop) bootstrap(ctx context.Context, t *testing.T) {
+	active := l.app.policy.ActiveSite
+	begin := time.Now()
+	l.createParent(ctx, t)
+	children := l.childNames(t)
+	names := []string{l.parentName()}
+	for _, n := range children {
+		names = append(names, n)
+	}
+	rev := l.app.git(t, "rev-parse", "HEAD")
+	l.waitApps(ctx, t, 6*time.Minute, "the app-of-apps and every site synced and healthy", func(a *v1alpha1.Application) bool { return synced(a, rev) }, names...)
+	t.Logf("all Applications synced and healthy %.1fs after the parent was created", time.Since(begin).Seconds())
+	l.waitServing(ctx, t, active, 3*time.Minute)
+	t.Logf("the app serves on %s %.1fs after the parent was created", active, time.Since(begin).Seconds())
+	l.checkPrimary(ctx, t, active)
+	times := l.syncTimes(ctx, t, children)
+	for site, tm := range times {
+		if site != active && tm[1].After(times[active][0]) {
+			t.Errorf("passive %s finished syncing at %s, after active %s started at %s", site, tm[1].Format(time.RFC3339), active, times[active][0].Format(time.RFC3339))
+		}
+	}
+	l.lastMarkers = l.checkMarkers(t, active, nil)
+}
+
+// marker is what the app stand-in writes (nodeagent's marker type).
+type marker struct {
+	Seq    int       `json:"seq"`
+	Writer string    `json:"writer"`
+	Time   time.Time `json:"time"`
+	Prev   *marker   `json:"prev,omitempty"`
+}
+
+// markers reads the marker of every image on a site through librbd.
+func (l *loop) markers(t *testing.T, site string) map[string]*marker {
+	t.Helper()
+	conn := l.lab.conns[site]
+	args := []string{"marker", "--conf", conn.conf, "--keyring", conn.keyring, "--id", conn.id}
+	for _, v := range l.app.policy.Volumes {
+		args = append(args, v.Pool+"/"+v.Image)
+	}
+	out, err := exec.Command(filepath.Join(l.bin, "nodeagent"), args...).Output()
+	if err != nil {
+		t.Fatalf("reading the markers on %s: %v", site, err)
+	}
+	ms := map[string]*marker{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var m struct {
+			Image  string  `json:"image"`
+			Marker *marker `json:"marker"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("marker line %q: %v", line, err)
+		}
+		ms[m.Image] = m.Marker
+	}
+	return ms
+}
+
+// checkMarkers fails unless each image on site carries a marker written by
+// the site's node whose predecessor is prev's marker for that image (none
+// when prev is nil: a new volume). It returns the markers.
+func (l *loop) checkMarkers(t *testing.T, site string, prev map[string]*marker) map[string]*marker {
+	t.Helper()
+	now := l.markers(t, site)
+	for spec, m := range now {
+		switch {
+		case m == nil:
+			t.Errorf("%s on %s: no marker: the app never wrote to it", spec, site)
+			continue
+		case !strings.HasPrefix(m.Writer, nodeName(site)+"/"):
+			t.Errorf("%s on %s: the last marker was written by %s, not by %s's app", spec, site, m.Writer, site)
+		case prev == nil && m.Prev != nil:
+			t.Errorf("%s on %s: a new volume, yet the app found a marker %+v", spec, site, *m.Prev)
+		case prev != nil && (m.Prev == nil || prev[spec] == nil || m.Prev.Seq != prev[spec].Seq || m.Prev.Writer != prev[spec].Writer):
+			t.Errorf("%s on %s: the app did not find the previous marker %+v; it found %+v", spec, site, prev[spec], m.Prev)
+		}
+		t.Logf("%s on %s: marker seq %d by %s at %s", spec, site, m.Seq, m.Writer, m.Time.Format(time.RFC3339))
+	}
+	return now
+}

@@ -1,0 +1,191 @@
+package fullloop
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// lab is the two-site Ceph lab (hack/ceph-lab) with its own folder and
+// addresses, so it runs next to a developer's or another suite's lab.
+type lab struct {
+	script string
+	dir    string
+	env    []string
+	conns  map[string]cephConn // by the app's site name
+	labOf  map[string]string   // app site -> lab site (site-a, site-b)
+	ips    map[string]string   // app site -> its mon address
+}
+
+type cephConn struct{ conf, keyring, id string }
+
+func (c cephConn) args() []string {
+	return []string{"--conf", c.conf, "--keyring", c.keyring, "--id", c.id}
+}
+
+// heavyLock takes the machine's heavy-job lock (RBD_DR_HEAVY_LOCK, default
+// /tmp/rbd-dr-heavy.lock) for as long as the suite runs Ceph. The descriptor
+// is close-on-exec, so the lab's daemons do not inherit (and keep) the lock.
+func heavyLock(t *testing.T) func() {
+	t.Helper()
+	path := os.Getenv("RBD_DR_HEAVY_LOCK")
+	if path == "" {
+		path = "/tmp/rbd-dr-heavy.lock"
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("flock %s: %v", path, err)
+	}
+	if d := time.Since(begin); d > time.Second {
+		t.Logf("waited %.0fs for %s", d.Seconds(), path)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
+}
+
+// startLab brings up the two Ceph sites, the first of the app's sites on
+// lab site-a and the second on site-b.
+func (l *loop) startLab(t *testing.T) {
+	t.Helper()
+	sites := l.app.sites()
+	if len(sites) != 2 {
+		t.Fatalf("the Ceph lab has two sites; the app has %d (%v)", len(sites), sites)
+	}
+	lb := &lab{
+		script: filepath.Join(l.root, "hack", "ceph-lab"),
+		dir:    envOr("RBD_DR_FULLLOOP_LAB_DIR", "/tmp/rbd-dr-lab-fullloop"),
+		conns:  map[string]cephConn{},
+		labOf:  map[string]string{sites[0]: "site-a", sites[1]: "site-b"},
+		ips:    map[string]string{sites[0]: "127.0.0.3", sites[1]: "127.0.0.4"},
+	}
+	lb.env = []string{"CEPH_LAB_DIR=" + lb.dir, "CEPH_LAB_IP_A=" + lb.ips[sites[0]], "CEPH_LAB_IP_B=" + lb.ips[sites[1]]}
+	l.lab = lb
+	if _, err := os.Stat(filepath.Join(lb.dir, "lab.env")); err == nil {
+		t.Fatalf("a lab already exists at %s (a previous run?): stop it with CEPH_LAB_DIR=%s hack/ceph-lab down", lb.dir, lb.dir)
+	}
+	if out, err := lb.run("up"); err != nil {
+		t.Fatalf("hack/ceph-lab up: %v\n%s", err, out)
+	}
+	for _, s := range sites {
+		out, err := lb.run("env", lb.labOf[s])
+		if err != nil {
+			t.Fatalf("hack/ceph-lab env: %v\n%s", err, out)
+		}
+		c := cephConn{}
+		for _, f := range strings.Fields(strings.TrimPrefix(strings.TrimSpace(string(out)), "export ")) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "CEPH_CONF":
+				c.conf = v
+			case "CEPH_KEYRING":
+				c.keyring = v
+			case "CEPH_ID":
+				c.id = v
+			}
+		}
+		lb.conns[s] = c
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func (lb *lab) run(args ...string) ([]byte, error) {
+	cmd := exec.Command(lb.script, args...)
+	cmd.Env = append(os.Environ(), lb.env...)
+	return cmd.CombinedOutput()
+}
+
+func (lb *lab) down() {
+	if out, err := lb.run("down"); err != nil {
+		fmt.Fprintf(os.Stderr, "fullloop: hack/ceph-lab down: %v\n%s", err, out)
+	}
+}
+
+// rbd runs the rbd CLI against a site's cluster as client.admin.
+func (lb *lab) rbd(ctx context.Context, site string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "rbd", append(lb.conns[site].args(), args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("rbd %s on %s: %w: %s", strings.Join(args, " "), site, err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// adminKey is client.admin's key on a site (what Rook keeps in rook-ceph-mon).
+func (lb *lab) adminKey(site string) (string, error) {
+	out, err := exec.Command("ceph-authtool", lb.conns[site].keyring, "-p", "-n", "client.admin").Output()
+	if err != nil {
+		return "", fmt.Errorf("reading client.admin's key of %s: %w", site, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// primary says whether the image is primary on the site.
+func (lb *lab) primary(ctx context.Context, site, spec string) (bool, error) {
+	out, err := lb.rbd(ctx, site, "info", "--format", "json", spec)
+	if err != nil {
+		return false, err
+	}
+	var info struct {
+		Mirroring struct {
+			Primary bool `json:"primary"`
+		} `json:"mirroring"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return false, err
+	}
+	return info.Mirroring.Primary, nil
+}
+
+// createImages creates every image the app's rbd-dr.yaml names, mirrored
+// (snapshot mode), primary on the active site, and waits until the other
+// site has its non-primary copy.
+func (l *loop) createImages(ctx context.Context, t *testing.T) {
+	t.Helper()
+	active := l.app.policy.ActiveSite
+	for _, v := range l.app.policy.Volumes {
+		spec := v.Pool + "/" + v.Image
+		size := fmt.Sprintf("%dM", max(v.Quantity.Value()>>20, 1))
+		if _, err := l.lab.rbd(ctx, active, "create", "--size", size, "--image-feature", "layering,exclusive-lock", spec); err != nil {
+			t.Fatalf("%v (the lab has pool replicapool only; other pools need hack/ceph-lab to create them)", err)
+		}
+		if _, err := l.lab.rbd(ctx, active, "mirror", "image", "enable", spec, "snapshot"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range l.app.sites() {
+		if s == active {
+			continue
+		}
+		for _, v := range l.app.policy.Volumes {
+			spec := v.Pool + "/" + v.Image
+			err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+				p, err := l.lab.primary(ctx, s, spec)
+				return err == nil && !p, nil
+			})
+			if err != nil {
+				t.Fatalf("%s never showed up as a non-primary copy on %s: %v", spec, s, err)
+			}
+		}
+	}
+}

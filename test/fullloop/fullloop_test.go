@@ -1,0 +1,128 @@
+// Package fullloop runs the whole loop for real: a git commit, Argo CD's
+// application controller and repo-server with the plugin in Argo CD's own
+// cmp-server, three real Kubernetes control planes (a hub that runs Argo CD,
+// and two sites), the hook Jobs, and the two-site Ceph lab.
+//
+// It needs root, Debian's etcd, redis and Ceph packages, and the control plane
+// and Argo CD binaries that hack/fullloop-build.sh builds once into a cache, so
+// it runs only when RBD_DR_E2E_FULLLOOP=1 (make e2e-fullloop sets it). Under
+// CI=true a missing prerequisite fails the suite instead of skipping it.
+//
+// RBD_DR_FULLLOOP_APP names the app folder to put through the loop (default
+// examples/wordpress); RBD_DR_FULLLOOP_KEEP=1 keeps the run folder (logs).
+package fullloop
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// timing is one scenario's wall time, for the table at the end.
+type timing struct {
+	name string
+	took time.Duration
+	ok   bool
+}
+
+var (
+	timingsMu sync.Mutex
+	timings   []timing
+)
+
+// scenario runs one step of the loop as a subtest, prints its time and
+// records it; a failed step stops the ones after it (they build on it).
+func scenario(t *testing.T, name string, fn func(t *testing.T)) {
+	t.Helper()
+	if t.Failed() {
+		t.Logf("skipping %q: an earlier scenario failed", name)
+		return
+	}
+	begin := time.Now()
+	ok := t.Run(name, fn)
+	took := time.Since(begin)
+	fmt.Printf("fullloop: %-40s %8.1fs %s\n", name, took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[ok])
+	timingsMu.Lock()
+	timings = append(timings, timing{name, took, ok})
+	timingsMu.Unlock()
+	if !ok {
+		t.Fail()
+	}
+}
+
+func printTimings() {
+	timingsMu.Lock()
+	defer timingsMu.Unlock()
+	if len(timings) == 0 {
+		return
+	}
+	fmt.Println("fullloop timings:")
+	fmt.Printf("  %-40s %9s  %s\n", "scenario", "seconds", "result")
+	for _, x := range timings {
+		fmt.Printf("  %-40s %9.1f  %s\n", x.name, x.took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[x.ok])
+	}
+}
+
+// prerequisites says what is missing to run the suite here.
+func prerequisites() []string {
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root (the node agent mounts volumes and the Ceph lab runs daemons)")
+	}
+	for _, bin := range []string{"git", "etcd", "redis-server", "rbd", "ceph", "flock"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, bin+" on PATH (apt-get install etcd-server redis-server ceph-common, or hack/ceph-lab up)")
+		}
+	}
+	return missing
+}
+
+func TestFullLoop(t *testing.T) {
+	if os.Getenv("RBD_DR_E2E_FULLLOOP") != "1" {
+		t.Skip("set RBD_DR_E2E_FULLLOOP=1 (or run make e2e-fullloop) to run the whole loop")
+	}
+	if missing := prerequisites(); len(missing) > 0 {
+		msg := "the full loop needs: " + strings.Join(missing, "; ")
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	defer printTimings()
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Minute)
+	defer cancel()
+
+	l := newLoop(t)
+	defer l.close(t)
+	scenario(t, "build and start (3 control planes)", func(t *testing.T) { l.up(ctx, t) })
+	scenario(t, "install Argo CD and manifests/ (hub)", func(t *testing.T) { l.install(ctx, t) })
+	scenario(t, "server-side validation (dry-run, strict)", func(t *testing.T) { l.validate(ctx, t) })
+	scenario(t, "Ceph lab, images and nodes", func(t *testing.T) { l.startCeph(ctx, t); l.startNodes(ctx, t) })
+	scenario(t, "bootstrap (app-of-apps)", func(t *testing.T) { l.bootstrap(ctx, t) })
+	sites := l.app.sitesOrNil()
+	if len(sites) == 2 {
+		first, second := sites[0], sites[1]
+		if l.app.policy.ActiveSite == second {
+			first, second = second, first
+		}
+		scenario(t, "planned relocation "+first+" -> "+second, func(t *testing.T) { l.relocate(ctx, t, second) })
+		scenario(t, "planned relocation "+second+" -> "+first, func(t *testing.T) { l.relocate(ctx, t, first) })
+		scenario(t, "steady state (sync, nothing changed)", func(t *testing.T) { l.steady(ctx, t) })
+	}
+}
+
+// repoRoot is the project's checkout: the folder above test/fullloop.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(filepath.Dir(wd))
+}

@@ -1,0 +1,123 @@
+package fullloop
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// loop is everything one run of the suite starts.
+type loop struct {
+	root    string // the project checkout
+	run     string // the run folder: logs, certificates, data, the git repo
+	bin     string // folder of the built argocd-rbd-dr (and the node agent)
+	kubeBin string // folder of kube-apiserver, -controller-manager, -scheduler
+	argocd  string // Argo CD's multicall binary
+
+	hub   *cluster
+	sites map[string]*cluster
+	app   *app
+	argo  *argo
+	lab   *lab
+	nodes map[string]*proc // the node agent of each site
+	dead  map[string]bool  // sites the disaster took
+	// lastMarkers are the markers the app wrote last, by image.
+	lastMarkers map[string]*marker
+	// unlock releases the heavy-job lock the suite holds while Ceph runs.
+	unlock func()
+	// cleanup runs after every daemon stopped.
+	cleanup []func()
+}
+
+func newLoop(t *testing.T) *loop {
+	t.Helper()
+	// Short: unix socket paths (the cmp-server's) must fit in 108 bytes.
+	run, err := os.MkdirTemp("", "rbd-dr-fl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &loop{root: repoRoot(t), run: run, sites: map[string]*cluster{}, nodes: map[string]*proc{}, dead: map[string]bool{}}
+}
+
+// close stops every daemon by PID and removes the run folder (kept, with
+// its logs, when RBD_DR_FULLLOOP_KEEP=1).
+func (l *loop) close(t *testing.T) {
+	stopAll()
+	if l.lab != nil {
+		l.lab.down()
+	}
+	if l.unlock != nil {
+		l.unlock()
+	}
+	for _, f := range l.cleanup {
+		f()
+	}
+	if os.Getenv("RBD_DR_FULLLOOP_KEEP") == "1" {
+		t.Logf("run folder kept: %s", l.run)
+		return
+	}
+	if err := os.RemoveAll(l.run); err != nil {
+		t.Errorf("removing %s: %v", l.run, err)
+	}
+}
+
+// tool runs hack/fullloop-build.sh for one wrapper module and returns the
+// cache folder with its binaries (built once, then reused).
+func (l *loop) tool(t *testing.T, name string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(l.root, "hack", "fullloop-build.sh"), name)
+	cmd.Dir = l.root
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("hack/fullloop-build.sh %s: %v", name, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// goBuild builds a package of this module into l.bin.
+func (l *loop) goBuild(t *testing.T, out, pkg string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", filepath.Join(l.bin, out), pkg)
+	cmd.Dir = l.root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+// up builds what is missing and starts the hub and one control plane per
+// site of the app.
+func (l *loop) up(ctx context.Context, t *testing.T) {
+	begin := time.Now()
+	l.kubeBin = l.tool(t, "kube")
+	l.bin = filepath.Join(l.run, "bin")
+	l.goBuild(t, "argocd-rbd-dr", "./cmd/cmp")
+	t.Logf("binaries ready in %.1fs", time.Since(begin).Seconds())
+
+	begin = time.Now()
+	var err error
+	if l.hub, err = startCluster(ctx, l.run, "hub", l.kubeBin); err != nil {
+		t.Fatalf("hub: %v", err)
+	}
+	src := sourceApp(l.root)
+	policy, err := loadPolicy(src)
+	if err != nil {
+		t.Fatalf("the app under test (%s): %v", src, err)
+	}
+	clusters := map[string]string{}
+	for _, s := range policy.SiteNames() {
+		c, err := startCluster(ctx, l.run, s, l.kubeBin)
+		if err != nil {
+			t.Fatalf("site %s: %v", s, err)
+		}
+		l.sites[s] = c
+		clusters[s] = c.url
+	}
+	t.Logf("control planes ready in %.1fs: hub %s; %v", time.Since(begin).Seconds(), l.hub.url, clusters)
+	l.app = newApp(t, filepath.Join(l.bin, "argocd-rbd-dr"), src, filepath.Join(l.run, "repo"), clusters)
+}

@@ -1,0 +1,114 @@
+package fullloop
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// nodeName is the one Node of a site.
+func nodeName(site string) string { return site + "-node" }
+
+// startCeph brings up the Ceph lab under the heavy-job lock, creates the
+// app's images, and gives each site what Rook would: its Ceph namespace
+// with the Secrets and ConfigMaps the hook Jobs mount.
+func (l *loop) startCeph(ctx context.Context, t *testing.T) {
+	l.unlock = heavyLock(t)
+	begin := time.Now()
+	l.startLab(t)
+	t.Logf("Ceph lab up in %.1fs (%s)", time.Since(begin).Seconds(), l.lab.dir)
+	l.createImages(ctx, t)
+	for _, site := range l.app.sites() {
+		key, err := l.lab.adminKey(site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		facts := rookFacts{monEndpoints: "a=" + l.lab.ips[site] + ":3300", adminKey: key}
+		var objs = l.app.render(t, site, "active")
+		objs = append(objs, l.app.render(t, site, "passive")...)
+		secrets, cms := cephObjects(t, objs, facts)
+		c := l.sites[site]
+		for _, s := range secrets {
+			if err := ensureNamespaces(ctx, c.client, []string{s.Namespace}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.client.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+				t.Fatalf("site %s: %v", site, err)
+			}
+		}
+		for _, cm := range cms {
+			if err := ensureNamespaces(ctx, c.client, []string{cm.Namespace}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.client.CoreV1().ConfigMaps(cm.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+				t.Fatalf("site %s: %v", site, err)
+			}
+		}
+	}
+}
+
+// startNodes starts one node agent per site and waits for its Node to be Ready.
+func (l *loop) startNodes(ctx context.Context, t *testing.T) {
+	l.goBuild(t, "nodeagent", "./test/fullloop/nodeagent")
+	ours, ceph := hookImages(t, l.app.render(t, l.app.sites()[0], "active"))
+	for _, site := range l.app.sites() {
+		c := l.sites[site]
+		node := nodeName(site)
+		kubeconfig, err := c.kubeconfig("node", "system:node:"+node, "system:nodes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(c.dir, "node")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		conn := l.lab.conns[site]
+		p, err := start(c.dir, "nodeagent", nil, filepath.Join(l.bin, "nodeagent"), "agent",
+			"--kubeconfig", kubeconfig, "--node", node, "--dir", dir, "--api", strings.TrimPrefix(c.url, "https://"),
+			"--our-image", ours, "--our-binary", filepath.Join(l.bin, "argocd-rbd-dr"), "--ceph-image", ceph,
+			"--ceph-conf", conn.conf, "--ceph-keyring", conn.keyring, "--ceph-id", conn.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.nodes[site] = p
+		c.procs = append(c.procs, p)
+	}
+	for _, site := range l.app.sites() {
+		c := l.sites[site]
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			if err := l.nodes[site].exited(); err != nil {
+				return false, err
+			}
+			n, err := c.client.CoreV1().Nodes().Get(ctx, nodeName(site), metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Fatalf("node of %s not Ready: %v", site, err)
+		}
+	}
+}
+
+// podLog is a container's log as the node agent keeps it.
+func (l *loop) podLog(site string, pod *corev1.Pod, container string) string {
+	b, err := os.ReadFile(filepath.Join(l.sites[site].dir, "node", "pods", string(pod.UID), "logs", container+".log"))
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return string(b)
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// marker is what the app stand-in keeps in the first block of each volume:
+// who wrote last, and what it found there before.
+type marker struct {
+	Seq    int       `json:"seq"`
+	Writer string    `json:"writer"` // node/namespace/pod
+	Time   time.Time `json:"time"`
+	Prev   *marker   `json:"prev,omitempty"`
+}
+
+// librbdScript reads or writes the marker block through librbd (python3-rbd,
+// part of Debian's ceph-common). argv: conf keyring id pool image [data].
+// With data it opens the image for writing, writes, flushes and keeps it open
+// until stdin closes, as a running app holds its volume.
+const librbdScript = `
+import sys, rados, rbd
+conf, keyring, cid, pool, image = sys.argv[1:6]
+cluster = rados.Rados(conffile=conf, rados_id=cid, conf={'keyring': keyring})
+cluster.connect(timeout=30)
+ioctx = cluster.open_ioctx(pool)
+img = rbd.Image(ioctx, image)
+if len(sys.argv) > 6:
+    data = sys.argv[6].encode().ljust(4096, b'\0')
+    img.write(data, 0)
+    img.flush()
+    print('ok', flush=True)
+    sys.stdin.read()
+else:
+    sys.stdout.write(img.read(0, 4096).rstrip(b'\0').decode())
+img.close(); ioctx.close(); cluster.shutdown()
+`
+
+type cephFlags struct{ conf, keyring, id string }
+
+func (c *cephFlags) add(fs *flag.FlagSet) {
+	fs.StringVar(&c.conf, "conf", "", "Ceph conf")
+	fs.StringVar(&c.keyring, "keyring", "", "keyring")
+	fs.StringVar(&c.id, "id", "admin", "CephX id")
+}
+
+func splitSpec(spec string) (pool, image string, err error) {
+	pool, image, ok := strings.Cut(spec, "/")
+	if !ok || pool == "" || image == "" {
+		return "", "", fmt.Errorf("%q is not pool/image", spec)
+	}
+	return pool, image, nil
+}
+
+// readMarker is the marker on the image (nil when nothing was written yet).
+func readMarker(c cephFlags, spec string) (*marker, error) {
+	pool, image, err := splitSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("python3", "-c", librbdScript, c.conf, c.keyring, c.id, pool, image)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s through librbd: %w: %s", spec, err, strings.TrimSpace(stderr.String()))
+	}
+	if len(bytes.TrimSpace(out)) == 0 {
+		return nil, nil
+	}
+	var m marker
+	if err := json.Unmarshal(out, &m); err != nil {
+		return nil, fmt.Errorf("%s: the first block is not a marker: %w", spec, err)
+	}
+	return &m, nil
+}
+
+// markerMain prints the marker of each image as JSON, one per line.
+func markerMain(args []string) error {
+	fs := flag.NewFlagSet("marker", flag.ContinueOnError)
+	var c cephFlags
+	c.add(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, spec := range fs.Args() {
+		m, err := readMarker(c, spec)
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(map[string]any{"image": spec, "marker": m})
+		fmt.Println(string(b))
+	}
+	return nil
+}
+
+// appMain is the app stand-in: for each RBD volume of its pod it reads the
+// marker the previous writer left, writes the next one (a write to a
+// non-primary image fails, and so does the container), keeps the images open
+// like a running app, signals ready, and runs until stopped.
+func appMain(args []string) error {
+	fs := flag.NewFlagSet("app", flag.ContinueOnError)
+	var c cephFlags
+	c.add(fs)
+	ready := fs.String("ready", "", "file to create once every volume is written")
+	writer := fs.String("writer", "", "who writes (node/namespace/pod)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var holders []*exec.Cmd
+	defer func() {
+		for _, h := range holders {
+			_ = h.Process.Kill()
+			_ = h.Wait()
+		}
+	}()
+	for _, spec := range fs.Args() {
+		prev, err := readMarker(c, spec)
+		if err != nil {
+			return err
+		}
+		next := marker{Seq: 1, Writer: *writer, Time: time.Now().UTC(), Prev: prev}
+		if prev != nil {
+			next.Seq = prev.Seq + 1
+			prev.Prev = nil
+			fmt.Printf("%s: previous marker seq %d by %s at %s\n", spec, prev.Seq, prev.Writer, prev.Time.Format(time.RFC3339))
+		} else {
+			fmt.Printf("%s: no marker yet (a new volume)\n", spec)
+		}
+		b, _ := json.Marshal(next)
+		pool, image, _ := splitSpec(spec)
+		h := exec.Command("python3", "-c", librbdScript, c.conf, c.keyring, c.id, pool, image, string(b))
+		h.Stderr = os.Stderr
+		// Dies with the app: a killed app must not leave the image open.
+		h.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		stdin, err := h.StdinPipe()
+		if err != nil {
+			return err
+		}
+		defer stdin.Close()
+		out, err := h.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := h.Start(); err != nil {
+			return err
+		}
+		holders = append(holders, h)
+		buf := make([]byte, 3)
+		if n, _ := out.Read(buf); string(buf[:n]) != "ok\n" {
+			return fmt.Errorf("%s: writing the marker through librbd failed (is the image primary here?)", spec)
+		}
+		fmt.Printf("%s: wrote marker seq %d as %s\n", spec, next.Seq, *writer)
+	}
+	if *ready != "" {
+		if err := os.WriteFile(*ready, nil, 0o644); err != nil {
+			return err
+		}
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	fmt.Println("stopping: closing the volumes")
+	return nil
+}

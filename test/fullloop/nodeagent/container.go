@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// containerSpec is what the agent hands the process that becomes one
+// container: it runs in a fresh mount namespace (CLONE_NEWNS), so every
+// mount below is its own and goes away with it.
+type containerSpec struct {
+	Dir          string  // per-container folder on the host: upper, work, root
+	Mounts       []mount // volumes, and the host programs the image maps to
+	ReadOnlyRoot bool
+	UID, GID     *int64
+	WorkingDir   string
+	Argv         []string
+	Env          []string
+}
+
+type mount struct {
+	Source, Target string
+	ReadOnly       bool
+	File           bool // a single file (subPath or a program)
+}
+
+// containerMain sets up the container's view and execs its command. The
+// root is an overlayfs with the host's / as the read-only lower layer, so the
+// container sees the host's programs and libraries (the "image") and its
+// writes (mount points included) land in its own upper layer.
+func containerMain(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: nodeagent container SPEC.json")
+	}
+	body, err := os.ReadFile(args[0])
+	if err != nil {
+		return err
+	}
+	var s containerSpec
+	if err := json.Unmarshal(body, &s); err != nil {
+		return fmt.Errorf("%s: %w", args[0], err)
+	}
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making / private in the container's mount namespace: %w", err)
+	}
+	upper, work, root := filepath.Join(s.Dir, "upper"), filepath.Join(s.Dir, "work"), filepath.Join(s.Dir, "root")
+	for _, d := range []string{upper, work, root} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := syscall.Mount("overlay", root, "overlay", 0, "lowerdir=/,upperdir="+upper+",workdir="+work); err != nil {
+		return fmt.Errorf("overlay root: %w", err)
+	}
+	for _, d := range []string{"/proc", "/sys", "/dev"} {
+		if err := syscall.Mount(d, filepath.Join(root, d), "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return fmt.Errorf("binding %s: %w", d, err)
+		}
+	}
+	for _, m := range s.Mounts {
+		if err := bind(root, m); err != nil {
+			return err
+		}
+	}
+	if s.ReadOnlyRoot {
+		if err := syscall.Mount("", root, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("read-only root: %w", err)
+		}
+	}
+	if err := syscall.Chroot(root); err != nil {
+		return fmt.Errorf("chroot: %w", err)
+	}
+	wd := s.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
+	if err := os.Chdir(wd); err != nil {
+		return fmt.Errorf("workingDir %s: %w", wd, err)
+	}
+	if s.GID != nil {
+		if err := syscall.Setgroups([]int{int(*s.GID)}); err != nil {
+			return err
+		}
+		if err := syscall.Setgid(int(*s.GID)); err != nil {
+			return err
+		}
+	}
+	if s.UID != nil {
+		if s.GID == nil {
+			if err := syscall.Setgroups(nil); err != nil {
+				return err
+			}
+		}
+		if err := syscall.Setuid(int(*s.UID)); err != nil {
+			return err
+		}
+	}
+	if len(s.Argv) == 0 {
+		return fmt.Errorf("the container has no command")
+	}
+	for _, e := range s.Env {
+		if k, v, ok := strings.Cut(e, "="); ok && k == "PATH" {
+			os.Setenv("PATH", v)
+		}
+	}
+	path, err := exec.LookPath(s.Argv[0])
+	if err != nil {
+		return fmt.Errorf("command %q: %w", s.Argv[0], err)
+	}
+	return syscall.Exec(path, s.Argv, s.Env)
+}
+
+// bind mounts one volume or program into the container's root.
+func bind(root string, m mount) error {
+	target := filepath.Join(root, m.Target)
+	if m.File {
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		if _, err := os.Stat(target); os.IsNotExist(err) {
+			if err := os.WriteFile(target, nil, 0o644); err != nil {
+				return err
+			}
+		}
+	} else if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	if err := syscall.Mount(m.Source, target, "", syscall.MS_BIND, ""); err != nil {
+		return fmt.Errorf("mounting %s at %s: %w", m.Source, m.Target, err)
+	}
+	if m.ReadOnly {
+		if err := syscall.Mount("", target, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("read-only %s: %w", m.Target, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// setUpVolumes writes each volume of the pod into a host folder, as the
+// kubelet's volume plugins do, reading what it needs with the node's
+// identity (the Node authorizer lets a node read only what its pods use).
+func (r *podRunner) setUpVolumes(ctx context.Context) error {
+	vols := map[string]string{}
+	var images []string
+	for _, v := range r.pod.Spec.Volumes {
+		dir := filepath.Join(r.dir, "volumes", v.Name)
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		var err error
+		switch {
+		case v.EmptyDir != nil:
+			err = os.Chmod(dir, 0o777)
+		case v.Secret != nil:
+			err = r.secretFiles(ctx, dir, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, mode(v.Secret.DefaultMode))
+		case v.ConfigMap != nil:
+			err = r.configMapFiles(ctx, dir, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, mode(v.ConfigMap.DefaultMode))
+		case v.Projected != nil:
+			err = r.projectedFiles(ctx, dir, v.Projected)
+		case v.DownwardAPI != nil:
+			err = r.downwardFiles(dir, v.DownwardAPI.Items, mode(v.DownwardAPI.DefaultMode))
+		case v.PersistentVolumeClaim != nil:
+			var spec string
+			if spec, err = r.rbdImage(ctx, v.PersistentVolumeClaim.ClaimName); err == nil {
+				images = append(images, spec)
+			}
+		default:
+			err = fmt.Errorf("volume %s: this node agent supports emptyDir, secret, configMap, projected, downwardAPI and persistentVolumeClaim", v.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+		vols[v.Name] = dir
+	}
+	r.mu.Lock()
+	r.volumes, r.rbdImages = vols, images
+	r.mu.Unlock()
+	return nil
+}
+
+func mode(m *int32) os.FileMode {
+	if m == nil {
+		return 0o644
+	}
+	return os.FileMode(*m)
+}
+
+func writeItems(dir string, data map[string][]byte, items []corev1.KeyToPath, def os.FileMode) error {
+	if len(items) == 0 {
+		for k := range data {
+			items = append(items, corev1.KeyToPath{Key: k, Path: k})
+		}
+	}
+	for _, it := range items {
+		v, ok := data[it.Key]
+		if !ok {
+			return fmt.Errorf("no key %q", it.Key)
+		}
+		m := def
+		if it.Mode != nil {
+			m = os.FileMode(*it.Mode)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(it.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, v, m); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *podRunner) secretFiles(ctx context.Context, dir, name string, items []corev1.KeyToPath, optional *bool, m os.FileMode) error {
+	s, err := r.a.client.CoreV1().Secrets(r.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && optional != nil && *optional {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", name, err)
+	}
+	return writeItems(dir, s.Data, items, m)
+}
+
+func (r *podRunner) configMapFiles(ctx context.Context, dir, name string, items []corev1.KeyToPath, optional *bool, m os.FileMode) error {
+	cm, err := r.a.client.CoreV1().ConfigMaps(r.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && optional != nil && *optional {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("configmap %s: %w", name, err)
+	}
+	data := map[string][]byte{}
+	for k, v := range cm.Data {
+		data[k] = []byte(v)
+	}
+	for k, v := range cm.BinaryData {
+		data[k] = v
+	}
+	return writeItems(dir, data, items, m)
+}
+
+// projectedFiles covers the ServiceAccount token volume the API server
+// injects (token from TokenRequest, bound to this pod; kube-root-ca.crt;
+// the namespace) and any other projection of the same sources.
+func (r *podRunner) projectedFiles(ctx context.Context, dir string, p *corev1.ProjectedVolumeSource) error {
+	def := mode(p.DefaultMode)
+	for _, src := range p.Sources {
+		var err error
+		switch {
+		case src.ServiceAccountToken != nil:
+			err = r.tokenFile(ctx, dir, src.ServiceAccountToken, def)
+		case src.ConfigMap != nil:
+			err = r.configMapFiles(ctx, dir, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional, def)
+		case src.Secret != nil:
+			err = r.secretFiles(ctx, dir, src.Secret.Name, src.Secret.Items, src.Secret.Optional, def)
+		case src.DownwardAPI != nil:
+			err = r.downwardFiles(dir, src.DownwardAPI.Items, def)
+		default:
+			err = fmt.Errorf("unsupported projected source")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *podRunner) tokenFile(ctx context.Context, dir string, src *corev1.ServiceAccountTokenProjection, m os.FileMode) error {
+	sa := r.pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	req := &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{
+		ExpirationSeconds: src.ExpirationSeconds,
+		BoundObjectRef:    &authv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: r.pod.Name, UID: r.pod.UID},
+	}}
+	if src.Audience != "" {
+		req.Spec.Audiences = []string{src.Audience}
+	}
+	tr, err := r.a.client.CoreV1().ServiceAccounts(r.pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("TokenRequest for %s/%s: %w", r.pod.Namespace, sa, err)
+	}
+	return writeItems(dir, map[string][]byte{"token": []byte(tr.Status.Token)}, []corev1.KeyToPath{{Key: "token", Path: src.Path}}, m)
+}
+
+func (r *podRunner) downwardFiles(dir string, items []corev1.DownwardAPIVolumeFile, m os.FileMode) error {
+	data := map[string][]byte{}
+	var kp []corev1.KeyToPath
+	for _, it := range items {
+		if it.FieldRef == nil {
+			return fmt.Errorf("downwardAPI %s: only fieldRef is supported", it.Path)
+		}
+		v, err := r.field(it.FieldRef.FieldPath)
+		if err != nil {
+			return err
+		}
+		data[it.Path] = []byte(v)
+		kp = append(kp, corev1.KeyToPath{Key: it.Path, Path: it.Path, Mode: it.Mode})
+	}
+	return writeItems(dir, data, kp, m)
+}
+
+// field is a downward API field of the pod.
+func (r *podRunner) field(path string) (string, error) {
+	switch path {
+	case "metadata.namespace":
+		return r.pod.Namespace, nil
+	case "metadata.name":
+		return r.pod.Name, nil
+	case "metadata.uid":
+		return string(r.pod.UID), nil
+	case "spec.nodeName":
+		return r.pod.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return r.pod.Spec.ServiceAccountName, nil
+	case "status.podIP", "status.hostIP":
+		return "127.0.0.1", nil
+	}
+	if k, ok := strings.CutPrefix(path, "metadata.labels['"); ok {
+		return r.pod.Labels[strings.TrimSuffix(k, "']")], nil
+	}
+	if k, ok := strings.CutPrefix(path, "metadata.annotations['"); ok {
+		return r.pod.Annotations[strings.TrimSuffix(k, "']")], nil
+	}
+	return "", fmt.Errorf("downward API field %s is not supported", path)
+}
+
+// rbdImage is the pool/image behind a PVC: its bound PV's ceph-csi
+// volumeHandle and pool (the static volumes the plugin renders).
+func (r *podRunner) rbdImage(ctx context.Context, claim string) (string, error) {
+	pvc, err := r.a.client.CoreV1().PersistentVolumeClaims(r.pod.Namespace).Get(ctx, claim, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("pvc %s: %w", claim, err)
+	}
+	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
+		return "", fmt.Errorf("pvc %s is not bound yet", claim)
+	}
+	pv, err := r.a.client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("pv %s: %w", pvc.Spec.VolumeName, err)
+	}
+	if pv.Spec.CSI == nil || pv.Spec.CSI.VolumeAttributes["pool"] == "" {
+		return "", fmt.Errorf("pv %s is not a ceph-csi RBD volume with a pool", pv.Name)
+	}
+	return pv.Spec.CSI.VolumeAttributes["pool"] + "/" + pv.Spec.CSI.VolumeHandle, nil
+}
