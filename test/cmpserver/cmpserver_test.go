@@ -82,17 +82,38 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
+// projectModule is the module whose root holds plugin/, examples/ and cmd/cmp.
+const projectModule = "github.com/rbd-dr/argocd-rbd-dr"
+
+// findModuleRoot walks up from the working folder to the project's go.mod, so
+// the same test runs from the project module and from the Argo CD v3 module
+// nested below it (test/cmpserver/v3).
 func findModuleRoot() error {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	dir, err := os.Getwd()
 	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
+		return err
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return fmt.Errorf("not inside a Go module")
+	for {
+		if body, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && modulePath(body) == projectModule {
+			moduleRoot = dir
+			return nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return fmt.Errorf("no go.mod of %s above the working folder", projectModule)
+		}
+		dir = parent
 	}
-	moduleRoot = filepath.Dir(gomod)
-	return nil
+}
+
+// modulePath is the path on a go.mod's module line.
+func modulePath(gomod []byte) string {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`)
+		}
+	}
+	return ""
 }
 
 // setUp builds the binary, puts it on PATH, points Argo CD's cmp-server
