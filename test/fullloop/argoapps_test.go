@@ -50,11 +50,7 @@ func (l *loop) application(ctx context.Context, name string) (*v1alpha1.Applicat
 	if err != nil {
 		return nil, err
 	}
-	app := &v1alpha1.Application{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, app); err != nil {
-		return nil, err
-	}
-	return app, nil
+	return toApplication(u)
 }
 
 // refresh asks Argo CD to look at git again now (the annotation the UI's
@@ -74,8 +70,8 @@ func (l *loop) childNames(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, o := range l.app.render(t, "", "") {
-		app := &v1alpha1.Application{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, app); err != nil {
+		app, err := toApplication(o)
+		if err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range app.Spec.Source.Plugin.Env {
@@ -153,4 +149,18 @@ func (l *loop) waitApps(ctx context.Context, t *testing.T, timeout time.Duration
 		}
 		t.Fatalf("waiting for %s: %v%s", what, err, b.String())
 	}
+}
+
+// toApplication decodes an Application through JSON (Argo CD's types have
+// fields the unstructured converter cannot set).
+func toApplication(u *unstructured.Unstructured) (*v1alpha1.Application, error) {
+	b, err := json.Marshal(u.Object)
+	if err != nil {
+		return nil, err
+	}
+	app := &v1alpha1.Application{}
+	if err := json.Unmarshal(b, app); err != nil {
+		return nil, fmt.Errorf("%s: %w", describe(u), err)
+	}
+	return app, nil
 }

@@ -18,7 +18,6 @@ import (
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -180,7 +179,7 @@ func token(ctx context.Context, c kubernetes.Interface, ns, sa string) (string, 
 func (l *loop) registerSite(ctx context.Context, t *testing.T, site string) {
 	t.Helper()
 	c := l.sites[site]
-	tok, err := l.siteIdentity(ctx, c)
+	tok, err := l.siteIdentity(ctx, site, c)
 	if err != nil {
 		t.Fatalf("site %s: %v", site, err)
 	}
@@ -198,26 +197,98 @@ func (l *loop) registerSite(ctx context.Context, t *testing.T, site string) {
 }
 
 // siteIdentity is who Argo CD's application controller is on a site: the
-// ServiceAccount argocd/argocd-application-controller there, bound to
-// cluster-admin as `argocd cluster add` binds its argocd-manager.
-func (l *loop) siteIdentity(ctx context.Context, c *cluster) (string, error) {
+// ServiceAccount argocd/argocd-application-controller there, with no
+// cluster-admin: it reads everything (Argo CD caches the whole cluster),
+// writes the app's own static PersistentVolumes and creates its namespace,
+// is `admin` in the app's namespaces (which lets it create the quiesce
+// step's Role: it holds those rights itself), and runs the Ceph hook Jobs
+// through manifests/rbac, applied as shipped.
+func (l *loop) siteIdentity(ctx context.Context, site string, c *cluster) (string, error) {
 	cs := c.client
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: argoNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	sa := "argocd-application-controller"
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: argoNS}}
+	var appNS, cephNS []string
+	for _, role := range []string{"active", "passive"} {
+		objs, err := l.app.renderE(site, role)
+		if err != nil {
+			return "", err
+		}
+		jobNS := map[string]bool{}
+		for _, o := range objs {
+			if o.GetKind() == "Job" && o.GetLabels()[stepLabel] != "quiesce" {
+				jobNS[o.GetNamespace()] = true
+			}
+		}
+		for _, ns := range namespaces(objs) {
+			if jobNS[ns] {
+				cephNS = appendNew(cephNS, ns)
+			} else {
+				appNS = appendNew(appNS, ns)
+			}
+		}
+	}
+	if err := ensureNamespaces(ctx, cs, append(append([]string{argoNS}, appNS...), cephNS...)); err != nil {
 		return "", err
 	}
-	sa := "argocd-application-controller"
 	if _, err := cs.CoreV1().ServiceAccounts(argoNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
 		return "", err
 	}
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "argocd-application-controller"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: argoNS}},
+	roles := []*rbacv1.ClusterRole{
+		{ObjectMeta: metav1.ObjectMeta{Name: "fullloop-argocd-read"}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch"}},
+			{NonResourceURLs: []string{"*"}, Verbs: []string{"get"}},
+		}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "fullloop-argocd-app-cluster-objects"}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"persistentvolumes"}, Verbs: []string{"create", "update", "patch", "delete"}},
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"create"}},
+		}},
 	}
-	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+	for _, r := range roles {
+		if _, err := cs.RbacV1().ClusterRoles().Create(ctx, r, metav1.CreateOptions{}); err != nil {
+			return "", err
+		}
+		crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: r.Name},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.Name}, Subjects: subject}
+		if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+			return "", err
+		}
+	}
+	for _, ns := range appNS {
+		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "fullloop-argocd-admin", Namespace: ns},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "admin"}, Subjects: subject}
+		if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+			return "", err
+		}
+	}
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(l.root, "manifests", "rbac"))
+	if err != nil {
+		return "", fmt.Errorf("kustomize build manifests/rbac: %w", err)
+	}
+	y, err := m.AsYaml()
+	if err != nil {
 		return "", err
 	}
+	objs, err := decode(y)
+	if err != nil {
+		return "", err
+	}
+	ap, err := newApplier(c.admin)
+	if err != nil {
+		return "", err
+	}
+	if err := ap.applyAll(ctx, objs); err != nil {
+		return "", fmt.Errorf("applying manifests/rbac: %w", err)
+	}
 	return token(ctx, cs, argoNS, sa)
+}
+
+func appendNew(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
 }
 
 // tokenKubeconfig writes a kubeconfig for the hub with a ServiceAccount's

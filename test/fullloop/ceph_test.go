@@ -74,7 +74,11 @@ func (l *loop) startLab(t *testing.T) {
 	lb.env = []string{"CEPH_LAB_DIR=" + lb.dir, "CEPH_LAB_IP_A=" + lb.ips[sites[0]], "CEPH_LAB_IP_B=" + lb.ips[sites[1]]}
 	l.lab = lb
 	if _, err := os.Stat(filepath.Join(lb.dir, "lab.env")); err == nil {
-		t.Fatalf("a lab already exists at %s (a previous run?): stop it with CEPH_LAB_DIR=%s hack/ceph-lab down", lb.dir, lb.dir)
+		// The suite's own lab folder: a run that was killed left it.
+		t.Logf("stopping the lab a previous run left at %s", lb.dir)
+		if out, err := lb.run("down"); err != nil {
+			t.Fatalf("hack/ceph-lab down: %v\n%s", err, out)
+		}
 	}
 	if out, err := lb.run("up"); err != nil {
 		t.Fatalf("hack/ceph-lab up: %v\n%s", err, out)

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -45,7 +46,16 @@ func scenario(t *testing.T, name string, fn func(t *testing.T)) {
 		return
 	}
 	begin := time.Now()
-	ok := t.Run(name, fn)
+	ok := t.Run(name, func(t *testing.T) {
+		// A panic would end the test binary before the daemons and the
+		// Ceph lab are stopped: make it a failure instead.
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("panic: %v\n%s", r, debug.Stack())
+			}
+		}()
+		fn(t)
+	})
 	took := time.Since(begin)
 	fmt.Printf("fullloop: %-40s %8.1fs %s\n", name, took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[ok])
 	timingsMu.Lock()
@@ -114,6 +124,9 @@ func TestFullLoop(t *testing.T) {
 		scenario(t, "planned relocation "+first+" -> "+second, func(t *testing.T) { l.relocate(ctx, t, second) })
 		scenario(t, "planned relocation "+second+" -> "+first, func(t *testing.T) { l.relocate(ctx, t, first) })
 		scenario(t, "steady state (sync, nothing changed)", func(t *testing.T) { l.steady(ctx, t) })
+		scenario(t, "quiesce refuses (a foreign pod holds a PVC)", func(t *testing.T) { l.quiesceRefuses(ctx, t) })
+		scenario(t, "disaster (SIGKILL) and return", func(t *testing.T) { l.disaster(ctx, t) })
+		scenario(t, "RBAC: no cluster-admin for anything rendered", func(t *testing.T) { l.rbac(ctx, t) })
 	}
 }
 

@@ -29,6 +29,9 @@ type loop struct {
 	lastMarkers map[string]*marker
 	// unlock releases the heavy-job lock the suite holds while Ceph runs.
 	unlock func()
+	// bg is the context of the suite's own background loops; close ends it.
+	bg       context.Context
+	bgCancel context.CancelFunc
 	// cleanup runs after every daemon stopped.
 	cleanup []func()
 }
@@ -40,12 +43,14 @@ func newLoop(t *testing.T) *loop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &loop{root: repoRoot(t), run: run, sites: map[string]*cluster{}, nodes: map[string]*proc{}, dead: map[string]bool{}}
+	bg, cancel := context.WithCancel(context.Background())
+	return &loop{bg: bg, bgCancel: cancel, root: repoRoot(t), run: run, sites: map[string]*cluster{}, nodes: map[string]*proc{}, dead: map[string]bool{}}
 }
 
 // close stops every daemon by PID and removes the run folder (kept, with
 // its logs, when RBD_DR_FULLLOOP_KEEP=1).
 func (l *loop) close(t *testing.T) {
+	l.bgCancel()
 	stopAll()
 	if l.lab != nil {
 		l.lab.down()

@@ -80,6 +80,7 @@ func (l *loop) startNodes(ctx context.Context, t *testing.T) {
 		}
 		l.nodes[site] = p
 		c.procs = append(c.procs, p)
+		go loadBalancers(l.bg, c)
 	}
 	for _, site := range l.app.sites() {
 		c := l.sites[site]

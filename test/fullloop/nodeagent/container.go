@@ -115,9 +115,46 @@ func containerMain(args []string) error {
 	return syscall.Exec(path, s.Argv, s.Env)
 }
 
+// inRoot resolves path inside root the way the container will see it:
+// symlinks (such as Debian's /var/run -> /run) are followed within root,
+// never out to the host's own tree. Missing components are left as they are.
+func inRoot(root, path string) (string, error) {
+	parts := strings.Split(filepath.Clean("/"+path), "/")
+	cur := "/"
+	for hops := 0; len(parts) > 0; {
+		p := parts[0]
+		parts = parts[1:]
+		if p == "" || p == "." {
+			continue
+		}
+		next := filepath.Join(cur, p)
+		fi, err := os.Lstat(filepath.Join(root, next))
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", fmt.Errorf("%s: too many symlinks", path)
+		}
+		link, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(cur, link)
+		}
+		parts = append(strings.Split(filepath.Clean(link), "/"), parts...)
+		cur = "/"
+	}
+	return filepath.Join(root, cur), nil
+}
+
 // bind mounts one volume or program into the container's root.
 func bind(root string, m mount) error {
-	target := filepath.Join(root, m.Target)
+	target, err := inRoot(root, m.Target)
+	if err != nil {
+		return err
+	}
 	if m.File {
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return err

@@ -1,0 +1,97 @@
+package fullloop
+
+import (
+	"context"
+	"testing"
+
+	authzv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// can asks a site's API server whether user may do verb on resource.
+func (l *loop) can(ctx context.Context, t *testing.T, site, user, verb, group, resource, sub, ns string) bool {
+	t.Helper()
+	r, err := l.sites[site].client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{
+		Spec: authzv1.SubjectAccessReviewSpec{User: user, Groups: []string{"system:serviceaccounts", "system:authenticated"},
+			ResourceAttributes: &authzv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Subresource: sub, Namespace: ns}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Status.Allowed
+}
+
+// rbac: everything above ran with these identities, checked by the real
+// API servers; here the suite shows none of them is more than it needs:
+// Argo CD's controller on the sites is not cluster-admin, the quiesce step's
+// ServiceAccount can scale and read in the app's namespace and nothing else,
+// and the Ceph Jobs run without a ServiceAccount token.
+func (l *loop) rbac(ctx context.Context, t *testing.T) {
+	controller := "system:serviceaccount:" + argoNS + ":argocd-application-controller"
+	for _, site := range l.app.sites() {
+		for _, c := range []struct{ verb, group, resource, ns string }{
+			{"create", "rbac.authorization.k8s.io", "clusterrolebindings", ""},
+			{"create", "batch", "jobs", "kube-system"},
+			{"delete", "", "nodes", ""},
+			{"create", "", "pods", "kube-system"},
+		} {
+			if l.can(ctx, t, site, controller, c.verb, c.group, c.resource, "", c.ns) {
+				t.Errorf("%s: Argo CD's controller may %s %s in %q: more than the app needs", site, c.verb, c.resource, c.ns)
+			}
+		}
+		objs := l.app.render(t, site, "passive")
+		for _, j := range jobs(t, objs) {
+			spec := j.Spec.Template.Spec
+			if spec.ServiceAccountName == "" {
+				if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+					t.Errorf("%s: Job %s/%s runs with the default ServiceAccount's token", site, j.Namespace, j.Name)
+				}
+				continue
+			}
+			sa := "system:serviceaccount:" + j.Namespace + ":" + spec.ServiceAccountName
+			for _, ok := range []struct{ verb, group, resource, sub string }{
+				{"patch", "apps", "deployments", "scale"},
+				{"list", "", "pods", ""},
+			} {
+				if !l.can(ctx, t, site, sa, ok.verb, ok.group, ok.resource, ok.sub, j.Namespace) {
+					t.Errorf("%s: %s may not %s %s/%s in %s", site, sa, ok.verb, ok.resource, ok.sub, j.Namespace)
+				}
+			}
+			for _, no := range []struct{ verb, group, resource, ns string }{
+				{"get", "", "secrets", j.Namespace},
+				{"delete", "", "pods", j.Namespace},
+				{"create", "batch", "jobs", j.Namespace},
+				{"list", "", "pods", "kube-system"},
+				{"patch", "apps", "deployments", "kube-system"},
+			} {
+				if l.can(ctx, t, site, sa, no.verb, no.group, no.resource, "", no.ns) {
+					t.Errorf("%s: %s may %s %s in %s: more than quiesce needs", site, sa, no.verb, no.resource, no.ns)
+				}
+			}
+		}
+		// What ran: no hook pod had a token it did not ask for.
+		pods, err := l.sites[site].client.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: stepLabel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods.Items {
+			if p.Spec.ServiceAccountName == "" || p.Spec.ServiceAccountName == "default" {
+				for _, v := range p.Spec.Volumes {
+					if v.Projected != nil && hasToken(v.Projected) {
+						t.Errorf("%s: hook pod %s/%s got a ServiceAccount token", site, p.Namespace, p.Name)
+					}
+				}
+			}
+		}
+	}
+}
+
+func hasToken(p *corev1.ProjectedVolumeSource) bool {
+	for _, s := range p.Sources {
+		if s.ServiceAccountToken != nil {
+			return true
+		}
+	}
+	return false
+}
