@@ -53,34 +53,52 @@ func (l *loop) replicasOf(ctx context.Context, site string, w *unstructured.Unst
 // active site at the replicas git gives it, and sits at 0 on the others.
 func (l *loop) waitServing(ctx context.Context, t *testing.T, active string, timeout time.Duration) {
 	t.Helper()
+	type workload struct {
+		site   string
+		active bool
+		obj    *unstructured.Unstructured
+		want   int32 // replicas in git (1 when unset, as Kubernetes defaults it)
+	}
+	var ws []workload
+	for _, site := range l.app.sites() {
+		if l.dead[site] {
+			continue
+		}
+		role := "passive"
+		if site == active {
+			role = "active"
+		}
+		for _, w := range workloads(t, l.app.render(t, site, role)) {
+			n, found, _ := unstructured.NestedInt64(w.Object, "spec", "replicas")
+			if !found {
+				n = 1
+			}
+			ws = append(ws, workload{site, site == active, w, int32(n)})
+		}
+	}
 	var last string
+	next := time.Now().Add(30 * time.Second)
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		if err := checkAlive(); err != nil {
 			return false, err
 		}
-		for _, site := range l.app.sites() {
-			if l.dead[site] {
-				continue
+		if time.Now().After(next) {
+			t.Logf("still waiting for the app to serve on %s: %s", active, last)
+			next = time.Now().Add(30 * time.Second)
+		}
+		for _, w := range ws {
+			want, ready, err := l.replicasOf(ctx, w.site, w.obj)
+			if err != nil {
+				last = fmt.Sprintf("%s on %s: %v", describe(w.obj), w.site, err)
+				return false, nil
 			}
-			role := "passive"
-			if site == active {
-				role = "active"
+			if w.active && (want != w.want || ready != want || want == 0) {
+				last = fmt.Sprintf("%s on %s: %d/%d ready (git: %d)", describe(w.obj), w.site, ready, want, w.want)
+				return false, nil
 			}
-			for _, w := range workloads(t, l.app.render(t, site, role)) {
-				wantGit, _, _ := unstructured.NestedInt64(w.Object, "spec", "replicas")
-				want, ready, err := l.replicasOf(ctx, site, w)
-				if err != nil {
-					last = fmt.Sprintf("%s on %s: %v", describe(w), site, err)
-					return false, nil
-				}
-				if role == "active" && (want != int32(wantGit) || ready != want || want == 0) {
-					last = fmt.Sprintf("%s on %s: %d/%d ready (git: %d)", describe(w), site, ready, want, wantGit)
-					return false, nil
-				}
-				if role == "passive" && (want != 0 || ready != 0) {
-					last = fmt.Sprintf("%s on %s (passive): replicas %d, %d ready", describe(w), site, want, ready)
-					return false, nil
-				}
+			if !w.active && (want != 0 || ready != 0) {
+				last = fmt.Sprintf("%s on %s (passive): replicas %d, %d ready", describe(w.obj), w.site, want, ready)
+				return false, nil
 			}
 		}
 		return true, nil
@@ -202,9 +220,12 @@ func (l *loop) markers(t *testing.T, site string) map[string]*marker {
 	for _, v := range l.app.policy.Volumes {
 		args = append(args, v.Pool+"/"+v.Image)
 	}
-	out, err := exec.Command(filepath.Join(l.bin, "nodeagent"), args...).Output()
+	cmd := exec.Command(filepath.Join(l.bin, "nodeagent"), args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("reading the markers on %s: %v", site, err)
+		t.Fatalf("reading the markers on %s: %v: %s", site, err, stderr.String())
 	}
 	ms := map[string]*marker{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {

@@ -127,11 +127,11 @@ func stopAll() {
 		p.stopped = true
 		p.signal(syscall.SIGTERM)
 	}
-	deadline := time.After(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for _, p := range procs {
 		select {
 		case <-p.done:
-		case <-deadline:
+		case <-time.After(time.Until(deadline)):
 			p.kill()
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -22,7 +23,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/util/retry"
 )
 
 // agent is one node.
@@ -33,6 +33,8 @@ type agent struct {
 	self   string // this binary
 	images imageMap
 	api    string // host:port pods reach the API server at (no kube-proxy here)
+
+	readySince metav1.Time
 
 	mu   sync.Mutex
 	pods map[types.UID]*podRunner
@@ -70,6 +72,7 @@ func agentMain(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	a.readySince = metav1.Now()
 	if err := a.register(ctx); err != nil {
 		return err
 	}
@@ -95,39 +98,28 @@ func (a *agent) register(ctx context.Context) error {
 	return a.updateNodeStatus(ctx)
 }
 
+// updateNodeStatus patches the node's status only (a full update would
+// carry a stale spec, and NodeRestriction refuses a node that seems to
+// change its own taints).
 func (a *agent) updateNodeStatus(ctx context.Context) error {
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error { return a.tryNodeStatus(ctx) })
-}
-
-func (a *agent) tryNodeStatus(ctx context.Context) error {
-	node, err := a.client.CoreV1().Nodes().Get(ctx, a.node, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
 	now := metav1.Now()
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("8"),
 		corev1.ResourceMemory: resource.MustParse("16Gi"),
 		corev1.ResourcePods:   resource.MustParse("110"),
 	}
-	node.Status.Capacity, node.Status.Allocatable = capacity, capacity
-	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: a.node}}
-	node.Status.NodeInfo = corev1.NodeSystemInfo{KubeletVersion: "v1.37.2-rbd-dr-nodeagent", OperatingSystem: "linux", Architecture: "amd64", ContainerRuntimeVersion: "nodeagent://0"}
-	ready := corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "NodeAgentReady", Message: "rbd-dr test node agent", LastHeartbeatTime: now, LastTransitionTime: now}
-	found := false
-	for i, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			if c.Status == corev1.ConditionTrue {
-				ready.LastTransitionTime = c.LastTransitionTime
-			}
-			node.Status.Conditions[i] = ready
-			found = true
-		}
+	status := corev1.NodeStatus{
+		Capacity: capacity, Allocatable: capacity,
+		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: a.node}},
+		NodeInfo:  corev1.NodeSystemInfo{KubeletVersion: "v1.37.2-rbd-dr-nodeagent", OperatingSystem: "linux", Architecture: "amd64", ContainerRuntimeVersion: "nodeagent://0"},
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "NodeAgentReady",
+			Message: "rbd-dr test node agent", LastHeartbeatTime: now, LastTransitionTime: a.readySince}},
 	}
-	if !found {
-		node.Status.Conditions = append(node.Status.Conditions, ready)
+	patch, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		return err
 	}
-	_, err = a.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	_, err = a.client.CoreV1().Nodes().PatchStatus(ctx, a.node, patch)
 	return err
 }
 

@@ -32,17 +32,22 @@ conf, keyring, cid, pool, image = sys.argv[1:6]
 cluster = rados.Rados(conffile=conf, rados_id=cid, conf={'keyring': keyring})
 cluster.connect(timeout=30)
 ioctx = cluster.open_ioctx(pool)
-img = rbd.Image(ioctx, image)
 if len(sys.argv) > 6:
+    img = rbd.Image(ioctx, image)
     data = sys.argv[6].encode().ljust(4096, b'\0')
     img.write(data, 0)
     img.flush()
     print('ok', flush=True)
     sys.stdin.read()
 else:
+    img = rbd.Image(ioctx, image, read_only=True)
     sys.stdout.write(img.read(0, 4096).rstrip(b'\0').decode())
 img.close(); ioctx.close(); cluster.shutdown()
 `
+
+// debianPython is Debian's python3, the one python3-rbd belongs to (a
+// python3 earlier on PATH, e.g. pyenv's, has no rados module).
+const debianPython = "/usr/bin/python3"
 
 type cephFlags struct{ conf, keyring, id string }
 
@@ -67,7 +72,7 @@ func readMarker(c cephFlags, spec string) (*marker, error) {
 		return nil, err
 	}
 	var stderr bytes.Buffer
-	cmd := exec.Command("python3", "-c", librbdScript, c.conf, c.keyring, c.id, pool, image)
+	cmd := exec.Command(debianPython, "-c", librbdScript, c.conf, c.keyring, c.id, pool, image)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -137,7 +142,7 @@ func appMain(args []string) error {
 		}
 		b, _ := json.Marshal(next)
 		pool, image, _ := splitSpec(spec)
-		h := exec.Command("python3", "-c", librbdScript, c.conf, c.keyring, c.id, pool, image, string(b))
+		h := exec.Command(debianPython, "-c", librbdScript, c.conf, c.keyring, c.id, pool, image, string(b))
 		h.Stderr = os.Stderr
 		// Dies with the app: a killed app must not leave the image open.
 		h.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
