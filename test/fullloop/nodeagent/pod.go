@@ -51,7 +51,31 @@ func (r *podRunner) logf(format string, args ...any) {
 // terminate is a deletion request from the API: stop the containers, then
 // let the pod go.
 func (r *podRunner) terminate(pod *corev1.Pod) {
-	r.delOnce.Do(func() { close(r.deleting) })
+	r.delOnce.Do(func() {
+		close(r.deleting)
+		go r.stopContainers(pod)
+	})
+}
+
+// stopContainers sends SIGTERM to every container, and SIGKILL to those
+// still running after the pod's grace period (at most 30 s here).
+func (r *podRunner) stopContainers(pod *corev1.Pod) {
+	grace := 30 * time.Second
+	if g := pod.DeletionGracePeriodSeconds; g != nil && time.Duration(*g)*time.Second < grace {
+		grace = time.Duration(*g) * time.Second
+	}
+	r.signalAll(syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		n := len(r.running)
+		r.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.signalAll(syscall.SIGKILL)
 }
 
 // kill stops everything at once (the pod is gone, or the agent stops).
