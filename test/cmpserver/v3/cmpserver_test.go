@@ -36,6 +36,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/cmpenv"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
 
 const (
@@ -135,6 +136,9 @@ func setUp(tmp string) (stop func(), err error) {
 		return nil, fmt.Errorf("building %s: %w", cmpenv.Binary, err)
 	}
 	for k, v := range map[string]string{
+		// The sidecar's environment, which the cmp-server hands on to the
+		// plugin: the platform's settings, as manifests/ mounts them.
+		config.SettingsEnv:          filepath.Join(moduleRoot, "examples", "rbd-dr-settings.yaml"),
 		"PATH":                      binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
 		"ARGOCD_PLUGINSOCKFILEPATH": sockDir,
 		"ARGOCD_CMP_WORKDIR":        workDir,
