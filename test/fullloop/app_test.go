@@ -23,10 +23,14 @@ import (
 // Everything the suite knows about the app comes from its rbd-dr.yaml and
 // from what the plugin renders, never from constants.
 type app struct {
-	bin    string // the built argocd-rbd-dr
-	repo   string // the git repository (its working tree)
-	path   string // the app folder inside it
-	policy *config.Policy
+	bin      string // the built argocd-rbd-dr
+	repo     string // the git repository (its working tree)
+	path     string // the app folder inside it
+	policy   *config.Policy
+	settings string // the platform's settings file the suite made (RBD_DR_SETTINGS)
+	// clusterURLs maps each site's cluster URL in the source settings to the
+	// suite's, for the AppProject that names them.
+	clusterURLs map[string]string
 }
 
 // dir is the app folder in the working tree.
@@ -40,25 +44,34 @@ func sourceApp(root string) string {
 	return filepath.Join(root, "examples", "wordpress")
 }
 
-// newApp copies the app folder into a fresh git repository at repo, points
-// each site's cluster at the URL the suite gives it (the only edit), and
-// makes the first commit.
-func newApp(t *testing.T, bin, src, repo string, clusters map[string]string) *app {
+// sourceSettings is RBD_DR_FULLLOOP_SETTINGS or the project's example: the
+// platform's settings that know the app's namespace.
+func sourceSettings(root string) string {
+	if f := os.Getenv("RBD_DR_FULLLOOP_SETTINGS"); f != "" {
+		return f
+	}
+	return filepath.Join(root, "examples", "rbd-dr-settings.yaml")
+}
+
+// newApp copies the app folder into a fresh git repository at repo and makes
+// the first commit, and writes the platform's settings for the suite's
+// sites (settingsFile): each site's cluster and Ceph monitors are the
+// suite's; nothing else changes.
+func newApp(t *testing.T, bin, src, repo, srcSettings, settingsFile string, clusters, monitors map[string]string) *app {
 	t.Helper()
-	a := &app{bin: bin, repo: repo, path: "apps/" + filepath.Base(src)}
+	a := &app{bin: bin, repo: repo, path: "apps/" + filepath.Base(src), settings: settingsFile}
 	if err := os.CopyFS(a.dir(), os.DirFS(src)); err != nil {
 		t.Fatalf("copying the app folder %s: %v", src, err)
 	}
-	file := filepath.Join(a.dir(), config.FileName)
-	body, err := os.ReadFile(file)
+	body, err := os.ReadFile(srcSettings)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err = setClusters(body, clusters)
+	body, a.clusterURLs, err = siteSettings(body, clusters, monitors)
 	if err != nil {
-		t.Fatalf("%s: %v", file, err)
+		t.Fatalf("%s: %v", srcSettings, err)
 	}
-	if err := os.WriteFile(file, body, 0o644); err != nil {
+	if err := os.WriteFile(settingsFile, body, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if a.policy, err = config.Load(a.dir(), a.repo); err != nil {
@@ -69,23 +82,21 @@ func newApp(t *testing.T, bin, src, repo string, clusters map[string]string) *ap
 	return a
 }
 
-// setClusters sets sites[].cluster of each site named in clusters, every
-// other byte kept. This is where the sites' API servers are declared; when
-// the settings file takes them over (issue 11), this is the edit to move.
-func setClusters(body []byte, clusters map[string]string) ([]byte, error) {
+// siteSettings sets sites[].cluster and sites[].monitors of each site named
+// in clusters. This is where the sites' API servers and Ceph monitors are
+// declared to the plugin. It returns the old cluster URL -> new.
+func siteSettings(body []byte, clusters, monitors map[string]string) ([]byte, map[string]string, error) {
 	var doc yamlv3.Node
 	if err := yamlv3.Unmarshal(body, &doc); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	lines := strings.SplitAfter(string(body), "\n")
 	sites := mapValue(doc.Content[0], "sites")
 	if sites == nil {
-		return nil, fmt.Errorf("no sites")
+		return nil, nil, fmt.Errorf("no sites")
 	}
-	done := map[string]bool{}
+	urls, done := map[string]string{}, map[string]bool{}
 	for _, s := range sites.Content {
 		name := mapValue(s, "name")
-		cluster := mapValue(s, "cluster")
 		if name == nil {
 			continue
 		}
@@ -93,24 +104,23 @@ func setClusters(body []byte, clusters map[string]string) ([]byte, error) {
 		if !ok {
 			continue
 		}
-		if cluster == nil || cluster.Kind != yamlv3.ScalarNode {
-			return nil, fmt.Errorf("site %s has no cluster: line to point at the suite's API server", name.Value)
+		cluster := mapValue(s, "cluster")
+		mons := mapValue(s, "monitors")
+		if cluster == nil || mons == nil {
+			return nil, nil, fmt.Errorf("site %s has no cluster or monitors to point at the suite's", name.Value)
 		}
-		l := lines[cluster.Line-1]
-		col := cluster.Column - 1
-		end := col + len(cluster.Value)
-		if cluster.Style != 0 {
-			end += 2 // the quotes
-		}
-		lines[cluster.Line-1] = l[:col] + url + l[end:]
+		urls[cluster.Value] = url
+		cluster.Value, cluster.Style = url, 0
+		mons.Content = []*yamlv3.Node{{Kind: yamlv3.ScalarNode, Value: monitors[name.Value]}}
 		done[name.Value] = true
 	}
 	for site := range clusters {
 		if !done[site] {
-			return nil, fmt.Errorf("site %s is not in sites", site)
+			return nil, nil, fmt.Errorf("site %s is not in the settings", site)
 		}
 	}
-	return []byte(strings.Join(lines, "")), nil
+	out, err := yamlv3.Marshal(&doc)
+	return out, urls, err
 }
 
 func mapValue(m *yamlv3.Node, key string) *yamlv3.Node {
@@ -164,6 +174,7 @@ func (a *app) sites() []string { return a.policy.SiteNames() }
 func (a *app) run(t *testing.T, args ...string) []byte {
 	t.Helper()
 	cmd := exec.Command(a.bin, args...)
+	cmd.Env = append(os.Environ(), config.SettingsEnv+"="+a.settings)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -192,6 +203,7 @@ func (a *app) renderE(site, role string) ([]*unstructured.Unstructured, error) {
 		args = append(args, "--site", site, "--role", role)
 	}
 	cmd := exec.Command(a.bin, args...)
+	cmd.Env = append(os.Environ(), config.SettingsEnv+"="+a.settings)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -28,6 +28,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
 
 const (
@@ -105,11 +107,28 @@ func (l *loop) install(ctx context.Context, t *testing.T) {
 	if _, err := l.hub.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: argoNS}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The platform's own settings (manifests/settings with the suite's
+	// settings.yaml) and the team's AppProject (manifests/tenant, made the
+	// suite's).
+	settings, err := os.ReadFile(l.app.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range l.kustomizeBuild(t, "manifests/settings") {
+		if o.GetKind() == "ConfigMap" {
+			if err := unstructured.SetNestedField(o.Object, string(settings), "data", "settings.yaml"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o.SetNamespace(argoNS)
+		objs = append(objs, o)
+	}
+	objs = append(objs, l.appProjects(t)...)
 	begin := time.Now()
 	if err := hub.applyAll(ctx, objs); err != nil {
 		t.Fatalf("server-side apply of Argo CD + manifests/ to the hub: %v", err)
 	}
-	t.Logf("applied %d objects of Argo CD's install.yaml + manifests/ server-side in %.1fs", len(objs), time.Since(begin).Seconds())
+	t.Logf("applied %d objects of Argo CD's install.yaml + manifests/ (+ settings/, tenant/ AppProject) server-side in %.1fs", len(objs), time.Since(begin).Seconds())
 
 	a := &argo{dir: filepath.Join(l.run, "argocd"), procs: map[string]*proc{}}
 	a.sockDir = filepath.Join(a.dir, "plugins")
@@ -200,34 +219,24 @@ func (l *loop) registerSite(ctx context.Context, t *testing.T, site string) {
 // ServiceAccount argocd/argocd-application-controller there, with no
 // cluster-admin: it reads everything (Argo CD caches the whole cluster),
 // writes the app's own static PersistentVolumes and creates its namespace,
-// is `admin` in the app's namespaces (which lets it create the quiesce
-// step's Role: it holds those rights itself), and runs the Ceph hook Jobs
-// through manifests/rbac, applied as shipped.
+// and is `admin` in the namespaces the plugin renders into (which lets it
+// create the quiesce step's Role: it holds those rights itself). The hook
+// Jobs, Ceph ones included, run in the app's namespace.
 func (l *loop) siteIdentity(ctx context.Context, site string, c *cluster) (string, error) {
 	cs := c.client
 	sa := "argocd-application-controller"
 	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: argoNS}}
-	var appNS, cephNS []string
+	var appNS []string
 	for _, role := range []string{"active", "passive"} {
 		objs, err := l.app.renderE(site, role)
 		if err != nil {
 			return "", err
 		}
-		jobNS := map[string]bool{}
-		for _, o := range objs {
-			if o.GetKind() == "Job" && o.GetLabels()[stepLabel] != "quiesce" {
-				jobNS[o.GetNamespace()] = true
-			}
-		}
 		for _, ns := range namespaces(objs) {
-			if jobNS[ns] {
-				cephNS = appendNew(cephNS, ns)
-			} else {
-				appNS = appendNew(appNS, ns)
-			}
+			appNS = appendNew(appNS, ns)
 		}
 	}
-	if err := ensureNamespaces(ctx, cs, append(append([]string{argoNS}, appNS...), cephNS...)); err != nil {
+	if err := ensureNamespaces(ctx, cs, append([]string{argoNS}, appNS...)); err != nil {
 		return "", err
 	}
 	if _, err := cs.CoreV1().ServiceAccounts(argoNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
@@ -259,25 +268,6 @@ func (l *loop) siteIdentity(ctx context.Context, site string, c *cluster) (strin
 		if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 			return "", err
 		}
-	}
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(l.root, "manifests", "rbac"))
-	if err != nil {
-		return "", fmt.Errorf("kustomize build manifests/rbac: %w", err)
-	}
-	y, err := m.AsYaml()
-	if err != nil {
-		return "", err
-	}
-	objs, err := decode(y)
-	if err != nil {
-		return "", err
-	}
-	ap, err := newApplier(c.admin)
-	if err != nil {
-		return "", err
-	}
-	if err := ap.applyAll(ctx, objs); err != nil {
-		return "", fmt.Errorf("applying manifests/rbac: %w", err)
 	}
 	return token(ctx, cs, argoNS, sa)
 }
@@ -331,6 +321,24 @@ func (l *loop) pluginConfig(ctx context.Context, t *testing.T) string {
 	return dir
 }
 
+// settingsFile writes the settings the sidecar reads, read back from the
+// hub's ConfigMap argocd-rbd-dr-settings (what manifests/ mounts there).
+func (l *loop) settingsFile(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	cms, err := l.hub.client.CoreV1().ConfigMaps(argoNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=argocd-rbd-dr-settings"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cms.Items) != 1 || cms.Items[0].Data["settings.yaml"] == "" {
+		t.Fatalf("want one ConfigMap argocd-rbd-dr-settings with settings.yaml on the hub, found %d", len(cms.Items))
+	}
+	file := filepath.Join(l.argo.dir, "settings.yaml")
+	if err := os.WriteFile(file, []byte(cms.Items[0].Data["settings.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 // startArgo starts redis and Argo CD's repo-server, cmp-server (with the
 // plugin's binary on PATH) and application controller, all on loopback.
 func (l *loop) startArgo(ctx context.Context, t *testing.T) {
@@ -364,7 +372,8 @@ func (l *loop) startArgo(ctx context.Context, t *testing.T) {
 	cfgDir := l.pluginConfig(ctx, t)
 	pathEnv := "PATH=" + l.bin + string(os.PathListSeparator) + os.Getenv("PATH")
 	sock := "ARGOCD_PLUGINSOCKFILEPATH=" + a.sockDir
-	mustStart("argocd-cmp-server", []string{pathEnv, sock, "ARGOCD_CMP_WORKDIR=" + filepath.Join(a.dir, "cmp-work")},
+	settingsEnv := config.SettingsEnv + "=" + l.settingsFile(ctx, t)
+	mustStart("argocd-cmp-server", []string{pathEnv, sock, settingsEnv, "ARGOCD_CMP_WORKDIR=" + filepath.Join(a.dir, "cmp-work")},
 		filepath.Join(a.dir, "argocd-cmp-server"), "--config-dir-path", cfgDir, "--loglevel", "info")
 
 	// Argo CD's repo-server keeps its git askpass socket at a fixed path in

@@ -27,6 +27,10 @@ type lab struct {
 	ips    map[string]string   // app site -> its mon address
 }
 
+// labIPs are the suite's lab's mon addresses, for the app's first and
+// second site (another lab, e.g. a developer's, uses 127.0.0.1 and .2).
+var labIPs = []string{"127.0.0.3", "127.0.0.4"}
+
 type cephConn struct{ conf, keyring, id string }
 
 func (c cephConn) args() []string {
@@ -69,7 +73,7 @@ func (l *loop) startLab(t *testing.T) {
 		dir:    envOr("RBD_DR_FULLLOOP_LAB_DIR", "/tmp/rbd-dr-lab-fullloop"),
 		conns:  map[string]cephConn{},
 		labOf:  map[string]string{sites[0]: "site-a", sites[1]: "site-b"},
-		ips:    map[string]string{sites[0]: "127.0.0.3", sites[1]: "127.0.0.4"},
+		ips:    map[string]string{sites[0]: labIPs[0], sites[1]: labIPs[1]},
 	}
 	lb.env = []string{"CEPH_LAB_DIR=" + lb.dir, "CEPH_LAB_IP_A=" + lb.ips[sites[0]], "CEPH_LAB_IP_B=" + lb.ips[sites[1]]}
 	l.lab = lb
@@ -135,11 +139,19 @@ func (lb *lab) rbd(ctx context.Context, site string, args ...string) ([]byte, er
 	return out, nil
 }
 
-// adminKey is client.admin's key on a site (what Rook keeps in rook-ceph-mon).
-func (lb *lab) adminKey(site string) (string, error) {
-	out, err := exec.Command("ceph-authtool", lb.conns[site].keyring, "-p", "-n", "client.admin").Output()
+// cephUser creates (or finds) the CephX user client.NAME on a site with the
+// caps of a CephClient, as Rook does, and returns its key.
+func (lb *lab) cephUser(site, name string, caps map[string]string) (string, error) {
+	args := []string{"ceph", lb.labOf[site], "auth", "get-or-create", "client." + name}
+	for _, k := range sortedKeys(caps) {
+		args = append(args, k, caps[k])
+	}
+	if out, err := lb.run(args...); err != nil {
+		return "", fmt.Errorf("creating client.%s on %s: %w\n%s", name, site, err, out)
+	}
+	out, err := exec.Command("ceph", append(lb.conns[site].args(), "auth", "print-key", "client."+name)...).Output()
 	if err != nil {
-		return "", fmt.Errorf("reading client.admin's key of %s: %w", site, err)
+		return "", fmt.Errorf("reading client.%s's key on %s: %w", name, site, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }

@@ -1,7 +1,6 @@
 package fullloop
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -14,22 +13,29 @@ import (
 )
 
 // This file is the one place that knows what the plugin renders for the
-// Ceph side: which images the hook Jobs use, and which Secrets and
-// ConfigMaps (in which namespace) they mount. Everything is read from the
-// rendered Jobs; only the values are Rook's conventions. When the settings
-// file takes the Ceph connection over (issue 11), this is what changes.
+// Ceph side: which images the hook Jobs use, which CephX user they run as,
+// and which Secrets (in which namespace) hold its key. Everything is read
+// from the rendered Jobs; the suite then does what Rook would (a CephClient
+// becomes a CephX user, its key a Secret).
 
-// hookImages are the project's image (the one that runs argocd-rbd-dr) and
-// Rook's image (the one that runs toolbox.sh) of the rendered Jobs.
+// hookImages are the project's image (the one that runs argocd-rbd-dr, to
+// copy itself into the Ceph Jobs) and Rook's image (the Ceph Jobs' other
+// containers, which run rbd) of the rendered Jobs.
 func hookImages(t *testing.T, objs []*unstructured.Unstructured) (ours, ceph string) {
 	t.Helper()
 	for _, j := range jobs(t, objs) {
-		spec := j.Spec.Template.Spec
-		for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
-			switch {
-			case len(c.Command) > 0 && c.Command[0] == "argocd-rbd-dr":
+		for _, c := range containers(j) {
+			if len(c.Command) > 0 && c.Command[0] == "argocd-rbd-dr" {
 				ours = c.Image
-			case len(c.Command) > 0 && strings.HasSuffix(c.Command[0], "/toolbox.sh"):
+			}
+		}
+	}
+	for _, j := range jobs(t, objs) {
+		if cephID(j) == "" {
+			continue
+		}
+		for _, c := range containers(j) {
+			if c.Image != ours {
 				ceph = c.Image
 			}
 		}
@@ -38,6 +44,23 @@ func hookImages(t *testing.T, objs []*unstructured.Unstructured) (ours, ceph str
 		t.Fatalf("could not tell the hook images apart in the rendered Jobs (ours %q, Rook's %q)", ours, ceph)
 	}
 	return ours, ceph
+}
+
+func containers(j *batchv1.Job) []corev1.Container {
+	spec := j.Spec.Template.Spec
+	return append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...)
+}
+
+// cephID is the CephX user a Ceph Job runs as (its --ceph-id), or "".
+func cephID(j *batchv1.Job) string {
+	for _, c := range containers(j) {
+		for _, a := range c.Args {
+			if id, ok := strings.CutPrefix(a, "--ceph-id="); ok {
+				return id
+			}
+		}
+	}
+	return ""
 }
 
 func jobs(t *testing.T, objs []*unstructured.Unstructured) []*batchv1.Job {
@@ -56,94 +79,52 @@ func jobs(t *testing.T, objs []*unstructured.Unstructured) []*batchv1.Job {
 	return out
 }
 
-// rookFacts are what Rook keeps for a site, in the shape the Jobs read.
-type rookFacts struct {
-	monEndpoints string // "a=127.0.0.3:3300"
-	adminKey     string
-}
-
-// rookValue is Rook's content for a key of the Secret or ConfigMap the Ceph
-// Jobs mount (rook-ceph-mon, rook-ceph-mon-endpoints).
-func rookValue(f rookFacts, kind, name, key string) (string, error) {
-	switch key {
-	case "ceph-secret":
-		return f.adminKey, nil
-	case "ceph-username":
-		return "client.admin", nil
-	case "data":
-		return f.monEndpoints, nil
-	}
-	return "", fmt.Errorf("the Ceph hook Jobs read key %q of %s %s; the suite knows only Rook's ceph-secret, ceph-username (Secret rook-ceph-mon) and data (ConfigMap rook-ceph-mon-endpoints): teach rookValue", key, kind, name)
-}
-
-// cephObjects are the Secrets and ConfigMaps the rendered Ceph Jobs mount or
-// read env from, filled as Rook would, in the Jobs' namespaces.
-func cephObjects(t *testing.T, objs []*unstructured.Unstructured, f rookFacts) (secrets []*corev1.Secret, configMaps []*corev1.ConfigMap) {
+// cephSecrets are the Secrets the rendered Ceph Jobs mount, each with the
+// key of the Job's CephX user (keyOf) under every key the Job reads: what
+// the platform team copies from Rook's CephClient Secret into the app's
+// namespace. users are the CephX users the Jobs run as.
+func cephSecrets(t *testing.T, objs []*unstructured.Unstructured, keyOf func(user string) (string, error)) (secrets []*corev1.Secret, users []string) {
 	t.Helper()
-	type ref struct{ ns, name string }
-	sec, cms := map[ref]map[string]bool{}, map[ref]map[string]bool{}
-	add := func(m map[ref]map[string]bool, r ref, keys ...string) {
-		if m[r] == nil {
-			m[r] = map[string]bool{}
-		}
-		for _, k := range keys {
-			m[r][k] = true
-		}
-	}
-	itemKeys := func(items []corev1.KeyToPath) []string {
-		var ks []string
-		for _, it := range items {
-			ks = append(ks, it.Key)
-		}
-		return ks
-	}
+	byRef := map[[2]string]*corev1.Secret{}
 	for _, j := range jobs(t, objs) {
-		spec := j.Spec.Template.Spec
-		for _, v := range spec.Volumes {
-			switch {
-			case v.Secret != nil:
-				add(sec, ref{j.Namespace, v.Secret.SecretName}, itemKeys(v.Secret.Items)...)
-			case v.ConfigMap != nil:
-				add(cms, ref{j.Namespace, v.ConfigMap.Name}, itemKeys(v.ConfigMap.Items)...)
-			}
+		id := cephID(j)
+		if id == "" {
+			continue
 		}
-		for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
-			for _, e := range c.Env {
-				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
-					add(sec, ref{j.Namespace, e.ValueFrom.SecretKeyRef.Name}, e.ValueFrom.SecretKeyRef.Key)
-				}
-				if e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
-					add(cms, ref{j.Namespace, e.ValueFrom.ConfigMapKeyRef.Name}, e.ValueFrom.ConfigMapKeyRef.Key)
-				}
+		users = appendNew(users, id)
+		key, err := keyOf(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range j.Spec.Template.Spec.Volumes {
+			if v.ConfigMap != nil {
+				t.Fatalf("Job %s/%s mounts ConfigMap %s: the suite does not know what Rook would put there; teach cephSecrets", j.Namespace, j.Name, v.ConfigMap.Name)
+			}
+			if v.Secret == nil {
+				continue
+			}
+			ref := [2]string{j.Namespace, v.Secret.SecretName}
+			s := byRef[ref]
+			if s == nil {
+				s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: j.Namespace, Name: v.Secret.SecretName}, StringData: map[string]string{}}
+				byRef[ref] = s
+				secrets = append(secrets, s)
+			}
+			for _, it := range v.Secret.Items {
+				s.StringData[it.Key] = key
+			}
+			if len(v.Secret.Items) == 0 {
+				s.StringData[id] = key
 			}
 		}
 	}
-	for r, keys := range sec {
-		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.ns, Name: r.name}, StringData: map[string]string{}}
-		for _, k := range sortedKeys(keys) {
-			v, err := rookValue(f, "Secret", r.name, k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.StringData[k] = v
-		}
-		secrets = append(secrets, s)
-	}
-	for r, keys := range cms {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: r.ns, Name: r.name}, Data: map[string]string{}}
-		for _, k := range sortedKeys(keys) {
-			v, err := rookValue(f, "ConfigMap", r.name, k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cm.Data[k] = v
-		}
-		configMaps = append(configMaps, cm)
-	}
-	return secrets, configMaps
+	sort.Slice(secrets, func(i, j int) bool {
+		return secrets[i].Namespace+"/"+secrets[i].Name < secrets[j].Namespace+"/"+secrets[j].Name
+	})
+	return secrets, users
 }
 
-func sortedKeys(m map[string]bool) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -114,8 +114,11 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 	if err != nil {
 		t.Fatalf("the app under test (%s): %v", src, err)
 	}
-	clusters := map[string]string{}
-	for _, s := range policy.SiteNames() {
+	clusters, monitors := map[string]string{}, map[string]string{}
+	for i, s := range policy.SiteNames() {
+		if i < len(labIPs) {
+			monitors[s] = labIPs[i] + ":3300"
+		}
 		c, err := startCluster(ctx, l.run, s, l.kubeBin)
 		if err != nil {
 			t.Fatalf("site %s: %v", s, err)
@@ -124,5 +127,6 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 		clusters[s] = c.url
 	}
 	t.Logf("control planes ready in %.1fs: hub %s; %v", time.Since(begin).Seconds(), l.hub.url, clusters)
-	l.app = newApp(t, filepath.Join(l.bin, "argocd-rbd-dr"), src, filepath.Join(l.run, "repo"), clusters)
+	l.app = newApp(t, filepath.Join(l.bin, "argocd-rbd-dr"), src, filepath.Join(l.run, "repo"),
+		sourceSettings(l.root), filepath.Join(l.run, "rbd-dr-settings.yaml"), clusters, monitors)
 }

@@ -18,23 +18,26 @@ import (
 func nodeName(site string) string { return site + "-node" }
 
 // startCeph brings up the Ceph lab under the heavy-job lock, creates the
-// app's images, and gives each site what Rook would: its Ceph namespace
-// with the Secrets and ConfigMaps the hook Jobs mount.
+// app's images, and does on each site what Rook and the platform team would:
+// the CephX user of each CephClient in manifests/tenant that the hook Jobs
+// run as, and its key in the Secret the Jobs mount.
 func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	l.unlock = heavyLock(t)
 	begin := time.Now()
 	l.startLab(t)
 	t.Logf("Ceph lab up in %.1fs (%s)", time.Since(begin).Seconds(), l.lab.dir)
 	l.createImages(ctx, t)
+	caps := l.cephClients(t)
 	for _, site := range l.app.sites() {
-		key, err := l.lab.adminKey(site)
-		if err != nil {
-			t.Fatal(err)
+		keyOf := func(user string) (string, error) {
+			c, ok := caps[user]
+			if !ok {
+				return "", fmt.Errorf("the Ceph Jobs run as %s, and manifests/tenant has no CephClient %s to create it from", user, user)
+			}
+			return l.lab.cephUser(site, user, c)
 		}
-		facts := rookFacts{monEndpoints: "a=" + l.lab.ips[site] + ":3300", adminKey: key}
-		var objs = l.app.render(t, site, "active")
-		objs = append(objs, l.app.render(t, site, "passive")...)
-		secrets, cms := cephObjects(t, objs, facts)
+		objs := append(l.app.render(t, site, "active"), l.app.render(t, site, "passive")...)
+		secrets, users := cephSecrets(t, objs, keyOf)
 		c := l.sites[site]
 		for _, s := range secrets {
 			if err := ensureNamespaces(ctx, c.client, []string{s.Namespace}); err != nil {
@@ -44,14 +47,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 				t.Fatalf("site %s: %v", site, err)
 			}
 		}
-		for _, cm := range cms {
-			if err := ensureNamespaces(ctx, c.client, []string{cm.Namespace}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.client.CoreV1().ConfigMaps(cm.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-				t.Fatalf("site %s: %v", site, err)
-			}
-		}
+		t.Logf("%s: CephX users %v (caps from manifests/tenant), their keys in %d Secret(s)", site, users, len(secrets))
 	}
 }
 

@@ -18,6 +18,7 @@ type containerSpec struct {
 	Mounts       []mount // volumes, and the host programs the image maps to
 	ReadOnlyRoot bool
 	UID, GID     *int64
+	FSGroup      *int64 // a supplementary group, as the kubelet adds it
 	WorkingDir   string
 	Argv         []string
 	Env          []string
@@ -82,20 +83,24 @@ func containerMain(args []string) error {
 	if err := os.Chdir(wd); err != nil {
 		return fmt.Errorf("workingDir %s: %w", wd, err)
 	}
+	var groups []int
 	if s.GID != nil {
-		if err := syscall.Setgroups([]int{int(*s.GID)}); err != nil {
+		groups = append(groups, int(*s.GID))
+	}
+	if s.FSGroup != nil {
+		groups = append(groups, int(*s.FSGroup))
+	}
+	if s.UID != nil {
+		if err := syscall.Setgroups(groups); err != nil {
 			return err
 		}
+	}
+	if s.GID != nil {
 		if err := syscall.Setgid(int(*s.GID)); err != nil {
 			return err
 		}
 	}
 	if s.UID != nil {
-		if s.GID == nil {
-			if err := syscall.Setgroups(nil); err != nil {
-				return err
-			}
-		}
 		if err := syscall.Setuid(int(*s.UID)); err != nil {
 			return err
 		}

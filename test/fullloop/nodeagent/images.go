@@ -60,7 +60,7 @@ func (r *podRunner) containerSpec(ctx context.Context, c corev1.Container, cdir 
 	}
 	sc := r.pod.Spec.SecurityContext
 	if sc != nil {
-		s.UID, s.GID = sc.RunAsUser, sc.RunAsGroup
+		s.UID, s.GID, s.FSGroup = sc.RunAsUser, sc.RunAsGroup, sc.FSGroup
 	}
 	if c.SecurityContext != nil {
 		if c.SecurityContext.RunAsUser != nil {
@@ -90,8 +90,7 @@ func (r *podRunner) containerSpec(ctx context.Context, c corev1.Container, cdir 
 			argv = append([]string{"argocd-rbd-dr"}, c.Args...)
 		}
 	case img.ceph:
-		// Rook's image: the host's rbd and ceph, and its toolbox.sh.
-		s.Mounts = append(s.Mounts, mount{Source: r.a.self, Target: "/usr/local/bin/toolbox.sh", ReadOnly: true, File: true})
+		// Rook's image: the host's rbd and ceph, as they are.
 	default:
 		// The app: it opens its RBD volumes itself, as the image would
 		// through the kernel's mapping.
@@ -112,7 +111,7 @@ func (r *podRunner) containerSpec(ctx context.Context, c corev1.Container, cdir 
 		argv = append([]string{"/usr/local/bin/rbd-dr-app", "app", "--conf", "/etc/rbd-dr-app/ceph.conf", "--keyring", "/etc/rbd-dr-app/keyring",
 			"--id", img.cephID, "--ready", "/run/rbd-dr-app/ready", "--writer", r.a.node + "/" + r.pod.Namespace + "/" + r.pod.Name}, images...)
 		// The app's own image and user do not exist here.
-		s.UID, s.GID, s.ReadOnlyRoot = nil, nil, false
+		s.UID, s.GID, s.FSGroup, s.ReadOnlyRoot = nil, nil, nil, false
 	}
 	s.Argv = argv
 	return s, ready, nil

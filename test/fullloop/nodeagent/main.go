@@ -10,9 +10,8 @@
 //
 // Container images map to host programs:
 //   - the project's image: the built argocd-rbd-dr on PATH;
-//   - Rook's Ceph image: the host's rbd and ceph, and toolbox.sh (this
-//     binary) writing ceph.conf and the keyring from the mounted
-//     ConfigMap and Secret, as Rook's toolbox does;
+//   - Rook's Ceph image: the host's rbd and ceph (the Jobs pass monitors,
+//     user and the key file from the mounted Secret themselves);
 //   - any other image (the app): this binary as "app", which opens each
 //     RBD-backed volume of the pod on the site's Ceph cluster with librbd,
 //     checks the marker the previous writer left and writes the next one.
@@ -24,14 +23,9 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 )
 
 func main() {
-	// The same binary is toolbox.sh inside Ceph containers.
-	if filepath.Base(os.Args[0]) == "toolbox.sh" {
-		exit(toolbox(os.Args[1:]))
-	}
 	if len(os.Args) < 2 {
 		exit(fmt.Errorf("usage: nodeagent agent|container|app|marker ..."))
 	}

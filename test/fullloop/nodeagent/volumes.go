@@ -50,11 +50,37 @@ func (r *podRunner) setUpVolumes(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("volume %s: %w", v.Name, err)
 		}
+		if err := r.fsGroup(dir, v.EmptyDir != nil); err != nil {
+			return fmt.Errorf("volume %s: %w", v.Name, err)
+		}
 		vols[v.Name] = dir
 	}
 	r.mu.Lock()
 	r.volumes, r.rbdImages = vols, images
 	r.mu.Unlock()
+	return nil
+}
+
+// fsGroup gives the pod's fsGroup the volume's files, as the kubelet does:
+// group ownership (and the setgid bit on an emptyDir), so a non-root
+// container reads a Secret file of mode 0440.
+func (r *podRunner) fsGroup(dir string, emptyDir bool) error {
+	sc := r.pod.Spec.SecurityContext
+	if sc == nil || sc.FSGroup == nil {
+		return nil
+	}
+	gid := int(*sc.FSGroup)
+	if err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, -1, gid)
+	}); err != nil {
+		return err
+	}
+	if emptyDir {
+		return os.Chmod(dir, 0o777|os.ModeSetgid)
+	}
 	return nil
 }
 
