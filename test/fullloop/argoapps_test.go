@@ -96,6 +96,13 @@ func synced(app *v1alpha1.Application, rev string) bool {
 		app.Status.Health.Status == "Healthy"
 }
 
+// current is an Application that compared revision rev with its site and
+// found it Synced and Healthy (a change to hooks alone syncs nothing).
+func current(app *v1alpha1.Application, rev string) bool {
+	return app.Status.Sync.Revision == rev && app.Status.Sync.Status == v1alpha1.SyncStatusCodeSynced &&
+		app.Status.Health.Status == "Healthy" && app.Operation == nil
+}
+
 // explain is what an Application is doing, for a timeout message: the
 // operation's phase and message, and each hook's own message (a failing hook
 // shows only as Running/retrying at the operation level).

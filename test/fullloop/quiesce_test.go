@@ -72,7 +72,8 @@ func (l *loop) quiesceRefuses(ctx context.Context, t *testing.T) {
 	if err := l.refresh(ctx, mapValues(children)...); err != nil {
 		t.Fatal(err)
 	}
-	l.waitApps(ctx, t, 5*time.Minute, "every site synced with the short hook timing", func(a *v1alpha1.Application) bool { return synced(a, rev) }, mapValues(children)...)
+	// Hooks are not compared, so the sites stay Synced: the next sync uses it.
+	l.waitApps(ctx, t, 5*time.Minute, "every site at the short hook timing", func(a *v1alpha1.Application) bool { return current(a, rev) }, mapValues(children)...)
 
 	// The holder: a bare pod with the first volume's PVC, not owned by
 	// anything that quiesce scales.
@@ -157,7 +158,7 @@ func (l *loop) quiesceRefuses(ctx context.Context, t *testing.T) {
 	if err := l.refresh(ctx, mapValues(children)...); err != nil {
 		t.Fatal(err)
 	}
-	l.waitApps(ctx, t, 5*time.Minute, "every site synced with the app's own hook timing", func(a *v1alpha1.Application) bool { return synced(a, rev) }, mapValues(children)...)
+	l.waitApps(ctx, t, 5*time.Minute, "every site at the app's own hook timing", func(a *v1alpha1.Application) bool { return current(a, rev) }, mapValues(children)...)
 }
 
 // pvcNamespace is the namespace of a PVC in what the plugin renders for site.
