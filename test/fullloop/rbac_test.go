@@ -25,7 +25,8 @@ func (l *loop) can(ctx context.Context, t *testing.T, site, user, verb, group, r
 // rbac: everything above ran with these identities, checked by the real
 // API servers; here the suite shows none of them is more than it needs:
 // Argo CD's controller on the sites is not cluster-admin, the quiesce step's
-// ServiceAccount can scale and read in the app's namespace and nothing else,
+// ServiceAccount can patch workloads and list pods in the app's namespace
+// and nothing beyond,
 // and the Ceph Jobs run without a ServiceAccount token.
 func (l *loop) rbac(ctx context.Context, t *testing.T) {
 	controller := "system:serviceaccount:" + argoNS + ":argocd-application-controller"
@@ -51,7 +52,7 @@ func (l *loop) rbac(ctx context.Context, t *testing.T) {
 			}
 			sa := "system:serviceaccount:" + j.Namespace + ":" + spec.ServiceAccountName
 			for _, ok := range []struct{ verb, group, resource, sub string }{
-				{"patch", "apps", "deployments", "scale"},
+				{"patch", "apps", "deployments", ""},
 				{"list", "", "pods", ""},
 			} {
 				if !l.can(ctx, t, site, sa, ok.verb, ok.group, ok.resource, ok.sub, j.Namespace) {
