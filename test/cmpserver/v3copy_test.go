@@ -2,13 +2,12 @@ package cmpserver_test
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite v3/cmpserver_test.go from cmpserver_test.go")
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
+)
 
 // v3Copy is cmpserver_test.go for Argo CD v3: the same suite, only the module
 // path of Argo CD differs (the cmp-server contract is unchanged). The copy is
@@ -21,24 +20,11 @@ func v3Copy(v2 []byte) []byte {
 }
 
 // TestV3Copy fails when the v3 copy of the suite is not the v2 suite
-// rewritten: change cmpserver_test.go, then run with -update.
+// rewritten: change cmpserver_test.go, then run with -update (make update).
 func TestV3Copy(t *testing.T) {
 	v2, err := os.ReadFile("cmpserver_test.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := v3Copy(v2)
-	file := filepath.Join("v3", "cmpserver_test.go")
-	if *update {
-		if err := os.WriteFile(file, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s is not cmpserver_test.go rewritten for Argo CD v3; run: go test ./test/cmpserver -run V3Copy -update", file)
-	}
+	testutil.Golden(t, filepath.Join("v3", "cmpserver_test.go"), v3Copy(v2))
 }

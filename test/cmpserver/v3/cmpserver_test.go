@@ -35,6 +35,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/cmpenv"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
@@ -201,7 +202,7 @@ func pluginConfigDir(tmp string) (string, error) {
 	if _, err := os.Stat(filepath.Join(dir, "plugin.yaml")); err == nil {
 		return dir, nil
 	}
-	if os.Getenv("CI") != "" {
+	if testutil.InCI() {
 		return "", fmt.Errorf("%s/plugin.yaml is missing; generate it with: go test ./plugin -update", dir)
 	}
 	fmt.Fprintln(os.Stderr, "cmpserver test: plugin/plugin.yaml is missing; using one generated from pkg/cmpenv")
