@@ -109,6 +109,9 @@ func (l *loop) relocate(ctx context.Context, t *testing.T, to string) {
 		to, promote.Status.CompletionTime.Format(time.TimeOnly))
 	for site, js := range map[string]map[string]*batchv1.Job{from: old, to: now} {
 		for step, j := range js {
+			if j.CreationTimestamp.Time.Before(begin.Truncate(time.Second)) {
+				continue // an earlier sync's Job (e.g. a forced promote of the disaster)
+			}
 			for _, c := range j.Spec.Template.Spec.Containers {
 				if slices.Contains(c.Args, "--force") || slices.Contains(c.Command, "--force") {
 					t.Errorf("%s's %s Job runs with --force in a planned relocation: %v %v", site, step, c.Command, c.Args)
