@@ -57,7 +57,7 @@ func scenario(t *testing.T, name string, fn func(t *testing.T)) {
 		fn(t)
 	})
 	took := time.Since(begin)
-	fmt.Printf("fullloop: %-40s %8.1fs %s\n", name, took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[ok])
+	fmt.Printf("fullloop: %-46s %8.1fs %s\n", name, took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[ok])
 	timingsMu.Lock()
 	timings = append(timings, timing{name, took, ok})
 	timingsMu.Unlock()
@@ -73,9 +73,9 @@ func printTimings() {
 		return
 	}
 	fmt.Println("fullloop timings:")
-	fmt.Printf("  %-40s %9s  %s\n", "scenario", "seconds", "result")
+	fmt.Printf("  %-46s %9s  %s\n", "scenario", "seconds", "result")
 	for _, x := range timings {
-		fmt.Printf("  %-40s %9.1f  %s\n", x.name, x.took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[x.ok])
+		fmt.Printf("  %-46s %9.1f  %s\n", x.name, x.took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[x.ok])
 	}
 }
 
