@@ -28,12 +28,13 @@ $(TOOLS)/kustomize:
 test: tools ## unit tests: config, render goldens, bad-input cases, plugin.yaml drift
 	$(GO) test $$($(GO) list ./... | grep -v /test/)
 
-e2e: tools ## end-to-end suites: Argo CD's own cmp-server (v2 and v3), the README walk-through, the two-site Ceph lab (root)
+e2e: tools ## end-to-end suites: Argo CD's own cmp-server (v2 and v3), the README walk-through, the two-site Ceph lab, the whole loop (root)
 	$(GO) test -count=1 ./test/cmpserver ./test/walkthrough
 	cd test/cmpserver/v3 && $(GO) test -count=1 .
 	@mkdir -p bin; rc=0; RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v ./test/ceph > bin/e2e-ceph.log 2>&1 || rc=$$?; \
 	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|  [0-9] )' bin/e2e-ceph.log; \
 	if [ $$rc -ne 0 ]; then tail -150 bin/e2e-ceph.log; fi; exit $$rc
+	$(MAKE) e2e-fullloop
 
 e2e-fullloop: tools ## the whole loop: git, Argo CD, three real API servers, node agents, hook Jobs, Ceph (root; builds kube/Argo CD once)
 	@mkdir -p bin; rc=0; RBD_DR_E2E_FULLLOOP=1 $(GO) test -count=1 -timeout 85m -v -run TestFullLoop ./test/fullloop > bin/e2e-fullloop.log 2>&1 || rc=$$?; \
