@@ -66,13 +66,9 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		}
 		report = failover.Quiesce(ctx, kube, r.Namespace, r.Targets, o)
 	} else {
-		images := make([]rbd.Image, len(r.Targets))
-		for i, t := range r.Targets {
-			img, err := rbd.ParseImage(t)
-			if err != nil {
-				return err
-			}
-			images[i] = img
+		images, err := r.Images()
+		if err != nil {
+			return err
 		}
 		c := rbd.NewClient(rbd.Conn{Conf: r.Ceph.Conf, Cluster: r.Ceph.Cluster, ID: r.Ceph.ID, Keyring: r.Ceph.Keyring, KeyFile: r.Ceph.KeyFile, MonHost: r.Ceph.MonHost}, rbdCallTimeout)
 		steps := map[hookcmd.Step]func(context.Context, failover.Rbd, []rbd.Image, failover.Options) failover.Report{

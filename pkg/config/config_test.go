@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
 const good = `apiVersion: rbd-dr.io/v1alpha1
@@ -233,7 +234,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted an incomplete policy: %+v", p)
 		}
 		for _, v := range p.Volumes {
-			if !config.ValidCephName(v.Pool) || !config.ValidCephName(v.Image) || v.Quantity.Sign() <= 0 {
+			if !rbd.ValidName(v.Pool) || !rbd.ValidName(v.Image) || v.Quantity.Sign() <= 0 {
 				t.Fatalf("accepted a bad volume: %+v", v)
 			}
 		}

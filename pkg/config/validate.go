@@ -4,17 +4,14 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
-)
 
-// cephName is the subset of Ceph pool and image names we accept: it can never
-// be read as a flag, a pool/image separator or a snapshot.
-var cephName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
 
 // maxNameLen leaves room in a 63-character object name for "-rbd-dr-<step>".
 const maxNameLen = 40
@@ -275,5 +272,6 @@ func (v *validator) hooks(h *Hooks) {
 
 func ptr[T any](v T) *T { return &v }
 
-// ValidCephName says whether s is a pool or image name argocd-rbd-dr accepts.
-func ValidCephName(s string) bool { return cephName.MatchString(s) }
+// ValidCephName says whether s is a Ceph name argocd-rbd-dr accepts: rbd's
+// rule, the one the hook command line and the rbd calls check.
+func ValidCephName(s string) bool { return rbd.ValidName(s) }

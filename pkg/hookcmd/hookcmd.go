@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
 // Step is one hook step.
@@ -175,21 +176,32 @@ func (r Request) Validate() error {
 		}
 		return nil
 	}
-	for _, spec := range r.Targets {
-		pool, image, ok := strings.Cut(spec, "/")
-		if !ok || !config.ValidCephName(pool) || !config.ValidCephName(image) {
-			return fmt.Errorf("hook %s: %q is not pool/image with valid Ceph names", r.Step, spec)
-		}
+	images, err := r.Images()
+	if err != nil {
+		return err
 	}
 	if len(r.Pools) == 0 {
 		return fmt.Errorf("hook %s: give --%s, the pools this app may move", r.Step, flagPools)
 	}
-	for _, spec := range r.Targets {
-		if pool, _, _ := strings.Cut(spec, "/"); !slices.Contains(r.Pools, pool) {
-			return fmt.Errorf("hook %s: %s is in pool %s, which this app may not move (--%s=%s); nothing was done", r.Step, spec, pool, flagPools, strings.Join(r.Pools, ","))
+	for _, img := range images {
+		if !slices.Contains(r.Pools, img.Pool) {
+			return fmt.Errorf("hook %s: %s is in pool %s, which this app may not move (--%s=%s); nothing was done", r.Step, img, img.Pool, flagPools, strings.Join(r.Pools, ","))
 		}
 	}
 	return nil
+}
+
+// Images reads the targets of a Ceph step as images.
+func (r Request) Images() ([]rbd.Image, error) {
+	images := make([]rbd.Image, len(r.Targets))
+	for i, spec := range r.Targets {
+		img, err := rbd.ParseImage(spec)
+		if err != nil {
+			return nil, fmt.Errorf("hook %s: %w", r.Step, err)
+		}
+		images[i] = img
+	}
+	return images, nil
 }
 
 func joinSteps() string {

@@ -89,20 +89,6 @@ func (Exec) Run(ctx context.Context, argv []string) (Output, error) {
 	return out, nil
 }
 
-// Image names one RBD image.
-type Image struct{ Pool, Name string }
-
-func (i Image) String() string { return i.Pool + "/" + i.Name }
-
-// ParseImage reads pool/image.
-func ParseImage(spec string) (Image, error) {
-	pool, name, ok := strings.Cut(spec, "/")
-	if !ok || pool == "" || name == "" || strings.Contains(name, "/") {
-		return Image{}, fmt.Errorf("%q is not pool/image", spec)
-	}
-	return Image{Pool: pool, Name: name}, nil
-}
-
 // Client runs rbd against one cluster.
 type Client struct {
 	Conn   Conn
@@ -191,12 +177,5 @@ func (c *Client) Demote(ctx context.Context, img Image) error {
 // Resync flags a non-primary image to be recreated from the primary.
 func (c *Client) Resync(ctx context.Context, img Image) error {
 	_, err := c.run(ctx, 0, "mirror", "image", "resync", img.String())
-	return err
-}
-
-// MirrorSnapshot takes a mirror snapshot of a primary image, so the peer
-// copies what is there now.
-func (c *Client) MirrorSnapshot(ctx context.Context, img Image) error {
-	_, err := c.run(ctx, 0, "mirror", "image", "snapshot", img.String())
 	return err
 }
