@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	repoclient "github.com/argoproj/argo-cd/v2/reposerver/apiclient"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 )
 
 const example = "../../examples/wordpress"
@@ -196,5 +198,23 @@ func TestBinaryDependencies(t *testing.T) {
 		case strings.HasPrefix(p, "k8s.io/client-go/") && !dynamic[p]:
 			t.Errorf("argocd-rbd-dr links %s, which client-go's dynamic client does not need", p)
 		}
+	}
+}
+
+// Force and ForcePromoted reach the steps only from the command line that
+// rbd-dr.yaml rendered: promote without --force must never force.
+func TestStepOptions(t *testing.T) {
+	for _, args := range [][]string{{"promote", "--pools=p", "p/i"}, {"promote", "--pools=p", "--force", "p/i"}, {"resync", "--pools=p", "--force-promoted", "p/i"}, {"demote", "--pools=p", "--timeout=3m", "--parallelism=7", "p/i"}} {
+		r, err := hookcmd.Parse(args[0], args[1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := stepOptions(r)
+		if o.Force != r.Force || o.ForcePromoted != r.ForcePromoted || o.Timeout != r.Timeout || o.Parallelism != r.Parallelism || o.Log == nil {
+			t.Errorf("%v: options %+v from %+v", args, o, r)
+		}
+	}
+	if r, _ := hookcmd.Parse("promote", []string{"--pools=p", "p/i"}); stepOptions(r).Force {
+		t.Error("promote without --force runs with Force")
 	}
 }

@@ -18,9 +18,6 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
-// rbdCallTimeout bounds one rbd call that is not a promote.
-const rbdCallTimeout = 2 * time.Minute
-
 // hookCmd is what the rendered hook Jobs run. Its command line is the
 // contract in pkg/hookcmd.
 func hookCmd(sys system) *cobra.Command {
@@ -55,9 +52,20 @@ func hookCmd(sys system) *cobra.Command {
 	return cmd
 }
 
+// stepOptions maps the command line to the step's options: Force and
+// ForcePromoted come from the command line and nowhere else.
+func stepOptions(r hookcmd.Request) failover.Options {
+	return failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, Log: log.StandardLogger()}
+}
+
+// conn is how rbd reaches the cluster c names.
+func conn(c hookcmd.Conn) rbd.Conn {
+	return rbd.Conn{Conf: c.Conf, Cluster: c.Cluster, ID: c.ID, Keyring: c.Keyring, KeyFile: c.KeyFile, MonHost: c.MonHost}
+}
+
 // runStep runs a validated request and prints its per-target report.
 func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
-	o := failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, Log: log.StandardLogger()}
+	o := stepOptions(r)
 	var report failover.Report
 	if r.Step == hookcmd.Quiesce {
 		kube, err := inCluster()
@@ -70,12 +78,22 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		if err != nil {
 			return err
 		}
-		c := rbd.NewClient(rbd.Conn{Conf: r.Ceph.Conf, Cluster: r.Ceph.Cluster, ID: r.Ceph.ID, Keyring: r.Ceph.Keyring, KeyFile: r.Ceph.KeyFile, MonHost: r.Ceph.MonHost}, rbdCallTimeout)
-		steps := map[hookcmd.Step]func(context.Context, failover.Rbd, []rbd.Image, failover.Options) failover.Report{
-			hookcmd.Demote: failover.Demote, hookcmd.Resync: failover.Resync,
-			hookcmd.Prepare: failover.Prepare, hookcmd.Promote: failover.Promote,
+		c := rbd.NewClient(conn(r.Ceph), failover.DefaultForceTimeout)
+		switch r.Step {
+		case hookcmd.Demote:
+			var peer failover.Peer
+			if r.Peer != (hookcmd.Conn{}) {
+				// A dead peer must not hold up each check for long.
+				peer = rbd.NewClient(conn(r.Peer), peerCallTimeout)
+			}
+			report = failover.Demote(ctx, c, peer, images, o)
+		case hookcmd.Resync:
+			report = failover.Resync(ctx, c, images, o)
+		case hookcmd.Prepare:
+			report = failover.Prepare(ctx, c, images, o)
+		case hookcmd.Promote:
+			report = failover.Promote(ctx, c, images, o)
 		}
-		report = steps[r.Step](ctx, c, images, o)
 	}
 	report.Write(sys.stdout)
 	if err := report.Err(); err != nil {
@@ -83,6 +101,9 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 	}
 	return nil
 }
+
+// peerCallTimeout bounds one read of the peer cluster.
+const peerCallTimeout = 15 * time.Second
 
 // inCluster is the API client of the Job's ServiceAccount.
 func inCluster() (dynamic.Interface, error) {

@@ -11,12 +11,15 @@ import (
 
 // step runs fn over the images within the step's budget. It fills in the
 // defaults through o, so the caller's fn, which reads the same Options,
-// sees them too.
-func step(ctx context.Context, images []rbd.Image, o *Options, fn func(context.Context, rbd.Image, *Result) error) Report {
+// sees them too; deadline is when the budget ends on o.Clock.
+func step(ctx context.Context, images []rbd.Image, o *Options, fn func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error) Report {
 	o.defaults()
+	deadline := o.Clock.Now().Add(o.Timeout)
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	return forEach(ctx, images, *o, fn)
+	return forEach(ctx, images, *o, func(ctx context.Context, img rbd.Image, res *Result) error {
+		return fn(ctx, deadline, img, res)
+	})
 }
 
 // mirroredInfo reads the image's role, refuses an image that is not
@@ -33,13 +36,26 @@ func mirroredInfo(ctx context.Context, c Rbd, img rbd.Image, res *Result) (rbd.I
 	return info, nil
 }
 
+// firstPeer is the one peer site of a two-site set-up, if any reports.
+func firstPeer(st rbd.MirrorStatus) (rbd.PeerSite, bool) {
+	if len(st.PeerSites) == 0 {
+		return rbd.PeerSite{}, false
+	}
+	return st.PeerSites[0], true
+}
+
 // Demote (passive site) demotes each primary image; a non-primary one is
-// left alone. It never demotes a primary whose peer has not yet copied its
-// newest snapshot: demoting then would let the peer promote an older copy
-// (the flip-flop split-brain), unless the peer itself claims primary after a
-// forced failover, which is what the demotion resolves.
-func Demote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, &o, func(ctx context.Context, img rbd.Image, res *Result) error {
+// left alone. It never demotes a primary whose peer does not hold a complete
+// copy of its newest own snapshot: demoting then would let the peer promote
+// an older copy (the flip-flop split-brain), unless the peer's own daemon
+// says it is primary after a forced failover, which the demotion resolves.
+//
+// The proof, most direct first: the peer's own snapshot list (read with
+// peer, a read-only user there; nil skips it) shows the complete copy; or
+// the peer's status here says it has replayed that snapshot (rbd-mirror
+// rewrites those details only every 30 s, so this one lags).
+func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
+	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
 		info, err := mirroredInfo(ctx, c, img, res)
 		if err != nil {
 			return err
@@ -48,26 +64,55 @@ func Demote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 			return nil
 		}
 		why := ""
-		err = waitFor(ctx, o, func() (bool, error) {
-			st, err := c.MirrorStatus(ctx, img)
-			if err != nil {
-				return false, err
-			}
+		err = waitUntil(ctx, o, deadline, func() (bool, pace, error) {
 			snaps, err := c.Snapshots(ctx, img)
 			if err != nil {
-				return false, err
+				return false, backOff, err
 			}
-			if len(st.PeerSites) == 0 {
+			newest, ok := rbd.LatestOwn(snaps)
+			if !ok {
+				why = "this primary has no mirror snapshot yet"
+				return false, backOff, nil
+			}
+			// The peer's links here are the first sign: it unlinks itself
+			// from the older snapshot as its copy of the newest completes.
+			inFlight, caughtUp := rbd.PeerLinks(snaps)
+			if caughtUp {
+				res.Note = fmt.Sprintf("the peer unlinked itself from the older snapshots: its copy of snapshot %d is complete", newest.ID)
+				return true, fast, nil
+			}
+			if peer != nil {
+				copies, err := peer.Snapshots(ctx, img)
+				if err != nil {
+					why = fmt.Sprintf("reading the peer's snapshots: %v", err)
+				} else if cp, ok := rbd.CopyOf(copies, newest.ID); ok && cp.Namespace.Complete {
+					res.Note = fmt.Sprintf("the peer holds a complete copy of snapshot %d", newest.ID)
+					return true, fast, nil
+				} else if ok {
+					inFlight = true
+				}
+			}
+			st, err := c.MirrorStatus(ctx, img)
+			if err != nil {
+				return false, backOff, err
+			}
+			p, ok := firstPeer(st)
+			switch {
+			case !ok:
 				why = "no peer site reports this image"
-				return false, nil
+				return false, backOff, nil
+			case p.ClaimsPrimary():
+				res.Note = fmt.Sprintf("peer %s is primary (a forced failover): this copy is stale", p.SiteName)
+				return true, fast, nil
+			case !inFlight && p.HasCopied(newest.Timestamp.Unix()):
+				res.Note = fmt.Sprintf("peer %s reports snapshot %d replayed", p.SiteName, newest.ID)
+				return true, fast, nil
+			case inFlight && p.Known():
+				why = fmt.Sprintf("peer %s is still copying snapshot %d", p.SiteName, newest.ID)
+				return false, fast, nil
 			}
-			peer := st.PeerSites[0]
-			latest, _ := rbd.LatestMirror(snaps)
-			if peer.ClaimsPrimary() || peer.HasCopied(latest.Timestamp.Unix()) {
-				return true, nil
-			}
-			why = fmt.Sprintf("peer %s reports %s %q", peer.SiteName, peer.State, peer.Description)
-			return false, nil
+			why = fmt.Sprintf("peer %s reports %s %q", p.SiteName, p.State, p.Description)
+			return false, backOff, nil
 		})
 		if err != nil {
 			return fmt.Errorf("not demoted: the peer has not confirmed a complete copy of this primary's newest snapshot (%s), so demoting could lose the writes since; check the peer's rbd-mirror, and if the peer site is lost keep this site active: %w", why, err)
@@ -85,7 +130,7 @@ func Demote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 // again. A planned demotion can look split-brain for a moment; resyncing
 // then would destroy data, so without ForcePromoted it refuses outright.
 func Resync(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, &o, func(ctx context.Context, img rbd.Image, res *Result) error {
+	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
 		if !o.ForcePromoted {
 			return fmt.Errorf("refusing to resync: rbd-dr.yaml does not say forcePromote: true, and only a forced failover makes a resync safe")
 		}
@@ -104,30 +149,30 @@ func Resync(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 			res.Before = role(info)
 		}
 		requested, seen := false, "no status yet"
-		err = waitFor(ctx, o, func() (bool, error) {
+		err = waitUntil(ctx, o, deadline, func() (bool, pace, error) {
 			st, err := c.MirrorStatus(ctx, img)
 			switch {
 			case errors.Is(err, rbd.ErrNotFound):
 				seen = "being recreated" // a resync in progress
-				return false, nil
+				return false, backOff, nil
 			case err != nil:
-				return false, err
+				return false, backOff, err
 			case st.Replaying():
-				return true, nil
+				return true, fast, nil
 			case st.SplitBrain() && !requested:
-				if len(st.PeerSites) == 0 || !st.PeerSites[0].ClaimsPrimary() {
+				if p, ok := firstPeer(st); !ok || !p.ClaimsPrimary() {
 					seen = "split-brain, but no peer reports a primary to resync from"
-					return false, nil
+					return false, backOff, nil
 				}
 				if err := c.Resync(ctx, img); err != nil {
-					return false, err
+					return false, backOff, err
 				}
 				requested = true
 				res.Action = "resync requested"
 				o.Log.WithField("image", img.String()).Warn("split-brain after the forced failover: resync from the new primary requested")
 			}
 			seen = fmt.Sprintf("%s %q", st.State, st.Description)
-			return false, nil
+			return false, backOff, nil
 		})
 		if err != nil {
 			return fmt.Errorf("not replaying from the new primary yet (last seen: %s): %w", seen, err)
@@ -141,7 +186,7 @@ func Resync(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 // copy in error while the peer is a healthy primary is resynced from it and
 // waited for.
 func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, &o, func(ctx context.Context, img rbd.Image, res *Result) error {
+	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
 		info, err := c.Info(ctx, img)
 		recreating := errors.Is(err, rbd.ErrNotFound) // by a resync an earlier run requested
 		if !recreating {
@@ -160,7 +205,7 @@ func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 				return err
 			}
 			res.Note = fmt.Sprintf("%s %q", st.State, st.Description)
-			if !st.Error() || len(st.PeerSites) == 0 || !st.PeerSites[0].ClaimsPrimary() || !st.PeerSites[0].Healthy() {
+			if p, ok := firstPeer(st); !st.Error() || !ok || !p.ClaimsPrimary() || !p.Healthy() {
 				return nil // healthy, unknown or nothing to copy from: promote decides
 			}
 			if err := c.Resync(ctx, img); err != nil {
@@ -170,12 +215,12 @@ func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 		} else {
 			res.Before, res.Action = "being recreated", "waited for a resync"
 		}
-		err = waitFor(ctx, o, func() (bool, error) {
+		err = waitUntil(ctx, o, deadline, func() (bool, pace, error) {
 			st, err := c.MirrorStatus(ctx, img)
 			if errors.Is(err, rbd.ErrNotFound) {
-				return false, nil
+				return false, backOff, nil
 			}
-			return err == nil && st.Replaying(), err
+			return err == nil && st.Replaying(), backOff, err
 		})
 		if err != nil {
 			return fmt.Errorf("resync from the peer requested but not replaying yet: %w", err)
@@ -185,13 +230,16 @@ func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 	})
 }
 
-// Promote (active site) makes each image primary. Without Force it only
-// ever asks Ceph for a non-forced promote, which succeeds once the peer's
-// demotion has replayed, retrying until the budget runs out. With Force it
-// tries that first, then forces, reporting how old the promoted data is.
-// Either way it then checks that the peer does not also claim primary.
+// Promote (active site) makes each image primary. It asks Ceph for a
+// non-forced promote, which succeeds once the peer's demotion has replayed
+// here, and retries while Ceph says "not yet": every Poll while this site's
+// snapshot list shows the peer's demote snapshot arriving, backing off while
+// the peer has not demoted. Only with Force, and only once the peer is
+// demonstrably gone (or, up, has not claimed primary for NonForcedFirst), does
+// it force, reporting how old the promoted data is. Either way it then
+// checks that the peer does not also claim primary.
 func Promote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, &o, func(ctx context.Context, img rbd.Image, res *Result) error {
+	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
 		info, err := mirroredInfo(ctx, c, img, res)
 		if err != nil {
 			return err
@@ -200,12 +248,12 @@ func Promote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 			if err := notSplitBrain(ctx, c, img, o); err != nil {
 				return err
 			}
-			if err := promote(ctx, c, img, o, res); err != nil {
+			if err := promote(ctx, c, img, o, deadline, res); err != nil {
 				return err
 			}
 			res.After = "primary"
 		}
-		return peerNotPrimary(ctx, c, img, o)
+		return peerNotPrimary(ctx, c, img, o, deadline)
 	})
 }
 
@@ -224,61 +272,117 @@ func notSplitBrain(ctx context.Context, c Rbd, img rbd.Image, o Options) error {
 	return fmt.Errorf("not promoted: this copy is split-brain (its history left the primary's), so its data is not the app's; let prepare resync it from the peer, or, if the peer site is lost, set forcePromote: true to promote it as it is")
 }
 
-func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, res *Result) error {
-	var last error
-	try := func(ctx context.Context) error {
-		return waitFor(ctx, o, func() (bool, error) {
-			err := c.Promote(ctx, img, false, o.ForceTimeout)
-			switch {
-			case err == nil || errors.Is(err, rbd.ErrAlreadyPrimary):
-				return true, nil
-			case errors.Is(err, rbd.ErrNotYet) || errors.Is(err, rbd.ErrTimeout):
-				last = err
-				return false, nil
-			}
-			return false, err
-		})
-	}
-	if !o.Force {
-		if err := try(ctx); err != nil {
-			return fmt.Errorf("not promoted: the peer site has not demoted it or its demotion has not replayed here (%v). If the peer site is lost, set forcePromote: true in rbd-dr.yaml; the writes after the last mirror snapshot are then lost: %w", last, err)
-		}
-		res.Action = "promoted"
-		return nil
-	}
+// copyWatch follows the copy of the peer's demote snapshot in this site's
+// snapshot list, to pace the promote's retries.
+type copyWatch struct {
+	object  uint64
+	since   time.Time
+	seen    bool
+	stalled bool
+}
 
-	first, cancel := context.WithTimeout(ctx, o.NonForcedFirst)
-	err := try(first)
-	cancel()
-	if err == nil {
-		res.Action = "promoted"
-		return nil
+// arriving says whether the peer's demotion is arriving here (a copy of its
+// demote snapshot, complete or still moving), so a promote can succeed any
+// moment. A copy that makes no progress for o.Stall is not arriving: Pacific
+// can hang on one that rbd-mirror was copying when it restarted.
+func (w *copyWatch) arriving(snaps []rbd.Snapshot, o Options) bool {
+	s, ok := rbd.LatestMirror(snaps)
+	if !ok || !s.Copy() || !s.Demoted() {
+		return false
 	}
-	if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	if s.Namespace.Complete {
+		return true
 	}
-	// Never force while the peer's own daemon says it is primary right now:
-	// that peer is alive, and forcing would split the brain.
-	if err := waitFor(ctx, o, func() (bool, error) {
+	now := o.Clock.Now()
+	if !w.seen || s.Namespace.LastCopiedObjectNumber != w.object {
+		w.seen, w.object, w.since, w.stalled = true, s.Namespace.LastCopiedObjectNumber, now, false
+		return true
+	}
+	w.stalled = now.Sub(w.since) >= o.Stall
+	return !w.stalled
+}
+
+func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time, res *Result) error {
+	var last error
+	var watch copyWatch
+	start := o.Clock.Now()
+	forceWhy := ""
+	err := waitUntil(ctx, o, deadline, func() (bool, pace, error) {
+		err := c.Promote(ctx, img, false, o.ForceTimeout)
+		switch {
+		case err == nil || errors.Is(err, rbd.ErrAlreadyPrimary):
+			res.Action = "promoted"
+			return true, fast, nil
+		case !errors.Is(err, rbd.ErrNotYet) && !errors.Is(err, rbd.ErrTimeout):
+			return false, backOff, err
+		}
+		last = err
+		snaps, err := c.Snapshots(ctx, img)
+		if err != nil {
+			return false, backOff, err
+		}
+		if watch.arriving(snaps, o) {
+			return false, fast, nil
+		}
+		if !o.Force {
+			return false, backOff, nil
+		}
 		st, err := c.MirrorStatus(ctx, img)
-		return err == nil && (len(st.PeerSites) == 0 || !st.PeerSites[0].ClaimsPrimary()), err
-	}); err != nil {
+		if err != nil {
+			return false, backOff, err
+		}
+		forceWhy = forceSafe(st, o.Clock.Now().Sub(start) >= o.NonForcedFirst)
+		return forceWhy != "", backOff, nil
+	})
+	switch {
+	case err == nil && res.Action == "promoted":
+		return nil
+	case err == nil:
+		return forcePromote(ctx, c, img, o, deadline, forceWhy, res)
+	case !errors.Is(err, context.DeadlineExceeded):
+		return err
+	case o.Force:
 		return fmt.Errorf("not force-promoted: the peer site is up and reports itself primary; demote it there first (a forced promote now would split the brain): %w", err)
+	case watch.stalled:
+		return fmt.Errorf("not promoted: the copy of the peer's demote snapshot stopped at object %d (Ceph Pacific can hang when rbd-mirror restarts mid-copy; restart this site's rbd-mirror): %w", watch.object, err)
 	}
+	return fmt.Errorf("not promoted: the peer site has not demoted it or its demotion has not replayed here (%v). If the peer site is lost, set forcePromote: true in rbd-dr.yaml; the writes after the last mirror snapshot are then lost: %w", last, err)
+}
+
+// forceSafe says why a forced promote cannot split the brain now, or "" if
+// it could. Never while the peer's own daemon says it is primary right now.
+// A peer whose status is down+ is gone: its rbd-mirror's watch expired
+// (osd_client_watch_timeout), so no daemon of that site has run for that
+// long. A peer that is up and not primary may still be demoting: only after
+// the non-forced period.
+func forceSafe(st rbd.MirrorStatus, nonForcedOver bool) string {
+	p, ok := firstPeer(st)
+	switch {
+	case !ok && nonForcedOver:
+		return "no peer site reports this image"
+	case !ok || p.ClaimsPrimary():
+		return ""
+	case p.Gone():
+		return fmt.Sprintf("peer %s is gone: its status is %s %q, kept by no running rbd-mirror", p.SiteName, p.State, p.Description)
+	case nonForcedOver:
+		return fmt.Sprintf("peer %s is up and not primary (%s %q) and the demotion has not arrived in the non-forced period", p.SiteName, p.State, p.Description)
+	}
+	return ""
+}
+
+func forcePromote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time, why string, res *Result) error {
 	snaps, err := c.Snapshots(ctx, img)
 	if err != nil {
 		return err
 	}
 	if synced, ok := rbd.LastSyncedCopy(snaps); ok {
-		age := o.Now().UTC().Sub(synced.Timestamp.Time).Round(time.Second)
+		age := o.Clock.Now().UTC().Sub(synced.Timestamp.Time).Round(time.Second)
 		res.Note = fmt.Sprintf("forced: data as of %s (%s old, the last synced mirror snapshot)", synced.Timestamp.Format(time.RFC3339), age)
 	} else {
 		res.Note = "forced: no completely synced mirror snapshot here; the image holds whatever was copied"
 	}
-	timeout := o.ForceTimeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
-		timeout = time.Until(d)
-	}
+	o.Log.WithField("image", img.String()).Warnf("forcing the promote: git says forcePromote: true and %s", why)
+	timeout := min(o.ForceTimeout, deadline.Sub(o.Clock.Now()))
 	if err := c.Promote(ctx, img, true, timeout); err != nil && !errors.Is(err, rbd.ErrAlreadyPrimary) {
 		return fmt.Errorf("forced promote failed: %w", err)
 	}
@@ -287,25 +391,27 @@ func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, res *Result) 
 	return nil
 }
 
-// peerNotPrimary fails when the peer keeps claiming primary beyond the
-// status lag: two primaries must never both run the app.
-func peerNotPrimary(ctx context.Context, c Rbd, img rbd.Image, o Options) error {
-	grace, cancel := context.WithTimeout(ctx, o.BothPrimaryGrace)
-	defer cancel()
+// peerNotPrimary fails when the peer keeps claiming primary past
+// BothPrimaryGrace: two primaries must never both run the app.
+func peerNotPrimary(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time) error {
 	var claim string
-	err := waitFor(grace, o, func() (bool, error) {
-		st, err := c.MirrorStatus(grace, img)
+	until := o.Clock.Now().Add(o.BothPrimaryGrace)
+	if deadline.Before(until) {
+		until = deadline
+	}
+	err := waitUntil(ctx, o, until, func() (bool, pace, error) {
+		st, err := c.MirrorStatus(ctx, img)
 		if err != nil {
-			return false, err
+			return false, backOff, err
 		}
-		if len(st.PeerSites) > 0 && st.PeerSites[0].ClaimsPrimary() {
-			claim = st.PeerSites[0].SiteName
-			return false, nil
+		if p, ok := firstPeer(st); ok && p.ClaimsPrimary() {
+			claim = p.SiteName
+			return false, backOff, nil
 		}
-		return true, nil
+		return true, fast, nil
 	})
 	if err != nil && claim != "" {
-		return fmt.Errorf("BOTH SITES CLAIM PRIMARY: peer %s still reports its copy primary; the app must not start here until that site is demoted (its own sync does that, or rbd mirror image demote %s there)", claim, img)
+		return fmt.Errorf("BOTH SITES CLAIM PRIMARY: peer %s still reports its copy primary; the app must not start here until that site is demoted (its own sync does that, or rbd mirror image demote %s there): %w", claim, img, err)
 	}
 	return err
 }

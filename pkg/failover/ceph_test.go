@@ -14,6 +14,8 @@ import (
 
 	log "github.com/sirupsen/logrus"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/rbdtest"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
@@ -35,15 +37,41 @@ func status(t *testing.T, stage, site string) rbd.MirrorStatus {
 	return s
 }
 
+// clock is a fake time that moves only when a step waits, so a test
+// decides on time windows without depending on the scheduler.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 11, 24, 9, 2, 30, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}
+
 // fake is one site's cluster, scripted: each call takes the next answer of
 // its list and keeps repeating the last one.
 type fake struct {
-	mu       sync.Mutex
-	primary  bool
-	statuses []rbd.MirrorStatus
-	snaps    []rbd.Snapshot
-	promote  []error // answers to non-forced promotes
-	calls    []string
+	mu        sync.Mutex
+	primary   bool
+	statuses  []rbd.MirrorStatus
+	snaps     [][]rbd.Snapshot
+	promote   []error // answers to non-forced promotes
+	peerSnaps [][]rbd.Snapshot
+	peerErr   error
+	calls     []string
 }
 
 func (f *fake) record(call string) {
@@ -81,7 +109,7 @@ func (f *fake) Info(context.Context, rbd.Image) (rbd.Info, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var info rbd.Info
-	err := json.Unmarshal([]byte(`{"name":"img1","mirroring":{"mode":"snapshot","state":"enabled","global_id":"g","primary":`+map[bool]string{true: "true", false: "false"}[f.primary]+`}}`), &info)
+	err := json.Unmarshal([]byte(`{"name":"img1","mirroring":{"mode":"snapshot","state":"enabled","global_id":"g","primary":`+strconv.FormatBool(f.primary)+`}}`), &info)
 	return info, err
 }
 
@@ -94,7 +122,9 @@ func (f *fake) MirrorStatus(context.Context, rbd.Image) (rbd.MirrorStatus, error
 
 func (f *fake) Snapshots(context.Context, rbd.Image) ([]rbd.Snapshot, error) {
 	f.record("snaps")
-	return f.snaps, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return next(&f.snaps), nil
 }
 
 func (f *fake) Promote(_ context.Context, _ rbd.Image, force bool, _ time.Duration) error {
@@ -128,13 +158,25 @@ func (f *fake) Resync(context.Context, rbd.Image) error {
 	return nil
 }
 
+// peer is the fake's view of the peer cluster, read with a read-only user.
+type peer struct{ f *fake }
+
+func (p peer) Snapshots(context.Context, rbd.Image) ([]rbd.Snapshot, error) {
+	p.f.record("peer snaps")
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	return next(&p.f.peerSnaps), p.f.peerErr
+}
+
 var notYet = &rbd.CmdError{Args: []string{"mirror", "image", "promote"}, ExitCode: 16, Stderr: "image is primary within a remote cluster or demotion is not propagated yet"}
 
-func opts() failover.Options {
+// opts is a step's options on a fake clock, with every default but the
+// budget; logs go to the returned buffer.
+func opts() (failover.Options, *bytes.Buffer) {
+	var logs bytes.Buffer
 	quiet := log.New()
-	quiet.SetOutput(&bytes.Buffer{})
-	return failover.Options{Timeout: 2 * time.Second, Parallelism: 2, Poll: time.Millisecond, NonForcedFirst: 50 * time.Millisecond,
-		BothPrimaryGrace: 50 * time.Millisecond, Log: quiet}
+	quiet.SetOutput(&logs)
+	return failover.Options{Timeout: 2 * time.Minute, Parallelism: 2, Clock: newClock(), Log: quiet}, &logs
 }
 
 func only(t *testing.T, r failover.Report) failover.Result {
@@ -153,84 +195,213 @@ func primaryWithPeerAt(t *testing.T, ts int64) rbd.MirrorStatus {
 	return s
 }
 
-func snapAt(unix int64) []rbd.Snapshot {
+const peerUUID = "fbe4e640-4e60-4fcc-bd23-6395d5b36305"
+
+// own is a mirror snapshot this site took as primary, linked to peers.
+func own(id uint64, unix int64, state string, peers ...string) rbd.Snapshot {
 	var s rbd.Snapshot
-	s.ID, s.Namespace.Type, s.Namespace.State = 5, "mirror", "primary"
+	s.ID, s.Namespace.Type, s.Namespace.State = id, "mirror", state
+	s.Namespace.MirrorPeerUUIDs = peers
 	s.Timestamp.Time = time.Unix(unix, 0).UTC()
-	return []rbd.Snapshot{s}
+	return s
 }
+
+// copied is this site's copy of the peer's snapshot primaryID.
+func copied(id, primaryID uint64, state string, complete bool, object uint64) rbd.Snapshot {
+	var s rbd.Snapshot
+	s.ID, s.Namespace = id, rbd.SnapshotNamespace{Type: "mirror", State: state, Complete: complete,
+		PrimaryMirrorUUID: "87903ee8", PrimarySnapID: primaryID, LastCopiedObjectNumber: object}
+	return s
+}
+
+func list(s ...rbd.Snapshot) []rbd.Snapshot { return s }
+
+// One own snapshot: the links here cannot tell whether the peer completed it.
+var single = list(own(5, 1795511193, "primary", peerUUID))
 
 func TestDemote(t *testing.T) {
 	t.Run("non-primary: nothing to do", func(t *testing.T) {
 		f := &fake{primary: false, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}}
-		res := only(t, failover.Demote(context.Background(), f, []rbd.Image{img}, opts()))
-		if res.Err != nil || res.Action != "none" || f.count("demote") != 0 {
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "none" || f.count("demote") != 0 || res.Before != "non-primary" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
-	t.Run("peer has copied the newest snapshot: demote", func(t *testing.T) {
-		f := &fake{primary: true, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511193)}, snaps: snapAt(1795511193)}
-		res := only(t, failover.Demote(context.Background(), f, []rbd.Image{img}, opts()))
-		if res.Err != nil || res.Action != "demoted" || res.After != "non-primary" || f.count("demote") != 1 {
+	t.Run("the peer unlinked itself from the older snapshot: demote at once", func(t *testing.T) {
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{list(own(4, 1, "primary"), own(5, 2, "primary", peerUUID))}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "demoted" || res.After != "non-primary" || f.count("demote") != 1 || f.count("status") != 0 || res.Took != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
-	t.Run("peer behind: waits for the copy, then demotes", func(t *testing.T) {
+	t.Run("the peer still linked to the older snapshot: a record saying it copied is not believed", func(t *testing.T) {
+		behind := list(own(4, 1, "primary", peerUUID), own(5, 1795511193, "primary", peerUUID))
+		caughtUp := list(own(4, 1, "primary"), own(5, 1795511193, "primary", peerUUID))
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{behind, behind, behind, caughtUp}, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511193)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || f.count("snaps") != 4 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		// a copy in flight is polled fast
+		if res.Took != 3*failover.DefaultPoll {
+			t.Errorf("took %s, want 3 polls of %s", res.Took, failover.DefaultPoll)
+		}
+	})
+	t.Run("the peer's own list shows the copy completing: demote once complete", func(t *testing.T) {
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single},
+			peerSnaps: [][]rbd.Snapshot{list(copied(7, 4, "non-primary", true, 16)), list(copied(7, 4, "non-primary", true, 16), copied(8, 5, "non-primary", false, 3)),
+				list(copied(7, 4, "non-primary", true, 16), copied(8, 5, "non-primary", true, 16))},
+			statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511000)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || f.count("peer snaps") != 3 || !strings.Contains(res.Note, "complete copy of snapshot 5") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		// not yet started: back off once; copying: poll fast
+		if res.Took != 2*failover.DefaultPoll {
+			t.Errorf("took %s", res.Took)
+		}
+	})
+	t.Run("a complete copy of an older snapshot, a partial one of the newest: never demotes", func(t *testing.T) {
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single},
+			peerSnaps: [][]rbd.Snapshot{list(copied(7, 4, "non-primary", true, 16), copied(8, 5, "non-primary", false, 3))},
+			statuses:  []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511000)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "peer site-b is still copying snapshot 5") || f.count("demote") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the peer cannot be read: the status decides", func(t *testing.T) {
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single}, peerErr: errors.New("rbd: couldn't connect to the cluster!"),
+			statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511000), primaryWithPeerAt(t, 1795511193)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "reports snapshot 5 replayed") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no peer connection, status behind: waits for the copy, backing off", func(t *testing.T) {
 		behind := primaryWithPeerAt(t, 1795511000)
-		f := &fake{primary: true, statuses: []rbd.MirrorStatus{behind, behind, behind, primaryWithPeerAt(t, 1795511193)}, snaps: snapAt(1795511193)}
-		res := only(t, failover.Demote(context.Background(), f, []rbd.Image{img}, opts()))
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single}, statuses: []rbd.MirrorStatus{behind, behind, behind, primaryWithPeerAt(t, 1795511193)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || f.count("demote") != 1 || f.count("status") != 4 {
 			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if want := (1 + 2 + 4) * failover.DefaultPoll; res.Took != want {
+			t.Errorf("took %s, want %s", res.Took, want)
 		}
 	})
 	t.Run("peer rbd-mirror down: never demotes, fails at the timeout", func(t *testing.T) {
 		st := status(t, "s3_b_replaying", "a")
 		st.PeerSites[0].State = "down+stopped"
-		f := &fake{primary: true, statuses: []rbd.MirrorStatus{st}, snaps: snapAt(1795511193)}
-		o := opts()
-		o.Timeout = 100 * time.Millisecond
-		res := only(t, failover.Demote(context.Background(), f, []rbd.Image{img}, o))
+		// the peer's link on the older snapshot stays: the copy is not moving
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{st}, snaps: [][]rbd.Snapshot{list(own(4, 1, "primary", peerUUID), own(5, 1795511193, "primary", peerUUID))}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "peer site-b reports down+stopped") || f.count("demote") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if n := f.count("snaps"); n > 40 {
+			t.Errorf("%d checks in %s: a stuck peer must be polled with back-off", n, o.Timeout)
+		}
+	})
+	t.Run("no peer site reports the image: never demotes", func(t *testing.T) {
+		st := status(t, "s3_b_replaying", "a")
+		st.PeerSites = nil
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{st}, snaps: [][]rbd.Snapshot{single}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "no peer site reports this image") || f.count("demote") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no mirror snapshot: never demotes", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a")}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "no mirror snapshot yet") || f.count("demote") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("stale primary after a forced failover: demote at once", func(t *testing.T) {
-		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a")}, snaps: snapAt(1)}
-		res := only(t, failover.Demote(context.Background(), f, []rbd.Image{img}, opts()))
-		if res.Err != nil || f.count("demote") != 1 {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a")}, snaps: [][]rbd.Snapshot{single}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "peer site-b is primary") {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 }
 
 func TestPromoteWithoutForce(t *testing.T) {
-	t.Run("waits while the demotion has not replayed", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, nil}}
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, opts()))
-		if res.Err != nil || res.Action != "promoted" || f.count("promote") != 4 || f.count("promote --force") != 0 {
+	demotedCopy := func(complete bool, object uint64) []rbd.Snapshot {
+		return list(copied(7, 6, "non-primary", true, 16), copied(9, 8, "demoted", complete, object))
+	}
+	peerPrimary := list(copied(7, 6, "non-primary", true, 16))
+	t.Run("polls fast while the demotion arrives, then promotes", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, notYet, nil},
+			snaps: [][]rbd.Snapshot{demotedCopy(false, 3), demotedCopy(false, 9), demotedCopy(true, 16), demotedCopy(true, 16)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || res.After != "primary" || f.count("promote") != 5 || f.count("promote --force") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
+		if res.Took != 4*failover.DefaultPoll {
+			t.Errorf("took %s, want 4 polls of %s", res.Took, failover.DefaultPoll)
+		}
 	})
-	t.Run("peer never demotes: fails with what to do, never forces", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}}
-		o := opts()
-		o.Timeout = 100 * time.Millisecond
+	t.Run("peer not demoted yet: backs off, then speeds up when the demotion arrives", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b"), status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, notYet, nil},
+			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if want := (1 + 2 + 4 + 1) * failover.DefaultPoll; res.Took != want {
+			t.Errorf("took %s, want %s", res.Took, want)
+		}
+	})
+	t.Run("peer never demotes: fails with what to do, never forces, checks seldom", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
+		o, _ := opts()
 		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || f.count("promote --force") != 0 || res.After != "non-primary" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
+		if n := f.count("promote"); n < 30 || n > 40 {
+			t.Errorf("%d tries in %s, want about one per %s", n, o.Timeout, failover.DefaultPollCap)
+		}
+	})
+	t.Run("a copy that stops moving is not waited for at full speed", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{demotedCopy(false, 5)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "stopped at object 5") || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if n := f.count("promote"); n > int(failover.DefaultStall/failover.DefaultPoll)+40 {
+			t.Errorf("%d tries: a stalled copy must be polled with back-off", n)
+		}
 	})
 	t.Run("already primary: nothing to do", func(t *testing.T) {
 		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, opts()))
-		if res.Err != nil || res.Action != "none" || f.count("promote") != 0 {
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "none" || f.count("promote") != 0 || res.After != "primary" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("a failure that is not 'not yet' is not retried", func(t *testing.T) {
 		f := &fake{promote: []error{&rbd.CmdError{ExitCode: 1, Stderr: "rbd: couldn't connect to the cluster!"}}}
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, opts()))
-		if res.Err == nil || f.count("promote") != 1 {
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "couldn't connect") || f.count("promote") != 1 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
@@ -238,40 +409,93 @@ func TestPromoteWithoutForce(t *testing.T) {
 
 func TestPromoteBothPrimaryFailsLoudly(t *testing.T) {
 	f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a")}}
-	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, opts()))
+	o, _ := opts()
+	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "BOTH SITES CLAIM PRIMARY: peer site-b") {
 		t.Errorf("%+v", res)
 	}
+	if res.Took < failover.DefaultBothPrimaryGrace || res.Took > failover.DefaultBothPrimaryGrace+failover.DefaultPollCap {
+		t.Errorf("failed after %s, want after the grace of %s", res.Took, failover.DefaultBothPrimaryGrace)
+	}
 	// A claim that goes away within the grace was a stale record.
-	f = &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a"), status(t, "s3_b_replaying", "a")}}
-	if res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, opts())); res.Err != nil {
+	claim := status(t, "s5_b_back_both_primary", "a")
+	f = &fake{primary: true, statuses: []rbd.MirrorStatus{claim, claim, claim, status(t, "s3_b_replaying", "a")}}
+	o, _ = opts()
+	if res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o)); res.Err != nil {
 		t.Errorf("stale claim: %+v", res)
 	}
 }
 
 func TestPromoteForced(t *testing.T) {
-	synced := rbd.Snapshot{ID: 9}
-	synced.Namespace = rbd.SnapshotNamespace{Type: "mirror", State: "non-primary", Complete: true, PrimaryMirrorUUID: "u", PrimarySnapID: 5}
+	synced := copied(9, 5, "non-primary", true, 16)
 	synced.Timestamp.Time = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	peerLists := [][]rbd.Snapshot{list(synced)}
 	peerDown := status(t, "s3_b_replaying", "b")
 	peerDown.PeerSites[0].State = "down+stopped"
-	now := func() time.Time { return time.Date(2026, 11, 24, 9, 2, 30, 0, time.UTC) }
+	peerDeadNotExpired := status(t, "s3_b_replaying", "b")
+	peerDeadNotExpired.PeerSites[0].State = "up+stopped" // "local image is primary"
 
-	t.Run("non-forced first, then forced with the data's age", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snaps: []rbd.Snapshot{synced}}
-		o := opts()
-		o.Force, o.Now = true, now
+	t.Run("peer gone (down+): forced at once, with the data's age and why", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snaps: peerLists}
+		o, logs := opts()
+		o.Force = true
 		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
-		if res.Err != nil || res.Action != "force-promoted" || f.count("promote") == 0 || f.count("promote --force") != 1 {
+		if res.Err != nil || res.Action != "force-promoted" || f.count("promote") != 1 || f.count("promote --force") != 1 || res.Took != 0 {
 			t.Fatalf("%+v, calls %v", res, f.calls)
 		}
 		if res.Note != "forced: data as of 2026-11-24T09:00:00Z (2m30s old, the last synced mirror snapshot)" {
 			t.Errorf("note %q", res.Note)
 		}
+		if !strings.Contains(logs.String(), `forcing the promote: git says forcePromote: true and peer site-a is gone: its status is down+stopped`) {
+			t.Errorf("the log does not say why force was safe:\n%s", logs)
+		}
+	})
+	t.Run("peer dead but its watch not expired: waits for down+, then forces", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDeadNotExpired, peerDeadNotExpired, peerDeadNotExpired, peerDown}, promote: []error{notYet}, snaps: peerLists}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || f.count("promote --force") != 1 || f.count("promote") != 4 {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no synced copy: says so", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{list(copied(9, 5, "non-primary", false, 3))}}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || !strings.HasPrefix(res.Note, "forced: no completely synced mirror snapshot") {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("peer up, not primary, demotion not arriving: forced after the non-forced period only", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: peerLists}
+		o, logs := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || f.count("promote --force") != 1 {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+		if res.Took < failover.DefaultNonForcedFirst || res.Took > failover.DefaultNonForcedFirst+failover.DefaultPollCap {
+			t.Errorf("forced after %s, want after %s", res.Took, failover.DefaultNonForcedFirst)
+		}
+		if !strings.Contains(logs.String(), "is up and not primary") {
+			t.Errorf("log:\n%s", logs)
+		}
+	})
+	t.Run("demotion arriving: never forced, however long", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet, notYet, notYet, nil},
+			snaps: [][]rbd.Snapshot{list(copied(9, 8, "demoted", false, 3)), list(copied(9, 8, "demoted", false, 9)), list(copied(9, 8, "demoted", true, 16))}}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
 	})
 	t.Run("peer demotes in time: no force", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, nil}}
-		o := opts()
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, nil}, snaps: peerLists}
+		o, _ := opts()
 		o.Force = true
 		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" || f.count("promote --force") != 0 {
@@ -279,20 +503,44 @@ func TestPromoteForced(t *testing.T) {
 		}
 	})
 	t.Run("peer alive and primary: refuses to force", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}}
-		o := opts()
-		o.Force, o.Timeout = true, 200*time.Millisecond
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: peerLists}
+		o, _ := opts()
+		o.Force = true
 		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "reports itself primary") || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no peer entry: forced after the non-forced period", func(t *testing.T) {
+		st := status(t, "s3_b_replaying", "b")
+		st.PeerSites = nil
+		f := &fake{statuses: []rbd.MirrorStatus{st}, promote: []error{notYet}, snaps: peerLists}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || res.Took < failover.DefaultNonForcedFirst {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("without force a gone peer changes nothing", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snaps: peerLists}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || f.count("promote --force") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 }
 
 func TestResync(t *testing.T) {
+	forced := func() failover.Options {
+		o, _ := opts()
+		o.ForcePromoted = true
+		return o
+	}
 	t.Run("refused without a forced failover in git", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b")}}
-		o := opts()
+		o, _ := opts()
 		res := only(t, failover.Resync(context.Background(), f, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "refusing to resync") || f.count("resync") != 0 || f.count("info") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
@@ -301,28 +549,40 @@ func TestResync(t *testing.T) {
 	t.Run("split-brain: one request, however long the status lags", func(t *testing.T) {
 		sb := status(t, "s5_split_brain", "b")
 		f := &fake{statuses: []rbd.MirrorStatus{sb, status(t, "s5_after_resync_cmd", "b"), sb, sb, status(t, "s5_resynced_replaying", "b")}}
-		o := opts()
-		o.ForcePromoted = true
-		res := only(t, failover.Resync(context.Background(), f, []rbd.Image{img}, o))
-		if res.Err != nil || res.Action != "resync requested" || f.count("resync") != 1 {
+		res := only(t, failover.Resync(context.Background(), f, []rbd.Image{img}, forced()))
+		if res.Err != nil || res.Action != "resync requested" || f.count("resync") != 1 || res.After != "non-primary, replaying" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("replaying already: nothing to do", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_resynced_replaying", "b")}}
-		o := opts()
-		o.ForcePromoted = true
-		res := only(t, failover.Resync(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Resync(context.Background(), f, []rbd.Image{img}, forced()))
 		if res.Err != nil || res.Action != "none" || f.count("resync") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("still primary: the demote must come first", func(t *testing.T) {
-		f := &fake{primary: true}
-		o := opts()
-		o.ForcePromoted = true
-		res := only(t, failover.Resync(context.Background(), f, []rbd.Image{img}, o))
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b")}}
+		res := only(t, failover.Resync(context.Background(), f, []rbd.Image{img}, forced()))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "still primary here") || f.count("resync") != 0 || f.count("status") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("in error but not split-brain: no resync", func(t *testing.T) {
+		st := status(t, "s5_split_brain", "b")
+		st.Description = "error bootstrapping replay"
+		f := &fake{statuses: []rbd.MirrorStatus{st}}
+		res := only(t, failover.Resync(context.Background(), f, []rbd.Image{img}, forced()))
 		if res.Err == nil || f.count("resync") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("split-brain, no peer claims primary: nothing to copy from", func(t *testing.T) {
+		st := status(t, "s5_split_brain", "b")
+		st.PeerSites[0].Description = "replaying"
+		f := &fake{statuses: []rbd.MirrorStatus{st}}
+		res := only(t, failover.Resync(context.Background(), f, []rbd.Image{img}, forced()))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "no peer reports a primary") || f.count("resync") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
@@ -331,21 +591,53 @@ func TestResync(t *testing.T) {
 func TestPrepare(t *testing.T) {
 	t.Run("copy in error, peer a healthy primary: resync and wait", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b"), status(t, "s5_after_resync_cmd", "b"), status(t, "s5_resynced_replaying", "b")}}
-		res := only(t, failover.Prepare(context.Background(), f, []rbd.Image{img}, opts()))
-		if res.Err != nil || res.Action != "resynced from the peer" || f.count("resync") != 1 {
+		o, _ := opts()
+		res := only(t, failover.Prepare(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "resynced from the peer" || f.count("resync") != 1 || res.Note != "replaying" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("healthy copy: nothing to do", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}}
-		res := only(t, failover.Prepare(context.Background(), f, []rbd.Image{img}, opts()))
+		o, _ := opts()
+		res := only(t, failover.Prepare(context.Background(), f, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "none" || f.count("resync") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
+	t.Run("primary here: nothing to check", func(t *testing.T) {
+		f := &fake{primary: true}
+		o, _ := opts()
+		res := only(t, failover.Prepare(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "none" || f.count("status") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	for name, peer := range map[string]func(*rbd.PeerSite){
+		"peer in error":      func(p *rbd.PeerSite) { p.State = "up+error" },
+		"peer not primary":   func(p *rbd.PeerSite) { p.Description = "replaying" },
+		"peer daemon down":   func(p *rbd.PeerSite) { p.State = "down+stopped" },
+		"no peer reports it": nil,
+	} {
+		t.Run("copy in error, "+name+": no resync", func(t *testing.T) {
+			st := status(t, "s5_split_brain", "b")
+			if peer == nil {
+				st.PeerSites = nil
+			} else {
+				peer(&st.PeerSites[0])
+			}
+			f := &fake{statuses: []rbd.MirrorStatus{st}}
+			o, _ := opts()
+			res := only(t, failover.Prepare(context.Background(), f, []rbd.Image{img}, o))
+			if res.Err != nil || f.count("resync") != 0 {
+				t.Errorf("%+v, calls %v", res, f.calls)
+			}
+		})
+	}
 	t.Run("status unknown: nothing decided", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_demoted_a_mirror_b_stopped", "b")}}
-		res := only(t, failover.Prepare(context.Background(), f, []rbd.Image{img}, opts()))
+		o, _ := opts()
+		res := only(t, failover.Prepare(context.Background(), f, []rbd.Image{img}, o))
 		if res.Err != nil || f.count("resync") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -355,7 +647,8 @@ func TestPrepare(t *testing.T) {
 func TestReport(t *testing.T) {
 	images := []rbd.Image{{Pool: "p", Name: "a"}, {Pool: "p", Name: "b"}, {Pool: "p", Name: "c"}}
 	f := &fake{primary: true, statuses: []rbd.MirrorStatus{{}}}
-	r := failover.Promote(context.Background(), f, images, opts())
+	o, _ := opts()
+	r := failover.Promote(context.Background(), f, images, o)
 	if r.Err() != nil || len(r) != 3 || r[0].Target != "p/a" || r[2].Target != "p/c" {
 		t.Fatalf("%+v", r)
 	}
@@ -372,73 +665,30 @@ func TestReport(t *testing.T) {
 
 func TestPromoteRefusesSplitBrainWithoutForce(t *testing.T) {
 	f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b")}, promote: []error{nil}}
-	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, opts()))
+	o, _ := opts()
+	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "this copy is split-brain") || f.count("promote") != 0 {
 		t.Errorf("%+v, calls %v", res, f.calls)
 	}
 }
 
-// lab replays what the two-site lab recorded (pkg/rbd/testdata/lab): each
-// rbd verb answers with the next recording of its queue, through the real
-// rbd.Client, so the outcomes are classified from Ceph's own text.
-type lab struct {
-	t      *testing.T
-	mu     sync.Mutex
-	queues map[string][]string // verb -> recording names
-	calls  []string
-}
-
-func (l *lab) Run(_ context.Context, argv []string) (rbd.Output, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	cmd := strings.Join(argv, " ")
-	verb := ""
-	for _, v := range []string{"mirror image status", "mirror image resync", "mirror image promote", "mirror image demote", "snap ls", "info"} {
-		if strings.Contains(cmd, v) {
-			verb = v
-			break
+// lab replays recordings of the two-site lab (pkg/rbd/testdata/lab) through
+// the real rbd.Client, so the outcomes are classified from Ceph's own text.
+func lab(t *testing.T, queues map[string][]string) *rbdtest.Replay {
+	r := &rbdtest.Replay{T: t, Queues: map[string][]rbd.Output{}}
+	for verb, names := range queues {
+		for _, n := range names {
+			r.Queues[verb] = append(r.Queues[verb], rbdtest.Load(t, rbdtest.Dir, n))
 		}
 	}
-	l.calls = append(l.calls, verb)
-	q := l.queues[verb]
-	if len(q) == 0 {
-		l.t.Fatalf("no recording for %q", cmd)
-	}
-	name := q[0]
-	if len(q) > 1 {
-		l.queues[verb] = q[1:]
-	}
-	read := func(ext string) []byte {
-		b, err := os.ReadFile("../rbd/testdata/lab/" + name + "." + ext)
-		if err != nil {
-			l.t.Fatal(err)
-		}
-		return b
-	}
-	rc, err := strconv.Atoi(strings.TrimSpace(string(read("rc"))))
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return rbd.Output{Stdout: read("out"), Stderr: read("err"), ExitCode: rc}, nil
-}
-
-func (l *lab) count(verb string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, c := range l.calls {
-		if c == verb {
-			n++
-		}
-	}
-	return n
+	return r
 }
 
 // The return of site-a after a forced failover, as recorded: a demoted stale
 // primary, split-brain, then every answer the status gave while the resync
 // recreated the image (exit 2, exit 22, "status not found"), then replaying.
 func TestResyncOnRecordedReturn(t *testing.T) {
-	l := &lab{t: t, queues: map[string][]string{
+	l := lab(t, map[string][]string{
 		"info": {"s9_split_brain.site-a.info"},
 		"mirror image status": {
 			"s9_split_brain.site-a.status",
@@ -449,75 +699,138 @@ func TestResyncOnRecordedReturn(t *testing.T) {
 			"s10_resync_rc0_up_replaying_replaying.site-a.status",
 		},
 		"mirror image resync": {"s9_resync_a"},
-	}}
-	o := opts()
+	})
+	o, _ := opts()
 	o.ForcePromoted = true
 	res := only(t, failover.Resync(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
-	if res.Err != nil || res.Action != "resync requested" || l.count("mirror image resync") != 1 || res.After != "non-primary, replaying" {
-		t.Errorf("%+v, calls %v", res, l.calls)
+	if res.Err != nil || res.Action != "resync requested" || l.Count("mirror image resync") != 1 || res.After != "non-primary, replaying" {
+		t.Errorf("%+v, calls %v", res, l.Calls())
 	}
 
 	// A rerun of the Job while the image is being recreated: no new request.
-	l = &lab{t: t, queues: map[string][]string{
+	l = lab(t, map[string][]string{
 		"info": {"s10_resync_rc2.site-a.info"},
 		"mirror image status": {
 			"s10_resync_rc22.site-a.status",
 			"s10_resync_rc0_down_unknown_status_not_found.site-a.status",
 			"s10_resync_rc0_up_replaying_replaying.site-a.status",
 		},
-	}}
+	})
 	res = only(t, failover.Resync(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
-	if res.Err != nil || res.Before != "being recreated" || l.count("mirror image resync") != 0 {
-		t.Errorf("rerun: %+v, calls %v", res, l.calls)
+	if res.Err != nil || res.Before != "being recreated" || l.Count("mirror image resync") != 0 {
+		t.Errorf("rerun: %+v, calls %v", res, l.Calls())
 	}
 }
 
-// The disaster as recorded: site-a dead, site-b's non-forced promote answers
-// exit 16 until the budget ends; nothing is forced.
+// The disaster as recorded: site-a dead seconds ago, its record still "up"
+// and primary; site-b's non-forced promote answers exit 16. Without force
+// nothing is forced; with it, nothing is forced either while the record
+// says a live peer is primary.
 func TestPromoteOnRecordedDisaster(t *testing.T) {
-	l := &lab{t: t, queues: map[string][]string{
-		"info":                 {"s6_a_killed.site-b.info"},
-		"mirror image status":  {"s6_a_killed.site-b.status"},
-		"mirror image promote": {"s6_promote_b_peer_dead"},
-	}}
-	o := opts()
-	o.Timeout = 100 * time.Millisecond
-	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
-	if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || l.count("mirror image promote") == 0 {
-		t.Errorf("%+v, calls %v", res, l.calls)
+	for _, force := range []bool{false, true} {
+		l := lab(t, map[string][]string{
+			"info":                 {"s6_a_killed.site-b.info"},
+			"mirror image status":  {"s6_a_killed.site-b.status"},
+			"snap ls":              {"s6_a_killed.site-b.snaps"},
+			"mirror image promote": {"s6_promote_b_peer_dead"},
+		})
+		o, _ := opts()
+		o.Force = force
+		res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+		want := map[bool]string{false: "set forcePromote: true", true: "reports itself primary"}[force]
+		if res.Err == nil || !strings.Contains(res.Err.Error(), want) || l.Count("mirror image promote") == 0 || l.Count("mirror image promote --force") != 0 {
+			t.Errorf("force %t: %+v, calls %v", force, res, l.Calls())
+		}
 	}
 }
 
 // A planned relocation as recorded: exit 16 and exit 30 while the demotion
-// arrives, then success.
+// arrives (the demoted copy complete in site-b's list), then success.
 func TestPromoteOnRecordedRelocation(t *testing.T) {
-	l := &lab{t: t, queues: map[string][]string{
+	l := lab(t, map[string][]string{
 		"info":                 {"s2_demoted_not_replayed.site-b.info"},
 		"mirror image status":  {"s3_demote_replayed.site-b.status", "s4_b_primary_replaying.site-b.status"},
+		"snap ls":              {"s3_demote_replayed_early.site-b.snaps"},
 		"mirror image promote": {"s5_promote_early_rc16", "s5_promote_early_rc30", "s3_promote_b"},
-	}}
-	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, opts()))
-	if res.Err != nil || res.Action != "promoted" || l.count("mirror image promote") != 3 {
-		t.Errorf("%+v, calls %v", res, l.calls)
+	})
+	o, _ := opts()
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+	if res.Err != nil || res.Action != "promoted" || l.Count("mirror image promote") != 3 || res.Took != 2*failover.DefaultPoll {
+		t.Errorf("%+v, calls %v", res, l.Calls())
+	}
+}
+
+// The demote of a planned relocation as recorded: site-b had completed its
+// copy of site-a's newest snapshot and unlinked itself from the older one.
+func TestDemoteOnRecordedRelocation(t *testing.T) {
+	l := lab(t, map[string][]string{
+		"info":                {"s1_replaying.site-a.info"},
+		"snap ls":             {"s1_replaying.site-a.snaps"},
+		"mirror image demote": {"s2_demote_a"},
+	})
+	o, _ := opts()
+	res := only(t, failover.Demote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
+	if res.Err != nil || res.Action != "demoted" || l.Count("mirror image demote") != 1 || l.Count("mirror image status") != 0 {
+		t.Errorf("%+v, calls %v", res, l.Calls())
 	}
 }
 
 // The hook sets only what its command line says; every other option must
 // take its default (a zero grace or poll would fail or spin at once).
 func TestDefaultsApply(t *testing.T) {
+	quiet, _ := opts()
 	f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
-	quiet := opts().Log
-	for name, run := range map[string]func() failover.Report{
-		"promote": func() failover.Report {
-			return failover.Promote(context.Background(), f, []rbd.Image{img}, failover.Options{Timeout: time.Minute, Log: quiet})
-		},
-		"demote": func() failover.Report {
-			f.primary = false
-			return failover.Demote(context.Background(), f, []rbd.Image{img}, failover.Options{Timeout: time.Minute, Log: quiet})
-		},
-	} {
-		if err := run().Err(); err != nil {
-			t.Errorf("%s with defaults: %v", name, err)
-		}
+	if err := failover.Promote(context.Background(), f, []rbd.Image{img}, failover.Options{Log: quiet.Log}).Err(); err != nil {
+		t.Errorf("promote with defaults: %v", err)
 	}
+	f.primary = false
+	if err := failover.Demote(context.Background(), f, nil, []rbd.Image{img}, failover.Options{Log: quiet.Log}).Err(); err != nil {
+		t.Errorf("demote with defaults: %v", err)
+	}
+	// The default budget is config's.
+	c := newClock()
+	f = &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}}
+	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, failover.Options{Clock: c, Log: quiet.Log}))
+	if res.Err == nil || res.Took < config.DefaultStepTimeout || res.Took > config.DefaultStepTimeout+failover.DefaultPollCap {
+		t.Errorf("%+v: want a failure after %s", res, config.DefaultStepTimeout)
+	}
+	// So is the parallelism: as many images as that at once, no more.
+	g := &gate{want: config.DefaultParallelism}
+	images := make([]rbd.Image, 2*config.DefaultParallelism+1)
+	for i := range images {
+		images[i] = rbd.Image{Pool: "p", Name: strconv.Itoa(i)}
+	}
+	failover.Demote(context.Background(), g, nil, images, failover.Options{Log: quiet.Log})
+	if g.max != config.DefaultParallelism {
+		t.Errorf("%d images at once, want %d", g.max, config.DefaultParallelism)
+	}
+}
+
+// gate holds each Info until want of them run at once (or a second passes),
+// and notes the most that ever ran at once.
+type gate struct {
+	fake
+	want, in, max int
+}
+
+func (g *gate) Info(ctx context.Context, i rbd.Image) (rbd.Info, error) {
+	g.mu.Lock()
+	g.in++
+	g.max = max(g.max, g.in)
+	g.mu.Unlock()
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		g.mu.Lock()
+		full := g.max >= g.want
+		g.mu.Unlock()
+		if full {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond)
+	g.mu.Lock()
+	g.in--
+	g.mu.Unlock()
+	return g.fake.Info(ctx, i)
 }

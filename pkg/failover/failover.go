@@ -8,15 +8,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	log "github.com/sirupsen/logrus"
-	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
@@ -30,6 +29,38 @@ type Rbd interface {
 	Resync(ctx context.Context, img rbd.Image) error
 }
 
+// Peer is what demote reads of the peer cluster, with a read-only user made
+// there (mon 'profile rbd' osd 'profile rbd-read-only pool=<pool>'): its
+// snapshot list, the direct proof that it holds a copy.
+type Peer interface {
+	Snapshots(ctx context.Context, img rbd.Image) ([]rbd.Snapshot, error)
+}
+
+// The defaults of the step tunables that rbd-dr.yaml does not set; the
+// timeout and parallelism default to config's.
+const (
+	// DefaultPoll is the wait between checks while a fast event is expected
+	// (a copy completing, a promote refused for a moment with exit 30): the
+	// lab sees those within 0.1 s of the demote.
+	DefaultPoll = 200 * time.Millisecond
+	// DefaultPollCap caps the doubling wait of long waits (a peer that has
+	// not demoted yet).
+	DefaultPollCap = 4 * time.Second
+	// DefaultForceTimeout bounds a forced promote, which can hang; and every
+	// other rbd call.
+	DefaultForceTimeout = 2 * time.Minute
+	// DefaultNonForcedFirst is how long a forced promote keeps trying without
+	// --force while the peer is up but neither primary nor demoted.
+	DefaultNonForcedFirst = 30 * time.Second
+	// DefaultBothPrimaryGrace is how long a peer's claim to be primary may
+	// last after this site's promote before the step fails loudly.
+	DefaultBothPrimaryGrace = 45 * time.Second
+	// DefaultStall is how long a copy may make no progress before the fast
+	// poll gives way to back-off (Pacific can hang on a demote snapshot that
+	// rbd-mirror was copying when it restarted).
+	DefaultStall = 10 * time.Second
+)
+
 // Options tune a step.
 type Options struct {
 	// Timeout is the step's whole budget.
@@ -40,43 +71,55 @@ type Options struct {
 	Force bool
 	// ForcePromoted says git declared a forced failover; resync acts only then.
 	ForcePromoted bool
-	// Poll is the first wait between checks; it doubles up to 8x.
-	Poll time.Duration
+	// Poll is the wait between checks while a fast event is expected; a
+	// longer wait doubles from it up to PollCap.
+	Poll, PollCap time.Duration
 	// ForceTimeout bounds a forced promote, which can hang.
 	ForceTimeout time.Duration
-	// NonForcedFirst is how long promote tries without --force before it
-	// forces, so a peer that is only slow is not split-brained.
+	// NonForcedFirst is how long a forced promote tries without --force
+	// while the peer is up but neither primary nor gone, so a peer that is
+	// only slow is not split-brained. A peer whose status is down+ (its
+	// rbd-mirror's watch expired) is gone and does not wait for it.
 	NonForcedFirst time.Duration
 	// BothPrimaryGrace is how long a peer's claim to be primary may last
-	// before it is believed: rbd-mirror refreshes a status about every 30 s,
-	// so a younger claim can be a record from before the peer demoted.
+	// after this site's promote before the step fails loudly.
 	BothPrimaryGrace time.Duration
-	// Now is the clock (tests replace it).
-	Now func() time.Time
-	Log log.FieldLogger
+	// Stall is how long a copy may make no progress before polling backs off.
+	Stall time.Duration
+	// Clock is the time source of every wait (tests replace it).
+	Clock Clock
+	Log   log.FieldLogger
 }
 
+// Clock is what the waits need of time.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
 func (o *Options) defaults() {
-	if o.Timeout <= 0 {
-		o.Timeout = 15 * time.Minute
+	set := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
 	}
+	set(&o.Timeout, config.DefaultStepTimeout)
+	set(&o.Poll, DefaultPoll)
+	set(&o.PollCap, DefaultPollCap)
+	set(&o.ForceTimeout, DefaultForceTimeout)
+	set(&o.NonForcedFirst, DefaultNonForcedFirst)
+	set(&o.BothPrimaryGrace, DefaultBothPrimaryGrace)
+	set(&o.Stall, DefaultStall)
 	if o.Parallelism < 1 {
-		o.Parallelism = 1
+		o.Parallelism = config.DefaultParallelism
 	}
-	if o.Poll <= 0 {
-		o.Poll = 2 * time.Second
-	}
-	if o.ForceTimeout <= 0 {
-		o.ForceTimeout = 2 * time.Minute
-	}
-	if o.NonForcedFirst <= 0 {
-		o.NonForcedFirst = 30 * time.Second
-	}
-	if o.BothPrimaryGrace <= 0 {
-		o.BothPrimaryGrace = 45 * time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = realClock{}
 	}
 	if o.Log == nil {
 		o.Log = log.StandardLogger()
@@ -139,12 +182,12 @@ func forEach(ctx context.Context, images []rbd.Image, o Options, fn func(context
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			start := o.Now()
+			start := o.Clock.Now()
 			res := &report[i]
 			res.Target = img.String()
 			res.Action = "none"
 			res.Err = fn(ctx, img, res)
-			res.Took = o.Now().Sub(start)
+			res.Took = o.Clock.Now().Sub(start)
 			entry := o.Log.WithFields(log.Fields{"target": res.Target, "before": res.Before, "after": res.After, "action": res.Action})
 			if res.Err != nil {
 				entry.WithError(res.Err).Error("failed")
@@ -169,13 +212,40 @@ func role(info rbd.Info) string {
 	}
 }
 
-// waitFor polls check until it says done, ctx ends, or it fails. The wait
-// between polls starts at o.Poll and doubles up to 8x.
-func waitFor(ctx context.Context, o Options, check func() (bool, error)) error {
-	// Past its Cap a Backoff keeps returning the Cap (ExponentialBackoff
-	// would stop there instead).
-	delays := wait.Backoff{Duration: o.Poll, Factor: 2, Cap: 8 * o.Poll, Steps: math.MaxInt32}.DelayFunc()
-	return delays.Until(ctx, true, false, func(context.Context) (bool, error) { return check() })
+// pace says how soon a check wants to look again.
+type pace int
+
+const (
+	backOff pace = iota // nothing is about to happen: wait twice as long as last time
+	fast                // a fast event is expected: look again after Poll
+)
+
+// waitUntil calls check until it says done or fails, or the clock passes
+// until (then context.DeadlineExceeded), or ctx ends. It always checks once
+// more at the deadline.
+func waitUntil(ctx context.Context, o Options, until time.Time, check func() (bool, pace, error)) error {
+	delay := o.Poll
+	for {
+		done, p, err := check()
+		if err != nil || done {
+			return err
+		}
+		wait := o.Poll
+		if p == backOff {
+			wait, delay = delay, min(2*delay, o.PollCap)
+		} else {
+			delay = o.Poll
+		}
+		left := until.Sub(o.Clock.Now())
+		if left <= 0 {
+			return context.DeadlineExceeded
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-o.Clock.After(min(wait, left)):
+		}
+	}
 }
 
 // needMirrored refuses an image that is not mirrored: nothing here can make

@@ -33,7 +33,7 @@ func Quiesce(ctx context.Context, kube dynamic.Interface, namespace string, pvcs
 	o.defaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	start := o.Now()
+	start := o.Clock.Now()
 	report := make(Report, len(pvcs))
 	for i, pvc := range pvcs {
 		report[i] = Result{Target: "pvc/" + pvc, Action: "none"}
@@ -41,7 +41,7 @@ func Quiesce(ctx context.Context, kube dynamic.Interface, namespace string, pvcs
 	fail := func(err error) Report {
 		for i := range report {
 			report[i].Err = err
-			report[i].Took = o.Now().Sub(start)
+			report[i].Took = o.Clock.Now().Sub(start)
 		}
 		return report
 	}
@@ -62,9 +62,9 @@ func Quiesce(ctx context.Context, kube dynamic.Interface, namespace string, pvcs
 			report[i].Action = "scaled " + strings.Join(scaled[pvc], ", ") + " to 0"
 		}
 	}
-	err = waitFor(ctx, o, func() (bool, error) {
+	err = waitUntil(ctx, o, start.Add(o.Timeout), func() (bool, pace, error) {
 		users, err = podsUsing(ctx, kube, namespace, pvcs)
-		return err == nil && len(users) == 0, err
+		return err == nil && len(users) == 0, backOff, err
 	})
 	if err != nil {
 		var holders []string
@@ -75,7 +75,7 @@ func Quiesce(ctx context.Context, kube dynamic.Interface, namespace string, pvcs
 		return fail(fmt.Errorf("pods still use the volumes, so they are not demoted: %s; stop them (a Job or a bare pod is not scaled by argocd-rbd-dr): %w", strings.Join(holders, "; "), err))
 	}
 	for i := range report {
-		report[i].After, report[i].Took = "unused", o.Now().Sub(start)
+		report[i].After, report[i].Took = "unused", o.Clock.Now().Sub(start)
 	}
 	o.Log.WithField("namespace", namespace).Info("no pod uses the volumes")
 	return report

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -64,7 +63,8 @@ func TestQuiesce(t *testing.T) {
 		deployment("other", "unrelated", 1), pod("other-0", "unrelated", "other", corev1.PodRunning),
 		pod("old-job", "data", "job", corev1.PodSucceeded),
 	)
-	r := failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, opts())
+	o, _ := opts()
+	r := failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, o)
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestQuiesce(t *testing.T) {
 		t.Errorf("patched %v: only the workload using the PVC may be scaled", patched)
 	}
 	// Run again: nothing to scale, nothing to wait for.
-	r = failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, opts())
+	r = failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, o)
 	if r.Err() != nil || r[0].Before != "unused" {
 		t.Errorf("second run: %+v", r)
 	}
@@ -89,8 +89,7 @@ func TestQuiesce(t *testing.T) {
 
 func TestQuiesceNamesThePodsItCannotStop(t *testing.T) {
 	kube := cluster(t, pod("backup-x", "data", "backup", corev1.PodRunning))
-	o := opts()
-	o.Timeout = 50 * time.Millisecond
+	o, _ := opts()
 	r := failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, o)
 	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "pods still use the volumes, so they are not demoted: data (pods backup-x)") {
 		t.Errorf("%v", err)

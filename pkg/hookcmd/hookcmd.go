@@ -64,8 +64,17 @@ type Request struct {
 	// Ceph says how to reach the cluster and as whom. The Jobs give the
 	// namespace's Ceph user, its key file and the monitors; empty fields are
 	// left to rbd's defaults (for people and the lab).
-	Ceph struct{ Conf, Cluster, ID, Keyring, KeyFile, MonHost string }
+	Ceph Conn
+	// Peer says how demote reads the peer cluster's snapshots, as a
+	// read-only user made there (mon 'profile rbd' osd
+	// 'profile rbd-read-only pool=<pool>'), never with the peer's
+	// rbd-mirror key. Empty: demote judges the peer's copy from the local
+	// signals only.
+	Peer Conn
 }
+
+// Conn says how to reach a cluster and as whom.
+type Conn struct{ Conf, Cluster, ID, Keyring, KeyFile, MonHost string }
 
 const (
 	flagNamespace     = "namespace"
@@ -77,6 +86,11 @@ const (
 	flagCephID        = "ceph-id"
 	flagCephKeyFile   = "ceph-keyfile"
 	flagCephMonHost   = "ceph-mon-host"
+	flagPeerConf      = "peer-ceph-conf"
+	flagPeerID        = "peer-ceph-id"
+	flagPeerKeyring   = "peer-ceph-keyring"
+	flagPeerKeyFile   = "peer-ceph-keyfile"
+	flagPeerMonHost   = "peer-ceph-mon-host"
 )
 
 // Args is the command line of the request after `hook <step>`.
@@ -100,6 +114,13 @@ func (r Request) Args() []string {
 			}
 		}
 	}
+	for _, f := range []struct{ flag, value string }{
+		{flagPeerConf, r.Peer.Conf}, {flagPeerID, r.Peer.ID}, {flagPeerKeyring, r.Peer.Keyring}, {flagPeerKeyFile, r.Peer.KeyFile}, {flagPeerMonHost, r.Peer.MonHost},
+	} {
+		if f.value != "" {
+			args = append(args, "--"+f.flag+"="+f.value)
+		}
+	}
 	return append(args, r.Targets...)
 }
 
@@ -120,6 +141,12 @@ func FlagSet(step Step, r *Request) *pflag.FlagSet {
 	switch step {
 	case Quiesce:
 		fs.StringVar(&r.Namespace, flagNamespace, "", "the app's namespace (required)")
+	case Demote:
+		fs.StringVar(&r.Peer.Conf, flagPeerConf, "", "ceph.conf of the peer cluster: read the peer's snapshots to see its copy at once")
+		fs.StringVar(&r.Peer.ID, flagPeerID, "", "read-only Ceph user on the peer, without client. (mon 'profile rbd' osd 'profile rbd-read-only pool=<pool>')")
+		fs.StringVar(&r.Peer.Keyring, flagPeerKeyring, "", "keyring of that peer user")
+		fs.StringVar(&r.Peer.KeyFile, flagPeerKeyFile, "", "file holding only that peer user's key (as a Secret mounts it)")
+		fs.StringVar(&r.Peer.MonHost, flagPeerMonHost, "", "the peer's monitors, host:port[,host:port...]")
 	case Promote:
 		fs.BoolVar(&r.Force, flagForce, false, "allow rbd mirror image promote --force (only when rbd-dr.yaml says forcePromote: true)")
 	case Resync:
@@ -164,6 +191,9 @@ func (r Request) Validate() error {
 	}
 	if r.Force && r.Step != Promote {
 		return fmt.Errorf("hook %s: --force is only for promote", r.Step)
+	}
+	if r.Peer != (Conn{}) && r.Peer.Conf == "" && r.Peer.MonHost == "" {
+		return fmt.Errorf("hook %s: the peer's user and key need --%s or --%s, where the peer cluster is", r.Step, flagPeerConf, flagPeerMonHost)
 	}
 	if r.Step == Quiesce {
 		if errs := validation.IsDNS1123Label(r.Namespace); len(errs) > 0 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 )
 
@@ -14,7 +15,12 @@ func TestArgsRoundTrip(t *testing.T) {
 		r.Ceph.ID, r.Ceph.KeyFile, r.Ceph.MonHost = "shop", "/etc/rbd-dr/ceph/key", "192.0.2.1:6789,192.0.2.2:6789"
 		return r
 	}
+	peer := withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a"}, Timeout: time.Minute, Parallelism: 1, Pools: []string{"pool"}})
+	peer.Peer.ID, peer.Peer.KeyFile, peer.Peer.MonHost = "rbd-dr-peer", "/etc/rbd-dr/peer/key", "198.51.100.1:6789"
+	labPeer := withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a"}, Timeout: time.Minute, Parallelism: 1, Pools: []string{"pool"}})
+	labPeer.Peer.Conf, labPeer.Peer.ID, labPeer.Peer.Keyring = "/lab/site-b/ceph.conf", "rbd-dr-peer", "/lab/site-b/peer.keyring"
 	for _, r := range []hookcmd.Request{
+		peer, labPeer,
 		{Step: hookcmd.Quiesce, Namespace: "shop", Targets: []string{"data", "logs"}, Timeout: time.Minute, Parallelism: 2},
 		withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a", "pool/b"}, Timeout: 15 * time.Minute, Parallelism: 4, Pools: []string{"pool"}}),
 		withCeph(hookcmd.Request{Step: hookcmd.Promote, Targets: []string{"pool/a", "two/b"}, Timeout: time.Hour, Parallelism: 1, Force: true, Pools: []string{"pool", "two"}}),
@@ -28,7 +34,7 @@ func TestArgsRoundTrip(t *testing.T) {
 		}
 		if got.Step != r.Step || !slices.Equal(got.Targets, r.Targets) || got.Namespace != r.Namespace ||
 			got.Timeout != r.Timeout || got.Parallelism != r.Parallelism || got.Force != r.Force || got.ForcePromoted != r.ForcePromoted ||
-			!slices.Equal(got.Pools, r.Pools) || got.Ceph != r.Ceph {
+			!slices.Equal(got.Pools, r.Pools) || got.Ceph != r.Ceph || got.Peer != r.Peer {
 			t.Errorf("round trip of %+v gave %+v", r, got)
 		}
 	}
@@ -54,6 +60,9 @@ func TestParseRefuses(t *testing.T) {
 		{"demote", []string{"pool/img"}, "give --pools, the pools this app may move"},
 		{"demote", []string{"--pools=pool", "pool/img", "other/img"}, "other/img is in pool other, which this app may not move (--pools=pool); nothing was done"},
 		{"resync", []string{"--force-promoted", "--pools=pool,x", "y/img"}, "y/img is in pool y"},
+		{"promote", []string{"--pools=p", "--peer-ceph-conf=/x", "p/i"}, "unknown flag: --peer-ceph-conf"},
+		{"demote", []string{"--pools=p", "--peer-ceph-id=ro", "p/i"}, "need --peer-ceph-conf or --peer-ceph-mon-host"},
+		{"demote", []string{"--pools=p", "--peer-ceph-keyfile=/k", "p/i"}, "need --peer-ceph-conf or --peer-ceph-mon-host"},
 		{"quiesce", []string{"data"}, `--namespace "" is not a namespace name`},
 		{"quiesce", []string{"--namespace=shop", "Data_1"}, `"Data_1" is not a PVC name`},
 		{"quiesce", []string{"--namespace=shop"}, "give at least one PVC name"},
@@ -65,6 +74,34 @@ func TestParseRefuses(t *testing.T) {
 		_, err := hookcmd.Parse(c.step, c.args)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %v: %v, want %q", c.step, c.args, err, c.want)
+		}
+	}
+}
+
+func TestImages(t *testing.T) {
+	r, err := hookcmd.Parse("promote", []string{"--pools=pool,p.1", "pool/a", "p.1/i_2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, err := r.Images()
+	if err != nil || len(images) != 2 || images[0].Pool != "pool" || images[0].Name != "a" || images[1].String() != "p.1/i_2" {
+		t.Errorf("%v %v", images, err)
+	}
+	r.Targets = append(r.Targets, "bad")
+	if _, err := r.Images(); err == nil || !strings.Contains(err.Error(), `hook promote: "bad" is not pool/image`) {
+		t.Errorf("%v", err)
+	}
+}
+
+// The defaults a Job runs with when its command line is silent are config's.
+func TestFlagDefaults(t *testing.T) {
+	r, err := hookcmd.Parse("demote", []string{"--pools=p", "p/i"})
+	if err != nil || r.Timeout != config.DefaultStepTimeout || r.Parallelism != config.DefaultParallelism || r.Force || r.ForcePromoted {
+		t.Errorf("%+v %v", r, err)
+	}
+	for _, step := range hookcmd.Steps {
+		if step.Ceph() != (step != hookcmd.Quiesce) {
+			t.Errorf("%s: Ceph() %t", step, step.Ceph())
 		}
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/rbdtest"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
@@ -37,7 +37,7 @@ func status(t *testing.T, stage, site string) rbd.MirrorStatus {
 
 // Each recorded stage, read the way the failover steps read it.
 func TestStatusStages(t *testing.T) {
-	type view struct{ known, replaying, splitBrain, errored, seesDemoted, peerKnown, peerPrimary bool }
+	type view struct{ known, replaying, splitBrain, errored, peerKnown, peerPrimary, peerGone bool }
 	cases := []struct {
 		stage, site string
 		want        view
@@ -47,7 +47,7 @@ func TestStatusStages(t *testing.T) {
 		// b's rbd-mirror is stopped: its status is a stale record, never decided on.
 		{"s4_demoted_a_mirror_b_stopped", "b", view{peerKnown: true}},
 		{"s4_b_sees_demoted", "a", view{known: true, peerKnown: true}},
-		{"s4_b_sees_demoted", "b", view{known: true, seesDemoted: true, peerKnown: true}},
+		{"s4_b_sees_demoted", "b", view{known: true, peerKnown: true}},
 		{"s5_after_force_promote", "a", view{known: true, peerKnown: true, peerPrimary: true}},
 		// both claim primary and neither says split-brain yet
 		{"s5_b_back_both_primary", "a", view{known: true, peerKnown: true, peerPrimary: true}},
@@ -64,39 +64,19 @@ func TestStatusStages(t *testing.T) {
 				t.Fatalf("peer sites: %+v", s.PeerSites)
 			}
 			p := s.PeerSites[0]
-			got := view{s.Known(), s.Replaying(), s.SplitBrain(), s.Error(), s.SeesPeerDemoted(), p.Known(), p.ClaimsPrimary()}
+			got := view{s.Known(), s.Replaying(), s.SplitBrain(), s.Error(), p.Known(), p.ClaimsPrimary(), p.Gone()}
 			if got != c.want {
 				t.Errorf("read as %+v, want %+v", got, c.want)
-			}
-			if s.LastUpdate.IsZero() || p.LastUpdate.IsZero() {
-				t.Error("last_update not read")
 			}
 		})
 	}
 }
 
-// replay answers rbd calls from recorded files, by the call's verb.
-type replay struct {
-	calls [][]string
-	out   map[string]rbd.Output
-}
-
-func (r *replay) Run(_ context.Context, argv []string) (rbd.Output, error) {
-	r.calls = append(r.calls, argv)
-	for verb, out := range r.out {
-		if strings.Contains(strings.Join(argv, " "), verb) {
-			return out, nil
-		}
-	}
-	return rbd.Output{ExitCode: 2, Stderr: []byte("rbd: error opening image: (2) No such file or directory")}, nil
-}
+// mirrorVerbs are the verbs that change an image's mirroring.
+var mirrorVerbs = []string{"mirror image promote", "mirror image promote --force", "mirror image demote", "mirror image resync"}
 
 func output(t *testing.T, name string) rbd.Output {
-	rc, err := strconv.Atoi(strings.TrimSpace(string(recorded(t, name+".rc"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rbd.Output{Stdout: recorded(t, name+".out"), Stderr: recorded(t, name+".err"), ExitCode: rc}
+	return rbdtest.Load(t, filepath.Join("testdata", "reference"), name)
 }
 
 func TestCommandOutcomes(t *testing.T) {
@@ -117,7 +97,7 @@ func TestCommandOutcomes(t *testing.T) {
 		{"s5_resync_b", func(c *rbd.Client) error { return c.Resync(context.Background(), img) }, nil, ""},
 	} {
 		t.Run(c.recording, func(t *testing.T) {
-			r := &replay{out: map[string]rbd.Output{"mirror image": output(t, c.recording)}}
+			r := rbdtest.Answer(t, output(t, c.recording), mirrorVerbs...)
 			err := c.call(&rbd.Client{Conn: conn, Runner: r})
 			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
 				t.Fatalf("got %v, want %v", err, c.want)
@@ -130,7 +110,7 @@ func TestCommandOutcomes(t *testing.T) {
 					t.Errorf("%v also reads as %v", err, other)
 				}
 			}
-			argv := r.calls[0]
+			argv := r.Argv()[0]
 			if !slices.Equal(argv[:7], []string{"rbd", "--conf", "/lab/a.conf", "--id", "admin", "--keyring", "/lab/a.keyring"}) || argv[len(argv)-1] != "replicapool/img1" {
 				t.Errorf("argv %v", argv)
 			}
@@ -144,7 +124,7 @@ func TestCommandOutcomes(t *testing.T) {
 // rbd sometimes prints a log line right after its own message, with no
 // newline between: the summary still keeps them apart.
 func TestSummaryOfRunTogetherLines(t *testing.T) {
-	r := &replay{out: map[string]rbd.Output{"mirror": {ExitCode: 16, Stderr: []byte("rbd: error promoting image to primary2026-11-24T10:35:11.486+0000 7f69ac6d9380 -1 librbd::api::Mirror: image_promote: failed to promote image\n")}}}
+	r := rbdtest.Answer(t, rbd.Output{ExitCode: 16, Stderr: []byte("rbd: error promoting image to primary2026-11-24T10:35:11.486+0000 7f69ac6d9380 -1 librbd::api::Mirror: image_promote: failed to promote image\n")}, mirrorVerbs...)
 	err := (&rbd.Client{Runner: r}).Promote(context.Background(), rbd.Image{Pool: "p", Name: "i"}, false, 0)
 	if want := "exit 16: rbd: error promoting image to primary; librbd::api::Mirror: image_promote: failed to promote image"; err == nil || !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("%v", err)
@@ -162,14 +142,14 @@ func TestClassification(t *testing.T) {
 		{22, "librbd::mirror::DemoteRequest: 0x1 handle_get_info: image is not primary", rbd.ErrNotPrimary},
 		{2, "rbd: error opening image img1: (2) No such file or directory", rbd.ErrNotFound},
 	} {
-		r := &replay{out: map[string]rbd.Output{"mirror": {ExitCode: c.rc, Stderr: []byte(c.stderr)}}}
+		r := rbdtest.Answer(t, rbd.Output{ExitCode: c.rc, Stderr: []byte(c.stderr)}, mirrorVerbs...)
 		err := (&rbd.Client{Runner: r}).Promote(context.Background(), rbd.Image{Pool: "p", Name: "i"}, false, 0)
 		if !errors.Is(err, c.want) {
 			t.Errorf("exit %d %q: %v, want %v", c.rc, c.stderr, err, c.want)
 		}
 	}
 	// exit 16 without the demotion message is not "not yet": it is not retried blindly.
-	r := &replay{out: map[string]rbd.Output{"mirror": {ExitCode: 16, Stderr: []byte("rbd: image is busy")}}}
+	r := rbdtest.Answer(t, rbd.Output{ExitCode: 16, Stderr: []byte("rbd: image is busy")}, mirrorVerbs...)
 	if err := (&rbd.Client{Runner: r}).Promote(context.Background(), rbd.Image{Pool: "p", Name: "i"}, false, 0); errors.Is(err, rbd.ErrNotYet) {
 		t.Errorf("%v read as not-yet", err)
 	}
@@ -194,7 +174,7 @@ func TestSnapshotsAndInfo(t *testing.T) {
 	{"id":6,"name":".mirror.non_primary.x.z","size":67108864,"protected":"false","timestamp":"Tue Nov 24 09:07:33 2026",
 	"namespace":{"type":"mirror","state":"non-primary","mirror_peer_uuids":[],"complete":false,"primary_mirror_uuid":"c51a","primary_snap_id":9,"last_copied_object_number":3}},
 	{"id":7,"name":"mine","size":67108864,"protected":"false","timestamp":"Tue Nov 24 09:08:00 2026","namespace":{"type":"user"}}]`
-	r := &replay{out: map[string]rbd.Output{"snap ls": {Stdout: []byte(snaps)}, "info": {Stdout: []byte(`{"name":"img1","size":67108864,"features":["layering"],"mirroring":{"mode":"snapshot","state":"enabled","global_id":"g","primary":false}}`)}}}
+	r := &rbdtest.Replay{T: t, Queues: map[string][]rbd.Output{"snap ls": {{Stdout: []byte(snaps)}}, "info": {{Stdout: []byte(`{"name":"img1","size":67108864,"features":["layering"],"mirroring":{"mode":"snapshot","state":"enabled","global_id":"g","primary":false}}`)}}}}
 	c := &rbd.Client{Runner: r}
 	list, err := c.Snapshots(context.Background(), rbd.Image{Pool: "p", Name: "i"})
 	if err != nil {
@@ -226,24 +206,27 @@ func TestLabStages(t *testing.T) {
 		}
 		return s
 	}
-	type view struct{ known, replaying, splitBrain, seesDemoted, peerPrimary bool }
+	type view struct{ known, replaying, splitBrain, peerPrimary, peerGone bool }
 	for _, c := range []struct {
 		stage string
 		want  view
 	}{
 		{"s1_replaying.site-b", view{known: true, replaying: true, peerPrimary: true}},
 		{"s1_replaying.site-a", view{known: true}},
-		{"s3_demote_replayed.site-b", view{known: true, seesDemoted: true}},
+		{"s3_demote_replayed.site-b", view{known: true}},
 		// seconds after site-a was killed its records still say it is up and
 		// primary: the forced promote must wait for them to go down.
 		{"s6_a_killed.site-b", view{known: true, replaying: true, peerPrimary: true}},
+		// site-a dead for longer than its rbd-mirror's watch: its record is down.
+		{"s7_b_primary_a_dead.site-b", view{known: true, peerGone: true}},
 		{"s9_split_brain.site-a", view{known: true, splitBrain: true, peerPrimary: true}},
 		{"s10_resync_rc0_down_unknown_status_not_found.site-a", view{}},
 		{"s11_resynced.site-a", view{known: true, replaying: true, peerPrimary: true}},
 	} {
 		s := read(c.stage)
 		peer := len(s.PeerSites) > 0 && s.PeerSites[0].ClaimsPrimary()
-		if got := (view{s.Known(), s.Replaying(), s.SplitBrain(), s.SeesPeerDemoted(), peer}); got != c.want {
+		gone := len(s.PeerSites) > 0 && s.PeerSites[0].Gone()
+		if got := (view{s.Known(), s.Replaying(), s.SplitBrain(), peer, gone}); got != c.want {
 			t.Errorf("%s: read as %+v, want %+v", c.stage, got, c.want)
 		}
 	}
@@ -269,11 +252,94 @@ func TestLabStages(t *testing.T) {
 // The hook Jobs connect with a key file and the monitors, and no ceph.conf:
 // rbd is told so, rather than left to look for /etc/ceph/ceph.conf.
 func TestConnWithoutCephConf(t *testing.T) {
-	r := &replay{out: map[string]rbd.Output{"info": {Stdout: []byte(`{"name":"img1"}`)}}}
+	r := rbdtest.Answer(t, rbd.Output{Stdout: []byte(`{"name":"img1"}`)}, "info")
 	c := &rbd.Client{Conn: rbd.Conn{ID: "shop", KeyFile: "/etc/rbd-dr/ceph/key", MonHost: "192.0.2.1:6789,192.0.2.2:6789"}, Runner: r}
 	_, _ = c.Info(context.Background(), rbd.Image{Pool: "replicapool", Name: "img1"})
 	want := []string{"rbd", "--conf", "/dev/null", "--id", "shop", "--keyfile", "/etc/rbd-dr/ceph/key", "--mon_host", "192.0.2.1:6789,192.0.2.2:6789"}
-	if len(r.calls) != 1 || !slices.Equal(r.calls[0][:len(want)], want) {
-		t.Errorf("argv %v, want it to start with %v", r.calls, want)
+	if calls := r.Argv(); len(calls) != 1 || !slices.Equal(calls[0][:len(want)], want) {
+		t.Errorf("argv %v, want it to start with %v", calls, want)
+	}
+}
+
+func TestNames(t *testing.T) {
+	for spec, ok := range map[string]bool{
+		"replicapool/csi-vol-1": true, "p.1/i_2": true, "a/" + strings.Repeat("x", 128): true,
+		"a/" + strings.Repeat("x", 129): false, "-rf/img": false, "pool/-img": false, "pool/img@snap": false,
+		"poolimg": false, "pool/a/b": false, "/img": false, "pool/": false, "": false, "pool/.img": false,
+	} {
+		img, err := rbd.ParseImage(spec)
+		if (err == nil) != ok {
+			t.Errorf("%q: %v", spec, err)
+		}
+		if ok && img.String() != spec {
+			t.Errorf("%q reads back as %q", spec, img)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "is not pool/image with valid Ceph names")) {
+			t.Errorf("%q: %v", spec, err)
+		}
+	}
+}
+
+// The links a peer keeps on a primary's own snapshots, as recorded.
+func TestPeerLinks(t *testing.T) {
+	read := func(name string) []rbd.Snapshot {
+		t.Helper()
+		var snaps []rbd.Snapshot
+		if err := json.Unmarshal(rbdtest.Load(t, rbdtest.Dir, name).Stdout, &snaps); err != nil {
+			t.Fatal(err)
+		}
+		return snaps
+	}
+	for _, c := range []struct {
+		name             string
+		behind, caughtUp bool
+	}{
+		// site-b copied snapshot 5 and unlinked itself from 4
+		{"s1_replaying.site-a.snaps", false, true},
+		// demoted while site-b's rbd-mirror was stopped: still linked to 6
+		{"s2_demoted_not_replayed.site-a.snaps", true, false},
+		// site-b copied the demote snapshot 8 and unlinked itself from 6
+		{"s4_promoted_b.site-a.snaps", false, true},
+		// a single own snapshot: cannot tell
+		{"s8_a_back_both_primary.site-a.snaps", false, false},
+		// no own snapshot at all
+		{"s1_replaying.site-b.snaps", false, false},
+	} {
+		behind, caughtUp := rbd.PeerLinks(read(c.name))
+		if behind != c.behind || caughtUp != c.caughtUp {
+			t.Errorf("%s: behind %t caught up %t, want %t %t", c.name, behind, caughtUp, c.behind, c.caughtUp)
+		}
+	}
+	// An older snapshot that no peer is linked to and a newest one made for
+	// no peer: nothing to tell.
+	var a, b rbd.Snapshot
+	a.ID, a.Namespace.Type, b.ID, b.Namespace.Type = 1, "mirror", 2, "mirror"
+	if behind, caughtUp := rbd.PeerLinks([]rbd.Snapshot{a, b}); behind || caughtUp {
+		t.Errorf("no peers: behind %t caught up %t", behind, caughtUp)
+	}
+	// A peer linked to an older snapshot that is not the newest's peer.
+	a.Namespace.MirrorPeerUUIDs, b.Namespace.MirrorPeerUUIDs = []string{"other"}, []string{"p"}
+	if behind, caughtUp := rbd.PeerLinks([]rbd.Snapshot{a, b}); behind || !caughtUp {
+		t.Errorf("other peer: behind %t caught up %t", behind, caughtUp)
+	}
+
+	// The copy of the demote snapshot on the promoting side.
+	copies := read("s3_demote_replayed_early.site-b.snaps")
+	latest, _ := rbd.LatestMirror(copies)
+	if !latest.Copy() || !latest.Demoted() || !latest.Namespace.Complete || latest.Own() {
+		t.Errorf("%+v", latest)
+	}
+	if c, ok := rbd.CopyOf(copies, 8); !ok || c.ID != 9 {
+		t.Errorf("copy of 8: %+v %t", c, ok)
+	}
+	if _, ok := rbd.CopyOf(copies, 6); ok {
+		t.Error("a trashed snapshot read as a copy")
+	}
+	own, ok := rbd.LatestOwn(read("s2_demoted_not_replayed.site-a.snaps"))
+	if !ok || own.ID != 8 || !own.Demoted() || own.Copy() {
+		t.Errorf("%+v", own)
+	}
+	if _, ok := rbd.LatestOwn(copies); ok {
+		t.Error("a copy read as own")
 	}
 }

@@ -2,6 +2,7 @@ package rbd
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 )
@@ -9,10 +10,6 @@ import (
 // Info is the part of `rbd info --format json` a failover reads. Fields
 // Pacific does not print stay zero.
 type Info struct {
-	Name      string   `json:"name"`
-	ID        string   `json:"id"`
-	Size      uint64   `json:"size"`
-	Features  []string `json:"features"`
 	Mirroring *struct {
 		Mode     string `json:"mode"`
 		State    string `json:"state"`
@@ -34,25 +31,22 @@ type MirrorStatus struct {
 	GlobalID    string     `json:"global_id"`
 	State       string     `json:"state"`
 	Description string     `json:"description"`
-	LastUpdate  StatusTime `json:"last_update"`
 	PeerSites   []PeerSite `json:"peer_sites"`
 }
 
 // PeerSite is one peer's status of the image.
 type PeerSite struct {
-	SiteName    string     `json:"site_name"`
-	State       string     `json:"state"`
-	Description string     `json:"description"`
-	LastUpdate  StatusTime `json:"last_update"`
+	SiteName    string `json:"site_name"`
+	State       string `json:"state"`
+	Description string `json:"description"`
 }
 
 // The descriptions rbd-mirror writes that decisions rest on (as Ceph's own
 // qa/workunits/rbd/rbd_mirror_helpers.sh reads them).
 const (
-	descLocalPrimary  = "local image is primary"
-	descRemoteDemoted = "remote image demoted"
-	descSplitBrain    = "split-brain"
-	descNotFound      = "status not found"
+	descLocalPrimary = "local image is primary"
+	descSplitBrain   = "split-brain"
+	descNotFound     = "status not found"
 )
 
 // Known says whether a daemon is reporting this state now: `down+*` is a
@@ -76,14 +70,16 @@ func (s MirrorStatus) Error() bool { return s.Known() && strings.HasSuffix(s.Sta
 // Replaying: a healthy non-primary copy following its primary.
 func (s MirrorStatus) Replaying() bool { return s.Known() && s.State == "up+replaying" }
 
-// SeesPeerDemoted: the peer's demotion has replayed here, so a non-forced
-// promote can succeed.
-func (s MirrorStatus) SeesPeerDemoted() bool {
-	return s.Known() && s.Description == descRemoteDemoted
-}
-
 // Known says whether the peer's status is reported by a running daemon.
 func (p PeerSite) Known() bool { return known(p.State, p.Description) }
+
+// Gone: the peer's rbd-mirror wrote this record once and has not kept it
+// alive for longer than its watch timeout (osd_client_watch_timeout, 30 s by
+// default), so no daemon of that site runs. "status not found" is not that:
+// it is also what a peer reports for an image being recreated here.
+func (p PeerSite) Gone() bool {
+	return strings.HasPrefix(p.State, "down+") && p.Description != descNotFound
+}
 
 // ClaimsPrimary: the peer says its own copy is primary.
 func (p PeerSite) ClaimsPrimary() bool { return p.Known() && p.Description == descLocalPrimary }
@@ -95,7 +91,6 @@ func (p PeerSite) Healthy() bool { return p.Known() && !strings.HasSuffix(p.Stat
 type Snapshot struct {
 	ID        uint64            `json:"id"`
 	Name      string            `json:"name"`
-	Size      uint64            `json:"size"`
 	Timestamp SnapTime          `json:"timestamp"`
 	Namespace SnapshotNamespace `json:"namespace"`
 }
@@ -105,11 +100,17 @@ type Snapshot struct {
 type SnapshotNamespace struct {
 	Type  string `json:"type"`
 	State string `json:"state"` // primary, non-primary or demoted
-	// Complete: a non-primary snapshot whose data has all been copied.
+	// MirrorPeerUUIDs: on a site's own primary snapshot, the peers that have
+	// not yet moved past it (a peer unlinks itself from the older snapshot
+	// the moment its copy of a newer one completes).
+	MirrorPeerUUIDs []string `json:"mirror_peer_uuids"`
+	// Complete: a copied snapshot whose data has all been copied.
 	Complete          bool   `json:"complete"`
 	PrimaryMirrorUUID string `json:"primary_mirror_uuid"`
 	// PrimarySnapID is the id of the peer's snapshot this one copies.
 	PrimarySnapID uint64 `json:"primary_snap_id"`
+	// LastCopiedObjectNumber is how far an incomplete copy got.
+	LastCopiedObjectNumber uint64 `json:"last_copied_object_number"`
 }
 
 // Mirror says whether this is a mirror snapshot.
@@ -119,34 +120,73 @@ func (s Snapshot) Mirror() bool { return s.Namespace.Type == "mirror" }
 // non-primary and since demoted).
 func (s Snapshot) Copy() bool { return s.Mirror() && s.Namespace.PrimaryMirrorUUID != "" }
 
+// Own says whether this is a mirror snapshot this site took as primary
+// (its demote snapshot included).
+func (s Snapshot) Own() bool { return s.Mirror() && s.Namespace.PrimaryMirrorUUID == "" }
+
+// Demoted says whether this mirror snapshot marks a demotion: the demoting
+// site's own, or its copy on the peer.
+func (s Snapshot) Demoted() bool { return s.Mirror() && s.Namespace.State == "demoted" }
+
 // LatestMirror is the newest mirror snapshot, if any.
 func LatestMirror(snaps []Snapshot) (Snapshot, bool) {
-	for i := len(snaps) - 1; i >= 0; i-- {
-		if snaps[i].Mirror() {
-			return snaps[i], true
-		}
-	}
-	return Snapshot{}, false
+	return latest(snaps, Snapshot.Mirror)
 }
 
-// LastSyncedCopy is the newest copied snapshot whose data is complete: what a
-// forced promote of this copy would give the app.
+// LatestOwn is the newest mirror snapshot this site took as primary: what
+// the peer must hold before this site demotes.
+func LatestOwn(snaps []Snapshot) (Snapshot, bool) {
+	return latest(snaps, Snapshot.Own)
+}
+
+// LastSyncedCopy is the newest copied snapshot whose data is complete: what
+// a forced promote of this copy would give the app.
 func LastSyncedCopy(snaps []Snapshot) (Snapshot, bool) {
+	return latest(snaps, func(s Snapshot) bool { return s.Copy() && s.Namespace.Complete })
+}
+
+// CopyOf is this site's copy of the peer's snapshot id, complete or not.
+func CopyOf(snaps []Snapshot, primarySnapID uint64) (Snapshot, bool) {
+	return latest(snaps, func(s Snapshot) bool { return s.Copy() && s.Namespace.PrimarySnapID == primarySnapID })
+}
+
+// PeerLinks reads the local signs of how far the peers of a primary image
+// got: each peer stays linked (mirror_peer_uuids) to the own snapshot it
+// copies from and unlinks itself from it the moment its copy of the next
+// one completes. Behind: some peer the newest own snapshot was made for is
+// still linked to an older one, so its copy of the newest is not complete.
+// CaughtUp: there is an older own snapshot and none of them is linked to
+// those peers any more, so every one of them completed the newest. With a
+// single own snapshot neither can be told (an image just enabled or just
+// promoted), and a snapshot taken before a peer was added was never linked
+// to it: the peer's own list or the status then decide.
+func PeerLinks(snaps []Snapshot) (behind, caughtUp bool) {
+	newest, ok := LatestOwn(snaps)
+	if !ok || len(newest.Namespace.MirrorPeerUUIDs) == 0 {
+		return false, false
+	}
+	older := 0
+	for _, s := range snaps {
+		if !s.Own() || s.ID == newest.ID {
+			continue
+		}
+		older++
+		for _, p := range s.Namespace.MirrorPeerUUIDs {
+			if slices.Contains(newest.Namespace.MirrorPeerUUIDs, p) {
+				return true, false
+			}
+		}
+	}
+	return false, older > 0
+}
+
+func latest(snaps []Snapshot, match func(Snapshot) bool) (Snapshot, bool) {
 	for i := len(snaps) - 1; i >= 0; i-- {
-		if snaps[i].Copy() && snaps[i].Namespace.Complete {
+		if match(snaps[i]) {
 			return snaps[i], true
 		}
 	}
 	return Snapshot{}, false
-}
-
-// StatusTime is rbd-mirror's "2006-01-02 15:04:05" time; unreadable is zero.
-type StatusTime struct{ time.Time }
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (t *StatusTime) UnmarshalJSON(b []byte) error {
-	t.Time, _ = time.Parse("2006-01-02 15:04:05", strings.Trim(string(b), `"`))
-	return nil
 }
 
 // SnapTime is rbd snap ls's ctime-style time; unreadable is zero.
