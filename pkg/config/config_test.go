@@ -49,7 +49,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("volume defaults: %+v", v)
 	}
 	h := p.Hooks
-	if *h.BackoffLimit != 2 || *h.ActiveDeadlineSeconds != 1800 || h.StepTimeout != 15*time.Minute || h.Parallelism != 4 {
+	if *h.BackoffLimit != 2 || *h.ActiveDeadlineSeconds != 1800 || h.StepTimeout != 15*time.Minute || h.Parallelism != 20 {
 		t.Errorf("hook defaults: %+v", h)
 	}
 	if p.ForcePromote {
