@@ -4,10 +4,14 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0
 BIN       := bin/argocd-rbd-dr
 TOOLS     := $(CURDIR)/bin/tools
 KUSTOMIZE_VERSION := v5.4.2   # the CLI built on sigs.k8s.io/kustomize/api v0.17.2, as go.mod pins
+GREMLINS_VERSION  := v0.6.0   # mutation testing (make mutate)
+# The safety code whose tests must kill its mutants (docs/mutation.md).
+MUTATE_PKGS       := ./pkg/failover ./pkg/rbd ./pkg/hookcmd
+MUTATE_EFFICACY   ?= 95
 SITE      ?= site-b
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: help build render test e2e e2e-fullloop bench lint fuzz update tools
+.PHONY: help build render test e2e e2e-fullloop bench lint fuzz update tools mutate
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -32,7 +36,7 @@ e2e: tools ## end-to-end suites: Argo CD's own cmp-server (v2 and v3), the READM
 	$(GO) test -count=1 ./test/cmpserver ./test/walkthrough
 	cd test/cmpserver/v3 && $(GO) test -count=1 .
 	@mkdir -p bin; rc=0; RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v ./test/ceph > bin/e2e-ceph.log 2>&1 || rc=$$?; \
-	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|  [0-9] )' bin/e2e-ceph.log; \
+	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|floor-ratio|  [0-9] )' bin/e2e-ceph.log; \
 	if [ $$rc -ne 0 ]; then tail -150 bin/e2e-ceph.log; fi; exit $$rc
 	$(MAKE) e2e-fullloop
 
@@ -48,6 +52,13 @@ bench: tools ## render benchmarks and the generate/kustomize start-up ratio
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
+
+mutate: $(TOOLS)/gremlins ## mutation testing of the failover safety code; fails under MUTATE_EFFICACY % test efficacy
+	@for p in $(MUTATE_PKGS); do echo "== gremlins unleash $$p"; \
+	  gremlins unleash --timeout-coefficient 5 --threshold-efficacy $(MUTATE_EFFICACY) $$p || exit 1; done
+
+$(TOOLS)/gremlins:
+	GOBIN=$(TOOLS) GOFLAGS= $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(strip $(GREMLINS_VERSION))
 
 fuzz: ## fuzz the rbd-dr.yaml loader for FUZZTIME (default 30s)
 	$(GO) test ./pkg/config -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s}

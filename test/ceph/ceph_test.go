@@ -34,6 +34,10 @@ var (
 	lab     string // hack/ceph-lab
 	labDir  string
 	conns   = map[string]rbd.Conn{}
+	// readers are the read-only users made on each site, for the other
+	// site's demote to read this one's snapshots (hack/ceph-lab never hands
+	// out rbd-mirror keys).
+	readers = map[string]rbd.Conn{}
 	timings = map[string]time.Duration{}
 	timeMu  sync.Mutex
 )
@@ -67,8 +71,13 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building argocd-rbd-dr:", err)
 		return 1
 	}
-	labDir = filepath.Join(tmp, "lab")
-	os.Setenv("CEPH_LAB_DIR", labDir)
+	// A lab of its own; CEPH_LAB_DIR (with CEPH_LAB_IP_A/B) puts it elsewhere
+	// when another lab runs on this machine.
+	labDir = os.Getenv("CEPH_LAB_DIR")
+	if labDir == "" {
+		labDir = filepath.Join(tmp, "lab")
+		os.Setenv("CEPH_LAB_DIR", labDir)
+	}
 	start := time.Now()
 	up := exec.Command(lab, "up")
 	up.Stdout, up.Stderr = os.Stderr, os.Stderr
@@ -86,9 +95,18 @@ func run(m *testing.M) int {
 			return 1
 		}
 		conns[site] = c
+		r, err := readOnlyUser(site, c)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		readers[site] = r
 	}
 	code := m.Run()
 	printTimings()
+	for _, l := range ratios {
+		fmt.Println(l)
+	}
 	return code
 }
 
@@ -122,6 +140,25 @@ func siteConn(site string) (rbd.Conn, error) {
 		return c, fmt.Errorf("hack/ceph-lab env %s printed no CEPH_CONF: %s", site, out)
 	}
 	return c, nil
+}
+
+// readOnlyUser makes the user another site's demote reads this site with:
+// snap ls --all and info work with it, nothing that writes does.
+func readOnlyUser(site string, c rbd.Conn) (rbd.Conn, error) {
+	keyring := filepath.Join(labDir, site, "client.rbd-dr-peer.keyring")
+	out, err := exec.Command(lab, "ceph", site, "auth", "get-or-create", "client.rbd-dr-peer",
+		"mon", "profile rbd", "osd", "profile rbd-read-only pool="+pool, "-o", keyring).CombinedOutput()
+	if err != nil {
+		return rbd.Conn{}, fmt.Errorf("making the read-only user on %s: %w: %s", site, err, out)
+	}
+	return rbd.Conn{Conf: c.Conf, ID: "rbd-dr-peer", Keyring: keyring}, nil
+}
+
+func other(site string) string {
+	if site == "site-a" {
+		return "site-b"
+	}
+	return "site-a"
 }
 
 func record(name string, d time.Duration) {
@@ -168,7 +205,12 @@ type hookRun struct {
 func hook(t *testing.T, site, step string, args ...string) hookRun {
 	t.Helper()
 	c := conns[site]
-	argv := append([]string{"hook", step, "--ceph-conf=" + c.Conf, "--ceph-keyring=" + c.Keyring, "--ceph-id=" + c.ID}, args...)
+	argv := []string{"hook", step, "--ceph-conf=" + c.Conf, "--ceph-keyring=" + c.Keyring, "--ceph-id=" + c.ID}
+	if step == "demote" {
+		p := readers[other(site)]
+		argv = append(argv, "--peer-ceph-conf="+p.Conf, "--peer-ceph-id="+p.ID, "--peer-ceph-keyring="+p.Keyring)
+	}
+	argv = append(argv, args...)
 	cmd := exec.Command(bin, argv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -453,27 +495,107 @@ func mirrorKilled(t *testing.T) {
 	relocate(t, "site-b", "site-a", spec)
 }
 
+// Twenty images and one: first the floor, what Ceph itself needs, with the
+// raw rbd CLI (demote, poll the complete copy, promote) from site-a to
+// site-b; then the hook steps, with their defaults, back to site-a.
 func manyImages(t *testing.T) {
 	var specs []string
 	for i := range 20 {
 		specs = append(specs, newImage(t, fmt.Sprintf("many-%02d", i), 4))
 	}
+	one := newImage(t, "many-single", 4)
 	sums := map[string]string{}
-	for _, s := range specs {
+	for _, s := range append(specs, one) {
+		writeData(t, "site-a", s)
 		sums[s] = checksum(t, "site-a", s)
 	}
-	one := newImage(t, "many-single", 4)
-	single := relocate(t, "site-a", "site-b", one)
-	all := relocate(t, "site-a", "site-b", specs...)
-	record("8 relocation of 1 image", single)
-	record("8 relocation of 20 images together", all)
-	fmt.Printf("ceph e2e: relocating 20 images took %s, one image %s\n", all.Round(100*time.Millisecond), single.Round(100*time.Millisecond))
-	for _, s := range specs {
+	floor1 := rawRelocate(t, "site-a", "site-b", one)
+	floor20 := rawRelocate(t, "site-a", "site-b", specs...)
+	for _, s := range append(specs, one) {
 		if checksum(t, "site-b", s) != sums[s] {
-			t.Errorf("%s changed", s)
+			t.Fatalf("%s changed on the raw relocation", s)
 		}
 	}
-	relocate(t, "site-b", "site-a", append(specs, one)...)
+	hook1 := relocateDefaults(t, "site-b", "site-a", one)
+	hook20 := relocateDefaults(t, "site-b", "site-a", specs...)
+	record("8 relocation of 1 image (hooks, defaults)", hook1)
+	record("8 relocation of 20 images together (hooks, defaults)", hook20)
+	floorRatio("relocation-1-image", hook1, floor1)
+	floorRatio("relocation-20-images", hook20, floor20)
+	for _, s := range append(specs, one) {
+		if checksum(t, "site-a", s) != sums[s] || !primary(t, "site-a", s) {
+			t.Errorf("%s changed or is not primary on site-a", s)
+		}
+	}
+}
+
+// relocateDefaults is relocate with the Jobs' defaults.
+func relocateDefaults(t *testing.T, from, to string, specs ...string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	mustHook(t, from, "demote", specs...)
+	mustHook(t, to, "prepare", specs...)
+	mustHook(t, to, "promote", specs...)
+	return time.Since(start)
+}
+
+func floorRatio(name string, hook, floor time.Duration) {
+	line := fmt.Sprintf("floor-ratio %s %.2f %.2f %.2f", name, hook.Seconds(), floor.Seconds(), hook.Seconds()/floor.Seconds())
+	fmt.Println(line)
+	timeMu.Lock()
+	ratios = append(ratios, line)
+	timeMu.Unlock()
+}
+
+var ratios []string
+
+// rawRelocate is the floor of a relocation: each image demoted with the rbd
+// CLI, the copy of its demote snapshot polled every 0.1 s on the other site,
+// then a promote, retried every 0.1 s while Ceph says exit 16 or 30, all
+// images at once.
+func rawRelocate(t *testing.T, from, to string, specs ...string) time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(specs))
+	for _, spec := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img := image(spec)
+			if err := client(from).Demote(ctx, img); err != nil {
+				errs <- err
+				return
+			}
+			for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					errs <- fmt.Errorf("%s: the demotion never arrived on %s", spec, to)
+					return
+				}
+				snaps, err := client(to).Snapshots(ctx, img)
+				if s, ok := rbd.LatestMirror(snaps); err == nil && ok && s.Copy() && s.Demoted() && s.Namespace.Complete {
+					break
+				}
+			}
+			for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+				err := client(to).Promote(ctx, img, false, time.Minute)
+				if err == nil {
+					return
+				}
+				if !errors.Is(err, rbd.ErrNotYet) || time.Now().After(deadline) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return time.Since(start)
 }
 
 // Disaster: site-a dies with SIGKILL. Without forcePromote site-b refuses
@@ -482,6 +604,7 @@ func manyImages(t *testing.T) {
 // primary, resyncs from site-b, and ends with site-b's data.
 func disasterAndReturn(t *testing.T) {
 	spec := newImage(t, "disaster", 8)
+	floorSpec := newImage(t, "disaster-floor", 8)
 	replicated := checksum(t, "site-a", spec)
 	writeData(t, "site-a", spec) // written after the last mirror snapshot: lost with site-a
 	lost := checksum(t, "site-a", spec)
@@ -500,7 +623,15 @@ func disasterAndReturn(t *testing.T) {
 	if primary(t, "site-b", spec) {
 		t.Fatal("site-b became primary without forcePromote")
 	}
+	// By now site-a has been dead longer than its rbd-mirror's watch timeout
+	// (15 s in the lab): the floor is the raw forced promote.
+	start := time.Now()
+	if err := client("site-b").Promote(context.Background(), image(floorSpec), true, 2*time.Minute); err != nil {
+		t.Fatalf("raw forced promote: %v", err)
+	}
+	floor := time.Since(start)
 	r = mustHookForced(t, spec)
+	floorRatio("forced-failover-1-image-peer-dead", r.took, floor)
 	record("4 forced promote after site-a was killed", time.Since(killed))
 	if !strings.Contains(r.stdout, "forced: data as of") {
 		t.Errorf("the forced promote does not report the data's age:\n%s", r.stdout)
@@ -514,8 +645,8 @@ func disasterAndReturn(t *testing.T) {
 	if out, err := exec.Command(lab, "start", "site-a").CombinedOutput(); err != nil {
 		t.Fatalf("restarting site-a: %v\n%s", err, out)
 	}
-	mustHook(t, "site-a", "demote", "--timeout=3m", spec)
-	mustHook(t, "site-a", "resync", "--timeout=5m", "--force-promoted", spec)
+	mustHook(t, "site-a", "demote", "--timeout=3m", spec, floorSpec)
+	mustHook(t, "site-a", "resync", "--timeout=5m", "--force-promoted", spec, floorSpec)
 	record("5 return of site-a: demote and resync", time.Since(back))
 	waitSynced(t, "site-b", "site-a", spec)
 	if got := checksum(t, "site-a", spec); got != replicated {
