@@ -29,11 +29,11 @@ import (
 const pool = "replicapool"
 
 var (
-	root    string // the module
-	bin     string // the built argocd-rbd-dr
-	lab     string // hack/ceph-lab
-	labDir  string
-	conns   = map[string]rbd.Conn{}
+	root   string // the module
+	bin    string // the built argocd-rbd-dr
+	lab    string // hack/ceph-lab
+	labDir string
+	conns  = map[string]rbd.Conn{}
 	// readers are the read-only users made on each site, for the other
 	// site's demote to read this one's snapshots (hack/ceph-lab never hands
 	// out rbd-mirror keys).
