@@ -11,7 +11,7 @@ MUTATE_EFFICACY   ?= 95
 SITE      ?= site-b
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: help build render test e2e e2e-fullloop bench lint fuzz update tools mutate
+.PHONY: help build render test e2e e2e-fullloop bench lint fuzz update tools mutate record
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench: tools ## render benchmarks and the generate/kustomize start-up ratio
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
+
+record: ## re-record the rbd outputs the unit tests replay (pkg/rbd/testdata/lab), on a fresh Ceph lab (root)
+	RBD_DR_E2E_CEPH=1 RBD_DR_RECORD=$(CURDIR)/pkg/rbd/testdata/lab $(GO) test -count=1 -timeout 30m -v -run TestRecord ./test/ceph
 
 mutate: $(TOOLS)/gremlins ## mutation testing of the failover safety code; fails under MUTATE_EFFICACY % test efficacy
 	@for p in $(MUTATE_PKGS); do echo "== gremlins unleash $$p"; \

@@ -338,6 +338,9 @@ func TestScenarios(t *testing.T) {
 	if os.Getenv("RBD_DR_E2E_CEPH") != "1" {
 		t.Skip("set RBD_DR_E2E_CEPH=1")
 	}
+	if os.Getenv("RBD_DR_RECORD") != "" {
+		t.Skip("record mode: TestRecord needs the lab fresh")
+	}
 	// The scenarios share one lab and run in order: each leaves it as the
 	// next expects (site-a up, its images primary where it says so).
 	t.Run("1 steady state is a no-op", steadyState)
