@@ -275,7 +275,8 @@ func notSplitBrain(ctx context.Context, c Rbd, img rbd.Image, o Options) error {
 // copyWatch follows the copy of the peer's demote snapshot in this site's
 // snapshot list, to pace the promote's retries.
 type copyWatch struct {
-	object  uint64
+	last    rbd.SnapshotNamespace
+	id      uint64
 	since   time.Time
 	seen    bool
 	stalled bool
@@ -283,23 +284,27 @@ type copyWatch struct {
 
 // arriving says whether the peer's demotion is arriving here (a copy of its
 // demote snapshot, complete or still moving), so a promote can succeed any
-// moment. A copy that makes no progress for o.Stall is not arriving: Pacific
-// can hang on one that rbd-mirror was copying when it restarted.
+// moment. A copy that has not changed for o.Stall is not arriving any more:
+// Pacific can hang on one that rbd-mirror was copying when it restarted.
 func (w *copyWatch) arriving(snaps []rbd.Snapshot, o Options) bool {
 	s, ok := rbd.LatestMirror(snaps)
 	if !ok || !s.Copy() || !s.Demoted() {
 		return false
 	}
-	if s.Namespace.Complete {
-		return true
-	}
 	now := o.Clock.Now()
-	if !w.seen || s.Namespace.LastCopiedObjectNumber != w.object {
-		w.seen, w.object, w.since, w.stalled = true, s.Namespace.LastCopiedObjectNumber, now, false
-		return true
+	if !w.seen || s.ID != w.id || s.Namespace.Complete != w.last.Complete || s.Namespace.LastCopiedObjectNumber != w.last.LastCopiedObjectNumber {
+		w.seen, w.id, w.last, w.since = true, s.ID, s.Namespace, now
 	}
 	w.stalled = now.Sub(w.since) >= o.Stall
 	return !w.stalled
+}
+
+// why says how the stalled copy looks.
+func (w *copyWatch) why() string {
+	if w.last.Complete {
+		return "is complete here, yet Ceph still refuses the promote"
+	}
+	return fmt.Sprintf("stopped at object %d", w.last.LastCopiedObjectNumber)
 }
 
 func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time, res *Result) error {
@@ -344,7 +349,7 @@ func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time
 	case o.Force:
 		return fmt.Errorf("not force-promoted: the peer site is up and reports itself primary; demote it there first (a forced promote now would split the brain): %w", err)
 	case watch.stalled:
-		return fmt.Errorf("not promoted: the copy of the peer's demote snapshot stopped at object %d (Ceph Pacific can hang when rbd-mirror restarts mid-copy; restart this site's rbd-mirror): %w", watch.object, err)
+		return fmt.Errorf("not promoted: the copy of the peer's demote snapshot %s (Ceph Pacific can hang when rbd-mirror restarts mid-copy; restart this site's rbd-mirror) (%v): %w", watch.why(), last, err)
 	}
 	return fmt.Errorf("not promoted: the peer site has not demoted it or its demotion has not replayed here (%v). If the peer site is lost, set forcePromote: true in rbd-dr.yaml; the writes after the last mirror snapshot are then lost: %w", last, err)
 }

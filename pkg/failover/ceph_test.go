@@ -389,6 +389,17 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("%d tries: a stalled copy must be polled with back-off", n)
 		}
 	})
+	t.Run("a complete copy that promote keeps refusing is not retried at full speed", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{demotedCopy(true, 16)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "is complete here, yet Ceph still refuses") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if n := f.count("promote"); n > int(failover.DefaultStall/failover.DefaultPoll)+40 {
+			t.Errorf("%d tries: a copy that does not help must be polled with back-off", n)
+		}
+	})
 	t.Run("already primary: nothing to do", func(t *testing.T) {
 		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
 		o, _ := opts()
