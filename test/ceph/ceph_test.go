@@ -314,6 +314,25 @@ func waitSynced(t *testing.T, primary, copySite, spec string) {
 	t.Fatalf("%s: %s never completed its copy of snapshot %d", spec, copySite, latest.ID)
 }
 
+// waitCaughtUp waits until copySite holds a complete copy of the primary's
+// newest own mirror snapshot, without taking one.
+func waitCaughtUp(t *testing.T, primary, copySite, spec string) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		snaps, err := client(primary).Snapshots(ctx, image(spec))
+		own, ok := rbd.LatestOwn(snaps)
+		if err != nil || !ok {
+			continue
+		}
+		copies, err := client(copySite).Snapshots(ctx, image(spec))
+		if c, ok := rbd.CopyOf(copies, own.ID); err == nil && ok && c.Namespace.Complete {
+			return
+		}
+	}
+	t.Fatalf("%s: %s never caught up with %s", spec, copySite, primary)
+}
+
 func primary(t *testing.T, site, spec string) bool {
 	t.Helper()
 	info, err := client(site).Info(context.Background(), image(spec))
@@ -514,10 +533,15 @@ func manyImages(t *testing.T) {
 	}
 	floor1 := rawRelocate(t, "site-a", "site-b", one)
 	floor20 := rawRelocate(t, "site-a", "site-b", specs...)
+	// The same start for the hooks as for the floor: each image's newest
+	// mirror snapshot copied, 1 MiB written since.
 	for _, s := range append(specs, one) {
 		if checksum(t, "site-b", s) != sums[s] {
 			t.Fatalf("%s changed on the raw relocation", s)
 		}
+		waitCaughtUp(t, "site-b", "site-a", s)
+		writeData(t, "site-b", s)
+		sums[s] = checksum(t, "site-b", s)
 	}
 	hook1 := relocateDefaults(t, "site-b", "site-a", one)
 	hook20 := relocateDefaults(t, "site-b", "site-a", specs...)
