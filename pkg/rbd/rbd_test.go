@@ -343,3 +343,113 @@ func TestPeerLinks(t *testing.T) {
 		t.Error("a copy read as own")
 	}
 }
+
+// fakeRbd writes an executable that prints and exits as told.
+func fakeRbd(t *testing.T, script string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "rbd")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// The process runner: stdout, stderr and the exit code come back as they
+// were, with no timeout unless one is set.
+func TestExec(t *testing.T) {
+	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, `echo '{"mirroring":{"state":"enabled","primary":true}}'; echo warn >&2`)}, Runner: rbd.Exec{}}
+	info, err := c.Info(context.Background(), rbd.Image{Pool: "p", Name: "i"})
+	if err != nil || !info.Primary() {
+		t.Errorf("%+v %v", info, err)
+	}
+	c.Conn.Binary = fakeRbd(t, `echo 'librbd: image is primary within a remote cluster or demotion is not propagated yet' >&2; exit 16`)
+	err = c.Promote(context.Background(), rbd.Image{Pool: "p", Name: "i"}, false, 0)
+	var ce *rbd.CmdError
+	if !errors.As(err, &ce) || ce.ExitCode != 16 || !errors.Is(err, rbd.ErrNotYet) {
+		t.Errorf("%v", err)
+	}
+	c.Conn.Binary = filepath.Join(t.TempDir(), "missing")
+	if err := c.Demote(context.Background(), rbd.Image{Pool: "p", Name: "i"}); err == nil || errors.As(err, &ce) {
+		t.Errorf("a binary that cannot run: %v", err)
+	}
+	c.Conn.Binary = fakeRbd(t, `echo 'not json'`)
+	if _, err := c.MirrorStatus(context.Background(), rbd.Image{Pool: "p", Name: "i"}); err == nil || !strings.Contains(err.Error(), "reading its JSON") {
+		t.Errorf("%v", err)
+	}
+	// The client's own call timeout applies when a call names none.
+	c = &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "sleep 30")}, Runner: rbd.Exec{}, CallTimeout: 100 * time.Millisecond}
+	if _, err := c.Snapshots(context.Background(), rbd.Image{Pool: "p", Name: "i"}); !errors.Is(err, rbd.ErrTimeout) || !strings.Contains(err.Error(), "timed out after 100ms") {
+		t.Errorf("%v", err)
+	}
+	// A caller's cancelled context is not a timeout of rbd's.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Resync(ctx, rbd.Image{Pool: "p", Name: "i"}); err == nil || errors.Is(err, rbd.ErrTimeout) {
+		t.Errorf("%v", err)
+	}
+}
+
+func TestMoreClassification(t *testing.T) {
+	for _, c := range []struct {
+		err  *rbd.CmdError
+		want error
+		not  []error
+	}{
+		{&rbd.CmdError{ExitCode: 22, Stderr: "rbd: mirroring not enabled on the image"}, rbd.ErrNotFound, []error{rbd.ErrNotYet}},
+		{&rbd.CmdError{ExitCode: 22, Stderr: "rbd: invalid argument"}, nil, []error{rbd.ErrNotFound, rbd.ErrNotYet, rbd.ErrTimeout}},
+		{&rbd.CmdError{ExitCode: 1, Stderr: "open: No such file or directory"}, rbd.ErrNotFound, nil},
+		{&rbd.CmdError{ExitCode: 22, Stderr: "image is already non-primary"}, rbd.ErrNotPrimary, []error{rbd.ErrAlreadyPrimary}},
+		{&rbd.CmdError{ExitCode: 16, Stderr: "image is busy"}, nil, []error{rbd.ErrNotYet}},
+	} {
+		if c.want != nil && !errors.Is(c.err, c.want) {
+			t.Errorf("%v is not %v", c.err, c.want)
+		}
+		for _, n := range c.not {
+			if errors.Is(c.err, n) {
+				t.Errorf("%v read as %v", c.err, n)
+			}
+		}
+	}
+	if got := (&rbd.CmdError{Args: []string{"info"}, ExitCode: 1}).Error(); got != "rbd info: exit 1: no message" {
+		t.Errorf("%q", got)
+	}
+	twice := &rbd.CmdError{Args: []string{"info"}, ExitCode: 1, Stderr: "rbd: boom\n2026-11-24T09:07:00.449+0000 7f5f56ffd6c0 -1 rbd: boom\n"}
+	if got := twice.Error(); got != "rbd info: exit 1: rbd: boom" {
+		t.Errorf("%q", got)
+	}
+}
+
+func TestPeerHealth(t *testing.T) {
+	for _, c := range []struct {
+		state, desc           string
+		healthy, gone, claims bool
+	}{
+		{"up+replaying", "replaying", true, false, false},
+		{"up+stopped", "local image is primary", true, false, true},
+		{"up+error", "split-brain", false, false, false},
+		{"down+stopped", "local image is primary", false, true, false},
+		{"down+unknown", "status not found", false, false, false},
+		{"up+unknown", "status not found", false, false, false},
+	} {
+		p := rbd.PeerSite{State: c.state, Description: c.desc}
+		if p.Healthy() != c.healthy || p.Gone() != c.gone || p.ClaimsPrimary() != c.claims {
+			t.Errorf("%s %q: healthy %t gone %t claims %t", c.state, c.desc, p.Healthy(), p.Gone(), p.ClaimsPrimary())
+		}
+	}
+	p := rbd.PeerSite{State: "up+replaying", Description: `replaying, {"local_snapshot_timestamp":100,"remote_snapshot_timestamp":100,"replay_state":"idle"}`}
+	if !p.HasCopied(100) || !p.HasCopied(99) || p.HasCopied(101) {
+		t.Error("HasCopied misreads the timestamps")
+	}
+	for _, d := range []string{
+		`replaying, {"local_snapshot_timestamp":90,"remote_snapshot_timestamp":100,"replay_state":"idle"}`,
+		`replaying, {"local_snapshot_timestamp":100,"remote_snapshot_timestamp":100,"replay_state":"syncing"}`,
+		`replaying, not json`, `replaying`,
+	} {
+		if (rbd.PeerSite{State: "up+replaying", Description: d}).HasCopied(100) {
+			t.Errorf("%q read as copied", d)
+		}
+	}
+	if (rbd.PeerSite{State: "up+stopped", Description: p.Description}).HasCopied(100) || (rbd.PeerSite{State: "down+replaying", Description: p.Description}).HasCopied(100) {
+		t.Error("a peer that is not replaying read as copied")
+	}
+}
