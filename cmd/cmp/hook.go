@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	log "github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -82,9 +81,8 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		switch r.Step {
 		case hookcmd.Demote:
 			var peer failover.Peer
-			if r.Peer != (hookcmd.Conn{}) {
-				// A dead peer must not hold up each check for long.
-				peer = rbd.NewClient(conn(r.Peer), peerCallTimeout)
+			if r.Peer.Conf != "" {
+				peer = rbd.NewClient(conn(r.Peer), failover.DefaultPeerCallTimeout)
 			}
 			report = failover.Demote(ctx, c, peer, images, o)
 		case hookcmd.Resync:
@@ -101,9 +99,6 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 	}
 	return nil
 }
-
-// peerCallTimeout bounds one read of the peer cluster.
-const peerCallTimeout = 15 * time.Second
 
 // inCluster is the API client of the Job's ServiceAccount.
 func inCluster() (dynamic.Interface, error) {

@@ -49,6 +49,9 @@ const (
 	// DefaultForceTimeout bounds a forced promote, which can hang; and every
 	// other rbd call.
 	DefaultForceTimeout = 2 * time.Minute
+	// DefaultPeerCallTimeout bounds one read of the peer cluster: a dead
+	// peer must not hold up each of demote's checks for long.
+	DefaultPeerCallTimeout = 15 * time.Second
 	// DefaultNonForcedFirst is how long a forced promote keeps trying without
 	// --force while the peer is up but neither primary nor demoted.
 	DefaultNonForcedFirst = 30 * time.Second
