@@ -389,6 +389,19 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("%d tries: a stalled copy must be polled with back-off", n)
 		}
 	})
+	t.Run("the fast poll ends exactly when the copy has not moved for the stall time", func(t *testing.T) {
+		refusals := make([]error, 53)
+		for i := range refusals {
+			refusals[i] = notYet
+		}
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: append(refusals, nil), snaps: [][]rbd.Snapshot{demotedCopy(false, 5)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		// 50 polls of 0.2 s reach the 10 s stall; then 0.2, 0.4 and 0.8 s
+		if want := 11400 * time.Millisecond; res.Err != nil || res.Took != want {
+			t.Errorf("%+v: took %s, want %s", res, res.Took, want)
+		}
+	})
 	t.Run("a complete copy that promote keeps refusing is not retried at full speed", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{demotedCopy(true, 16)}}
 		o, _ := opts()
@@ -492,6 +505,16 @@ func TestPromoteForced(t *testing.T) {
 		}
 		if !strings.Contains(logs.String(), "is up and not primary") {
 			t.Errorf("log:\n%s", logs)
+		}
+	})
+	t.Run("the non-forced period ends at its exact length", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: peerLists}
+		o, _ := opts()
+		// checks at 0, 0.2, 0.6, 1.4, 3.0, 6.2 s
+		o.Force, o.NonForcedFirst = true, 6200*time.Millisecond
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || res.Took != o.NonForcedFirst {
+			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("demotion arriving: never forced, however long", func(t *testing.T) {
@@ -672,6 +695,26 @@ func TestReport(t *testing.T) {
 	if err := r.Err(); err == nil || err.Error() != "1 of 3 failed: p/b: boom" {
 		t.Errorf("%v", err)
 	}
+	b.Reset()
+	failover.Report{{Target: "p/a", Action: "promoted", Took: 1234567890 * time.Nanosecond}}.Write(&b)
+	if !strings.Contains(b.String(), " promoted  1.2s ") {
+		t.Errorf("took is not rounded to 0.1 s:\n%s", b.String())
+	}
+}
+
+// Each image's outcome is logged at its level.
+func TestLogs(t *testing.T) {
+	f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
+	o, logs := opts()
+	failover.Promote(context.Background(), f, []rbd.Image{img}, o)
+	if !strings.Contains(logs.String(), `level=info msg=done action=none after=primary before=primary target=replicapool/img1`) {
+		t.Errorf("%s", logs)
+	}
+	logs.Reset()
+	failover.Resync(context.Background(), f, []rbd.Image{img}, o)
+	if !strings.Contains(logs.String(), `level=error msg=failed action=none`) || !strings.Contains(logs.String(), "refusing to resync") {
+		t.Errorf("%s", logs)
+	}
 }
 
 func TestPromoteRefusesSplitBrainWithoutForce(t *testing.T) {
@@ -814,6 +857,12 @@ func TestDefaultsApply(t *testing.T) {
 	failover.Demote(context.Background(), g, nil, images, failover.Options{Log: quiet.Log})
 	if g.max != config.DefaultParallelism {
 		t.Errorf("%d images at once, want %d", g.max, config.DefaultParallelism)
+	}
+	// One at a time is one at a time.
+	g = &gate{want: 1}
+	failover.Demote(context.Background(), g, nil, images[:3], failover.Options{Parallelism: 1, Log: quiet.Log})
+	if g.max != 1 {
+		t.Errorf("%d images at once, want 1", g.max)
 	}
 }
 

@@ -116,7 +116,7 @@ func claims(spec corev1.PodSpec) []string {
 }
 
 // scaleToZero patches every Deployment and StatefulSet whose pod template
-// mounts one of the PVCs to zero replicas, and says which, by PVC.
+// mounts one of the PVCs to zero replicas, and says which it scaled, by PVC.
 func scaleToZero(ctx context.Context, kube dynamic.Interface, namespace string, pvcs []string) (map[string][]string, error) {
 	scaled := map[string][]string{}
 	zero := []byte(`{"spec":{"replicas":0}}`)
@@ -137,10 +137,11 @@ func scaleToZero(ctx context.Context, kube dynamic.Interface, namespace string, 
 				continue
 			}
 			name := item.GetKind() + " " + item.GetName()
-			if replicas, found, _ := unstructured.NestedInt64(item.Object, "spec", "replicas"); !found || replicas != 0 {
-				if _, err := kube.Resource(gvr).Namespace(namespace).Patch(ctx, item.GetName(), types.MergePatchType, zero, metav1.PatchOptions{}); err != nil {
-					return nil, fmt.Errorf("scaling %s to 0: %w", name, err)
-				}
+			if replicas, found, _ := unstructured.NestedInt64(item.Object, "spec", "replicas"); found && replicas == 0 {
+				continue // already stopped: nothing done, nothing to report
+			}
+			if _, err := kube.Resource(gvr).Namespace(namespace).Patch(ctx, item.GetName(), types.MergePatchType, zero, metav1.PatchOptions{}); err != nil {
+				return nil, fmt.Errorf("scaling %s to 0: %w", name, err)
 			}
 			for _, pvc := range hit {
 				scaled[pvc] = append(scaled[pvc], name)

@@ -82,7 +82,7 @@ func TestQuiesce(t *testing.T) {
 	}
 	// Run again: nothing to scale, nothing to wait for.
 	r = failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, o)
-	if r.Err() != nil || r[0].Before != "unused" {
+	if r.Err() != nil || r[0].Before != "unused" || r[0].Action != "none" {
 		t.Errorf("second run: %+v", r)
 	}
 }
