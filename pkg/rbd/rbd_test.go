@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,6 +165,25 @@ func TestExecTimeout(t *testing.T) {
 	}
 	c := &rbd.Client{Conn: rbd.Conn{Binary: slow}, Runner: rbd.Exec{}}
 	err := c.Promote(context.Background(), rbd.Image{Pool: "p", Name: "i"}, true, 100*time.Millisecond)
+	if !errors.Is(err, rbd.ErrTimeout) || err.Error() != "rbd mirror image promote --force p/i: exit -1: timed out after 100ms" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A process that leaves a child of its own holding rbd's output (out of its
+// process group, so the kill misses it) does not hold the call for longer
+// than the grace for its output.
+func TestExecEscapedChild(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidfile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "setsid sleep 120 & echo $! > "+pidfile+"; sleep 120")}, Runner: rbd.Exec{}, CallTimeout: 100 * time.Millisecond}
+	err := c.Demote(context.Background(), rbd.Image{Pool: "p", Name: "i"})
 	if !errors.Is(err, rbd.ErrTimeout) {
 		t.Fatalf("got %v", err)
 	}
