@@ -307,12 +307,36 @@ func (w *copyWatch) why() string {
 	return fmt.Sprintf("stopped at object %d", w.last.LastCopiedObjectNumber)
 }
 
+// hintTimeout bounds a read that only paces a wait or adds to the report:
+// with the peer site dead, a snap ls here was seen to hang.
+const hintTimeout = 10 * time.Second
+
+// hint reads this site's snapshot list within hintTimeout.
+func hint(ctx context.Context, c Rbd, img rbd.Image) ([]rbd.Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, hintTimeout)
+	defer cancel()
+	return c.Snapshots(ctx, img)
+}
+
 func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time, res *Result) error {
 	var last error
 	var watch copyWatch
 	start := o.Clock.Now()
 	forceWhy := ""
 	err := waitUntil(ctx, o, deadline, func() (bool, pace, error) {
+		snaps, herr := hint(ctx, c, img)
+		if herr != nil {
+			o.Log.WithField("image", img.String()).WithError(herr).Debug("reading the snapshots here; retrying the promote without them")
+		}
+		newest, _ := rbd.LatestMirror(snaps)
+		if newest.Own() && newest.Demoted() && o.Clock.Now().Sub(start) < o.NonForcedFirst {
+			// This site demoted it and nothing newer came from the peer:
+			// Ceph would let a promote undo the demotion now, while the
+			// peer may be promoting the copy it got (the flip-flop: two
+			// primaries). The peer's promotion shows here within seconds.
+			last = errors.New("this site demoted the image and the peer has sent nothing newer yet")
+			return false, backOff, nil
+		}
 		err := c.Promote(ctx, img, false, o.ForceTimeout)
 		switch {
 		case err == nil || errors.Is(err, rbd.ErrAlreadyPrimary):
@@ -322,10 +346,6 @@ func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time
 			return false, backOff, err
 		}
 		last = err
-		snaps, err := c.Snapshots(ctx, img)
-		if err != nil {
-			return false, backOff, err
-		}
 		if watch.arriving(snaps, o) {
 			return false, fast, nil
 		}
@@ -376,11 +396,10 @@ func forceSafe(st rbd.MirrorStatus, nonForcedOver bool) string {
 }
 
 func forcePromote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time, why string, res *Result) error {
-	snaps, err := c.Snapshots(ctx, img)
-	if err != nil {
-		return err
-	}
-	if synced, ok := rbd.LastSyncedCopy(snaps); ok {
+	snaps, err := hint(ctx, c, img)
+	if synced, ok := rbd.LastSyncedCopy(snaps); err != nil {
+		res.Note = fmt.Sprintf("forced: the age of the data could not be read (%v)", err)
+	} else if ok {
 		age := o.Clock.Now().UTC().Sub(synced.Timestamp.Time).Round(time.Second)
 		res.Note = fmt.Sprintf("forced: data as of %s (%s old, the last synced mirror snapshot)", synced.Timestamp.Format(time.RFC3339), age)
 	} else {
@@ -404,6 +423,7 @@ func peerNotPrimary(ctx context.Context, c Rbd, img rbd.Image, o Options, deadli
 	if deadline.Before(until) {
 		until = deadline
 	}
+	start := o.Clock.Now()
 	err := waitUntil(ctx, o, until, func() (bool, pace, error) {
 		st, err := c.MirrorStatus(ctx, img)
 		if err != nil {
@@ -411,6 +431,11 @@ func peerNotPrimary(ctx context.Context, c Rbd, img rbd.Image, o Options, deadli
 		}
 		if p, ok := firstPeer(st); ok && p.ClaimsPrimary() {
 			claim = p.SiteName
+			// Right after a demotion the peer's record here takes a few
+			// seconds to stop saying primary: look often at first.
+			if o.Clock.Now().Sub(start) < o.Stall {
+				return false, fast, nil
+			}
 			return false, backOff, nil
 		}
 		return true, fast, nil

@@ -71,6 +71,7 @@ type fake struct {
 	promote   []error // answers to non-forced promotes
 	peerSnaps [][]rbd.Snapshot
 	peerErr   error
+	snapsErr  error
 	calls     []string
 }
 
@@ -124,7 +125,7 @@ func (f *fake) Snapshots(context.Context, rbd.Image) ([]rbd.Snapshot, error) {
 	f.record("snaps")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return next(&f.snaps), nil
+	return next(&f.snaps), f.snapsErr
 }
 
 func (f *fake) Promote(_ context.Context, _ rbd.Image, force bool, _ time.Duration) error {
@@ -413,6 +414,33 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("%d tries: a copy that does not help must be polled with back-off", n)
 		}
 	})
+	ownDemoted := list(copied(7, 6, "non-primary", true, 16), own(8, 2, "demoted", peerUUID))
+	t.Run("demoted here and nothing newer from the peer: no promote while the peer may take over", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || f.count("promote") != 1 || res.Took < failover.DefaultNonForcedFirst || res.Took > failover.DefaultNonForcedFirst+failover.DefaultPollCap {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("demoted here, then the peer's promotion arrives: waits for its demotion", func(t *testing.T) {
+		peerPromoted := append(ownDemoted, copied(9, 12, "non-primary", false, 3))
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet},
+			snaps: [][]rbd.Snapshot{ownDemoted, peerPromoted}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "demotion is not propagated yet") || f.count("promote") == 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("a snapshot list that cannot be read only slows the retries", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, nil}, snapsErr: errors.New("timed out")}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || res.Took != failover.DefaultPoll {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
 	t.Run("already primary: nothing to do", func(t *testing.T) {
 		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
 		o, _ := opts()
@@ -480,6 +508,15 @@ func TestPromoteForced(t *testing.T) {
 		o.Force = true
 		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "force-promoted" || f.count("promote --force") != 1 || f.count("promote") != 4 {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("snapshots unreadable (the dead peer's lock): forced all the same, says so", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snapsErr: errors.New("rbd snap ls: timed out")}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || res.Note != "forced: the age of the data could not be read (rbd snap ls: timed out)" {
 			t.Fatalf("%+v, calls %v", res, f.calls)
 		}
 	})
