@@ -81,7 +81,7 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		switch r.Step {
 		case hookcmd.Demote:
 			var peer failover.Peer
-			if r.Peer.Conf != "" {
+			if r.Peer != (hookcmd.Conn{}) {
 				peer = rbd.NewClient(conn(r.Peer), failover.DefaultPeerCallTimeout)
 			}
 			report = failover.Demote(ctx, c, peer, images, o)

@@ -109,14 +109,14 @@ func TestFlagDefaults(t *testing.T) {
 // The connection flags exist on the Ceph steps only, and --force only on
 // promote, also for a request built in code rather than parsed.
 func TestCephFlags(t *testing.T) {
-	r, err := hookcmd.Parse("demote", []string{"--ceph-conf=/c", "--ceph-id=admin", "--ceph-keyring=/k", "--ceph-cluster=c1", "p/i"})
+	r, err := hookcmd.Parse("demote", []string{"--pools=p", "--ceph-conf=/c", "--ceph-id=admin", "--ceph-keyring=/k", "--ceph-cluster=c1", "p/i"})
 	if err != nil || r.Ceph.Conf != "/c" || r.Ceph.ID != "admin" || r.Ceph.Keyring != "/k" || r.Ceph.Cluster != "c1" {
 		t.Errorf("%+v %v", r, err)
 	}
 	if _, err := hookcmd.Parse("quiesce", []string{"--namespace=shop", "--ceph-conf=/c", "data"}); err == nil || !strings.Contains(err.Error(), "unknown flag: --ceph-conf") {
 		t.Errorf("%v", err)
 	}
-	forced := hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"p/i"}, Timeout: time.Minute, Parallelism: 1, Force: true}
+	forced := hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"p/i"}, Timeout: time.Minute, Parallelism: 1, Force: true, Pools: []string{"p"}}
 	if err := forced.Validate(); err == nil || !strings.Contains(err.Error(), "--force is only for promote") {
 		t.Errorf("%v", err)
 	}

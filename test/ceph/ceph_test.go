@@ -205,7 +205,7 @@ type hookRun struct {
 func hook(t *testing.T, site, step string, args ...string) hookRun {
 	t.Helper()
 	c := conns[site]
-	argv := []string{"hook", step, "--ceph-conf=" + c.Conf, "--ceph-keyring=" + c.Keyring, "--ceph-id=" + c.ID}
+	argv := []string{"hook", step, "--pools=" + pool, "--ceph-conf=" + c.Conf, "--ceph-keyring=" + c.Keyring, "--ceph-id=" + c.ID}
 	if step == "demote" {
 		p := readers[other(site)]
 		argv = append(argv, "--peer-ceph-conf="+p.Conf, "--peer-ceph-id="+p.ID, "--peer-ceph-keyring="+p.Keyring)
