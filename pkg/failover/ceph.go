@@ -245,10 +245,15 @@ func Promote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 			return err
 		}
 		if !info.Primary() {
-			if err := notSplitBrain(ctx, c, img, o); err != nil {
-				return err
+			snaps, herr := hint(ctx, c, img)
+			// A complete copy of the peer's demote snapshot, newest here,
+			// is the history a non-forced promote continues: no split.
+			if latest, _ := rbd.LatestMirror(snaps); herr != nil || !arrived(latest) {
+				if err := notSplitBrain(ctx, c, img, o); err != nil {
+					return err
+				}
 			}
-			if err := promote(ctx, c, img, o, deadline, res); err != nil {
+			if err := promote(ctx, c, img, o, deadline, res, snaps, herr); err != nil {
 				return err
 			}
 			res.After = "primary"
@@ -318,13 +323,22 @@ func hint(ctx context.Context, c Rbd, img rbd.Image) ([]rbd.Snapshot, error) {
 	return c.Snapshots(ctx, img)
 }
 
-func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time, res *Result) error {
+// arrived says whether s is a complete copy of the peer's demote snapshot.
+func arrived(s rbd.Snapshot) bool { return s.Copy() && s.Demoted() && s.Namespace.Complete }
+
+// promote retries the promote; snaps and herr are this site's snapshot
+// list as just read, for the first try.
+func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time, res *Result, snaps []rbd.Snapshot, herr error) error {
 	var last error
 	var watch copyWatch
 	start := o.Clock.Now()
 	forceWhy := ""
+	first := true
 	err := waitUntil(ctx, o, deadline, func() (bool, pace, error) {
-		snaps, herr := hint(ctx, c, img)
+		if !first {
+			snaps, herr = hint(ctx, c, img)
+		}
+		first = false
 		if herr != nil {
 			o.Log.WithField("image", img.String()).WithError(herr).Debug("reading the snapshots here; retrying the promote without them")
 		}

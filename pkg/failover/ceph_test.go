@@ -754,6 +754,18 @@ func TestLogs(t *testing.T) {
 	}
 }
 
+// The peer's demotion arrived complete: that history has no split, and a
+// status record saying split-brain is an old one.
+func TestPromoteAfterTheDemotionArrivedSkipsTheSplitBrainRecord(t *testing.T) {
+	f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b"), status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil},
+		snaps: [][]rbd.Snapshot{list(copied(9, 8, "demoted", true, 16))}}
+	o, _ := opts()
+	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+	if res.Err != nil || res.Action != "promoted" || f.count("promote") != 1 {
+		t.Errorf("%+v, calls %v", res, f.calls)
+	}
+}
+
 func TestPromoteRefusesSplitBrainWithoutForce(t *testing.T) {
 	f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b")}, promote: []error{nil}}
 	o, _ := opts()

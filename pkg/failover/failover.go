@@ -51,7 +51,7 @@ const (
 	DefaultForceTimeout = 2 * time.Minute
 	// DefaultPeerCallTimeout bounds one read of the peer cluster: a dead
 	// peer must not hold up each of demote's checks for long.
-	DefaultPeerCallTimeout = 15 * time.Second
+	DefaultPeerCallTimeout = 5 * time.Second
 	// DefaultNonForcedFirst is how long a forced promote keeps trying without
 	// --force while the peer is up but neither primary nor demoted.
 	DefaultNonForcedFirst = 30 * time.Second
