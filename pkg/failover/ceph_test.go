@@ -423,6 +423,16 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
+	t.Run("the own demotion is kept for exactly the non-forced period", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted}}
+		o, _ := opts()
+		// checks at 0, 0.2, 0.6, 1.4, 3.0, 6.2 s
+		o.NonForcedFirst = 6200 * time.Millisecond
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Took != o.NonForcedFirst {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
 	t.Run("demoted here, then the peer's promotion arrives: waits for its demotion", func(t *testing.T) {
 		peerPromoted := append(ownDemoted, copied(9, 12, "non-primary", false, 3))
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet},
@@ -435,10 +445,14 @@ func TestPromoteWithoutForce(t *testing.T) {
 	})
 	t.Run("a snapshot list that cannot be read only slows the retries", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, nil}, snapsErr: errors.New("timed out")}
-		o, _ := opts()
+		o, logs := opts()
+		o.Log.(*log.Logger).SetLevel(log.DebugLevel)
 		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" || res.Took != failover.DefaultPoll {
 			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if !strings.Contains(logs.String(), `msg="reading the snapshots here; retrying the promote without them" error="timed out"`) {
+			t.Errorf("log:\n%s", logs)
 		}
 	})
 	t.Run("already primary: nothing to do", func(t *testing.T) {
@@ -469,12 +483,19 @@ func TestPromoteBothPrimaryFailsLoudly(t *testing.T) {
 	if res.Took < failover.DefaultBothPrimaryGrace || res.Took > failover.DefaultBothPrimaryGrace+failover.DefaultPollCap {
 		t.Errorf("failed after %s, want after the grace of %s", res.Took, failover.DefaultBothPrimaryGrace)
 	}
-	// A claim that goes away within the grace was a stale record.
+	// A claim that goes away within the grace was a stale record; it is
+	// looked at every Poll for the first Stall, then less often.
 	claim := status(t, "s5_b_back_both_primary", "a")
-	f = &fake{primary: true, statuses: []rbd.MirrorStatus{claim, claim, claim, status(t, "s3_b_replaying", "a")}}
-	o, _ = opts()
-	if res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o)); res.Err != nil {
-		t.Errorf("stale claim: %+v", res)
+	for claims, want := range map[int]time.Duration{3: 600 * time.Millisecond, 52: 10600 * time.Millisecond} {
+		statuses := make([]rbd.MirrorStatus, claims)
+		for i := range statuses {
+			statuses[i] = claim
+		}
+		f = &fake{primary: true, statuses: append(statuses, status(t, "s3_b_replaying", "a"))}
+		o, _ = opts()
+		if res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o)); res.Err != nil || res.Took != want {
+			t.Errorf("stale claim seen %d times: %+v, want it gone after %s", claims, res, want)
+		}
 	}
 }
 
