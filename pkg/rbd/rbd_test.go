@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -473,4 +474,36 @@ func TestPeerHealth(t *testing.T) {
 	if (rbd.PeerSite{State: "up+stopped", Description: p.Description}).HasCopied(100) || (rbd.PeerSite{State: "down+replaying", Description: p.Description}).HasCopied(100) {
 		t.Error("a peer that is not replaying read as copied")
 	}
+}
+
+// A call that times out is killed with everything it started in its process
+// group (rbd's own helpers), not only the process itself.
+func TestExecKillsTheGroup(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	readPid := func() int {
+		b, _ := os.ReadFile(pidfile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return pid
+	}
+	t.Cleanup(func() {
+		if pid := readPid(); pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "sleep 120 & echo $! > "+pidfile+"; wait")}, Runner: rbd.Exec{}, CallTimeout: 200 * time.Millisecond}
+	if err := c.Demote(context.Background(), rbd.Image{Pool: "p", Name: "i"}); !errors.Is(err, rbd.ErrTimeout) {
+		t.Fatalf("got %v", err)
+	}
+	pid := readPid()
+	if pid == 0 {
+		t.Fatal("the child's pid was not written")
+	}
+	// Killed means gone, or a zombie nobody reaped yet.
+	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(10 * time.Millisecond) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return
+		}
+	}
+	t.Errorf("the child %d outlived the call", pid)
 }
