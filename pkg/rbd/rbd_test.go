@@ -351,15 +351,21 @@ func TestPeerLinks(t *testing.T) {
 	if !latest.Copy() || !latest.Demoted() || !latest.Namespace.Complete || latest.Own() {
 		t.Errorf("%+v", latest)
 	}
-	if c, ok := rbd.CopyOf(copies, 8); !ok || c.ID != 9 {
-		t.Errorf("copy of 8: %+v %t", c, ok)
+	if c, ok := rbd.CopyOf(copies, latest.Namespace.PrimarySnapID); !ok || c.ID != latest.ID {
+		t.Errorf("copy of %d: %+v %t", latest.Namespace.PrimarySnapID, c, ok)
 	}
-	if _, ok := rbd.CopyOf(copies, 6); ok {
-		t.Error("a trashed snapshot read as a copy")
+	for _, s := range copies {
+		if s.Namespace.Type == "trash" && (s.Mirror() || s.Copy() || s.Own()) {
+			t.Errorf("a trashed snapshot read as a mirror snapshot: %+v", s)
+		}
 	}
 	own, ok := rbd.LatestOwn(read("s2_demoted_not_replayed.site-a.snaps"))
-	if !ok || own.ID != 8 || !own.Demoted() || own.Copy() {
+	if !ok || !own.Demoted() || own.Copy() {
 		t.Errorf("%+v", own)
+	}
+	// site-b copies that demote snapshot: its copy names it.
+	if c, ok := rbd.CopyOf(read("s3_demote_replayed_early.site-b.snaps"), own.ID); !ok || !c.Demoted() || !c.Namespace.Complete {
+		t.Errorf("site-b's copy of %d: %+v %t", own.ID, c, ok)
 	}
 	if _, ok := rbd.LatestOwn(copies); ok {
 		t.Error("a copy read as own")
