@@ -339,29 +339,40 @@ func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time
 			snaps, herr = hint(ctx, c, img)
 		}
 		first = false
-		if herr != nil {
-			o.Log.WithField("image", img.String()).WithError(herr).Debug("reading the snapshots here; retrying the promote without them")
-		}
 		newest, _ := rbd.LatestMirror(snaps)
-		if newest.Own() && newest.Demoted() && o.Clock.Now().Sub(start) < o.NonForcedFirst {
+		switch {
+		case herr != nil:
+			// Without the list, a promote could land on a partial copy.
+			o.Log.WithField("image", img.String()).WithError(herr).Debug("reading the snapshots here; no promote is tried without them")
+			last = fmt.Errorf("this site's snapshots could not be read, so no promote was tried: %w", herr)
+		case newest.Own() && newest.Demoted() && o.Clock.Now().Sub(start) < o.NonForcedFirst:
 			// This site demoted it and nothing newer came from the peer:
 			// Ceph would let a promote undo the demotion now, while the
 			// peer may be promoting the copy it got (the flip-flop: two
 			// primaries). The peer's promotion shows here within seconds.
 			last = errors.New("this site demoted the image and the peer has sent nothing newer yet")
-			return false, backOff, nil
-		}
-		err := c.Promote(ctx, img, false, o.ForceTimeout)
-		switch {
-		case err == nil || errors.Is(err, rbd.ErrAlreadyPrimary):
-			res.Action = "promoted"
-			return true, fast, nil
-		case !errors.Is(err, rbd.ErrNotYet) && !errors.Is(err, rbd.ErrTimeout):
-			return false, backOff, err
-		}
-		last = err
-		if watch.arriving(snaps, o) {
-			return false, fast, nil
+		case newest.Copy() && newest.Demoted() && !newest.Namespace.Complete:
+			// Ceph promotes a partial copy of the demote snapshot without
+			// --force (the lab: exit 0 at object 23 of 256, rbd-mirror
+			// killed) by going back to the last complete snapshot: the
+			// peer's last writes would be lost. Wait for the whole copy.
+			last = fmt.Errorf("the copy of the peer's demote snapshot here is not complete (object %d)", newest.Namespace.LastCopiedObjectNumber)
+			if watch.arriving(snaps, o) {
+				return false, fast, nil
+			}
+		default:
+			err := c.Promote(ctx, img, false, o.ForceTimeout)
+			switch {
+			case err == nil || errors.Is(err, rbd.ErrAlreadyPrimary):
+				res.Action = "promoted"
+				return true, fast, nil
+			case !errors.Is(err, rbd.ErrNotYet) && !errors.Is(err, rbd.ErrTimeout):
+				return false, backOff, err
+			}
+			last = err
+			if watch.arriving(snaps, o) {
+				return false, fast, nil
+			}
 		}
 		if !o.Force {
 			return false, backOff, nil
