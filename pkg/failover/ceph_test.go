@@ -966,3 +966,43 @@ func (g *gate) Info(ctx context.Context, i rbd.Image) (rbd.Info, error) {
 	g.mu.Unlock()
 	return g.fake.Info(ctx, i)
 }
+
+// The demotion cut by an rbd-mirror killed mid-copy, as recorded: site-b's
+// copy of site-a's demote snapshot stopped at object 23 of 256, and Ceph
+// accepted a non-forced promote of it there (exit 0). The step never asks.
+func TestPromoteOnRecordedPartialDemoteCopy(t *testing.T) {
+	l := lab(t, map[string][]string{
+		"info":                 {"s5x_copy_partial_mirror_killed.site-b.info"},
+		"mirror image status":  {"s5x_copy_partial_mirror_killed.site-b.status"},
+		"snap ls":              {"s5x_copy_partial_mirror_killed.site-b.snaps"},
+		"mirror image promote": {"s5x_promote_b_partial"},
+	})
+	o, _ := opts()
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "stopped at object 23") || l.Count("mirror image promote") != 0 {
+		t.Errorf("%+v, calls %v", res, l.Calls())
+	}
+}
+
+// The disaster as recorded once site-a had been dead longer than its
+// rbd-mirror's watch: its record on site-b is down+, so with forcePromote
+// the step forces at once (one non-forced try, exit 16) and says why.
+func TestForcedPromoteOnRecordedDeadPeer(t *testing.T) {
+	l := lab(t, map[string][]string{
+		"info":                         {"s6_a_dead_watch_expired.site-b.info"},
+		"mirror image status":          {"s6_a_dead_watch_expired.site-b.status", "s7_after_force_promote.site-b.status"},
+		"snap ls":                      {"s6_a_dead_watch_expired.site-b.snaps"},
+		"mirror image promote":         {"s6_promote_b_peer_dead"},
+		"mirror image promote --force": {"s7_force_promote_b"},
+	})
+	o, logs := opts()
+	o.Force = true
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+	if res.Err != nil || res.Action != "force-promoted" || res.Took != 0 || l.Count("mirror image promote") != 1 || l.Count("mirror image promote --force") != 1 ||
+		!strings.HasPrefix(res.Note, "forced: data as of ") {
+		t.Errorf("%+v, calls %v", res, l.Calls())
+	}
+	if !strings.Contains(logs.String(), "peer site-a is gone: its status is down+") {
+		t.Errorf("log:\n%s", logs)
+	}
+}

@@ -240,6 +240,7 @@ func TestLabStages(t *testing.T) {
 		// primary: the forced promote must wait for them to go down.
 		{"s6_a_killed.site-b", view{known: true, replaying: true, peerPrimary: true}},
 		// site-a dead for longer than its rbd-mirror's watch: its record is down.
+		{"s6_a_dead_watch_expired.site-b", view{known: true, replaying: true, peerGone: true}},
 		{"s7_b_primary_a_dead.site-b", view{known: true, peerGone: true}},
 		{"s9_split_brain.site-a", view{known: true, splitBrain: true, peerPrimary: true}},
 		{"s10_resync_rc0_down_unknown_status_not_found.site-a", view{}},
