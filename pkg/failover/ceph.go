@@ -354,8 +354,8 @@ func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time
 		case newest.Copy() && newest.Demoted() && !newest.Namespace.Complete:
 			// Ceph promotes a partial copy of the demote snapshot without
 			// --force (the lab: exit 0 at object 23 of 256, rbd-mirror
-			// killed) by going back to the last complete snapshot: the
-			// peer's last writes would be lost. Wait for the whole copy.
+			// killed; pkg/rbd/testdata/lab s5x_*): the image would then miss
+			// the peer's last writes. Wait for the whole copy.
 			last = fmt.Errorf("the copy of the peer's demote snapshot here is not complete (object %d)", newest.Namespace.LastCopiedObjectNumber)
 			if watch.arriving(snaps, o) {
 				return false, fast, nil
