@@ -121,8 +121,11 @@ func (f *fake) MirrorStatus(context.Context, rbd.Image) (rbd.MirrorStatus, error
 	return next(&f.statuses), nil
 }
 
-func (f *fake) Snapshots(context.Context, rbd.Image) ([]rbd.Snapshot, error) {
+func (f *fake) Snapshots(ctx context.Context, _ rbd.Image) ([]rbd.Snapshot, error) {
 	f.record("snaps")
+	if err := ctx.Err(); err != nil {
+		return nil, err // as rbd.Exec does with a call whose time is up
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return next(&f.snaps), f.snapsErr
