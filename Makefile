@@ -56,9 +56,11 @@ lint: ## gofmt and go vet
 record: ## re-record the rbd outputs the unit tests replay (pkg/rbd/testdata/lab), on a fresh Ceph lab (root)
 	RBD_DR_E2E_CEPH=1 RBD_DR_RECORD=$(CURDIR)/pkg/rbd/testdata/lab $(GO) test -count=1 -timeout 30m -v -run TestRecord ./test/ceph
 
+# -count=1: gremlins times each mutant against its first, covered test run;
+# a cached run would make that baseline a few ms and time every mutant out.
 mutate: $(TOOLS)/gremlins ## mutation testing of the failover safety code; fails under MUTATE_EFFICACY % test efficacy
 	@for p in $(MUTATE_PKGS); do echo "== gremlins unleash $$p"; \
-	  gremlins unleash --timeout-coefficient 5 --threshold-efficacy $(MUTATE_EFFICACY) $$p || exit 1; done
+	  GOFLAGS="$$GOFLAGS -count=1" gremlins unleash --timeout-coefficient 5 --threshold-efficacy $(MUTATE_EFFICACY) $$p || exit 1; done
 
 $(TOOLS)/gremlins:
 	GOBIN=$(TOOLS) GOFLAGS= $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(strip $(GREMLINS_VERSION))
