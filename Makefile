@@ -8,6 +8,9 @@ GREMLINS_VERSION  := v0.6.0   # mutation testing (make mutate)
 # The safety code whose tests must kill its mutants (docs/mutation.md).
 MUTATE_PKGS       := ./pkg/failover ./pkg/rbd ./pkg/hookcmd
 MUTATE_EFFICACY   ?= 95
+# Mutants run (killed or lived) out of all found: a mutant that times out or
+# is not covered is not run, so this keeps a broken run from passing.
+MUTATE_COVERAGE   ?= 75
 SITE      ?= site-b
 export PATH := $(TOOLS):$(PATH)
 
@@ -60,7 +63,7 @@ record: ## re-record the rbd outputs the unit tests replay (pkg/rbd/testdata/lab
 # a cached run would make that baseline a few ms and time every mutant out.
 mutate: $(TOOLS)/gremlins ## mutation testing of the failover safety code; fails under MUTATE_EFFICACY % test efficacy
 	@for p in $(MUTATE_PKGS); do echo "== gremlins unleash $$p"; \
-	  GOFLAGS="$$GOFLAGS -count=1" gremlins unleash --timeout-coefficient 5 --threshold-efficacy $(MUTATE_EFFICACY) $$p || exit 1; done
+	  GOFLAGS="$$GOFLAGS -count=1" gremlins unleash --timeout-coefficient 5 --threshold-efficacy $(MUTATE_EFFICACY) --threshold-mcover $(MUTATE_COVERAGE) $$p || exit 1; done
 
 $(TOOLS)/gremlins:
 	GOBIN=$(TOOLS) GOFLAGS= $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(strip $(GREMLINS_VERSION))
