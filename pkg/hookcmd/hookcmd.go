@@ -19,7 +19,7 @@ import (
 // Step is one hook step.
 type Step string
 
-// The steps, by the role of the site that runs them (DESIGN.md's table).
+// The steps, by the role of the site that runs them (the role table of docs/architecture.md).
 const (
 	// Quiesce (passive) scales the workloads that use the PVCs to 0 and waits
 	// until no pod mounts them. Arguments: PVC names.

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,10 @@ var (
 	lab    string // hack/ceph-lab
 	labDir string
 	conns  = map[string]rbd.Conn{}
+	// teams are the least-privilege users every hook step runs as, one per
+	// site, connected as the rendered Ceph Jobs connect: monitors and a key
+	// file, no ceph.conf, never the admin key.
+	teams = map[string]rbd.Conn{}
 	// readers are the read-only users made on each site, for the other
 	// site's demote to read this one's snapshots (hack/ceph-lab never hands
 	// out rbd-mirror keys).
@@ -101,6 +106,10 @@ func run(m *testing.M) int {
 			return 1
 		}
 		readers[site] = r
+		if teams[site], err = teamUser(site); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	code := m.Run()
 	printTimings()
@@ -134,6 +143,8 @@ func siteConn(site string) (rbd.Conn, error) {
 			c.Keyring = v
 		case "CEPH_ID":
 			c.ID = v
+		case "CEPH_MON_HOST":
+			c.MonHost = v
 		}
 	}
 	if c.Conf == "" {
@@ -152,6 +163,28 @@ func readOnlyUser(site string, c rbd.Conn) (rbd.Conn, error) {
 		return rbd.Conn{}, fmt.Errorf("making the read-only user on %s: %w: %s", site, err, out)
 	}
 	return rbd.Conn{Conf: c.Conf, ID: "rbd-dr-peer", Keyring: keyring}, nil
+}
+
+// teamCaps are the caps manifests/tenant's CephClient gives a team: the
+// smallest with which every hook step works.
+var teamCaps = []string{"mon", "profile rbd", "osd", "profile rbd pool=" + pool}
+
+// teamUser makes the site's least-privilege user, with its key alone in a
+// file as a mounted Secret holds it.
+func teamUser(site string) (rbd.Conn, error) {
+	args := append([]string{"ceph", site, "auth", "get-or-create", "client.team"}, teamCaps...)
+	if out, err := exec.Command(lab, args...).CombinedOutput(); err != nil {
+		return rbd.Conn{}, fmt.Errorf("making the team user on %s: %w: %s", site, err, out)
+	}
+	key, err := exec.Command(lab, "ceph", site, "auth", "print-key", "client.team").Output()
+	if err != nil {
+		return rbd.Conn{}, fmt.Errorf("reading the team user's key on %s: %w", site, err)
+	}
+	keyFile := filepath.Join(labDir, site, "team.key")
+	if err := os.WriteFile(keyFile, bytes.TrimSpace(key), 0o440); err != nil {
+		return rbd.Conn{}, err
+	}
+	return rbd.Conn{ID: "team", KeyFile: keyFile, MonHost: conns[site].MonHost}, nil
 }
 
 func other(site string) string {
@@ -201,11 +234,18 @@ type hookRun struct {
 	took           time.Duration
 }
 
-// hook runs `argocd-rbd-dr hook STEP` against a site, as the Job would.
+// hook runs `argocd-rbd-dr hook STEP` against a site, as the Job would: as
+// the site's least-privilege user, with its key file and the monitors.
 func hook(t *testing.T, site, step string, args ...string) hookRun {
 	t.Helper()
-	c := conns[site]
-	argv := []string{"hook", step, "--pools=" + pool, "--ceph-conf=" + c.Conf, "--ceph-keyring=" + c.Keyring, "--ceph-id=" + c.ID}
+	return hookAs(t, site, step, append([]string{"--pools=" + pool}, args...)...)
+}
+
+// hookAs runs a hook step as the team user with the pools its args give.
+func hookAs(t *testing.T, site, step string, args ...string) hookRun {
+	t.Helper()
+	c := teams[site]
+	argv := []string{"hook", step, "--ceph-id=" + c.ID, "--ceph-keyfile=" + c.KeyFile, "--ceph-mon-host=" + c.MonHost}
 	if step == "demote" {
 		p := readers[other(site)]
 		argv = append(argv, "--peer-ceph-conf="+p.Conf, "--peer-ceph-id="+p.ID, "--peer-ceph-keyring="+p.Keyring)
@@ -369,6 +409,56 @@ func TestScenarios(t *testing.T) {
 	t.Run("7 rbd-mirror killed during a relocation", mirrorKilled)
 	t.Run("8 twenty images together", manyImages)
 	t.Run("4 disaster and 5 return of the lost site", disasterAndReturn)
+	t.Run("9 the team user cannot touch another pool", otherPoolRefused)
+}
+
+// permissionDenied is how rbd reports EPERM or EACCES.
+var permissionDenied = regexp.MustCompile(`Operation not permitted|Permission denied|\((1|13)\) `)
+
+// otherPoolRefused: the least-privilege user that runs every step above gets
+// a permission error from Ceph itself on an image in a pool outside its caps,
+// even when the hook's own --pools check is told the pool is fine (as if the
+// render were bypassed), and nothing changes: the image stays primary.
+func otherPoolRefused(t *testing.T) {
+	const otherPool = "otherpool"
+	for _, args := range [][]string{
+		{"osd", "pool", "create", otherPool, "8"},
+		{"osd", "pool", "application", "enable", otherPool, "rbd"},
+	} {
+		if out, err := exec.Command(lab, append([]string{"ceph", "site-a"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ceph %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	rbdCmd(t, "site-a", "mirror", "pool", "enable", otherPool, "image")
+	spec := otherPool + "/victim"
+	rbdCmd(t, "site-a", "create", "--size", "8M", spec)
+	rbdCmd(t, "site-a", "mirror", "image", "enable", spec, "snapshot")
+	if !primary(t, "site-a", spec) {
+		t.Fatalf("%s is not primary to begin with", spec)
+	}
+	// The hook's own check refuses first, before Ceph is asked.
+	r := hookAs(t, "site-a", "demote", "--pools="+pool, "--timeout=30s", spec)
+	if r.code == 0 || !strings.Contains(r.stderr, "which this app may not move") {
+		t.Fatalf("demote of %s with --pools=%s: exit %d\n%s", spec, pool, r.code, r.stderr)
+	}
+	// Told the pool is fine, the step runs, and Ceph refuses the user.
+	for _, step := range []string{"demote", "prepare"} {
+		r := hookAs(t, "site-a", step, "--pools="+otherPool, "--timeout=30s", spec)
+		if r.code == 0 || !permissionDenied.MatchString(r.stdout+r.stderr) {
+			t.Fatalf("hook %s of %s as the team user: exit %d, want a permission error\n%s\n%s", step, spec, r.code, r.stdout, r.stderr)
+		}
+	}
+	// And with rbd alone, the same user cannot demote it either.
+	c := teams["site-a"]
+	out, err := exec.Command("rbd", "--conf", os.DevNull, "--id", c.ID, "--keyfile", c.KeyFile, "--mon_host", c.MonHost,
+		"mirror", "image", "demote", spec).CombinedOutput()
+	if err == nil || !permissionDenied.MatchString(string(out)) {
+		t.Fatalf("rbd mirror image demote %s as the team user: %v: %s", spec, err, out)
+	}
+	if !primary(t, "site-a", spec) {
+		t.Fatalf("%s is no longer primary: the team user changed another pool's image", spec)
+	}
+	t.Logf("the team user (%s) was refused on %s; the image is still primary", strings.Join(teamCaps, " "), spec)
 }
 
 func steadyState(t *testing.T) {
