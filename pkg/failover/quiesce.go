@@ -63,8 +63,14 @@ func Quiesce(ctx context.Context, kube dynamic.Interface, namespace string, pvcs
 		}
 	}
 	err = waitUntil(ctx, o, start.Add(o.Timeout), func() (bool, pace, error) {
-		users, err = podsUsing(ctx, kube, namespace, pvcs)
-		return err == nil && len(users) == 0, backOff, err
+		// Keep the last pods seen: a list that fails (at the deadline, say)
+		// must not erase who holds the volumes from the message.
+		now, err := podsUsing(ctx, kube, namespace, pvcs)
+		if err != nil {
+			return false, backOff, err
+		}
+		users = now
+		return len(users) == 0, backOff, nil
 	})
 	if err != nil {
 		var holders []string

@@ -95,3 +95,21 @@ func TestQuiesceNamesThePodsItCannotStop(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+// When the last look at the pods fails (the step's deadline has passed, and
+// client-go refuses to ask), the message still names the pods seen before.
+func TestQuiesceNamesThePodsWhenTheLastListFails(t *testing.T) {
+	kube := cluster(t, pod("holder", "data", "x", corev1.PodRunning))
+	lists := 0
+	kube.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if lists++; lists > 2 {
+			return true, nil, context.DeadlineExceeded
+		}
+		return false, nil, nil
+	})
+	o, _ := opts()
+	r := failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, o)
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "data (pods holder)") {
+		t.Errorf("%v", err)
+	}
+}
