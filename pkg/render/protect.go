@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,7 +148,7 @@ func protect(p *config.Policy, app resmap.ResMap) error {
 	for _, u := range p.Unprotected {
 		unprotected[u.PVC] = true
 	}
-	for _, claim := range sortedKeys(mountedBy) {
+	for _, claim := range slices.Sorted(maps.Keys(mountedBy)) {
 		if !protected[claim] && !unprotected[claim] {
 			problems = append(problems, fmt.Sprintf("%s mounts PersistentVolumeClaim %s, which is not under volumes in %s: its data would not be mirrored and would stay behind on a failover; declare its image under volumes, or list it under unprotected (with the reason) if losing it is fine", names(mountedBy[claim]), claim, p.File))
 		}
@@ -195,7 +196,7 @@ func autoscaled(app resmap.ResMap, ws []workload, protected map[string]bool) []s
 // likelyCause guesses why a declared claim is not mounted, from the claims
 // that are: a name prefix or suffix added by the overlay, or a spelling.
 func likelyCause(pvc string, mountedBy map[string][]workload) string {
-	claims := sortedKeys(mountedBy)
+	claims := slices.Sorted(maps.Keys(mountedBy))
 	for _, c := range claims {
 		if c != pvc && strings.Contains(c, pvc) {
 			return fmt.Sprintf("%s mounts %q: the overlay renames the claim (namePrefix or nameSuffix); set volumes[].pvc to the rendered name %q", names(mountedBy[c]), c, c)
@@ -218,15 +219,6 @@ func names(ws []workload) string {
 		s[i] = w.String()
 	}
 	return strings.Join(s, " and ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // distance is the Levenshtein distance of two short names.
