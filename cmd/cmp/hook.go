@@ -77,7 +77,7 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		if err != nil {
 			return err
 		}
-		c := rbd.NewClient(conn(r.Ceph), failover.DefaultForceTimeout)
+		c := rbd.NewBatched(rbd.NewClient(conn(r.Ceph), failover.DefaultForceTimeout))
 		switch r.Step {
 		case hookcmd.Demote:
 			var peer failover.Peer

@@ -54,7 +54,7 @@ func Write(dir, name string, out rbd.Output) error {
 // The verbs a Replay tells apart, most specific first.
 var verbs = []string{
 	"mirror image promote --force", "mirror image promote", "mirror image demote",
-	"mirror image resync", "mirror image status", "snap ls", "info",
+	"mirror image resync", "mirror image status", "mirror pool status", "snap ls", "info",
 }
 
 // Verb is the rbd verb of a command line ("snap ls", "mirror image promote

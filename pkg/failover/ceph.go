@@ -184,9 +184,16 @@ func Resync(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 
 // Prepare (active site) checks each image before promote: a non-primary
 // copy in error while the peer is a healthy primary is resynced from it and
-// waited for.
+// waited for. An image whose status shows no error needs nothing, whatever
+// its role, so the status alone settles the common case (one pool read for
+// all the images, with rbd.Batched).
 func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
+		if st, err := c.MirrorStatus(ctx, img); err == nil && !st.Error() {
+			res.Before, res.After = "not in error", "not in error"
+			res.Note = fmt.Sprintf("%s %q", st.State, st.Description)
+			return nil
+		}
 		info, err := c.Info(ctx, img)
 		recreating := errors.Is(err, rbd.ErrNotFound) // by a resync an earlier run requested
 		if !recreating {

@@ -694,19 +694,19 @@ func TestPrepare(t *testing.T) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
-	t.Run("healthy copy: nothing to do", func(t *testing.T) {
+	t.Run("healthy copy: nothing to do, settled by the status alone", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}}
 		o, _ := opts()
 		res := only(t, failover.Prepare(context.Background(), f, []rbd.Image{img}, o))
-		if res.Err != nil || res.Action != "none" || f.count("resync") != 0 {
+		if res.Err != nil || res.Action != "none" || f.count("resync") != 0 || f.count("info") != 0 || !strings.HasPrefix(res.Note, `up+replaying "replaying, `) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
-	t.Run("primary here: nothing to check", func(t *testing.T) {
-		f := &fake{primary: true}
+	t.Run("primary here, its status in error: never resynced", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b")}}
 		o, _ := opts()
 		res := only(t, failover.Prepare(context.Background(), f, []rbd.Image{img}, o))
-		if res.Err != nil || res.Action != "none" || f.count("status") != 0 {
+		if res.Err != nil || res.Action != "none" || f.count("resync") != 0 || res.Before != "primary" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})

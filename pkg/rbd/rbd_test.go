@@ -514,3 +514,44 @@ func TestExecKillsTheGroup(t *testing.T) {
 	}
 	t.Errorf("the child %d outlived the call", pid)
 }
+
+// Every state the lab recorded with both rbd info and snap ls: the role read
+// from the snapshots is the one rbd info gives (the steps that list the
+// snapshots anyway skip rbd info on it).
+func TestPrimaryFromSnapshotsAgreesWithInfoOnTheLab(t *testing.T) {
+	infos, err := filepath.Glob(filepath.Join(rbdtest.Dir, "*.info.out"))
+	if err != nil || len(infos) == 0 {
+		t.Fatalf("no info recordings: %v", err)
+	}
+	compared, primaries := 0, 0
+	for _, path := range infos {
+		name := strings.TrimSuffix(filepath.Base(path), ".info.out")
+		dir := filepath.Dir(path)
+		infoOut, snapsOut := rbdtest.Load(t, dir, name+".info"), rbdtest.Load(t, dir, name+".snaps")
+		if infoOut.ExitCode != 0 || snapsOut.ExitCode != 0 {
+			continue // the image was being recreated
+		}
+		var info rbd.Info
+		var snaps []rbd.Snapshot
+		if err := json.Unmarshal(infoOut.Stdout, &info); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := json.Unmarshal(snapsOut.Stdout, &snaps); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		primary, ok := rbd.PrimaryFromSnapshots(snaps)
+		if !ok {
+			continue
+		}
+		compared++
+		if primary {
+			primaries++
+		}
+		if primary != info.Primary() {
+			t.Errorf("%s: the snapshots say primary=%t, rbd info %t", name, primary, info.Primary())
+		}
+	}
+	if compared < 20 || primaries == 0 || primaries == compared {
+		t.Errorf("compared %d states (%d primary): the recordings should hold both roles", compared, primaries)
+	}
+}

@@ -133,6 +133,17 @@ func LatestMirror(snaps []Snapshot) (Snapshot, bool) {
 	return latest(snaps, Snapshot.Mirror)
 }
 
+// PrimaryFromSnapshots reads the image's role from its snapshots the way
+// librbd itself does for snapshot mirroring (GetInfoRequest's
+// calc_promotion_state, behind rbd info's "primary"): the newest mirror
+// snapshot decides, and only this site's own one, not a demotion, makes it
+// primary. A step that lists the snapshots anyway saves the rbd info call.
+// ok is false without any mirror snapshot: then rbd info must say.
+func PrimaryFromSnapshots(snaps []Snapshot) (primary, ok bool) {
+	s, ok := LatestMirror(snaps)
+	return ok && s.Own() && !s.Demoted(), ok
+}
+
 // LatestOwn is the newest mirror snapshot this site took as primary: what
 // the peer must hold before this site demotes.
 func LatestOwn(snaps []Snapshot) (Snapshot, bool) {

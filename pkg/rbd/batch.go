@@ -1,0 +1,125 @@
+package rbd
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// PoolMirrorStatus is `rbd mirror pool status --verbose`: the status of every
+// mirrored image of the pool, by image name, in one call.
+func (c *Client) PoolMirrorStatus(ctx context.Context, pool string) (map[string]MirrorStatus, error) {
+	var out struct {
+		Images []MirrorStatus `json:"images"`
+	}
+	if err := c.runJSON(ctx, &out, "mirror", "pool", "status", "--verbose", pool); err != nil {
+		return nil, err
+	}
+	byName := make(map[string]MirrorStatus, len(out.Images))
+	for _, st := range out.Images {
+		byName[st.Name] = st
+	}
+	return byName, nil
+}
+
+// Batched is a Client whose MirrorStatus reads the whole pool's statuses in
+// one `rbd mirror pool status --verbose` shared by every image that asks at
+// about the same time. A step works on up to 20 images at once, and each rbd
+// process costs a connection to the monitors and the OSDs: on a small node
+// those processes, not Ceph, set the pace.
+//
+// A caller never gets a status read before it asked: while a pool read runs,
+// new callers wait for the next one, which starts as the running one ends.
+type Batched struct {
+	*Client
+	mu    sync.Mutex
+	pools map[string]*poolReads
+}
+
+// NewBatched batches c's status reads.
+func NewBatched(c *Client) *Batched { return &Batched{Client: c, pools: map[string]*poolReads{}} }
+
+// poolReads is one pool's read in flight and the one queued behind it.
+type poolReads struct{ running, next *poolRead }
+
+// poolRead is one `mirror pool status` and the callers waiting for it. It is
+// cancelled once every waiter has given up.
+type poolRead struct {
+	done     chan struct{}
+	byName   map[string]MirrorStatus
+	err      error
+	waiters  int
+	ctx      context.Context
+	cancel   context.CancelFunc
+	finished bool
+}
+
+// MirrorStatus is the image's entry of a pool read that started after the
+// call. An image the pool does not list (not mirrored, or gone) is asked on
+// its own, so its error is the one rbd gives for it.
+func (b *Batched) MirrorStatus(ctx context.Context, img Image) (MirrorStatus, error) {
+	r := b.join(img.Pool)
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		b.leave(r)
+		return MirrorStatus{}, ctx.Err()
+	}
+	if r.err != nil {
+		return MirrorStatus{}, fmt.Errorf("reading the mirror status of pool %s: %w", img.Pool, r.err)
+	}
+	if st, ok := r.byName[img.Name]; ok {
+		return st, nil
+	}
+	return b.Client.MirrorStatus(ctx, img)
+}
+
+// join queues the caller for the next read of pool, starting it if no read
+// runs.
+func (b *Batched) join(pool string) *poolRead {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pools[pool]
+	if p == nil {
+		p = &poolReads{}
+		b.pools[pool] = p
+	}
+	if p.next == nil || p.next.ctx.Err() != nil { // none queued, or all its callers gave up
+		ctx, cancel := context.WithCancel(context.Background())
+		p.next = &poolRead{done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	}
+	r := p.next
+	r.waiters++
+	if p.running == nil {
+		b.start(pool, p)
+	}
+	return r
+}
+
+// start runs p's queued read; b.mu is held.
+func (b *Batched) start(pool string, p *poolReads) {
+	r := p.next
+	p.running, p.next = r, nil
+	go func() {
+		byName, err := b.Client.PoolMirrorStatus(r.ctx, pool)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		r.byName, r.err, r.finished = byName, err, true
+		r.cancel()
+		close(r.done)
+		p.running = nil
+		if p.next != nil {
+			b.start(pool, p)
+		}
+	}()
+}
+
+// leave drops a caller that gave up; the read stops when none is left.
+func (b *Batched) leave(r *poolRead) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r.waiters--
+	if r.waiters == 0 && !r.finished {
+		r.cancel()
+	}
+}

@@ -1,0 +1,243 @@
+package rbd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// gated answers `mirror pool status` with the statuses of images, each
+// described by the number of the read that produced it, and holds every
+// read until released. It answers `mirror image status` for any image.
+type gated struct {
+	images  []string
+	release chan struct{}
+	failing error
+
+	mu        sync.Mutex
+	poolReads int
+	single    []string
+	cancelled int
+	entered   chan struct{}
+}
+
+func (g *gated) Run(ctx context.Context, argv []string) (Output, error) {
+	line := strings.Join(argv, " ")
+	if strings.Contains(line, "mirror image status") {
+		g.mu.Lock()
+		g.single = append(g.single, argv[len(argv)-3])
+		g.mu.Unlock()
+		return Output{ExitCode: 2, Stderr: []byte("rbd: error opening image: (2) No such file or directory")}, nil
+	}
+	g.mu.Lock()
+	g.poolReads++
+	n := g.poolReads
+	g.mu.Unlock()
+	g.entered <- struct{}{}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		g.mu.Lock()
+		g.cancelled++
+		g.mu.Unlock()
+		return Output{}, ctx.Err()
+	}
+	if g.failing != nil {
+		return Output{}, g.failing
+	}
+	var entries []string
+	for _, name := range g.images {
+		entries = append(entries, fmt.Sprintf(`{"name":%q,"state":"up+replaying","description":"read %d"}`, name, n))
+	}
+	return Output{Stdout: []byte(`{"images":[` + strings.Join(entries, ",") + `]}`)}, nil
+}
+
+func newGated(images ...string) *gated {
+	return &gated{images: images, release: make(chan struct{}), entered: make(chan struct{}, 10)}
+}
+
+// queued is how many callers wait for pool's next read.
+func queued(b *Batched, pool string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p := b.pools[pool]; p != nil && p.next != nil {
+		return p.next.waiters
+	}
+	return 0
+}
+
+// recv and send give up on a channel after 10 s, so a broken batch fails
+// the test instead of hanging it.
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing arrived in 10 s")
+	}
+	var zero T
+	return zero
+}
+
+func send(t *testing.T, ch chan<- struct{}) {
+	t.Helper()
+	select {
+	case ch <- struct{}{}:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nobody took it in 10 s")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+	}
+}
+
+// Twenty images ask while a read runs: they share the next read, which
+// starts after they asked, and each gets its own entry of it.
+func TestBatchedSharesOneReadAndNeverAnswersFromAnOlderOne(t *testing.T) {
+	var names []string
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("img%02d", i))
+	}
+	g := newGated(names...)
+	b := NewBatched(&Client{Runner: g})
+	ctx := context.Background()
+
+	first := make(chan MirrorStatus)
+	go func() {
+		st, err := b.MirrorStatus(ctx, Image{Pool: "p", Name: "img00"})
+		if err != nil {
+			t.Error(err)
+		}
+		first <- st
+	}()
+	recv(t, g.entered) // read 1 runs; everyone below asked after it started
+	got := make([]MirrorStatus, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := b.MirrorStatus(ctx, Image{Pool: "p", Name: name})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = st
+		}()
+	}
+	waitFor(t, "20 callers queued", func() bool { return queued(b, "p") == len(names) })
+	send(t, g.release)
+	if st := recv(t, first); st.Name != "img00" || st.Description != "read 1" {
+		t.Errorf("the first caller got %+v", st)
+	}
+	recv(t, g.entered)
+	send(t, g.release)
+	wg.Wait()
+	for i, st := range got {
+		if st.Name != names[i] || st.Description != "read 2" {
+			t.Errorf("caller %d got %+v, want %s from read 2", i, st, names[i])
+		}
+	}
+	if g.poolReads != 2 || len(g.single) != 0 {
+		t.Errorf("%d pool reads and %d image reads, want 2 and 0", g.poolReads, len(g.single))
+	}
+}
+
+// An image the pool does not list is asked on its own, so the caller gets
+// rbd's own answer for it.
+func TestBatchedAsksForAnUnlistedImageOnItsOwn(t *testing.T) {
+	g := newGated("other")
+	close(g.release)
+	b := NewBatched(&Client{Runner: g})
+	_, err := b.MirrorStatus(context.Background(), Image{Pool: "p", Name: "gone"})
+	if !errors.Is(err, ErrNotFound) || len(g.single) != 1 || g.single[0] != "p/gone" {
+		t.Errorf("err %v, image reads %v", err, g.single)
+	}
+}
+
+func TestBatchedSaysWhichPoolFailed(t *testing.T) {
+	g := newGated("img")
+	g.failing = errors.New("running rbd: exec: not found")
+	close(g.release)
+	b := NewBatched(&Client{Runner: g})
+	_, err := b.MirrorStatus(context.Background(), Image{Pool: "p", Name: "img"})
+	if err == nil || !strings.Contains(err.Error(), "reading the mirror status of pool p: running rbd") {
+		t.Errorf("err %v", err)
+	}
+}
+
+// A caller that gives up gets its context's error; a read nobody waits for
+// any more is stopped, and a caller after that gets a read of its own.
+func TestBatchedCallersThatGiveUp(t *testing.T) {
+	g := newGated("img")
+	b := NewBatched(&Client{Runner: g})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := b.MirrorStatus(ctx, Image{Pool: "p", Name: "img"})
+		done <- err
+	}()
+	recv(t, g.entered)
+	cancel()
+	if err := recv(t, done); !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v", err)
+	}
+	waitFor(t, "the abandoned read stopped", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.cancelled == 1 })
+
+	close(g.release)
+	st, err := b.MirrorStatus(context.Background(), Image{Pool: "p", Name: "img"})
+	if err != nil || st.Description != "read 2" {
+		t.Errorf("after the abandoned read: %+v, %v", st, err)
+	}
+}
+
+// A queued read whose callers all gave up is not the one a later caller
+// gets: that caller waits for a read of its own.
+func TestBatchedQueuedReadAbandonedThenJoined(t *testing.T) {
+	g := newGated("img")
+	b := NewBatched(&Client{Runner: g})
+	img := Image{Pool: "p", Name: "img"}
+	first := make(chan error)
+	go func() {
+		_, err := b.MirrorStatus(context.Background(), img)
+		first <- err
+	}()
+	recv(t, g.entered) // read 1 runs
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error)
+	go func() {
+		_, err := b.MirrorStatus(ctx, img)
+		gaveUp <- err
+	}()
+	waitFor(t, "a caller queued", func() bool { return queued(b, "p") == 1 })
+	cancel()
+	recv(t, gaveUp)
+	later := make(chan MirrorStatus)
+	go func() {
+		st, err := b.MirrorStatus(context.Background(), img)
+		if err != nil {
+			t.Error(err)
+		}
+		later <- st
+	}()
+	waitFor(t, "the later caller queued", func() bool { return queued(b, "p") == 1 })
+	send(t, g.release)
+	if err := recv(t, first); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, g.entered)
+	send(t, g.release)
+	if st := recv(t, later); st.Description != "read 2" {
+		t.Errorf("the later caller got %+v", st)
+	}
+}
