@@ -36,6 +36,23 @@ func mirroredInfo(ctx context.Context, c Rbd, img rbd.Image, res *Result) (rbd.I
 	return info, nil
 }
 
+// isPrimary reads the image's role from the snapshots just listed, as
+// librbd does, and notes it in the report; only an image without any mirror
+// snapshot costs an rbd info, which also says whether it is mirrored at all.
+func isPrimary(ctx context.Context, c Rbd, img rbd.Image, snaps []rbd.Snapshot, res *Result) (bool, error) {
+	primary, ok := rbd.PrimaryFromSnapshots(snaps)
+	if !ok {
+		info, err := mirroredInfo(ctx, c, img, res)
+		return info.Primary(), err
+	}
+	res.Before = "non-primary"
+	if primary {
+		res.Before = "primary"
+	}
+	res.After = res.Before
+	return primary, nil
+}
+
 // firstPeer is the one peer site of a two-site set-up, if any reports.
 func firstPeer(st rbd.MirrorStatus) (rbd.PeerSite, bool) {
 	if len(st.PeerSites) == 0 {
@@ -56,19 +73,23 @@ func firstPeer(st rbd.MirrorStatus) (rbd.PeerSite, bool) {
 // rewrites those details only every 30 s, so this one lags).
 func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
 	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
-		info, err := mirroredInfo(ctx, c, img, res)
+		snaps, err := c.Snapshots(ctx, img)
 		if err != nil {
 			return err
 		}
-		if !info.Primary() {
-			return nil
+		primary, err := isPrimary(ctx, c, img, snaps, res)
+		if err != nil || !primary {
+			return err
 		}
 		why := ""
+		first := true
 		err = waitUntil(ctx, o, deadline, func() (bool, pace, error) {
-			snaps, err := c.Snapshots(ctx, img)
-			if err != nil {
-				return false, backOff, err
+			if !first {
+				if snaps, err = c.Snapshots(ctx, img); err != nil {
+					return false, backOff, err
+				}
 			}
+			first = false
 			newest, ok := rbd.LatestOwn(snaps)
 			if !ok {
 				why = "this primary has no mirror snapshot yet"
@@ -247,12 +268,19 @@ func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 // checks that the peer does not also claim primary.
 func Promote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
-		info, err := mirroredInfo(ctx, c, img, res)
+		snaps, herr := hint(ctx, c, img)
+		var primary bool
+		var err error
+		if herr != nil {
+			info, ierr := mirroredInfo(ctx, c, img, res)
+			primary, err = info.Primary(), ierr
+		} else {
+			primary, err = isPrimary(ctx, c, img, snaps, res)
+		}
 		if err != nil {
 			return err
 		}
-		if !info.Primary() {
-			snaps, herr := hint(ctx, c, img)
+		if !primary {
 			// A complete copy of the peer's demote snapshot, newest here,
 			// is the history a non-forced promote continues: no split.
 			if latest, _ := rbd.LatestMirror(snaps); herr != nil || !arrived(latest) {
@@ -381,15 +409,22 @@ func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time
 				return false, fast, nil
 			}
 		}
-		if !o.Force {
-			return false, backOff, nil
+		// The peer stops claiming primary the moment it demotes (only the
+		// replay details wait for rbd-mirror's 30 s timer): its demotion is
+		// then due here within seconds, so look again soon, for a while.
+		st, serr := c.MirrorStatus(ctx, img)
+		next := backOff
+		if serr == nil && peerDemoted(st) && o.Clock.Now().Sub(start) < o.Stall {
+			next = fast
 		}
-		st, err := c.MirrorStatus(ctx, img)
-		if err != nil {
-			return false, backOff, err
+		if !o.Force {
+			return false, next, nil
+		}
+		if serr != nil {
+			return false, backOff, serr
 		}
 		forceWhy = forceSafe(st, o.Clock.Now().Sub(start) >= o.NonForcedFirst)
-		return forceWhy != "", backOff, nil
+		return forceWhy != "", next, nil
 	})
 	switch {
 	case err == nil && res.Action == "promoted":
@@ -404,6 +439,12 @@ func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time
 		return fmt.Errorf("not promoted: the copy of the peer's demote snapshot %s (Ceph Pacific can hang when rbd-mirror restarts mid-copy; restart this site's rbd-mirror) (%v): %w", watch.why(), last, err)
 	}
 	return fmt.Errorf("not promoted: the peer site has not demoted it or its demotion has not replayed here (%v). If the peer site is lost, set forcePromote: true in rbd-dr.yaml; the writes after the last mirror snapshot are then lost: %w", last, err)
+}
+
+// peerDemoted: the peer's daemon reports it and no longer says primary.
+func peerDemoted(st rbd.MirrorStatus) bool {
+	p, ok := firstPeer(st)
+	return ok && p.Known() && !p.ClaimsPrimary()
 }
 
 // forceSafe says why a forced promote cannot split the brain now, or "" if

@@ -332,6 +332,25 @@ func TestDemote(t *testing.T) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
+	t.Run("the role is read from the snapshots: no rbd info", func(t *testing.T) {
+		// the fake's rbd info would say the opposite of each list
+		for _, c := range []struct {
+			snaps   []rbd.Snapshot
+			primary bool
+			action  string
+		}{
+			{list(own(4, 1, "primary"), own(5, 2, "primary", peerUUID)), false, "demoted"},
+			{list(own(4, 1, "primary"), copied(7, 6, "non-primary", true, 16)), true, "none"},
+			{list(own(4, 1, "demoted", peerUUID)), true, "none"},
+		} {
+			f := &fake{primary: c.primary, snaps: [][]rbd.Snapshot{c.snaps}}
+			o, _ := opts()
+			res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+			if res.Err != nil || res.Action != c.action || f.count("info") != 0 {
+				t.Errorf("%+v, calls %v", res, f.calls)
+			}
+		}
+	})
 	t.Run("stale primary after a forced failover: demote at once", func(t *testing.T) {
 		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a")}, snaps: [][]rbd.Snapshot{single}}
 		o, _ := opts()
@@ -361,8 +380,29 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("took %s, want 4 polls of %s", res.Took, failover.DefaultPoll)
 		}
 	})
+	t.Run("peer has demoted, its demotion not here yet: looks again every Poll", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, nil},
+			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || res.Took != 3*failover.DefaultPoll {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("peer has demoted, its demotion never arrives: fast for the stall time only", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if n, fastTries := f.count("promote"), int(failover.DefaultStall/failover.DefaultPoll); n < fastTries || n > fastTries+40 {
+			t.Errorf("%d tries in %s, want %d fast ones, then about one per %s", n, o.Timeout, fastTries, failover.DefaultPollCap)
+		}
+	})
 	t.Run("peer not demoted yet: backs off, then speeds up when the demotion arrives", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b"), status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, notYet, nil},
+		primaryThere := status(t, "s3_b_replaying", "b")
+		f := &fake{statuses: []rbd.MirrorStatus{primaryThere, primaryThere, primaryThere, primaryThere, status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, notYet, nil},
 			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
 		o, _ := opts()
 		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
@@ -465,6 +505,15 @@ func TestPromoteWithoutForce(t *testing.T) {
 		o, _ := opts()
 		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "none" || f.count("promote") != 0 || res.After != "primary" {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the role is read from the snapshots: no rbd info", func(t *testing.T) {
+		// the fake's rbd info would say non-primary
+		f := &fake{snaps: [][]rbd.Snapshot{list(copied(7, 6, "non-primary", true, 16), own(8, 2, "primary"))}, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "none" || res.Before != "primary" || f.count("promote") != 0 || f.count("info") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
