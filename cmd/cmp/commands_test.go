@@ -131,6 +131,13 @@ func TestHookRefuses(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "unknown flag: --force") {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
+	// The root's flags reach a hook step, before or after its name.
+	for _, args := range [][]string{{"--log-level=loud", "hook", "demote"}, {"hook", "demote", "--log-level", "loud"}} {
+		code, _, stderr = runIn(t, ".", nil, append(args, "--pools=replicapool", "replicapool/img")...)
+		if code != 1 || !strings.Contains(stderr, `--log-level "loud": use debug, info, warn or error`) {
+			t.Errorf("%v: exit %d: %s", args, code, stderr)
+		}
+	}
 	code, _, stderr = runIn(t, ".", nil, "hook", "quiesce", "--namespace=shop", "data")
 	if code != 1 || !strings.Contains(stderr, "hook quiesce runs inside the cluster") {
 		t.Errorf("exit %d: %s", code, stderr)

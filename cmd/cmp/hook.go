@@ -25,27 +25,23 @@ func hookCmd(sys system) *cobra.Command {
 		Short: "Run one failover step (inside a hook Job)",
 	}
 	for _, step := range hookcmd.Steps {
-		var req hookcmd.Request
+		req := hookcmd.Request{Step: step}
 		sub := &cobra.Command{
-			Use:                string(step) + " [flags] TARGET...",
-			Short:              "The " + string(step) + " step",
-			DisableFlagParsing: true,
+			Use:   string(step) + " [flags] TARGET...",
+			Short: "The " + string(step) + " step",
 			RunE: func(_ *cobra.Command, args []string) error {
-				for _, a := range args {
-					if a == "--help" || a == "-h" {
-						fmt.Fprintf(sys.stdout, "argocd-rbd-dr hook %s [flags] TARGET...\n%s", step, hookcmd.FlagSet(step, &req).FlagUsages())
-						return nil
-					}
-				}
-				r, err := hookcmd.Parse(string(step), args)
-				if err != nil {
+				req.Targets = args
+				if err := req.Validate(); err != nil {
 					return err
 				}
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
-				return runStep(ctx, sys, r)
+				return runStep(ctx, sys, req)
 			},
 		}
+		// The step's flags are the contract's own (pkg/hookcmd); cobra
+		// parses them with the root's --log-level and --log-format.
+		sub.Flags().AddFlagSet(hookcmd.FlagSet(step, &req))
 		cmd.AddCommand(sub)
 	}
 	return cmd

@@ -430,7 +430,7 @@ func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time
 	case err == nil && res.Action == "promoted":
 		return nil
 	case err == nil:
-		return forcePromote(ctx, c, img, o, deadline, forceWhy, res)
+		return forcePromote(ctx, c, img, o, deadline, forceWhy, res, snaps, herr)
 	case !errors.Is(err, context.DeadlineExceeded):
 		return err
 	case o.Force:
@@ -468,8 +468,9 @@ func forceSafe(st rbd.MirrorStatus, nonForcedOver bool) string {
 	return ""
 }
 
-func forcePromote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time, why string, res *Result) error {
-	snaps, err := hint(ctx, c, img)
+// forcePromote forces the promote, noting the age of the data from snaps
+// (this site's snapshot list as last read, or why it could not be).
+func forcePromote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time, why string, res *Result, snaps []rbd.Snapshot, err error) error {
 	if synced, ok := rbd.LastSyncedCopy(snaps); err != nil {
 		res.Note = fmt.Sprintf("forced: the age of the data could not be read (%v)", err)
 	} else if ok {

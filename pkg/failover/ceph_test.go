@@ -567,7 +567,7 @@ func TestPromoteForced(t *testing.T) {
 		o, logs := opts()
 		o.Force = true
 		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
-		if res.Err != nil || res.Action != "force-promoted" || f.count("promote") != 1 || f.count("promote --force") != 1 || res.Took != 0 {
+		if res.Err != nil || res.Action != "force-promoted" || f.count("promote") != 1 || f.count("promote --force") != 1 || f.count("snaps") != 1 || res.Took != 0 {
 			t.Fatalf("%+v, calls %v", res, f.calls)
 		}
 		if res.Note != "forced: data as of 2026-11-24T09:00:00Z (2m30s old, the last synced mirror snapshot)" {
