@@ -73,12 +73,16 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		if err != nil {
 			return err
 		}
-		c := rbd.NewBatched(rbd.NewClient(conn(r.Ceph), failover.DefaultForceTimeout))
+		local := rbd.NewClient(conn(r.Ceph), failover.DefaultForceTimeout)
+		local.Log = log.StandardLogger()
+		c := rbd.NewBatched(local)
 		switch r.Step {
 		case hookcmd.Demote:
 			var peer failover.Peer
 			if r.Peer != (hookcmd.Conn{}) {
-				peer = rbd.NewClient(conn(r.Peer), failover.DefaultPeerCallTimeout)
+				c := rbd.NewClient(conn(r.Peer), failover.DefaultPeerCallTimeout)
+				c.Log = log.StandardLogger().WithField("cluster", "peer")
+				peer = c
 			}
 			report = failover.Demote(ctx, c, peer, images, o)
 		case hookcmd.Resync:

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	log "github.com/sirupsen/logrus"
 )
 
 // Conn says how to reach one Ceph cluster. Empty fields are left to rbd's
@@ -96,6 +98,9 @@ type Client struct {
 	// CallTimeout bounds each rbd call (a call to a cluster that lost its
 	// quorum, or a forced promote, can hang).
 	CallTimeout time.Duration
+	// Log, if set, gets each call at debug level: its arguments, exit code
+	// and how long it took.
+	Log log.FieldLogger
 }
 
 // NewClient is a client that runs rbd as a process.
@@ -108,16 +113,25 @@ func (c *Client) run(ctx context.Context, timeout time.Duration, args ...string)
 	if timeout <= 0 {
 		timeout = c.CallTimeout
 	}
+	limit := timeout // what the error says: the step's deadline may come first
+	if dl, ok := ctx.Deadline(); ok && (timeout <= 0 || time.Until(dl) < timeout) {
+		limit = time.Until(dl).Round(100 * time.Millisecond)
+	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	argv := c.Conn.argv(args...)
+	start := time.Now()
 	out, err := c.Runner.Run(ctx, argv)
+	took := time.Since(start)
+	if c.Log != nil {
+		c.Log.WithFields(log.Fields{"args": strings.Join(args, " "), "exit": out.ExitCode, "took": took.Round(time.Millisecond).String()}).Debug("rbd")
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, &CmdError{Args: args, ExitCode: -1, Stderr: "timed out after " + timeout.String(), timedOut: true}
+			return nil, &CmdError{Args: args, ExitCode: -1, Stderr: "timed out after " + limit.String(), timedOut: true}
 		}
 		return nil, err
 	}

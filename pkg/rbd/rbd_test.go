@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -553,5 +554,16 @@ func TestPrimaryFromSnapshotsAgreesWithInfoOnTheLab(t *testing.T) {
 	}
 	if compared < 20 || primaries == 0 || primaries == compared {
 		t.Errorf("compared %d states (%d primary): the recordings should hold both roles", compared, primaries)
+	}
+}
+
+// A call cut short by the caller's earlier deadline says how long it had,
+// not the client's longer call timeout.
+func TestTimeoutNamesTheDeadlineThatCame(t *testing.T) {
+	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "sleep 30")}, Runner: rbd.Exec{}, CallTimeout: 2 * time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.Snapshots(ctx, rbd.Image{Pool: "p", Name: "i"}); !errors.Is(err, rbd.ErrTimeout) || !regexp.MustCompile(`timed out after [123]00ms$`).MatchString(err.Error()) {
+		t.Errorf("%v", err)
 	}
 }
