@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -245,7 +246,13 @@ func hook(t *testing.T, site, step string, args ...string) hookRun {
 func hookAs(t *testing.T, site, step string, args ...string) hookRun {
 	t.Helper()
 	c := teams[site]
-	argv := []string{"hook", step, "--ceph-id=" + c.ID, "--ceph-keyfile=" + c.KeyFile, "--ceph-mon-host=" + c.MonHost}
+	var argv []string
+	// RBD_DR_E2E_LOG_LEVEL=debug shows every rbd call of every step.
+	level := os.Getenv("RBD_DR_E2E_LOG_LEVEL")
+	if level != "" {
+		argv = append(argv, "--log-level="+level)
+	}
+	argv = append(argv, "hook", step, "--ceph-id="+c.ID, "--ceph-keyfile="+c.KeyFile, "--ceph-mon-host="+c.MonHost)
 	if step == "demote" {
 		p := readers[other(site)]
 		argv = append(argv, "--peer-ceph-conf="+p.Conf, "--peer-ceph-id="+p.ID, "--peer-ceph-keyring="+p.Keyring)
@@ -264,7 +271,11 @@ func hookAs(t *testing.T, site, step string, args ...string) hookRun {
 	case err != nil:
 		t.Fatalf("running hook %s: %v", step, err)
 	}
-	t.Logf("%s: hook %s %s -> exit %d in %s\n%s%s", site, step, strings.Join(args, " "), r.code, r.took.Round(100*time.Millisecond), r.stdout, lastLines(r.stderr, 3))
+	errTail := lastLines(r.stderr, 3)
+	if level != "" {
+		errTail = r.stderr
+	}
+	t.Logf("%s: hook %s %s -> exit %d in %s\n%s%s", site, step, strings.Join(args, " "), r.code, r.took.Round(100*time.Millisecond), r.stdout, errTail)
 	return r
 }
 
@@ -642,6 +653,42 @@ func manyImages(t *testing.T) {
 	for _, s := range append(specs, one) {
 		if checksum(t, "site-a", s) != sums[s] || !primary(t, "site-a", s) {
 			t.Errorf("%s changed or is not primary on site-a", s)
+		}
+	}
+	poolStatusIsImageStatus(t, append(specs, one))
+}
+
+// poolStatusIsImageStatus: the steps read statuses through rbd.Batched, one
+// `mirror pool status --verbose` for all images; on each site every
+// image's entry there is what `mirror image status` says of it, as the team
+// user the Jobs run as (a record can change between the two reads as the
+// peer rewrites it, so a mismatch is read again).
+func poolStatusIsImageStatus(t *testing.T, specs []string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, site := range []string{"site-a", "site-b"} {
+		c := rbd.NewClient(teams[site], time.Minute)
+		for _, spec := range specs {
+			img := image(spec)
+			var pooled, single rbd.MirrorStatus
+			same := false
+			for try := 0; try < 3 && !same; try++ {
+				all, err := c.PoolMirrorStatus(ctx, img.Pool)
+				if err != nil {
+					t.Fatalf("%s: mirror pool status as the team user: %v", site, err)
+				}
+				if single, err = c.MirrorStatus(ctx, img); err != nil {
+					t.Fatalf("%s: mirror image status %s: %v", site, spec, err)
+				}
+				pooled = all[img.Name]
+				same = pooled.GlobalID == single.GlobalID && pooled.State == single.State && pooled.Description == single.Description &&
+					slices.EqualFunc(pooled.PeerSites, single.PeerSites, func(a, b rbd.PeerSite) bool {
+						return a.SiteName == b.SiteName && a.State == b.State && a.Description == b.Description
+					})
+			}
+			if !same || pooled.GlobalID == "" {
+				t.Errorf("%s: %s in the pool's status %+v, on its own %+v", site, spec, pooled, single)
+			}
 		}
 	}
 }
