@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	log "github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -44,7 +45,8 @@ func setupLogging(sys system, format, level string) error {
 	log.SetOutput(sys.stderr)
 	switch format {
 	case "json":
-		log.SetFormatter(&log.JSONFormatter{})
+		// Steps take seconds: their logs need sub-second times.
+		log.SetFormatter(&log.JSONFormatter{TimestampFormat: time.RFC3339Nano})
 	case "text":
 		log.SetFormatter(&log.TextFormatter{DisableTimestamp: true})
 	default:
