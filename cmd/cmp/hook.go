@@ -76,21 +76,21 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		local := rbd.NewClient(conn(r.Ceph), failover.DefaultForceTimeout)
 		local.Log = log.StandardLogger()
 		c := rbd.NewBatched(local)
+		var peer failover.Peer // a nil *rbd.Client would not be a nil Peer
+		if r.Peer != (hookcmd.Conn{}) {
+			p := rbd.NewClient(conn(r.Peer), failover.DefaultPeerCallTimeout)
+			p.Log = log.StandardLogger().WithField("cluster", "peer")
+			peer = p
+		}
 		switch r.Step {
 		case hookcmd.Demote:
-			var peer failover.Peer
-			if r.Peer != (hookcmd.Conn{}) {
-				c := rbd.NewClient(conn(r.Peer), failover.DefaultPeerCallTimeout)
-				c.Log = log.StandardLogger().WithField("cluster", "peer")
-				peer = c
-			}
 			report = failover.Demote(ctx, c, peer, images, o)
 		case hookcmd.Resync:
 			report = failover.Resync(ctx, c, images, o)
 		case hookcmd.Prepare:
 			report = failover.Prepare(ctx, c, images, o)
 		case hookcmd.Promote:
-			report = failover.Promote(ctx, c, images, o)
+			report = failover.Promote(ctx, c, peer, images, o)
 		}
 	}
 	report.Write(sys.stdout)

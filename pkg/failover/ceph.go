@@ -266,7 +266,7 @@ func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 // demonstrably gone (or, up, has not claimed primary for NonForcedFirst), does
 // it force, reporting how old the promoted data is. Either way it then
 // checks that the peer does not also claim primary.
-func Promote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
+func Promote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
 	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
 		snaps, herr := hint(ctx, c, img)
 		var primary bool
@@ -293,7 +293,7 @@ func Promote(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 			}
 			res.After = "primary"
 		}
-		return peerNotPrimary(ctx, c, img, o, deadline)
+		return peerNotPrimary(ctx, c, peer, img, o, deadline, res)
 	})
 }
 
@@ -490,8 +490,14 @@ func forcePromote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline
 }
 
 // peerNotPrimary fails when the peer keeps claiming primary past
-// BothPrimaryGrace: two primaries must never both run the app.
-func peerNotPrimary(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time) error {
+// BothPrimaryGrace: two primaries must never both run the app. The claim is
+// read from the peer's status record here, which lags: right after the
+// peer demotes, it says primary for seconds more. With peer (a read-only
+// user there; nil skips it) a claim is checked against the peer's own
+// snapshots, which say its role the moment it changes (librbd's rule,
+// rbd.PrimaryFromSnapshots): a peer whose newest mirror snapshot is not its
+// own primary one is not primary, whatever the record says.
+func peerNotPrimary(ctx context.Context, c Rbd, peer Peer, img rbd.Image, o Options, deadline time.Time, res *Result) error {
 	var claim string
 	until := o.Clock.Now().Add(o.BothPrimaryGrace)
 	if deadline.Before(until) {
@@ -503,16 +509,24 @@ func peerNotPrimary(ctx context.Context, c Rbd, img rbd.Image, o Options, deadli
 		if err != nil {
 			return false, backOff, err
 		}
-		if p, ok := firstPeer(st); ok && p.ClaimsPrimary() {
-			claim = p.SiteName
-			// Right after a demotion the peer's record here takes a few
-			// seconds to stop saying primary: look often at first.
-			if o.Clock.Now().Sub(start) < o.Stall {
-				return false, fast, nil
-			}
-			return false, backOff, nil
+		p, ok := firstPeer(st)
+		if !ok || !p.ClaimsPrimary() {
+			return true, fast, nil
 		}
-		return true, fast, nil
+		claim = p.SiteName
+		if peer != nil {
+			snaps, err := peer.Snapshots(ctx, img)
+			if primary, known := rbd.PrimaryFromSnapshots(snaps); err == nil && known && !primary {
+				res.Note = fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", p.SiteName)
+				return true, fast, nil
+			}
+		}
+		// Right after a demotion the peer's record here takes a few
+		// seconds to stop saying primary: look often at first.
+		if o.Clock.Now().Sub(start) < o.Stall {
+			return false, fast, nil
+		}
+		return false, backOff, nil
 	})
 	if err != nil && claim != "" {
 		return fmt.Errorf("BOTH SITES CLAIM PRIMARY: peer %s still reports its copy primary; the app must not start here until that site is demoted (its own sync does that, or rbd mirror image demote %s there): %w", claim, img, err)

@@ -370,7 +370,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, nil},
 			snaps: [][]rbd.Snapshot{demotedCopy(false, 3), demotedCopy(false, 9), demotedCopy(true, 16)}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" || res.After != "primary" || f.count("promote") != 3 || f.count("promote --force") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -384,7 +384,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, nil},
 			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" || res.Took != 3*failover.DefaultPoll {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -392,7 +392,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 	t.Run("peer has demoted, its demotion never arrives: fast for the stall time only", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || f.count("promote --force") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -405,7 +405,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{primaryThere, primaryThere, primaryThere, primaryThere, status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, notYet, nil},
 			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -416,7 +416,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 	t.Run("peer never demotes: fails with what to do, never forces, checks seldom", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || f.count("promote --force") != 0 || res.After != "non-primary" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -427,7 +427,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 	t.Run("a copy that stops moving is not waited for at full speed", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{demotedCopy(false, 5)}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "stopped at object 5") || f.count("promote") != 0 || f.count("promote --force") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -442,7 +442,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 		}
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: append(partial, demotedCopy(true, 16))}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		// 50 polls of 0.2 s reach the 10 s stall; then 0.2, 0.4 and 0.8 s
 		if want := 11400 * time.Millisecond; res.Err != nil || res.Took != want || f.count("promote") != 1 {
 			t.Errorf("%+v: took %s, want %s", res, res.Took, want)
@@ -451,7 +451,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 	t.Run("a complete copy that promote keeps refusing is not retried at full speed", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{demotedCopy(true, 16)}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "is complete here, yet Ceph still refuses") {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -463,7 +463,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 	t.Run("demoted here and nothing newer from the peer: no promote while the peer may take over", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" || f.count("promote") != 1 || res.Took < failover.DefaultNonForcedFirst || res.Took > failover.DefaultNonForcedFirst+failover.DefaultPollCap {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -473,7 +473,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 		o, _ := opts()
 		// checks at 0, 0.2, 0.6, 1.4, 3.0, 6.2 s
 		o.NonForcedFirst = 6200 * time.Millisecond
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Took != o.NonForcedFirst {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -483,7 +483,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet},
 			snaps: [][]rbd.Snapshot{ownDemoted, peerPromoted}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "demotion is not propagated yet") || f.count("promote") == 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -492,7 +492,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snapsErr: errors.New("timed out")}
 		o, logs := opts()
 		o.Log.(*log.Logger).SetLevel(log.DebugLevel)
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "this site's snapshots could not be read, so no promote was tried: timed out") || f.count("promote") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -503,7 +503,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 	t.Run("already primary: nothing to do", func(t *testing.T) {
 		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "none" || f.count("promote") != 0 || res.After != "primary" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -512,7 +512,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 		// the fake's rbd info would say non-primary
 		f := &fake{snaps: [][]rbd.Snapshot{list(copied(7, 6, "non-primary", true, 16), own(8, 2, "primary"))}, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "none" || res.Before != "primary" || f.count("promote") != 0 || f.count("info") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -520,7 +520,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 	t.Run("a failure that is not 'not yet' is not retried", func(t *testing.T) {
 		f := &fake{promote: []error{&rbd.CmdError{ExitCode: 1, Stderr: "rbd: couldn't connect to the cluster!"}}}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "couldn't connect") || f.count("promote") != 1 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -530,7 +530,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 func TestPromoteBothPrimaryFailsLoudly(t *testing.T) {
 	f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a")}}
 	o, _ := opts()
-	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+	res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "BOTH SITES CLAIM PRIMARY: peer site-b") {
 		t.Errorf("%+v", res)
 	}
@@ -547,10 +547,49 @@ func TestPromoteBothPrimaryFailsLoudly(t *testing.T) {
 		}
 		f = &fake{primary: true, statuses: append(statuses, status(t, "s3_b_replaying", "a"))}
 		o, _ = opts()
-		if res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o)); res.Err != nil || res.Took != want {
+		if res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o)); res.Err != nil || res.Took != want {
 			t.Errorf("stale claim seen %d times: %+v, want it gone after %s", claims, res, want)
 		}
 	}
+}
+
+// With the peer's read-only user, a claim in the peer's status record is
+// checked against the peer's own snapshots: a stale record (the peer demoted
+// moments ago) ends the wait at once; a true claim does not.
+func TestPromotePeerClaimCheckedAgainstItsSnapshots(t *testing.T) {
+	claim := status(t, "s5_b_back_both_primary", "a")
+	t.Run("the peer's snapshots say demoted: the claim is stale", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claim}, peerSnaps: [][]rbd.Snapshot{list(copied(7, 6, "non-primary", true, 16), own(8, 2, "demoted", peerUUID))}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || res.Took != 0 || f.count("peer snaps") != 1 || !strings.Contains(res.Note, "its own snapshots say it is not") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the peer's snapshots say primary: fails loudly after the grace", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claim}, peerSnaps: [][]rbd.Snapshot{list(own(8, 2, "demoted"), own(9, 3, "primary", peerUUID))}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "BOTH SITES CLAIM PRIMARY") || res.Took < failover.DefaultBothPrimaryGrace {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the peer cannot be read: the record decides", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claim}, peerErr: errors.New("timed out")}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "BOTH SITES CLAIM PRIMARY") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no claim: the peer is not read (a dead peer would hold the step)", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("peer snaps") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
 }
 
 func TestPromoteForced(t *testing.T) {
@@ -566,7 +605,7 @@ func TestPromoteForced(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snaps: peerLists}
 		o, logs := opts()
 		o.Force = true
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "force-promoted" || f.count("promote") != 1 || f.count("promote --force") != 1 || f.count("snaps") != 1 || res.Took != 0 {
 			t.Fatalf("%+v, calls %v", res, f.calls)
 		}
@@ -581,7 +620,7 @@ func TestPromoteForced(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{peerDeadNotExpired, peerDeadNotExpired, peerDeadNotExpired, peerDown}, promote: []error{notYet}, snaps: peerLists}
 		o, _ := opts()
 		o.Force = true
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "force-promoted" || f.count("promote --force") != 1 || f.count("promote") != 4 {
 			t.Fatalf("%+v, calls %v", res, f.calls)
 		}
@@ -590,7 +629,7 @@ func TestPromoteForced(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snapsErr: errors.New("rbd snap ls: timed out")}
 		o, _ := opts()
 		o.Force = true
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "force-promoted" || res.Note != "forced: the age of the data could not be read (rbd snap ls: timed out)" {
 			t.Fatalf("%+v, calls %v", res, f.calls)
 		}
@@ -599,7 +638,7 @@ func TestPromoteForced(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{list(copied(9, 5, "non-primary", false, 3))}}
 		o, _ := opts()
 		o.Force = true
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || !strings.HasPrefix(res.Note, "forced: no completely synced mirror snapshot") {
 			t.Fatalf("%+v, calls %v", res, f.calls)
 		}
@@ -608,7 +647,7 @@ func TestPromoteForced(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: peerLists}
 		o, logs := opts()
 		o.Force = true
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "force-promoted" || f.count("promote --force") != 1 {
 			t.Fatalf("%+v, calls %v", res, f.calls)
 		}
@@ -624,7 +663,7 @@ func TestPromoteForced(t *testing.T) {
 		o, _ := opts()
 		// checks at 0, 0.2, 0.6, 1.4, 3.0, 6.2 s
 		o.Force, o.NonForcedFirst = true, 6200*time.Millisecond
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "force-promoted" || res.Took != o.NonForcedFirst {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -634,7 +673,7 @@ func TestPromoteForced(t *testing.T) {
 			snaps: [][]rbd.Snapshot{list(copied(9, 8, "demoted", false, 3)), list(copied(9, 8, "demoted", false, 9)), list(copied(9, 8, "demoted", true, 16))}}
 		o, _ := opts()
 		o.Force = true
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" || f.count("promote --force") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -643,7 +682,7 @@ func TestPromoteForced(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, nil}, snaps: peerLists}
 		o, _ := opts()
 		o.Force = true
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" || f.count("promote --force") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -652,7 +691,7 @@ func TestPromoteForced(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: peerLists}
 		o, _ := opts()
 		o.Force = true
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "reports itself primary") || f.count("promote --force") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -663,7 +702,7 @@ func TestPromoteForced(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{st}, promote: []error{notYet}, snaps: peerLists}
 		o, _ := opts()
 		o.Force = true
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "force-promoted" || res.Took < failover.DefaultNonForcedFirst {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -671,7 +710,7 @@ func TestPromoteForced(t *testing.T) {
 	t.Run("without force a gone peer changes nothing", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snaps: peerLists}
 		o, _ := opts()
-		res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || f.count("promote --force") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
@@ -794,7 +833,7 @@ func TestReport(t *testing.T) {
 	images := []rbd.Image{{Pool: "p", Name: "a"}, {Pool: "p", Name: "b"}, {Pool: "p", Name: "c"}}
 	f := &fake{primary: true, statuses: []rbd.MirrorStatus{{}}}
 	o, _ := opts()
-	r := failover.Promote(context.Background(), f, images, o)
+	r := failover.Promote(context.Background(), f, nil, images, o)
 	if r.Err() != nil || len(r) != 3 || r[0].Target != "p/a" || r[2].Target != "p/c" {
 		t.Fatalf("%+v", r)
 	}
@@ -818,7 +857,7 @@ func TestReport(t *testing.T) {
 func TestLogs(t *testing.T) {
 	f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
 	o, logs := opts()
-	failover.Promote(context.Background(), f, []rbd.Image{img}, o)
+	failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o)
 	if !strings.Contains(logs.String(), `level=info msg=done action=none after=primary before=primary target=replicapool/img1`) {
 		t.Errorf("%s", logs)
 	}
@@ -835,7 +874,7 @@ func TestPromoteAfterTheDemotionArrivedSkipsTheSplitBrainRecord(t *testing.T) {
 	f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b"), status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil},
 		snaps: [][]rbd.Snapshot{list(copied(9, 8, "demoted", true, 16))}}
 	o, _ := opts()
-	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+	res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 	if res.Err != nil || res.Action != "promoted" || f.count("promote") != 1 {
 		t.Errorf("%+v, calls %v", res, f.calls)
 	}
@@ -844,7 +883,7 @@ func TestPromoteAfterTheDemotionArrivedSkipsTheSplitBrainRecord(t *testing.T) {
 func TestPromoteRefusesSplitBrainWithoutForce(t *testing.T) {
 	f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b")}, promote: []error{nil}}
 	o, _ := opts()
-	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, o))
+	res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "this copy is split-brain") || f.count("promote") != 0 {
 		t.Errorf("%+v, calls %v", res, f.calls)
 	}
@@ -914,7 +953,7 @@ func TestPromoteOnRecordedDisaster(t *testing.T) {
 		})
 		o, _ := opts()
 		o.Force = force
-		res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+		res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
 		want := map[bool]string{false: "set forcePromote: true", true: "reports itself primary"}[force]
 		if res.Err == nil || !strings.Contains(res.Err.Error(), want) || l.Count("mirror image promote") == 0 || l.Count("mirror image promote --force") != 0 {
 			t.Errorf("force %t: %+v, calls %v", force, res, l.Calls())
@@ -932,7 +971,7 @@ func TestPromoteOnRecordedRelocation(t *testing.T) {
 		"mirror image promote": {"s5_promote_early_rc16", "s5_promote_early_rc30", "s3_promote_b"},
 	})
 	o, _ := opts()
-	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
 	if res.Err != nil || res.Action != "promoted" || l.Count("mirror image promote") != 3 || res.Took != 2*failover.DefaultPoll {
 		t.Errorf("%+v, calls %v", res, l.Calls())
 	}
@@ -958,7 +997,7 @@ func TestDemoteOnRecordedRelocation(t *testing.T) {
 func TestDefaultsApply(t *testing.T) {
 	quiet, _ := opts()
 	f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
-	if err := failover.Promote(context.Background(), f, []rbd.Image{img}, failover.Options{Log: quiet.Log}).Err(); err != nil {
+	if err := failover.Promote(context.Background(), f, nil, []rbd.Image{img}, failover.Options{Log: quiet.Log}).Err(); err != nil {
 		t.Errorf("promote with defaults: %v", err)
 	}
 	f.primary = false
@@ -968,7 +1007,7 @@ func TestDefaultsApply(t *testing.T) {
 	// The default budget is config's.
 	c := newClock()
 	f = &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}}
-	res := only(t, failover.Promote(context.Background(), f, []rbd.Image{img}, failover.Options{Clock: c, Log: quiet.Log}))
+	res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, failover.Options{Clock: c, Log: quiet.Log}))
 	if res.Err == nil || res.Took < config.DefaultStepTimeout || res.Took > config.DefaultStepTimeout+failover.DefaultPollCap {
 		t.Errorf("%+v: want a failure after %s", res, config.DefaultStepTimeout)
 	}
@@ -1030,7 +1069,7 @@ func TestPromoteOnRecordedPartialDemoteCopy(t *testing.T) {
 		"mirror image promote": {"s5x_promote_b_partial"},
 	})
 	o, _ := opts()
-	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "stopped at object 23") || l.Count("mirror image promote") != 0 {
 		t.Errorf("%+v, calls %v", res, l.Calls())
 	}
@@ -1049,7 +1088,7 @@ func TestForcedPromoteOnRecordedDeadPeer(t *testing.T) {
 	})
 	o, logs := opts()
 	o.Force = true
-	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, []rbd.Image{img}, o))
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
 	if res.Err != nil || res.Action != "force-promoted" || res.Took != 0 || l.Count("mirror image promote") != 1 || l.Count("mirror image promote --force") != 1 ||
 		!strings.HasPrefix(res.Note, "forced: data as of ") {
 		t.Errorf("%+v, calls %v", res, l.Calls())

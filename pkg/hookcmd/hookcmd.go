@@ -44,6 +44,11 @@ var Steps = []Step{Quiesce, Demote, Resync, Prepare, Promote}
 // talking to the Kubernetes API (in the app's namespace).
 func (s Step) Ceph() bool { return s != Quiesce }
 
+// ReadsPeer says whether the step can read the peer cluster's snapshots:
+// demote, for the peer's copy; promote, for the peer's role when its status
+// record still claims primary.
+func (s Step) ReadsPeer() bool { return s == Demote || s == Promote }
+
 // Request is one invocation of a step.
 type Request struct {
 	Step Step
@@ -65,7 +70,7 @@ type Request struct {
 	// namespace's Ceph user, its key file and the monitors; empty fields are
 	// left to rbd's defaults (for people and the lab).
 	Ceph Conn
-	// Peer says how demote reads the peer cluster's snapshots, as a
+	// Peer says how demote and promote read the peer cluster's snapshots, as a
 	// read-only user made there (mon 'profile rbd' osd
 	// 'profile rbd-read-only pool=<pool>'), never with the peer's
 	// rbd-mirror key. Empty: demote judges the peer's copy from the local
@@ -138,15 +143,16 @@ func FlagSet(step Step, r *Request) *pflag.FlagSet {
 		fs.StringVar(&r.Ceph.MonHost, flagCephMonHost, "", "the monitors, host:port[,host:port...] (default: from ceph.conf)")
 		fs.StringSliceVar(&r.Pools, flagPools, nil, "the pools this app may move (required): any other target is refused before anything is done")
 	}
-	switch step {
-	case Quiesce:
-		fs.StringVar(&r.Namespace, flagNamespace, "", "the app's namespace (required)")
-	case Demote:
-		fs.StringVar(&r.Peer.Conf, flagPeerConf, "", "ceph.conf of the peer cluster: read the peer's snapshots to see its copy at once")
+	if step.ReadsPeer() {
+		fs.StringVar(&r.Peer.Conf, flagPeerConf, "", "ceph.conf of the peer cluster: read the peer's snapshots, the direct sign of its copy and its role")
 		fs.StringVar(&r.Peer.ID, flagPeerID, "", "read-only Ceph user on the peer, without client. (mon 'profile rbd' osd 'profile rbd-read-only pool=<pool>')")
 		fs.StringVar(&r.Peer.Keyring, flagPeerKeyring, "", "keyring of that peer user")
 		fs.StringVar(&r.Peer.KeyFile, flagPeerKeyFile, "", "file holding only that peer user's key (as a Secret mounts it)")
 		fs.StringVar(&r.Peer.MonHost, flagPeerMonHost, "", "the peer's monitors, host:port[,host:port...]")
+	}
+	switch step {
+	case Quiesce:
+		fs.StringVar(&r.Namespace, flagNamespace, "", "the app's namespace (required)")
 	case Promote:
 		fs.BoolVar(&r.Force, flagForce, false, "allow rbd mirror image promote --force (only when rbd-dr.yaml says forcePromote: true)")
 	case Resync:
@@ -191,6 +197,9 @@ func (r Request) Validate() error {
 	}
 	if r.Force && r.Step != Promote {
 		return fmt.Errorf("hook %s: --force is only for promote", r.Step)
+	}
+	if r.Peer != (Conn{}) && !r.Step.ReadsPeer() {
+		return fmt.Errorf("hook %s: only demote and promote read the peer cluster", r.Step)
 	}
 	if r.Peer != (Conn{}) && r.Peer.Conf == "" && r.Peer.MonHost == "" {
 		return fmt.Errorf("hook %s: the peer's user and key need --%s or --%s, where the peer cluster is", r.Step, flagPeerConf, flagPeerMonHost)

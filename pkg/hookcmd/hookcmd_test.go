@@ -19,8 +19,10 @@ func TestArgsRoundTrip(t *testing.T) {
 	peer.Peer.ID, peer.Peer.KeyFile, peer.Peer.MonHost = "rbd-dr-peer", "/etc/rbd-dr/peer/key", "198.51.100.1:6789"
 	labPeer := withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a"}, Timeout: time.Minute, Parallelism: 1, Pools: []string{"pool"}})
 	labPeer.Peer.Conf, labPeer.Peer.ID, labPeer.Peer.Keyring = "/lab/site-b/ceph.conf", "rbd-dr-peer", "/lab/site-b/peer.keyring"
+	promotePeer := peer
+	promotePeer.Step, promotePeer.Force = hookcmd.Promote, true
 	for _, r := range []hookcmd.Request{
-		peer, labPeer,
+		peer, labPeer, promotePeer,
 		{Step: hookcmd.Quiesce, Namespace: "shop", Targets: []string{"data", "logs"}, Timeout: time.Minute, Parallelism: 2},
 		withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a", "pool/b"}, Timeout: 15 * time.Minute, Parallelism: 4, Pools: []string{"pool"}}),
 		withCeph(hookcmd.Request{Step: hookcmd.Promote, Targets: []string{"pool/a", "two/b"}, Timeout: time.Hour, Parallelism: 1, Force: true, Pools: []string{"pool", "two"}}),
@@ -60,7 +62,8 @@ func TestParseRefuses(t *testing.T) {
 		{"demote", []string{"pool/img"}, "give --pools, the pools this app may move"},
 		{"demote", []string{"--pools=pool", "pool/img", "other/img"}, "other/img is in pool other, which this app may not move (--pools=pool); nothing was done"},
 		{"resync", []string{"--force-promoted", "--pools=pool,x", "y/img"}, "y/img is in pool y"},
-		{"promote", []string{"--pools=p", "--peer-ceph-conf=/x", "p/i"}, "unknown flag: --peer-ceph-conf"},
+		{"prepare", []string{"--pools=p", "--peer-ceph-conf=/x", "p/i"}, "unknown flag: --peer-ceph-conf"},
+		{"promote", []string{"--pools=p", "--peer-ceph-keyfile=/k", "p/i"}, "need --peer-ceph-conf or --peer-ceph-mon-host"},
 		{"demote", []string{"--pools=p", "--peer-ceph-id=ro", "p/i"}, "need --peer-ceph-conf or --peer-ceph-mon-host"},
 		{"demote", []string{"--pools=p", "--peer-ceph-keyfile=/k", "p/i"}, "need --peer-ceph-conf or --peer-ceph-mon-host"},
 		{"quiesce", []string{"data"}, `--namespace "" is not a namespace name`},
@@ -69,6 +72,11 @@ func TestParseRefuses(t *testing.T) {
 		{"demote", []string{"--timeout=0s", "p/i"}, "--timeout must be positive"},
 		{"demote", []string{"--parallelism=0", "p/i"}, "--parallelism must be at least 1"},
 		{"failover", []string{"p/i"}, `unknown hook step "failover"`},
+	}
+	// a request built in code: the peer only for the steps that read it
+	r := hookcmd.Request{Step: hookcmd.Resync, Targets: []string{"p/i"}, Timeout: time.Minute, Parallelism: 1, ForcePromoted: true, Pools: []string{"p"}, Peer: hookcmd.Conn{MonHost: "192.0.2.9:3300"}}
+	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "only demote and promote read the peer cluster") {
+		t.Errorf("resync with a peer: %v", err)
 	}
 	for _, c := range cases {
 		_, err := hookcmd.Parse(c.step, c.args)

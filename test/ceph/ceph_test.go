@@ -253,7 +253,7 @@ func hookAs(t *testing.T, site, step string, args ...string) hookRun {
 		argv = append(argv, "--log-level="+level)
 	}
 	argv = append(argv, "hook", step, "--ceph-id="+c.ID, "--ceph-keyfile="+c.KeyFile, "--ceph-mon-host="+c.MonHost)
-	if step == "demote" {
+	if step == "demote" || step == "promote" {
 		p := readers[other(site)]
 		argv = append(argv, "--peer-ceph-conf="+p.Conf, "--peer-ceph-id="+p.ID, "--peer-ceph-keyring="+p.Keyring)
 	}
