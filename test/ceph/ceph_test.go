@@ -41,7 +41,7 @@ var (
 	// file, no ceph.conf, never the admin key.
 	teams = map[string]rbd.Conn{}
 	// readers are the read-only users made on each site, for the other
-	// site's demote to read this one's snapshots (hack/ceph-lab never hands
+	// site's demote and promote to read this one's snapshots (hack/ceph-lab never hands
 	// out rbd-mirror keys).
 	readers = map[string]rbd.Conn{}
 	timings = map[string]time.Duration{}
