@@ -36,6 +36,12 @@ func mirroredInfo(ctx context.Context, c Rbd, img rbd.Image, res *Result) (rbd.I
 	return info, nil
 }
 
+// peerRead is one read of the peer's snapshot list.
+type peerRead struct {
+	snaps []rbd.Snapshot
+	err   error
+}
+
 // isPrimary reads the image's role from the snapshots just listed, as
 // librbd does, and notes it in the report; only an image without any mirror
 // snapshot costs an rbd info, which also says whether it is mirrored at all.
@@ -73,6 +79,18 @@ func firstPeer(st rbd.MirrorStatus) (rbd.PeerSite, bool) {
 // rewrites those details only every 30 s, so this one lags).
 func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
 	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
+		// The peer's list is first read alongside this site's: the two
+		// reads go to different clusters, and the links here cannot judge
+		// a single own snapshot (an image just promoted, the usual state
+		// before it moves back).
+		var early chan peerRead
+		if peer != nil {
+			early = make(chan peerRead, 1)
+			go func() {
+				copies, err := peer.Snapshots(ctx, img)
+				early <- peerRead{copies, err}
+			}()
+		}
 		snaps, err := c.Snapshots(ctx, img)
 		if err != nil {
 			return err
@@ -103,13 +121,19 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 				return true, fast, nil
 			}
 			if peer != nil {
-				copies, err := peer.Snapshots(ctx, img)
-				if err != nil {
-					why = fmt.Sprintf("reading the peer's snapshots: %v", err)
-				} else if cp, ok := rbd.CopyOf(copies, newest.ID); ok && cp.Namespace.Complete {
+				var r peerRead
+				if early != nil {
+					r, early = <-early, nil
+				} else {
+					r.snaps, r.err = peer.Snapshots(ctx, img)
+				}
+				switch cp, ok := rbd.CopyOf(r.snaps, newest.ID); {
+				case r.err != nil:
+					why = fmt.Sprintf("reading the peer's snapshots: %v", r.err)
+				case ok && cp.Namespace.Complete:
 					res.Note = fmt.Sprintf("the peer holds a complete copy of snapshot %d", newest.ID)
 					return true, fast, nil
-				} else if ok {
+				case ok:
 					inFlight = true
 				}
 			}
