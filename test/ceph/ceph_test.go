@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	log "github.com/sirupsen/logrus"
+
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
@@ -227,7 +229,16 @@ func rbdCmd(t *testing.T, site string, args ...string) []byte {
 	return out
 }
 
-func client(site string) *rbd.Client { return rbd.NewClient(conns[site], time.Minute) }
+func client(site string) *rbd.Client {
+	c := rbd.NewClient(conns[site], time.Minute)
+	if os.Getenv("RBD_DR_E2E_LOG_LEVEL") == "debug" { // the floor's and the harness's calls too
+		l := log.New()
+		l.SetLevel(log.DebugLevel)
+		l.SetFormatter(&log.JSONFormatter{TimestampFormat: time.RFC3339Nano})
+		c.Log = l.WithField("site", site)
+	}
+	return c
+}
 
 type hookRun struct {
 	stdout, stderr string
