@@ -297,11 +297,10 @@ func TestSettingsConfigMap(t *testing.T) {
 	}
 }
 
-// tenant/ is what the platform adds per team: a CephClient with the smallest
-// caps the hook steps need on the team's pool, and an AppProject that lets
-// the team's Applications deploy exactly what the plugin renders for its app,
-// to its namespace on its sites, and no other cluster-scoped kind than PVs.
-func TestTenant(t *testing.T) {
+// tenantFolder is tenant/ built, with the example settings' entry for its
+// namespace: the AppProject and the CephClients' caps by name.
+func tenantFolder(t *testing.T) (*config.Settings, config.TenantSetting, v1alpha1.AppProject, map[string]map[string]string) {
+	t.Helper()
 	settings, err := config.LoadSettings(filepath.Join("..", "examples", "rbd-dr-settings.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +310,7 @@ func TestTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	var project v1alpha1.AppProject
-	var client unstructured.Unstructured
+	clients := map[string]map[string]string{}
 	for _, r := range build(t, "tenant").Resources() {
 		y, err := r.AsYAML()
 		if err != nil {
@@ -321,16 +320,29 @@ func TestTenant(t *testing.T) {
 		case "AppProject":
 			decodeStrict(t, string(y), &project)
 		case "CephClient":
+			var client unstructured.Unstructured
 			if err := yaml.Unmarshal(y, &client.Object); err != nil {
 				t.Fatal(err)
 			}
+			clients[client.GetName()], _, _ = unstructured.NestedStringMap(client.Object, "spec", "caps")
 		default:
 			t.Errorf("unexpected %s", r.GetKind())
 		}
 	}
-	caps, _, _ := unstructured.NestedStringMap(client.Object, "spec", "caps")
-	if client.GetName() != tenant.CephUser || !reflect.DeepEqual(caps, map[string]string{"mon": "profile rbd", "osd": "profile rbd pool=" + tenant.Pools[0]}) {
-		t.Errorf("CephClient %s caps %v, want %s with mon 'profile rbd', osd 'profile rbd pool=%s'", client.GetName(), caps, tenant.CephUser, tenant.Pools[0])
+	return settings, tenant, project, clients
+}
+
+// tenant/ is what the platform adds per team: a CephClient with the smallest
+// caps the hook steps need on the team's pool, and an AppProject that lets
+// the team's Applications deploy exactly what the plugin renders for its app,
+// to its namespace on its sites, and no other cluster-scoped kind than PVs.
+func TestTenant(t *testing.T) {
+	settings, tenant, project, clients := tenantFolder(t)
+	if caps := clients[tenant.CephUser]; !reflect.DeepEqual(caps, map[string]string{"mon": "profile rbd", "osd": "profile rbd pool=" + tenant.Pools[0]}) {
+		t.Errorf("CephClient %s caps %v, want mon 'profile rbd', osd 'profile rbd pool=%s'", tenant.CephUser, caps, tenant.Pools[0])
+	}
+	if want := []string{tenant.CephUser, tenant.PeerReader.User}; !reflect.DeepEqual(slices.Sorted(maps.Keys(clients)), want) {
+		t.Errorf("CephClients %v, want the settings' cephUser and peerReader.user %v", slices.Sorted(maps.Keys(clients)), want)
 	}
 
 	if project.Name != tenant.Project {
@@ -388,6 +400,28 @@ func TestTenant(t *testing.T) {
 		if !used[gk] {
 			t.Errorf("the AppProject permits %v, which nothing rendered uses", gk)
 		}
+	}
+}
+
+// The peer reader, whose key lies in the team's namespace on the OTHER site,
+// can read that site's images of the team's pools and change nothing: osd
+// 'profile rbd-read-only' per pool and nothing else writable, so a leaked
+// key cannot demote, promote, resync or write an image there.
+func TestPeerReaderIsReadOnly(t *testing.T) {
+	_, tenant, _, clients := tenantFolder(t)
+	if tenant.PeerReader == nil {
+		t.Fatal("the example settings give namespace wordpress no peerReader")
+	}
+	caps, ok := clients[tenant.PeerReader.User]
+	if !ok {
+		t.Fatalf("tenant/ has no CephClient %s, the settings' peerReader.user", tenant.PeerReader.User)
+	}
+	osd := make([]string, len(tenant.Pools))
+	for i, pool := range tenant.Pools {
+		osd[i] = "profile rbd-read-only pool=" + pool
+	}
+	if want := map[string]string{"mon": "profile rbd", "osd": strings.Join(osd, ", ")}; !reflect.DeepEqual(caps, want) {
+		t.Errorf("CephClient %s caps %v, want exactly %v: read-only, on the team's pools", tenant.PeerReader.User, caps, want)
 	}
 }
 

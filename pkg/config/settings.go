@@ -80,12 +80,26 @@ type TenantSetting struct {
 	CephUser string `yaml:"cephUser"`
 	// CephSecret is the Secret in Namespace that holds CephUser's key.
 	CephSecret SecretKeyRef `yaml:"cephSecret"`
+	// PeerReader, if set, lets demote and promote read the peer cluster's
+	// snapshots; without it they judge from this site's signals only.
+	PeerReader *PeerReader `yaml:"peerReader"`
+}
+
+// PeerReader is a read-only CephX user made on every site (mon 'profile
+// rbd', osd 'profile rbd-read-only pool=<pool>' per pool), never the peer's
+// rbd-mirror key, which writes to all the peer's pools.
+type PeerReader struct {
+	// User is the CephX user without client., the same name on every site.
+	User string `yaml:"user"`
+	// Secret is the Secret in the app's namespace that holds User's key as
+	// made on the other site: a site's Jobs read the other site with it.
+	Secret SecretKeyRef `yaml:"secret"`
 }
 
 // SecretKeyRef names one key of a Secret in the app's namespace.
 type SecretKeyRef struct {
 	Name string `yaml:"name"`
-	// Key defaults to CephUser, as in the Secret a Rook CephClient makes.
+	// Key defaults to the user's name, as in the Secret a Rook CephClient makes.
 	Key string `yaml:"key"`
 }
 
@@ -219,16 +233,32 @@ func (v *validator) settings(s *Settings) {
 				v.addf(fmt.Sprintf("%s.pools[%d]", at, j), "%q is not a valid Ceph pool name", pool)
 			}
 		}
-		v.dnsSubdomain(at+".cephSecret.name", "Secret", t.CephSecret.Name)
-		switch {
-		case !ValidCephName(t.CephUser):
-			v.addf(at+".cephUser", "%q is not a CephX user name; give the CephClient's name, without client.", t.CephUser)
-		case t.CephSecret.Key == "":
-			t.CephSecret.Key = t.CephUser // as in the Secret a Rook CephClient makes
+		v.cephCredential(at+".cephUser", at+".cephSecret", t.CephUser, &t.CephSecret)
+		if r := t.PeerReader; r != nil {
+			v.cephCredential(at+".peerReader.user", at+".peerReader.secret", r.User, &r.Secret)
+			switch {
+			case r.User == t.CephUser:
+				v.addf(at+".peerReader.user", "%q is also cephUser: the peer reader must be a separate, read-only user (mon 'profile rbd', osd 'profile rbd-read-only pool=<pool>'); create one and name it here", r.User)
+			case r.Secret == t.CephSecret:
+				v.addf(at+".peerReader.secret", "is cephSecret's Secret and key (%s, key %s): the peer reader's key, made on the other site, needs a key of its own", r.Secret.Name, r.Secret.Key)
+			}
 		}
-		if errs := validation.IsConfigMapKey(t.CephSecret.Key); t.CephSecret.Key != "" && len(errs) > 0 {
-			v.addf(at+".cephSecret.key", "%q is not a Secret key: %s", t.CephSecret.Key, errs[0])
-		}
+	}
+}
+
+// cephCredential checks a CephX user (a CephClient's name) and the Secret key
+// that holds its key, which defaults to the user's name as in the Secret a
+// Rook CephClient makes.
+func (v *validator) cephCredential(userField, secretField, user string, secret *SecretKeyRef) {
+	v.dnsSubdomain(secretField+".name", "Secret", secret.Name)
+	switch {
+	case !ValidCephName(user):
+		v.addf(userField, "%s is not a CephX user name; give the CephClient's name, without client.", quote(user))
+	case secret.Key == "":
+		secret.Key = user
+	}
+	if errs := validation.IsConfigMapKey(secret.Key); secret.Key != "" && len(errs) > 0 {
+		v.addf(secretField+".key", "%s is not a Secret key: %s", quote(secret.Key), errs[0])
 	}
 }
 

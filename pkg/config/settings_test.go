@@ -32,6 +32,9 @@ namespaces:
     pools: [replicapool]
     cephUser: web
     cephSecret: {name: rbd-dr-ceph-web}
+    peerReader:
+      user: web-peer
+      secret: {name: rbd-dr-ceph-peer}
 `
 
 func TestSettingsDefaults(t *testing.T) {
@@ -46,6 +49,9 @@ func TestSettingsDefaults(t *testing.T) {
 	tenant, err := s.Tenant("web")
 	if err != nil || tenant.CephSecret.Key != "web" || !tenant.Allows("replicapool") || tenant.Allows("other") {
 		t.Errorf("tenant web: %+v, %v", tenant, err)
+	}
+	if r := tenant.PeerReader; r == nil || r.User != "web-peer" || r.Secret != (config.SecretKeyRef{Name: "rbd-dr-ceph-peer", Key: "web-peer"}) {
+		t.Errorf("tenant web's peerReader: %+v", r)
 	}
 	if _, err := s.Tenant("kube-system"); err == nil || !strings.Contains(err.Error(), `namespace "kube-system" may not use argocd-rbd-dr`) {
 		t.Errorf("an unlisted namespace: %v", err)
@@ -69,6 +75,15 @@ func TestSettingsProblems(t *testing.T) {
 		{"bad pool", "pools: [replicapool]", "pools: [-rf]", `namespaces[0].pools[0]: "-rf" is not a valid Ceph pool name`},
 		{"client. prefix", "cephUser: web", "cephUser: client.web x", `namespaces[0].cephUser: "client.web x" is not a CephX user name`},
 		{"unknown field", "    cephUser: web", "    cephKey: AQ==\n    cephUser: web", `settings.yaml:21: namespaces[0].cephKey: unknown field "cephKey"`},
+		{"peer reader not a Ceph name", "user: web-peer", "user: web peer", `settings.yaml:24: namespaces[0].peerReader.user: "web peer" is not a CephX user name`},
+		{"peer reader is the team's user", "user: web-peer", "user: web", `settings.yaml:24: namespaces[0].peerReader.user: "web" is also cephUser: the peer reader must be a separate, read-only user`},
+		{"peer reader's key in the team's key", "secret: {name: rbd-dr-ceph-peer}", "secret: {name: rbd-dr-ceph-web, key: web}",
+			`settings.yaml:25: namespaces[0].peerReader.secret: is cephSecret's Secret and key (rbd-dr-ceph-web, key web)`},
+		{"peer reader's Secret not a name", "name: rbd-dr-ceph-peer", "name: Peer_Secret", `settings.yaml:25: namespaces[0].peerReader.secret.name: "Peer_Secret" is not a Secret name`},
+		{"peer reader's key not a key", "secret: {name: rbd-dr-ceph-peer}", "secret: {name: rbd-dr-ceph-peer, key: 'a/b'}", `namespaces[0].peerReader.secret.key: "a/b" is not a Secret key`},
+		{"peer reader without a user", "      user: web-peer\n", "", `settings.yaml:23: namespaces[0].peerReader.user: "" is not a CephX user name`},
+		{"peer reader not a mapping", "    peerReader:\n      user: web-peer\n      secret: {name: rbd-dr-ceph-peer}", "    peerReader: web-peer",
+			`settings.yaml:23: namespaces[0].peerReader: expected a mapping of fields (user, secret)`},
 		{"wrong kind", "kind: Settings", "kind: FailoverPolicy", `settings.yaml:2: kind: is "FailoverPolicy"; set kind: Settings`},
 	}
 	for _, c := range cases {
@@ -157,6 +172,9 @@ func FuzzParseSettings(f *testing.F) {
 		for _, n := range s.Namespaces {
 			if len(n.Pools) == 0 || n.CephSecret.Key == "" || n.CephUser == "" {
 				t.Fatalf("accepted an incomplete namespace: %+v", n)
+			}
+			if r := n.PeerReader; r != nil && (r.User == "" || r.User == n.CephUser || r.Secret.Name == "" || r.Secret.Key == "") {
+				t.Fatalf("accepted an incomplete or unsafe peerReader: %+v", r)
 			}
 		}
 	})

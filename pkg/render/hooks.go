@@ -44,9 +44,7 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 	}
 	base := hookcmd.Request{Timeout: p.Hooks.StepTimeout, Parallelism: p.Hooks.Parallelism, Targets: images}
 	base.Pools = pl.tenant.Pools
-	base.Ceph.ID = pl.tenant.CephUser
-	base.Ceph.KeyFile = cephKeyDir + "/" + cephKeyFile
-	base.Ceph.MonHost = strings.Join(pl.ceph.Monitors, ",")
+	base.Ceph = hookcmd.Conn{ID: pl.tenant.CephUser, KeyFile: cephKey.file(), MonHost: strings.Join(pl.ceph.Monitors, ",")}
 
 	var objs []any
 	if role == Active {
@@ -106,20 +104,55 @@ func hookJob(p *config.Policy, meta objectMeta, step hookcmd.Step, pod podSpec) 
 	}
 }
 
-// Where a Ceph Job finds its Ceph user's key.
-const (
-	cephKeyDir  = "/etc/rbd-dr/ceph"
-	cephKeyFile = "key"
+// keyMount is where a Ceph Job finds one CephX key: a Secret volume of its
+// own, mounted read-only at dir, holding the key as the file keyFile.
+type keyMount struct{ name, dir string }
+
+const keyFile = "key"
+
+var (
+	// cephKey is the app namespace's Ceph user's key.
+	cephKey = keyMount{name: "ceph-key", dir: "/etc/rbd-dr/ceph"}
+	// peerKey is the peer reader's key, as made on the other site.
+	peerKey = keyMount{name: "peer-key", dir: "/etc/rbd-dr/peer"}
 )
+
+func (k keyMount) file() string { return k.dir + "/" + keyFile }
+
+// mount is the container's read-only mount of the key's volume.
+func (k keyMount) mount() volumeMount {
+	return volumeMount{Name: k.name, MountPath: k.dir, ReadOnly: true}
+}
+
+// volume puts ref's key at k.file(): group-readable (the pod's fsGroup is
+// the user's), and never optional, so a missing Secret stops the pod before
+// the step runs.
+func (k keyMount) volume(ref config.SecretKeyRef) volume {
+	never, keyMode := false, int32(0o440)
+	return volume{Name: k.name, Secret: &secretVolume{
+		SecretName:  ref.Name,
+		Optional:    &never,
+		DefaultMode: &keyMode,
+		Items:       []keyToPath{{Key: ref.Key, Path: keyFile}},
+	}}
+}
 
 // cephJob runs a step with rbd from the platform's Ceph image, as the app
 // namespace's Ceph user, whose key comes from that namespace's Secret; an
 // initContainer from argocd-rbd-dr's image copies our binary into the pod.
-// Both images are pinned by digest in the settings.
+// Both images are pinned by digest in the settings. Demote and promote also
+// get the peer reader, when the platform set one, and the other site's
+// monitors: the flags and the key's mount are written here together.
 func cephJob(pl *placement, req hookcmd.Request, wave int) *job {
 	never := false
-	keyMode := int32(0o440) // group-readable: the pod's fsGroup is the user's
 	bin := volumeMount{Name: "rbd-dr-bin", MountPath: binDir}
+	mounts := []volumeMount{{Name: bin.Name, MountPath: bin.MountPath, ReadOnly: true}, cephKey.mount()}
+	volumes := []volume{cephKey.volume(pl.tenant.CephSecret)}
+	if r := pl.tenant.PeerReader; r != nil && pl.peer != nil && req.Step.ReadsPeer() {
+		req.Peer = hookcmd.Conn{ID: r.User, KeyFile: peerKey.file(), MonHost: strings.Join(pl.peer.Monitors, ",")}
+		mounts = append(mounts, peerKey.mount())
+		volumes = append(volumes, peerKey.volume(r.Secret))
+	}
 	pod := podSpec{
 		AutomountServiceAccountToken: &never,
 		SecurityContext:              podSecurity(),
@@ -137,21 +170,10 @@ func cephJob(pl *placement, req hookcmd.Request, wave int) *job {
 			ImagePullPolicy: "IfNotPresent",
 			Command:         []string{binPath, "hook", string(req.Step)},
 			Args:            req.Args(),
-			VolumeMounts: []volumeMount{
-				{Name: bin.Name, MountPath: bin.MountPath, ReadOnly: true},
-				{Name: "ceph-key", MountPath: cephKeyDir, ReadOnly: true},
-			},
+			VolumeMounts:    mounts,
 			SecurityContext: restricted(),
 		}},
-		Volumes: []volume{
-			{Name: "ceph-key", Secret: &secretVolume{
-				SecretName:  pl.tenant.CephSecret.Name,
-				Optional:    &never,
-				DefaultMode: &keyMode,
-				Items:       []keyToPath{{Key: pl.tenant.CephSecret.Key, Path: cephKeyFile}},
-			}},
-			{Name: "rbd-dr-bin", EmptyDir: &struct{}{}},
-		},
+		Volumes: append(volumes, volume{Name: bin.Name, EmptyDir: &struct{}{}}),
 	}
 	return hookJob(pl.policy, hookMeta(pl.policy, objectName(pl.policy.Name, string(req.Step)), pl.namespace, req.Step, wave), req.Step, pod)
 }

@@ -58,9 +58,12 @@ type Options struct {
 // placement is where and as whom one site of the app runs: the team's policy
 // joined with the platform's settings for that site and namespace.
 type placement struct {
-	policy    *config.Policy
-	site      config.Site
-	ceph      config.SiteSettings
+	policy *config.Policy
+	site   config.Site
+	ceph   config.SiteSettings
+	// peer is the other site's settings, when the policy has exactly two
+	// sites: the one cluster that this site mirrors with.
+	peer      *config.SiteSettings
 	tenant    config.TenantSetting
 	images    config.Images
 	namespace string
@@ -86,7 +89,18 @@ func place(p *config.Policy, s *config.Settings, siteName, namespace string) (*p
 		return nil, err
 	}
 	ceph, _ := s.Site(site.Name) // Grant checked that every site is known
-	return &placement{policy: p, site: site, ceph: ceph, tenant: tenant, images: s.Images, namespace: namespace}, nil
+	pl := &placement{policy: p, site: site, ceph: ceph, tenant: tenant, images: s.Images, namespace: namespace}
+	// The steps read one peer (pkg/failover takes the first peer site rbd
+	// reports): with three sites or more, which one is not for render to guess.
+	if len(p.Sites) == 2 {
+		other := p.Sites[0].Name
+		if other == site.Name {
+			other = p.Sites[1].Name
+		}
+		peer, _ := s.Site(other)
+		pl.peer = &peer
+	}
+	return pl, nil
 }
 
 // Result is one site's rendering.

@@ -39,6 +39,12 @@ func repoRoot(t testing.TB) string {
 // renderExample renders examples/wordpress for a site, as role ("" = as git says).
 func renderExample(t testing.TB, site string, role render.Role, edit func(*config.Policy)) *render.Result {
 	t.Helper()
+	return renderExampleWith(t, site, role, edit, exampleSettings(t))
+}
+
+// renderExampleWith is renderExample with the platform's settings given.
+func renderExampleWith(t testing.TB, site string, role render.Role, edit func(*config.Policy), settings *config.Settings) *render.Result {
+	t.Helper()
 	root := repoRoot(t)
 	app := filepath.Join(root, "examples", "wordpress")
 	p, err := config.Load(app, root)
@@ -48,7 +54,7 @@ func renderExample(t testing.TB, site string, role render.Role, edit func(*confi
 	if edit != nil {
 		edit(p)
 	}
-	res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: site, Role: role, Namespace: "wordpress", Settings: exampleSettings(t)})
+	res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: site, Role: role, Namespace: "wordpress", Settings: settings})
 	if err != nil {
 		t.Fatal(err)
 	}
