@@ -135,6 +135,21 @@ func mapValue(m *yamlv3.Node, key string) *yamlv3.Node {
 	return nil
 }
 
+// siteOfMonitors is the site of the suite's settings whose monitors are
+// monHost, as a Job's --peer-ceph-mon-host lists them.
+func (a *app) siteOfMonitors(monHost string) (string, error) {
+	s, err := config.LoadSettings(a.settings)
+	if err != nil {
+		return "", err
+	}
+	for _, site := range s.Sites {
+		if strings.Join(site.Monitors, ",") == monHost {
+			return site.Name, nil
+		}
+	}
+	return "", fmt.Errorf("%s are the monitors of no site in %s", monHost, a.settings)
+}
+
 func (a *app) git(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)

@@ -1,6 +1,7 @@
 package fullloop
 
 import (
+	"path"
 	"sort"
 	"strings"
 	"testing"
@@ -10,13 +11,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 )
 
 // This file is the one place that knows what the plugin renders for the
-// Ceph side: which images the hook Jobs use, which CephX user they run as,
-// and which Secrets (in which namespace) hold its key. Everything is read
-// from the rendered Jobs; the suite then does what Rook would (a CephClient
-// becomes a CephX user, its key a Secret).
+// Ceph side: which images the hook Jobs use, which CephX users they run as
+// (their own, and the peer reader on the other site), and which Secrets (in
+// which namespace) hold their keys. Everything is read from the rendered
+// Jobs; the suite then does what Rook and the platform team would (a
+// CephClient becomes a CephX user, its key a Secret).
 
 // hookImages are the project's image (the one that runs argocd-rbd-dr, to
 // copy itself into the Ceph Jobs) and Rook's image (the Ceph Jobs' other
@@ -79,42 +83,100 @@ func jobs(t *testing.T, objs []*unstructured.Unstructured) []*batchv1.Job {
 	return out
 }
 
-// cephSecrets are the Secrets the rendered Ceph Jobs mount, each with the
-// key of the Job's CephX user (keyOf) under every key the Job reads: what
-// the platform team copies from Rook's CephClient Secret into the app's
-// namespace. users are the CephX users the Jobs run as.
-func cephSecrets(t *testing.T, objs []*unstructured.Unstructured, keyOf func(user string) (string, error)) (secrets []*corev1.Secret, users []string) {
+// cephJob is a rendered Ceph Job with the request its command line parses
+// to, by the hook contract's own parser.
+type cephJob struct {
+	job *batchv1.Job
+	req hookcmd.Request
+}
+
+func cephJobs(t *testing.T, objs []*unstructured.Unstructured) []cephJob {
 	t.Helper()
-	byRef := map[[2]string]*corev1.Secret{}
+	var out []cephJob
 	for _, j := range jobs(t, objs) {
-		id := cephID(j)
-		if id == "" {
+		if cephID(j) == "" {
 			continue
 		}
-		users = appendNew(users, id)
-		key, err := keyOf(id)
+		c := j.Spec.Template.Spec.Containers[0]
+		req, err := hookcmd.Parse(c.Command[len(c.Command)-1], c.Args)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("Job %s/%s: %v", j.Namespace, j.Name, err)
 		}
-		for _, v := range j.Spec.Template.Spec.Volumes {
-			if v.ConfigMap != nil {
-				t.Fatalf("Job %s/%s mounts ConfigMap %s: the suite does not know what Rook would put there; teach cephSecrets", j.Namespace, j.Name, v.ConfigMap.Name)
-			}
-			if v.Secret == nil {
+		out = append(out, cephJob{j, req})
+	}
+	return out
+}
+
+// keySource is the Secret and the key in it that the Job's container finds
+// at file (a Secret volume item mounted in file's folder), or "" "".
+func keySource(j *batchv1.Job, file string) (secret, key string) {
+	pod := j.Spec.Template.Spec
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.MountPath != path.Dir(file) {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name != m.Name || v.Secret == nil {
 				continue
 			}
-			ref := [2]string{j.Namespace, v.Secret.SecretName}
+			for _, it := range v.Secret.Items {
+				if it.Path == path.Base(file) {
+					return v.Secret.SecretName, it.Key
+				}
+			}
+		}
+	}
+	return "", ""
+}
+
+// cephSecrets are the Secrets the rendered Ceph Jobs of site mount, each key
+// holding what the platform team copies there from Rook: the key of the
+// Job's own user (--ceph-id, read from --ceph-keyfile) as made on site, and
+// the key of the peer reader (--peer-ceph-id, --peer-ceph-keyfile) as made on
+// the site whose monitors --peer-ceph-mon-host names (siteOf). keyOf makes a
+// user on a site. users are the users made, as user@site.
+func cephSecrets(t *testing.T, objs []*unstructured.Unstructured, site string, siteOf func(monHost string) (string, error),
+	keyOf func(site, user string) (string, error)) (secrets []*corev1.Secret, users []string) {
+	t.Helper()
+	byRef := map[[2]string]*corev1.Secret{}
+	for _, cj := range cephJobs(t, objs) {
+		j := cj.job
+		type cred struct{ site, user, file string }
+		creds := []cred{{site, cj.req.Ceph.ID, cj.req.Ceph.KeyFile}}
+		if p := cj.req.Peer; p != (hookcmd.Conn{}) {
+			peer, err := siteOf(p.MonHost)
+			if err != nil {
+				t.Fatalf("Job %s/%s: --peer-ceph-mon-host: %v", j.Namespace, j.Name, err)
+			}
+			creds = append(creds, cred{peer, p.ID, p.KeyFile})
+		}
+		used := map[string]bool{}
+		for _, c := range creds {
+			name, item := keySource(j, c.file)
+			if name == "" {
+				t.Fatalf("Job %s/%s reads %s's key from %s, which no Secret volume of it provides", j.Namespace, j.Name, c.user, c.file)
+			}
+			used[name] = true
+			key, err := keyOf(c.site, c.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			users = appendNew(users, c.user+"@"+c.site)
+			ref := [2]string{j.Namespace, name}
 			s := byRef[ref]
 			if s == nil {
-				s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: j.Namespace, Name: v.Secret.SecretName}, StringData: map[string]string{}}
+				s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: j.Namespace, Name: name}, StringData: map[string]string{}}
 				byRef[ref] = s
 				secrets = append(secrets, s)
 			}
-			for _, it := range v.Secret.Items {
-				s.StringData[it.Key] = key
+			if old, ok := s.StringData[item]; ok && old != key {
+				t.Fatalf("Secret %s/%s key %s would hold two CephX keys (one of %s@%s)", j.Namespace, name, item, c.user, c.site)
 			}
-			if len(v.Secret.Items) == 0 {
-				s.StringData[id] = key
+			s.StringData[item] = key
+		}
+		for _, v := range j.Spec.Template.Spec.Volumes {
+			if v.ConfigMap != nil || (v.Secret != nil && !used[v.Secret.SecretName]) {
+				t.Fatalf("Job %s/%s mounts volume %s, which is no key file of its command line: the suite does not know what Rook would put there; teach cephSecrets", j.Namespace, j.Name, v.Name)
 			}
 		}
 	}

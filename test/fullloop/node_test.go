@@ -20,7 +20,9 @@ func nodeName(site string) string { return site + "-node" }
 // startCeph brings up the Ceph lab under the heavy-job lock, creates the
 // app's images, and does on each site what Rook and the platform team would:
 // the CephX user of each CephClient in manifests/tenant that the hook Jobs
-// run as, and its key in the Secret the Jobs mount.
+// read as (the team's user here, the peer reader on the other site), and
+// its key in the Secret the Jobs mount. Then it reads the other site as each
+// peer reader, as the Jobs will, and checks that it can write nothing there.
 func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	l.unlock = heavyLock(t)
 	begin := time.Now()
@@ -28,16 +30,16 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	t.Logf("Ceph lab up in %.1fs (%s)", time.Since(begin).Seconds(), l.lab.dir)
 	l.createImages(ctx, t)
 	caps := l.cephClients(t)
-	for _, site := range l.app.sites() {
-		keyOf := func(user string) (string, error) {
-			c, ok := caps[user]
-			if !ok {
-				return "", fmt.Errorf("the Ceph Jobs run as %s, and manifests/tenant has no CephClient %s to create it from", user, user)
-			}
-			return l.lab.cephUser(site, user, c)
+	keyOf := func(site, user string) (string, error) {
+		c, ok := caps[user]
+		if !ok {
+			return "", fmt.Errorf("the Ceph Jobs read as %s, and manifests/tenant has no CephClient %s to create it from", user, user)
 		}
+		return l.lab.cephUser(site, user, c)
+	}
+	for _, site := range l.app.sites() {
 		objs := append(l.app.render(t, site, "active"), l.app.render(t, site, "passive")...)
-		secrets, users := cephSecrets(t, objs, keyOf)
+		secrets, users := cephSecrets(t, objs, site, l.app.siteOfMonitors, keyOf)
 		c := l.sites[site]
 		for _, s := range secrets {
 			if err := ensureNamespaces(ctx, c.client, []string{s.Namespace}); err != nil {
@@ -48,6 +50,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 			}
 		}
 		t.Logf("%s: CephX users %v (caps from manifests/tenant), their keys in %d Secret(s)", site, users, len(secrets))
+		l.checkPeerReaders(ctx, t, site, objs, secrets)
 	}
 }
 

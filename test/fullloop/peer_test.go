@@ -1,0 +1,77 @@
+package fullloop
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+// checkPeerReaders reads, for each rendered Job of site that reads a peer,
+// every one of its images on the peer as the Job will: its --peer-ceph-*
+// flags, with the key the Secret it mounts holds, through pkg/rbd as the
+// step does. The same user must then fail to create an image there: the
+// CephClient is read-only. A Job without peer flags is reported, not failed:
+// the settings may give no peerReader (RBD_DR_FULLLOOP_SETTINGS).
+func (l *loop) checkPeerReaders(ctx context.Context, t *testing.T, site string, objs []*unstructured.Unstructured, secrets []*corev1.Secret) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, cj := range cephJobs(t, objs) {
+		p := cj.req.Peer
+		if !cj.req.Step.ReadsPeer() {
+			continue
+		}
+		if p == (hookcmd.Conn{}) {
+			t.Logf("%s: the %s Job reads no peer (no peerReader in the settings)", site, cj.req.Step)
+			continue
+		}
+		name, item := keySource(cj.job, p.KeyFile)
+		var key string
+		for _, s := range secrets {
+			if s.Namespace == cj.job.Namespace && s.Name == name {
+				key = s.StringData[item]
+			}
+		}
+		keyFile := filepath.Join(dir, name+"-"+item)
+		if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		images, err := cj.req.Images()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := rbd.Conn{ID: p.ID, KeyFile: keyFile, MonHost: p.MonHost}
+		reader := rbd.NewClient(conn, failover.DefaultPeerCallTimeout)
+		for _, img := range images {
+			snaps, err := reader.Snapshots(ctx, img)
+			if err != nil {
+				t.Fatalf("%s's %s Job could not read its peer (%s as %s): %v", site, cj.req.Step, p.MonHost, p.ID, err)
+			}
+			t.Logf("%s's %s Job reads %s on its peer (%s as %s): %d snapshot(s)", site, cj.req.Step, img, p.MonHost, p.ID, len(snaps))
+		}
+		probe := images[0].Pool + "/rbd-dr-peer-write-probe"
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		out, err := exec.CommandContext(wctx, "rbd", "--conf", os.DevNull, "--id", p.ID, "--keyfile", keyFile, "--mon_host", p.MonHost,
+			"create", "--size", "1M", probe).CombinedOutput()
+		cancel()
+		if err == nil {
+			peer, _ := l.app.siteOfMonitors(p.MonHost)
+			_, _ = l.lab.rbd(ctx, peer, "rm", probe)
+			t.Fatalf("the peer reader %s created %s on its peer: its caps are not read-only", p.ID, probe)
+		}
+		if msg := strings.TrimSpace(string(out)); !strings.Contains(msg, "Operation not permitted") {
+			t.Fatalf("the peer reader %s's write on its peer failed, but not for want of rights: %v: %s", p.ID, err, msg)
+		}
+		t.Logf("%s's peer reader %s may not write on its peer (rbd create: Operation not permitted)", site, p.ID)
+	}
+}
