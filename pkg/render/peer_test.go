@@ -1,15 +1,14 @@
 package render_test
 
 import (
-	"path"
 	"reflect"
 	"strings"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
@@ -44,23 +43,6 @@ type jobAndRequest struct {
 	req hookcmd.Request
 }
 
-// secretAt is the Secret volume the Job's container mounts where file is,
-// with the Secret key that becomes file; nil if none.
-func secretAt(j *batchv1.Job, file string) (*corev1.SecretVolumeSource, *corev1.VolumeMount) {
-	pod := j.Spec.Template.Spec
-	for i, m := range pod.Containers[0].VolumeMounts {
-		if m.MountPath != path.Dir(file) {
-			continue
-		}
-		for _, v := range pod.Volumes {
-			if v.Name == m.Name && v.Secret != nil && len(v.Secret.Items) == 1 && v.Secret.Items[0].Path == path.Base(file) {
-				return v.Secret, &pod.Containers[0].VolumeMounts[i]
-			}
-		}
-	}
-	return nil, nil
-}
-
 // Demote and promote, and only they, read the OTHER site of the app as the
 // settings' peerReader, with its key mounted from the namespace's Secret as
 // the Ceph user's key is (read-only, same mode, never optional).
@@ -76,7 +58,7 @@ func TestPeerReaderOnDemoteAndPromoteOnly(t *testing.T) {
 		peer, _ := settings.Site(other[c.site])
 		for step, jr := range renderedJobs(t, renderExample(t, c.site, c.role, force)) {
 			got := jr.req.Peer
-			own, _ := secretAt(jr.job, jr.req.Ceph.KeyFile)
+			own, _, _ := testutil.SecretFile(jr.job.Spec.Template.Spec, jr.req.Ceph.KeyFile)
 			if !step.ReadsPeer() {
 				if got != (hookcmd.Conn{}) {
 					t.Errorf("%s/%s: %s reads the peer (%+v); only demote and promote may", c.site, c.role, step, got)
@@ -92,13 +74,13 @@ func TestPeerReaderOnDemoteAndPromoteOnly(t *testing.T) {
 			if got != want {
 				t.Errorf("%s/%s %s: peer %+v, want %+v (the monitors of %s)", c.site, c.role, step, got, want, other[c.site])
 			}
-			secret, mount := secretAt(jr.job, got.KeyFile)
+			secret, mount, key := testutil.SecretFile(jr.job.Spec.Template.Spec, got.KeyFile)
 			if secret == nil || own == nil {
 				t.Fatalf("%s/%s %s: no Secret volume mounted at %s (peer) or %s (own)", c.site, c.role, step, got.KeyFile, jr.req.Ceph.KeyFile)
 			}
-			if secret.SecretName != tenant.PeerReader.Secret.Name || secret.Items[0].Key != tenant.PeerReader.Secret.Key || !mount.ReadOnly {
+			if secret.SecretName != tenant.PeerReader.Secret.Name || key != tenant.PeerReader.Secret.Key || !mount.ReadOnly {
 				t.Errorf("%s/%s %s: peer key from Secret %s key %s (read-only %v), want %s key %s, read-only", c.site, c.role, step,
-					secret.SecretName, secret.Items[0].Key, mount.ReadOnly, tenant.PeerReader.Secret.Name, tenant.PeerReader.Secret.Key)
+					secret.SecretName, key, mount.ReadOnly, tenant.PeerReader.Secret.Name, tenant.PeerReader.Secret.Key)
 			}
 			if !reflect.DeepEqual(secret.DefaultMode, own.DefaultMode) || secret.Optional == nil || *secret.Optional {
 				t.Errorf("%s/%s %s: peer key mode %v optional %v, want the Ceph key's mode %v and not optional", c.site, c.role, step,

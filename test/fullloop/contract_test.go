@@ -1,7 +1,6 @@
 package fullloop
 
 import (
-	"path"
 	"sort"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 )
 
@@ -108,25 +108,13 @@ func cephJobs(t *testing.T, objs []*unstructured.Unstructured) []cephJob {
 }
 
 // keySource is the Secret and the key in it that the Job's container finds
-// at file (a Secret volume item mounted in file's folder), or "" "".
+// at file, or "" "".
 func keySource(j *batchv1.Job, file string) (secret, key string) {
-	pod := j.Spec.Template.Spec
-	for _, m := range pod.Containers[0].VolumeMounts {
-		if m.MountPath != path.Dir(file) {
-			continue
-		}
-		for _, v := range pod.Volumes {
-			if v.Name != m.Name || v.Secret == nil {
-				continue
-			}
-			for _, it := range v.Secret.Items {
-				if it.Path == path.Base(file) {
-					return v.Secret.SecretName, it.Key
-				}
-			}
-		}
+	s, _, key := testutil.SecretFile(j.Spec.Template.Spec, file)
+	if s == nil {
+		return "", ""
 	}
-	return "", ""
+	return s.SecretName, key
 }
 
 // cephSecrets are the Secrets the rendered Ceph Jobs of site mount, each key

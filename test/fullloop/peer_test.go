@@ -2,6 +2,7 @@ package fullloop
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
@@ -21,21 +23,38 @@ import (
 // every one of its images on the peer as the Job will: its --peer-ceph-*
 // flags, with the key the Secret it mounts holds, through pkg/rbd as the
 // step does. The same user must then fail to create an image there: the
-// CephClient is read-only. A Job without peer flags is reported, not failed:
-// the settings may give no peerReader (RBD_DR_FULLLOOP_SETTINGS).
+// CephClient is read-only. The Jobs read a peer exactly when the settings
+// give their namespace a peerReader (RBD_DR_FULLLOOP_SETTINGS may give none).
 func (l *loop) checkPeerReaders(ctx context.Context, t *testing.T, site string, objs []*unstructured.Unstructured, secrets []*corev1.Secret) {
 	t.Helper()
+	settings, err := config.LoadSettings(l.app.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
+	checked := map[string]bool{}
 	for _, cj := range cephJobs(t, objs) {
 		p := cj.req.Peer
 		if !cj.req.Step.ReadsPeer() {
 			continue
 		}
-		if p == (hookcmd.Conn{}) {
+		tenant, err := settings.Tenant(cj.job.Namespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (tenant.PeerReader != nil) != (p != hookcmd.Conn{}) {
+			t.Fatalf("%s's %s Job: peer flags %+v, but the settings' peerReader for %s is %+v", site, cj.req.Step, p, cj.job.Namespace, tenant.PeerReader)
+		}
+		if tenant.PeerReader == nil {
 			t.Logf("%s: the %s Job reads no peer (no peerReader in the settings)", site, cj.req.Step)
 			continue
 		}
 		name, item := keySource(cj.job, p.KeyFile)
+		id := fmt.Sprint(p, name, item, cj.req.Targets)
+		if checked[id] {
+			continue // demote and promote read the same way
+		}
+		checked[id] = true
 		var key string
 		for _, s := range secrets {
 			if s.Namespace == cj.job.Namespace && s.Name == name {
