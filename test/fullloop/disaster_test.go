@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -134,7 +135,16 @@ func (l *loop) waitReplaying(ctx context.Context, t *testing.T, site string) {
 // promoted data is.
 func (l *loop) promoteAge(ctx context.Context, t *testing.T, site string) string {
 	t.Helper()
-	j := l.hookJobs(ctx, t, site)["promote"]
+	for _, line := range strings.Split(l.jobLog(ctx, site, l.hookJobs(ctx, t, site)["promote"]), "\n") {
+		if strings.Contains(strings.ToLower(line), "old") || strings.Contains(line, "age") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
+// jobLog is the log of the Job's pod that succeeded, or "".
+func (l *loop) jobLog(ctx context.Context, site string, j *batchv1.Job) string {
 	if j == nil {
 		return ""
 	}
@@ -143,14 +153,8 @@ func (l *loop) promoteAge(ctx context.Context, t *testing.T, site string) string
 		return ""
 	}
 	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Status.Phase != corev1.PodSucceeded {
-			continue
-		}
-		for _, line := range strings.Split(l.podLog(site, p, p.Spec.Containers[0].Name), "\n") {
-			if strings.Contains(strings.ToLower(line), "old") || strings.Contains(line, "age") {
-				return strings.TrimSpace(line)
-			}
+		if p := &pods.Items[i]; p.Status.Phase == corev1.PodSucceeded {
+			return l.podLog(site, p, p.Spec.Containers[0].Name)
 		}
 	}
 	return ""

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -92,5 +93,40 @@ func (l *loop) checkPeerReaders(ctx context.Context, t *testing.T, site string, 
 			t.Fatalf("the peer reader %s's write on its peer failed, but not for want of rights: %v: %s", p.ID, err, msg)
 		}
 		t.Logf("%s's peer reader %s may not write on its peer (rbd create: Operation not permitted)", site, p.ID)
+	}
+}
+
+// checkDemoteProof reads the report of a planned relocation's demote Job:
+// with a peer reader, each image it demoted was proven copied by the peer's
+// own snapshot list, or by the peer unlinking itself here, never by the
+// status record alone, which is where demote ends up when it cannot read
+// the peer (a wrong key, monitors or caps).
+func (l *loop) checkDemoteProof(ctx context.Context, t *testing.T, site string, j *batchv1.Job) {
+	t.Helper()
+	settings, err := config.LoadSettings(l.app.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant, err := settings.Tenant(j.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := l.jobLog(ctx, site, j)
+	if !strings.Contains(log, "TARGET") {
+		t.Fatalf("%s's demote Job %s left no report in its log: %q", site, j.Name, log)
+	}
+	rows := 0
+	for _, line := range strings.Split(log, "\n") {
+		if f := strings.Fields(line); len(f) < 4 || f[3] != "demoted" {
+			continue
+		}
+		rows++
+		fmt.Printf("fullloop: %s's demote Job reports: %s\n", site, strings.Join(strings.Fields(line), " "))
+		if tenant.PeerReader != nil && !strings.Contains(line, "the peer holds a complete copy") && !strings.Contains(line, "unlinked itself") {
+			t.Errorf("%s's demote Job demoted without reading its peer as %s: %s", site, tenant.PeerReader.User, line)
+		}
+	}
+	if rows == 0 {
+		t.Logf("%s's demote Job %s demoted nothing (a later sync's Job?):\n%s", site, j.Name, log)
 	}
 }

@@ -119,6 +119,7 @@ func (l *loop) relocate(ctx context.Context, t *testing.T, to string) {
 			}
 		}
 	}
+	l.checkDemoteProof(ctx, t, from, old["demote"])
 	l.lastMarkers = l.checkMarkers(t, to, l.lastMarkers)
 }
 
