@@ -560,10 +560,14 @@ func TestPrimaryFromSnapshotsAgreesWithInfoOnTheLab(t *testing.T) {
 // A call cut short by the caller's earlier deadline says how long it had,
 // not the client's longer call timeout.
 func TestTimeoutNamesTheDeadlineThatCame(t *testing.T) {
-	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "sleep 30")}, Runner: rbd.Exec{}, CallTimeout: 2 * time.Minute}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if _, err := c.Snapshots(ctx, rbd.Image{Pool: "p", Name: "i"}); !errors.Is(err, rbd.ErrTimeout) || !regexp.MustCompile(`timed out after [123]00ms$`).MatchString(err.Error()) {
-		t.Errorf("%v", err)
+	bin := fakeRbd(t, "sleep 30")
+	// a longer call timeout, and none at all
+	for _, callTimeout := range []time.Duration{2 * time.Minute, 0} {
+		c := &rbd.Client{Conn: rbd.Conn{Binary: bin}, Runner: rbd.Exec{}, CallTimeout: callTimeout}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		if _, err := c.Snapshots(ctx, rbd.Image{Pool: "p", Name: "i"}); !errors.Is(err, rbd.ErrTimeout) || !regexp.MustCompile(`timed out after [123]00ms$`).MatchString(err.Error()) {
+			t.Errorf("call timeout %s: %v", callTimeout, err)
+		}
+		cancel()
 	}
 }
