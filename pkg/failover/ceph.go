@@ -100,7 +100,7 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 			return err
 		}
 		why := ""
-		first := true
+		first, start := true, o.Clock.Now()
 		err = waitUntil(ctx, o, deadline, func() (bool, pace, error) {
 			if !first {
 				if snaps, err = c.Snapshots(ctx, img); err != nil {
@@ -157,6 +157,12 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 				return false, fast, nil
 			}
 			why = fmt.Sprintf("peer %s reports %s %q", p.SiteName, p.State, p.Description)
+			// A peer whose daemon is up starts copying a new snapshot within
+			// seconds (right after a relocation, once its replayer has
+			// started): look often for a while, then back off.
+			if p.Known() && o.Clock.Now().Sub(start) < o.Stall {
+				return false, fast, nil
+			}
 			return false, backOff, nil
 		})
 		if err != nil {

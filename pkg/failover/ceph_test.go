@@ -288,7 +288,7 @@ func TestDemote(t *testing.T) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
-	t.Run("no peer connection, status behind: waits for the copy, backing off", func(t *testing.T) {
+	t.Run("no peer connection, status behind: looks often while the peer's daemon is up", func(t *testing.T) {
 		behind := primaryWithPeerAt(t, 1795511000)
 		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single}, statuses: []rbd.MirrorStatus{behind, behind, behind, primaryWithPeerAt(t, 1795511193)}}
 		o, _ := opts()
@@ -296,8 +296,22 @@ func TestDemote(t *testing.T) {
 		if res.Err != nil || f.count("demote") != 1 || f.count("status") != 4 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
-		if want := (1 + 2 + 4) * failover.DefaultPoll; res.Took != want {
+		if want := 3 * failover.DefaultPoll; res.Took != want {
 			t.Errorf("took %s, want %s", res.Took, want)
+		}
+	})
+	t.Run("status behind for good: fast for the stall time, then backing off", func(t *testing.T) {
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single}, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511000)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("demote") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		// checks every 0.2 s from 0 to 9.8 s (50), at 10 s the stall time is
+		// over: then at 10.2, 10.6, 11.4, 13, 16.2 s and every 4 s until the
+		// 2-minute budget ends (20.2 ... 116.2 s, and 120 s)
+		if n, want := f.count("status"), 50+1+5+25+1; n != want {
+			t.Errorf("%d checks in %s, want %d", n, o.Timeout, want)
 		}
 	})
 	t.Run("peer rbd-mirror down: never demotes, fails at the timeout", func(t *testing.T) {
