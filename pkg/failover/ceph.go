@@ -36,15 +36,10 @@ func mirroredInfo(ctx context.Context, c Rbd, img rbd.Image, res *Result) (rbd.I
 	return info, nil
 }
 
-// peerRead is one read of the peer's snapshot list.
-type peerRead struct {
-	snaps []rbd.Snapshot
-	err   error
-}
-
 // isPrimary reads the image's role from the snapshots just listed, as
 // librbd does, and notes it in the report; only an image without any mirror
-// snapshot costs an rbd info, which also says whether it is mirrored at all.
+// snapshot (or whose list could not be read: nil) costs an rbd info, which
+// also says whether it is mirrored at all.
 func isPrimary(ctx context.Context, c Rbd, img rbd.Image, snaps []rbd.Snapshot, res *Result) (bool, error) {
 	primary, ok := rbd.PrimaryFromSnapshots(snaps)
 	if !ok {
@@ -79,18 +74,6 @@ func firstPeer(st rbd.MirrorStatus) (rbd.PeerSite, bool) {
 // rewrites those details only every 30 s, so this one lags).
 func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
 	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
-		// The peer's list is first read alongside this site's: the two
-		// reads go to different clusters, and the links here cannot judge
-		// a single own snapshot (an image just promoted, the usual state
-		// before it moves back).
-		var early chan peerRead
-		if peer != nil {
-			early = make(chan peerRead, 1)
-			go func() {
-				copies, err := peer.Snapshots(ctx, img)
-				early <- peerRead{copies, err}
-			}()
-		}
 		snaps, err := c.Snapshots(ctx, img)
 		if err != nil {
 			return err
@@ -121,15 +104,10 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 				return true, fast, nil
 			}
 			if peer != nil {
-				var r peerRead
-				if early != nil {
-					r, early = <-early, nil
-				} else {
-					r.snaps, r.err = peer.Snapshots(ctx, img)
-				}
-				switch cp, ok := rbd.CopyOf(r.snaps, newest.ID); {
-				case r.err != nil:
-					why = fmt.Sprintf("reading the peer's snapshots: %v", r.err)
+				copies, err := peer.Snapshots(ctx, img)
+				switch cp, ok := rbd.CopyOf(copies, newest.ID); {
+				case err != nil:
+					why = fmt.Sprintf("reading the peer's snapshots: %v", err)
 				case ok && cp.Namespace.Complete:
 					res.Note = fmt.Sprintf("the peer holds a complete copy of snapshot %d", newest.ID)
 					return true, fast, nil
@@ -299,14 +277,7 @@ func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
 func Promote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
 	return step(ctx, images, &o, func(ctx context.Context, deadline time.Time, img rbd.Image, res *Result) error {
 		snaps, herr := hint(ctx, c, img)
-		var primary bool
-		var err error
-		if herr != nil {
-			info, ierr := mirroredInfo(ctx, c, img, res)
-			primary, err = info.Primary(), ierr
-		} else {
-			primary, err = isPrimary(ctx, c, img, snaps, res)
-		}
+		primary, err := isPrimary(ctx, c, img, snaps, res)
 		if err != nil {
 			return err
 		}
@@ -381,11 +352,16 @@ func (w *copyWatch) why() string {
 // with the peer site dead, a snap ls here was seen to hang.
 const hintTimeout = 10 * time.Second
 
-// hint reads this site's snapshot list within hintTimeout.
+// hint reads this site's snapshot list within hintTimeout; no list with an
+// error.
 func hint(ctx context.Context, c Rbd, img rbd.Image) ([]rbd.Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, hintTimeout)
 	defer cancel()
-	return c.Snapshots(ctx, img)
+	snaps, err := c.Snapshots(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	return snaps, nil
 }
 
 // arrived says whether s is a complete copy of the peer's demote snapshot.
