@@ -40,13 +40,13 @@ e2e: tools ## end-to-end suites: Argo CD's own cmp-server (v2 and v3), the READM
 	cd test/cmpserver/v3 && $(GO) test -count=1 .
 	@mkdir -p bin; rc=0; RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v ./test/ceph > bin/e2e-ceph.log 2>&1 || rc=$$?; \
 	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|floor-ratio|  [0-9] )' bin/e2e-ceph.log; \
-	if [ $$rc -ne 0 ]; then tail -150 bin/e2e-ceph.log; fi; exit $$rc
+	if [ $$rc -ne 0 ]; then hack/failed-tests.sh bin/e2e-ceph.log 150; echo "----- the log's end -----"; tail -40 bin/e2e-ceph.log; fi; exit $$rc
 	$(MAKE) e2e-fullloop
 
 e2e-fullloop: tools ## the whole loop: git, Argo CD, three real API servers, node agents, hook Jobs, Ceph (root; builds kube/Argo CD once)
 	@mkdir -p bin; rc=0; RBD_DR_E2E_FULLLOOP=1 $(GO) test -count=1 -timeout 85m -v -run TestFullLoop ./test/fullloop > bin/e2e-fullloop.log 2>&1 || rc=$$?; \
 	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|fullloop|  )' bin/e2e-fullloop.log; \
-	if [ $$rc -ne 0 ]; then tail -200 bin/e2e-fullloop.log; fi; exit $$rc
+	if [ $$rc -ne 0 ]; then hack/failed-tests.sh bin/e2e-fullloop.log 200; echo "----- the log's end -----"; tail -60 bin/e2e-fullloop.log; fi; exit $$rc
 
 bench: tools ## render benchmarks and the generate/kustomize start-up ratio
 	$(GO) test ./pkg/render -run '^$$' -bench . -benchtime $${BENCHTIME:-5x} -benchmem

@@ -65,8 +65,9 @@ func firstPeer(st rbd.MirrorStatus) (rbd.PeerSite, bool) {
 // Demote (passive site) demotes each primary image; a non-primary one is
 // left alone. It never demotes a primary whose peer does not hold a complete
 // copy of its newest own snapshot: demoting then would let the peer promote
-// an older copy (the flip-flop split-brain), unless the peer's own daemon
-// says it is primary after a forced failover, which the demotion resolves.
+// an older copy (the flip-flop split-brain), unless the peer is primary
+// after a forced failover, which the demotion resolves (forcedFailover says
+// when its claim is believed).
 //
 // The proof, most direct first: the peer's own snapshot list (read with
 // peer, a read-only user there; nil skips it) shows the complete copy; or
@@ -103,8 +104,12 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 				res.Note = fmt.Sprintf("the peer unlinked itself from the older snapshots: its copy of snapshot %d is complete", newest.ID)
 				return true, fast, nil
 			}
+			var copies []rbd.Snapshot
+			peerRead := false
 			if peer != nil {
-				copies, err := peer.Snapshots(ctx, img)
+				var err error
+				copies, err = peer.Snapshots(ctx, img)
+				peerRead = err == nil
 				switch cp, ok := rbd.CopyOf(copies, newest.ID); {
 				case err != nil:
 					why = fmt.Sprintf("reading the peer's snapshots: %v", err)
@@ -120,12 +125,16 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 				return false, backOff, err
 			}
 			p, ok := firstPeer(st)
+			forced, claim := false, ""
+			if ok && p.ClaimsPrimary() {
+				forced, claim = forcedFailover(copies, peerRead, o.ForcePromoted)
+			}
 			switch {
 			case !ok:
 				why = "no peer site reports this image"
 				return false, backOff, nil
-			case p.ClaimsPrimary():
-				res.Note = fmt.Sprintf("peer %s is primary (a forced failover): this copy is stale", p.SiteName)
+			case forced:
+				res.Note = fmt.Sprintf("peer %s is primary (%s): this copy is stale", p.SiteName, claim)
 				return true, fast, nil
 			case !inFlight && p.HasCopied(newest.Timestamp.Unix()):
 				res.Note = fmt.Sprintf("peer %s reports snapshot %d replayed", p.SiteName, newest.ID)
@@ -135,6 +144,9 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 				return false, fast, nil
 			}
 			why = fmt.Sprintf("peer %s reports %s %q", p.SiteName, p.State, p.Description)
+			if claim != "" {
+				why += ", but " + claim
+			}
 			// A peer whose daemon is up starts copying a new snapshot within
 			// seconds (right after a relocation, once its replayer has
 			// started): look often for a while, then back off.
@@ -152,6 +164,27 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 		res.Action, res.After = "demoted", "non-primary"
 		return nil
 	})
+}
+
+// forcedFailover says whether the peer's claim to be primary, read from its
+// status record here, is believed, and why. The record lags: on the lab a
+// site's record still said "local image is primary" 35 s after it demoted
+// (its rbd-mirror had not restarted the image), and demoting on that stale
+// claim let the old site promote without this site's writes. The peer's own
+// snapshots (read is true when peerSnaps could be read) settle it; without
+// them only git's word that a forced failover happened (forcePromote: true)
+// does.
+func forcedFailover(peerSnaps []rbd.Snapshot, read, gitSaysForced bool) (bool, string) {
+	if primary, known := rbd.PrimaryFromSnapshots(peerSnaps); read && known {
+		if primary {
+			return true, "a forced failover: its own snapshots say so"
+		}
+		return false, "its own snapshots say it is not primary: the record is stale"
+	}
+	if gitSaysForced {
+		return true, "a forced failover: rbd-dr.yaml says forcePromote: true"
+	}
+	return false, "only its status record says so, which lags a demotion, and rbd-dr.yaml does not say forcePromote: true (a peer reader would settle it from the peer's own snapshots)"
 }
 
 // Resync (passive site, only after a forced failover) asks for a resync of
@@ -289,7 +322,7 @@ func Promote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Option
 					return err
 				}
 			}
-			if err := promote(ctx, c, img, o, deadline, res, snaps, herr); err != nil {
+			if err := promote(ctx, c, peer, img, o, deadline, res, snaps, herr); err != nil {
 				return err
 			}
 			res.After = "primary"
@@ -369,7 +402,7 @@ func arrived(s rbd.Snapshot) bool { return s.Copy() && s.Demoted() && s.Namespac
 
 // promote retries the promote; snaps and herr are this site's snapshot
 // list as just read, for the first try.
-func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time.Time, res *Result, snaps []rbd.Snapshot, herr error) error {
+func promote(ctx context.Context, c Rbd, peer Peer, img rbd.Image, o Options, deadline time.Time, res *Result, snaps []rbd.Snapshot, herr error) error {
 	var last error
 	var watch copyWatch
 	start := o.Clock.Now()
@@ -386,6 +419,12 @@ func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time
 			// Without the list, a promote could land on a partial copy.
 			o.Log.WithField("image", img.String()).WithError(herr).Debug("reading the snapshots here; no promote is tried without them")
 			last = fmt.Errorf("this site's snapshots could not be read, so no promote was tried: %w", herr)
+		case newest.Own() && newest.Demoted() && primarySince(ctx, peer, img):
+			// Ceph would let a promote undo the demotion, and the peer's
+			// writes since would be lost (a demote that did not wait for
+			// this site's copy): only the peer's demotion arriving here
+			// carries them.
+			last = errors.New("this site demoted the image and the peer has been primary since (its newest mirror snapshot is its own): undoing the demotion here would lose the peer's writes, so its demotion must arrive first")
 		case newest.Own() && newest.Demoted() && o.Clock.Now().Sub(start) < o.NonForcedFirst:
 			// This site demoted it and nothing newer came from the peer:
 			// Ceph would let a promote undo the demotion now, while the
@@ -445,6 +484,18 @@ func promote(ctx context.Context, c Rbd, img rbd.Image, o Options, deadline time
 		return fmt.Errorf("not promoted: the copy of the peer's demote snapshot %s (Ceph Pacific can hang when rbd-mirror restarts mid-copy; restart this site's rbd-mirror) (%v): %w", watch.why(), last, err)
 	}
 	return fmt.Errorf("not promoted: the peer site has not demoted it or its demotion has not replayed here (%v). If the peer site is lost, set forcePromote: true in rbd-dr.yaml; the writes after the last mirror snapshot are then lost: %w", last, err)
+}
+
+// primarySince says whether the peer's own snapshots (peer, a read-only user
+// there; nil or unreadable says no) show it took a snapshot as primary after
+// the last one it copied from here: its newest mirror snapshot is its own.
+func primarySince(ctx context.Context, peer Peer, img rbd.Image) bool {
+	if peer == nil {
+		return false
+	}
+	snaps, err := peer.Snapshots(ctx, img)
+	newest, ok := rbd.LatestMirror(snaps)
+	return err == nil && ok && newest.Own()
 }
 
 // peerDemoted: the peer's daemon reports it and no longer says primary.

@@ -365,11 +365,88 @@ func TestDemote(t *testing.T) {
 			}
 		}
 	})
-	t.Run("stale primary after a forced failover: demote at once", func(t *testing.T) {
-		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a")}, snaps: [][]rbd.Snapshot{single}}
+	// The peer's record says "local image is primary" (the return of the
+	// lost site, or a record that has not caught up with the peer's
+	// demotion: on the lab for 35 s once).
+	claims := func(t *testing.T) rbd.MirrorStatus { return status(t, "s5_b_back_both_primary", "a") }
+	t.Run("stale primary after a forced failover in git: demote at once on the claim", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single}}
+		o, _ := opts()
+		o.ForcePromoted = true
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "peer site-b is primary (a forced failover: rbd-dr.yaml says forcePromote: true)") || res.Took != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the claim alone, no forced failover in git: never demotes on it", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single}}
 		o, _ := opts()
 		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
-		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "peer site-b is primary") {
+		if res.Err == nil || f.count("demote") != 0 || !strings.Contains(res.Err.Error(), `"local image is primary", but only its status record says so`) {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the claim alone, the record catches up with the peer's copy: demotes on the copy", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t), claims(t), primaryWithPeerAt(t, 1795511193)}, snaps: [][]rbd.Snapshot{single}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "reports snapshot 5 replayed") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		// the peer's daemon is up: polled fast
+		if res.Took != 2*failover.DefaultPoll {
+			t.Errorf("took %s", res.Took)
+		}
+	})
+	t.Run("the claim, the peer's snapshots say primary: demote at once, git or not", func(t *testing.T) {
+		for _, gitSaysForced := range []bool{false, true} {
+			f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single},
+				peerSnaps: [][]rbd.Snapshot{list(copied(7, 4, "non-primary", true, 16), own(9, 1795512000, "primary"))}}
+			o, _ := opts()
+			o.ForcePromoted = gitSaysForced
+			res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+			if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "a forced failover: its own snapshots say so") {
+				t.Errorf("git says forced %t: %+v, calls %v", gitSaysForced, res, f.calls)
+			}
+		}
+	})
+	t.Run("the claim, the peer's snapshots say demoted: a stale record, waits for the copy even with git's word", func(t *testing.T) {
+		// the lab's failure: the peer demoted and its rbd-mirror has not
+		// yet copied this primary's snapshot 5
+		demoted := list(copied(7, 4, "non-primary", true, 16), own(8, 1795511100, "demoted"))
+		withCopy := list(copied(7, 4, "non-primary", true, 16), own(8, 1795511100, "demoted"), copied(9, 5, "non-primary", true, 16))
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single},
+			peerSnaps: [][]rbd.Snapshot{demoted, demoted, demoted, withCopy}}
+		o, _ := opts()
+		o.ForcePromoted = true
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || f.count("peer snaps") != 4 || !strings.Contains(res.Note, "complete copy of snapshot 5") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		f = &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single}, peerSnaps: [][]rbd.Snapshot{demoted}}
+		res = only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("demote") != 0 || !strings.Contains(res.Err.Error(), "its own snapshots say it is not primary: the record is stale") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the claim, the peer unreadable: git's word decides", func(t *testing.T) {
+		for _, gitSaysForced := range []bool{false, true} {
+			f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single},
+				peerSnaps: [][]rbd.Snapshot{list(own(8, 1795511100, "demoted"))}, peerErr: errors.New("rbd: couldn't connect to the cluster!")}
+			o, _ := opts()
+			o.ForcePromoted = gitSaysForced
+			res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+			if demoted := f.count("demote") == 1; demoted != gitSaysForced || (res.Err == nil) != gitSaysForced {
+				t.Errorf("git says forced %t: %+v, calls %v", gitSaysForced, res, f.calls)
+			}
+		}
+	})
+	t.Run("the claim, the peer has no mirror snapshot: git's word decides", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single}, peerSnaps: [][]rbd.Snapshot{nil}}
+		o, _ := opts()
+		o.ForcePromoted = true
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "rbd-dr.yaml says forcePromote: true") {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
@@ -489,6 +566,39 @@ func TestPromoteWithoutForce(t *testing.T) {
 		o.NonForcedFirst = 6200 * time.Millisecond
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Took != o.NonForcedFirst {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("demoted here, the peer's own snapshots say it was primary since: never undoes the demotion", func(t *testing.T) {
+		// its newest is its own, primary now or demoted without this site
+		// having its copy yet (the lab: a demote that took a stale claim)
+		for _, state := range []string{"primary", "demoted"} {
+			f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted},
+				peerSnaps: [][]rbd.Snapshot{list(copied(10, 8, "non-primary", true, 16), own(11, 3, "primary"), own(12, 4, state))}}
+			o, _ := opts()
+			res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+			if res.Err == nil || f.count("promote") != 0 || !strings.Contains(res.Err.Error(), "the peer has been primary since") {
+				t.Errorf("peer %s: %+v, calls %v", state, res, f.calls)
+			}
+		}
+	})
+	t.Run("demoted here, the peer was primary since: promotes once its demotion arrives", func(t *testing.T) {
+		withDemotion := append(ownDemoted, copied(13, 12, "demoted", true, 16))
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted, ownDemoted, withDemotion},
+			peerSnaps: [][]rbd.Snapshot{list(own(11, 3, "primary"), own(12, 4, "demoted"))}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || f.count("promote") != 1 || f.count("peer snaps") < 2 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("demoted here, the peer holds that demotion and nothing newer: undone after the non-forced period", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted},
+			peerSnaps: [][]rbd.Snapshot{list(own(5, 1, "demoted"), copied(14, 8, "demoted", true, 16))}}
+		o, _ := opts()
+		o.NonForcedFirst = 6200 * time.Millisecond
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || res.Took != o.NonForcedFirst {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})

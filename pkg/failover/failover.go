@@ -72,7 +72,9 @@ type Options struct {
 	Parallelism int
 	// Force allows promote --force: only when rbd-dr.yaml says forcePromote.
 	Force bool
-	// ForcePromoted says git declared a forced failover; resync acts only then.
+	// ForcePromoted says git declared a forced failover: resync acts only
+	// then, and demote takes the peer's status claim to be primary as one
+	// when the peer's own snapshots cannot say.
 	ForcePromoted bool
 	// Poll is the wait between checks while a fast event is expected; a
 	// longer wait doubles from it up to PollCap.

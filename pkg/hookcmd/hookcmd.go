@@ -60,8 +60,10 @@ type Request struct {
 	Parallelism int
 	// Force lets promote use --force: only when rbd-dr.yaml says forcePromote.
 	Force bool
-	// ForcePromoted tells resync that git declared a forced failover; without
-	// it resync must not act (a planned demotion can look split-brain).
+	// ForcePromoted tells resync and demote that git declared a forced
+	// failover: without it resync must not act (a planned demotion can look
+	// split-brain), and demote, unless the peer's own snapshots say so, does
+	// not take the peer's lagging status claim to be primary as one.
 	ForcePromoted bool
 	// Pools are the pools the app's namespace may move (the platform's
 	// settings): a Ceph step refuses any target outside them before acting.
@@ -155,6 +157,8 @@ func FlagSet(step Step, r *Request) *pflag.FlagSet {
 		fs.StringVar(&r.Namespace, flagNamespace, "", "the app's namespace (required)")
 	case Promote:
 		fs.BoolVar(&r.Force, flagForce, false, "allow rbd mirror image promote --force (only when rbd-dr.yaml says forcePromote: true)")
+	case Demote:
+		fs.BoolVar(&r.ForcePromoted, flagForcePromoted, false, "rbd-dr.yaml says forcePromote: true: without the peer's snapshots, only then is the peer's status claim to be primary taken as a forced failover")
 	case Resync:
 		fs.BoolVar(&r.ForcePromoted, flagForcePromoted, false, "rbd-dr.yaml says forcePromote: true (required: resync acts only after a forced failover)")
 	}
@@ -197,6 +201,9 @@ func (r Request) Validate() error {
 	}
 	if r.Force && r.Step != Promote {
 		return fmt.Errorf("hook %s: --force is only for promote", r.Step)
+	}
+	if r.ForcePromoted && r.Step != Demote && r.Step != Resync {
+		return fmt.Errorf("hook %s: --%s is only for demote and resync", r.Step, flagForcePromoted)
 	}
 	if r.Peer != (Conn{}) && !r.Step.ReadsPeer() {
 		return fmt.Errorf("hook %s: only demote and promote read the peer cluster", r.Step)

@@ -25,6 +25,7 @@ func TestArgsRoundTrip(t *testing.T) {
 		peer, labPeer, promotePeer,
 		{Step: hookcmd.Quiesce, Namespace: "shop", Targets: []string{"data", "logs"}, Timeout: time.Minute, Parallelism: 2},
 		withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a", "pool/b"}, Timeout: 15 * time.Minute, Parallelism: 4, Pools: []string{"pool"}}),
+		withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a"}, Timeout: time.Minute, Parallelism: 1, ForcePromoted: true, Pools: []string{"pool"}}),
 		withCeph(hookcmd.Request{Step: hookcmd.Promote, Targets: []string{"pool/a", "two/b"}, Timeout: time.Hour, Parallelism: 1, Force: true, Pools: []string{"pool", "two"}}),
 		{Step: hookcmd.Resync, Targets: []string{"pool/a"}, Timeout: time.Hour, Parallelism: 1, ForcePromoted: true, Pools: []string{"pool"}},
 		{Step: hookcmd.Prepare, Targets: []string{"p.1/i_2"}, Timeout: 30 * time.Second, Parallelism: 8, Pools: []string{"p.1"}},
@@ -54,6 +55,7 @@ func TestParseRefuses(t *testing.T) {
 		{"prepare", []string{"--force", "pool/img"}, "unknown flag: --force"},
 		{"resync", []string{"pool/img"}, "refusing to run without --force-promoted"},
 		{"promote", []string{"--force-promoted", "pool/img"}, "unknown flag: --force-promoted"},
+		{"prepare", []string{"--force-promoted", "pool/img"}, "unknown flag: --force-promoted"},
 		{"promote", []string{"--", "-rf/img"}, `"-rf/img" is not pool/image`},
 		{"promote", []string{"pool/img@snap"}, "is not pool/image"},
 		{"promote", []string{"poolimg"}, "is not pool/image"},
@@ -131,5 +133,17 @@ func TestCephFlags(t *testing.T) {
 	forced.Step = hookcmd.Promote
 	if err := forced.Validate(); err != nil {
 		t.Errorf("%v", err)
+	}
+	// git's word on a forced failover reaches demote and resync only
+	told := hookcmd.Request{Targets: []string{"p/i"}, Timeout: time.Minute, Parallelism: 1, ForcePromoted: true, Pools: []string{"p"}}
+	for _, step := range hookcmd.Steps {
+		told.Step = step
+		err := told.Validate()
+		if want := step == hookcmd.Demote || step == hookcmd.Resync; (err == nil) != want {
+			t.Errorf("%s with ForcePromoted: %v", step, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--force-promoted is only for demote and resync") {
+			t.Errorf("%s: %v", step, err)
+		}
 	}
 }

@@ -55,7 +55,7 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 	} else {
 		quiesce, demote := hookcmd.Request{Timeout: base.Timeout, Parallelism: base.Parallelism}, base
 		quiesce.Step, quiesce.Namespace, quiesce.Targets = hookcmd.Quiesce, pl.namespace, pvcs
-		demote.Step = hookcmd.Demote
+		demote.Step, demote.ForcePromoted = hookcmd.Demote, p.ForcePromote
 		objs = append(objs, quiesceRBAC(p, pl.namespace)...)
 		objs = append(objs, quiesceJob(pl, quiesce), cephJob(pl, demote, waveRole))
 		if p.ForcePromote {

@@ -119,3 +119,22 @@ func TestNoPeerReader(t *testing.T) {
 		}
 	}
 }
+
+// git's forcePromote reaches the Jobs as flags: promote may force, and
+// demote and resync know a forced failover was declared (demote then takes
+// the peer's status claim to be primary when the peer's snapshots cannot
+// say). Without it, no Job carries either.
+func TestForcePromoteReachesDemoteResyncAndPromoteOnly(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		set := func(p *config.Policy) { p.ForcePromote = force }
+		for _, c := range cases {
+			for step, jr := range renderedJobs(t, renderExample(t, c.site, c.role, set)) {
+				wantForce := force && step == hookcmd.Promote
+				wantDeclared := force && (step == hookcmd.Demote || step == hookcmd.Resync)
+				if jr.req.Force != wantForce || jr.req.ForcePromoted != wantDeclared {
+					t.Errorf("forcePromote %t, %s/%s %s: --force %t --force-promoted %t", force, c.site, c.role, step, jr.req.Force, jr.req.ForcePromoted)
+				}
+			}
+		}
+	}
+}

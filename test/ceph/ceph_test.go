@@ -253,6 +253,10 @@ func hook(t *testing.T, site, step string, args ...string) hookRun {
 	return hookAs(t, site, step, append([]string{"--pools=" + pool}, args...)...)
 }
 
+// noPeerReader among a hook's args runs demote or promote without the peer
+// reader, as a namespace whose settings give none: on the local signals only.
+const noPeerReader = "(no peer reader)"
+
 // hookAs runs a hook step as the team user with the pools its args give.
 func hookAs(t *testing.T, site, step string, args ...string) hookRun {
 	t.Helper()
@@ -264,7 +268,9 @@ func hookAs(t *testing.T, site, step string, args ...string) hookRun {
 		argv = append(argv, "--log-level="+level)
 	}
 	argv = append(argv, "hook", step, "--ceph-id="+c.ID, "--ceph-keyfile="+c.KeyFile, "--ceph-mon-host="+c.MonHost)
-	if step == "demote" || step == "promote" {
+	withPeer := !slices.Contains(args, noPeerReader)
+	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == noPeerReader })
+	if withPeer && (step == "demote" || step == "promote") {
 		p := readers[other(site)]
 		argv = append(argv, "--peer-ceph-conf="+p.Conf, "--peer-ceph-id="+p.ID, "--peer-ceph-keyring="+p.Keyring)
 	}
@@ -409,7 +415,12 @@ func relocate(t *testing.T, from, to string, specs ...string) time.Duration {
 	t.Helper()
 	start := time.Now()
 	args := append([]string{"--timeout=3m", "--parallelism=8"}, specs...)
-	mustHook(t, from, "demote", args...)
+	// A planned demotion rests on the new site's copy, never on a claim
+	// that it is primary: its status record lags its demotion (the lab:
+	// still "local image is primary" 35 s after, when relocating back).
+	if r := mustHook(t, from, "demote", args...); strings.Contains(r.stdout, "forced failover") {
+		t.Fatalf("%s: a planned demotion took the peer for a forced failover:\n%s", from, r.stdout)
+	}
 	mustHook(t, to, "prepare", args...)
 	mustHook(t, to, "promote", args...)
 	return time.Since(start)
@@ -503,22 +514,39 @@ func steadyState(t *testing.T) {
 	}
 }
 
+// plannedRelocation moves an image to site-b and straight back, with the
+// writes of each site, first with the peer reader, then without (the local
+// signals only). Straight back, the old site's status record still claims
+// primary for seconds (once 35 s): the demotion must wait for its copy.
 func plannedRelocation(t *testing.T) {
 	spec := newImage(t, "relocate", 16)
-	writeData(t, "site-a", spec)
-	before := checksum(t, "site-a", spec)
-	record("2 planned relocation A to B (one image)", relocate(t, "site-a", "site-b", spec))
-	if !primary(t, "site-b", spec) || primary(t, "site-a", spec) {
-		t.Fatal("site-b is not the only primary")
-	}
-	if got := checksum(t, "site-b", spec); got != before {
-		t.Fatalf("data changed on the way to site-b: %s != %s", got, before)
-	}
-	writeData(t, "site-b", spec)
-	before = checksum(t, "site-b", spec)
-	record("2 planned relocation B to A (one image)", relocate(t, "site-b", "site-a", spec))
-	if got := checksum(t, "site-a", spec); got != before || !primary(t, "site-a", spec) {
-		t.Fatalf("back on site-a: checksum %s, want %s", got, before)
+	for _, reader := range []bool{true, false} {
+		var how []string
+		if !reader {
+			how = []string{noPeerReader}
+		}
+		writeData(t, "site-a", spec)
+		before := checksum(t, "site-a", spec)
+		took := relocate(t, "site-a", "site-b", append(how, spec)...)
+		if !primary(t, "site-b", spec) || primary(t, "site-a", spec) {
+			t.Fatalf("peer reader %t: site-b is not the only primary", reader)
+		}
+		if got := checksum(t, "site-b", spec); got != before {
+			t.Fatalf("peer reader %t: data changed on the way to site-b: %s != %s", reader, got, before)
+		}
+		writeData(t, "site-b", spec)
+		before = checksum(t, "site-b", spec)
+		back := relocate(t, "site-b", "site-a", append(how, spec)...)
+		if got := checksum(t, "site-a", spec); got != before || !primary(t, "site-a", spec) || primary(t, "site-b", spec) {
+			t.Fatalf("peer reader %t: back on site-a: checksum %s, want %s (site-b's writes), site-a the only primary", reader, got, before)
+		}
+		if reader {
+			record("2 planned relocation A to B (one image)", took)
+			record("2 planned relocation B to A (one image)", back)
+		} else {
+			record("2 the same without the peer reader, A to B", took)
+			record("2 the same without the peer reader, B to A", back)
+		}
 	}
 }
 
@@ -860,7 +888,22 @@ func disasterAndReturn(t *testing.T) {
 		t.Fatalf("restarting site-a: %v\n%s", err, out)
 	}
 	all := append(hooked, floors...)
-	mustHook(t, "site-a", "demote", append([]string{"--timeout=3m"}, all...)...)
+	// As its Jobs run it: git says forcePromote: true. The hooked images
+	// with the peer reader, which finds site-b primary in its own
+	// snapshots; the others without one, where git's word decides.
+	for _, c := range []struct {
+		images []string
+		how    []string
+		why    string
+	}{
+		{hooked, nil, "a forced failover: its own snapshots say so"},
+		{floors, []string{noPeerReader}, "a forced failover: rbd-dr.yaml says forcePromote: true"},
+	} {
+		r := mustHook(t, "site-a", "demote", append(append([]string{"--timeout=3m", "--force-promoted"}, c.how...), c.images...)...)
+		if n := strings.Count(r.stdout, c.why); n != len(c.images) {
+			t.Errorf("site-a's return: %d of %d demotions say %q:\n%s", n, len(c.images), c.why, r.stdout)
+		}
+	}
 	mustHook(t, "site-a", "resync", append([]string{"--timeout=5m", "--force-promoted"}, all...)...)
 	record("5 return of site-a: demote and resync", time.Since(back))
 	waitSynced(t, "site-b", "site-a", spec)
