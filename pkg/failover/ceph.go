@@ -141,6 +141,9 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 				return true, fast, nil
 			case inFlight && p.Known():
 				why = fmt.Sprintf("peer %s is still copying snapshot %d", p.SiteName, newest.ID)
+				if claim != "" {
+					why += fmt.Sprintf(" (its status record says %q, but %s)", p.Description, claim)
+				}
 				return false, fast, nil
 			}
 			why = fmt.Sprintf("peer %s reports %s %q", p.SiteName, p.State, p.Description)

@@ -1221,3 +1221,58 @@ func TestForcedPromoteOnRecordedDeadPeer(t *testing.T) {
 		t.Errorf("log:\n%s", logs)
 	}
 }
+
+// A recorded stale claim: right after site-a demoted (s9_demoted_stale_primary),
+// site-b's status still says site-a's image is primary, while site-a's own
+// snapshots already say demoted. A demote on site-b, whose newest snapshot
+// site-a never copied, must not take that record for a forced failover, even
+// with git's word: the peer's snapshots settle it. With site-b's own snapshots
+// saying primary in their stead, the same record is believed.
+func TestDemoteOnRecordedStaleClaim(t *testing.T) {
+	siteB := func() *rbdtest.Replay {
+		return lab(t, map[string][]string{
+			"snap ls":             {"s9_demoted_stale_primary.site-b.snaps"},
+			"mirror image status": {"s9_demoted_stale_primary.site-b.status"},
+			"mirror image demote": {"s8_demote_a"},
+		})
+	}
+	for _, c := range []struct {
+		peerSnaps string
+		demoted   bool
+		why       string
+	}{
+		{"s9_demoted_stale_primary.site-a.snaps", false, "its own snapshots say it is not primary: the record is stale"},
+		{"s8_both_primary_settled.site-a.snaps", true, "a forced failover: its own snapshots say so"},
+	} {
+		l := siteB()
+		peerSite := &rbd.Client{Runner: lab(t, map[string][]string{"snap ls": {c.peerSnaps}})}
+		o, _ := opts()
+		o.ForcePromoted, o.Timeout = true, 20*time.Second
+		res := only(t, failover.Demote(context.Background(), &rbd.Client{Runner: l}, peerSite, []rbd.Image{img}, o))
+		text := res.Note
+		if res.Err != nil {
+			text = res.Err.Error()
+		}
+		if got := l.Count("mirror image demote") == 1; got != c.demoted || !strings.Contains(text, c.why) {
+			t.Errorf("peer %s: %+v, calls %v", c.peerSnaps, res, l.Calls())
+		}
+	}
+}
+
+// The same recorded moment from site-a: it has just demoted its stale
+// primary, its demote snapshot is its newest, and site-b's own snapshots say
+// site-b is primary. Ceph would let a non-forced promote on site-a undo the
+// demotion; promote never tries, past the non-forced period too.
+func TestPromoteOnRecordedOwnDemotionWhilePeerPrimary(t *testing.T) {
+	l := lab(t, map[string][]string{
+		"snap ls":             {"s9_demoted_stale_primary.site-a.snaps"},
+		"mirror image status": {"s9_demoted_stale_primary.site-a.status"},
+	})
+	peerSite := &rbd.Client{Runner: lab(t, map[string][]string{"snap ls": {"s9_demoted_stale_primary.site-b.snaps"}})}
+	o, _ := opts()
+	o.Timeout, o.NonForcedFirst = 20*time.Second, time.Second
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, peerSite, []rbd.Image{img}, o))
+	if res.Err == nil || l.Count("mirror image promote") != 0 || !strings.Contains(res.Err.Error(), "the peer has been primary since") {
+		t.Errorf("%+v, calls %v", res, l.Calls())
+	}
+}
