@@ -142,7 +142,7 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 			case inFlight && p.Known():
 				why = fmt.Sprintf("peer %s is still copying snapshot %d", p.SiteName, newest.ID)
 				if claim != "" {
-					why += fmt.Sprintf(" (its status record says %q, but %s)", p.Description, claim)
+					why = fmt.Sprintf("peer %s holds no complete copy of snapshot %d; its status record says %q, but %s", p.SiteName, newest.ID, p.Description, claim)
 				}
 				return false, fast, nil
 			}

@@ -888,6 +888,19 @@ func disasterAndReturn(t *testing.T) {
 		t.Fatalf("restarting site-a: %v\n%s", err, out)
 	}
 	all := append(hooked, floors...)
+	// A lost site that was cut off rather than killed keeps taking its
+	// scheduled mirror snapshots, which site-b never copies: no proof of a
+	// copy then, and only the forced failover lets the demote go ahead.
+	for _, spec := range all {
+		rbdCmd(t, "site-a", "mirror", "image", "snapshot", spec)
+	}
+	// Without the peer's snapshots and without git's word, site-b's claim
+	// to be primary is only a record, which also lags every demotion: the
+	// demote must not take it.
+	alone := hook(t, "site-a", "demote", "--timeout=5s", noPeerReader, floors[0])
+	if alone.code == 0 || !primary(t, "site-a", floors[0]) || !strings.Contains(alone.stdout+alone.stderr, "only its status record says so") {
+		t.Fatalf("site-a demoted on site-b's status claim alone (exit %d):\n%s\n%s", alone.code, alone.stdout, alone.stderr)
+	}
 	// As its Jobs run it: git says forcePromote: true. The hooked images
 	// with the peer reader, which finds site-b primary in its own
 	// snapshots; the others without one, where git's word decides.
