@@ -187,7 +187,7 @@ func forcedFailover(peerSnaps []rbd.Snapshot, read, gitSaysForced bool) (bool, s
 	if gitSaysForced {
 		return true, "a forced failover: rbd-dr.yaml says forcePromote: true"
 	}
-	return false, "only its status record says so, which lags a demotion, and rbd-dr.yaml does not say forcePromote: true (a peer reader would settle it from the peer's own snapshots)"
+	return false, "nothing confirms it: that record lags a demotion, and rbd-dr.yaml does not say forcePromote: true (a peer reader would settle it from the peer's own snapshots)"
 }
 
 // Resync (passive site, only after a forced failover) asks for a resync of

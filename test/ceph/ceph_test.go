@@ -896,9 +896,17 @@ func disasterAndReturn(t *testing.T) {
 	}
 	// Without the peer's snapshots and without git's word, site-b's claim
 	// to be primary is only a record, which also lags every demotion: the
-	// demote must not take it.
+	// demote must not take it. First the claim must be there to refuse.
+	claimed := false
+	for deadline := time.Now().Add(2 * time.Minute); !claimed && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		st, err := client("site-a").MirrorStatus(context.Background(), image(floors[0]))
+		claimed = err == nil && len(st.PeerSites) > 0 && st.PeerSites[0].ClaimsPrimary()
+	}
+	if !claimed {
+		t.Fatal("site-a's status never showed site-b's claim to be primary after its return")
+	}
 	alone := hook(t, "site-a", "demote", "--timeout=5s", noPeerReader, floors[0])
-	if alone.code == 0 || !primary(t, "site-a", floors[0]) || !strings.Contains(alone.stdout+alone.stderr, "only its status record says so") {
+	if alone.code == 0 || !primary(t, "site-a", floors[0]) || !strings.Contains(alone.stdout+alone.stderr, "but nothing confirms it: that record lags a demotion") {
 		t.Fatalf("site-a demoted on site-b's status claim alone (exit %d):\n%s\n%s", alone.code, alone.stdout, alone.stderr)
 	}
 	// As its Jobs run it: git says forcePromote: true. The hooked images
