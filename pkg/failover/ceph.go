@@ -522,6 +522,8 @@ func forceSafe(st rbd.MirrorStatus, nonForcedOver bool) string {
 		return ""
 	case p.Gone():
 		return fmt.Sprintf("peer %s is gone: its status is %s %q, kept by no running rbd-mirror", p.SiteName, p.State, p.Description)
+	case p.SiteGone:
+		return fmt.Sprintf("peer %s is gone: this image's entry is %s %q, and every record of that site in the pool is down+, kept by no running rbd-mirror", p.SiteName, p.State, p.Description)
 	case nonForcedOver:
 		return fmt.Sprintf("peer %s is up and not primary (%s %q) and the demotion has not arrived in the non-forced period", p.SiteName, p.State, p.Description)
 	}

@@ -749,6 +749,29 @@ func TestPromoteForced(t *testing.T) {
 			t.Fatalf("%+v, calls %v", res, f.calls)
 		}
 	})
+	t.Run("no record of the peer for this image, every other record of it down+: forced at once", func(t *testing.T) {
+		// the lab: an image made just before its primary site died, whose
+		// rbd-mirror never wrote this site a record of it
+		notFound := status(t, "s3_b_replaying", "b")
+		notFound.PeerSites[0].State, notFound.PeerSites[0].Description = "down+unknown", "status not found"
+		siteGone := status(t, "s3_b_replaying", "b")
+		siteGone.PeerSites[0].State, siteGone.PeerSites[0].Description, siteGone.PeerSites[0].SiteGone = "down+unknown", "status not found", true
+		for _, c := range []struct {
+			st   rbd.MirrorStatus
+			took time.Duration
+		}{{siteGone, 0}, {notFound, failover.DefaultNonForcedFirst}} {
+			f := &fake{statuses: []rbd.MirrorStatus{c.st}, promote: []error{notYet}, snaps: peerLists}
+			o, logs := opts()
+			o.Force = true
+			res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+			if res.Err != nil || res.Action != "force-promoted" || res.Took < c.took || res.Took > c.took+failover.DefaultPollCap {
+				t.Fatalf("site gone %t: %+v, calls %v", c.st.PeerSites[0].SiteGone, res, f.calls)
+			}
+			if c.st.PeerSites[0].SiteGone && !strings.Contains(logs.String(), "every record of that site in the pool is down+") {
+				t.Errorf("the log does not say why force was safe:\n%s", logs)
+			}
+		}
+	})
 	t.Run("snapshots unreadable (the dead peer's lock): forced all the same, says so", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snapsErr: errors.New("rbd snap ls: timed out")}
 		o, _ := opts()

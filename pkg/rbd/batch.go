@@ -15,11 +15,33 @@ func (c *Client) PoolMirrorStatus(ctx context.Context, pool string) (map[string]
 	if err := c.runJSON(ctx, &out, "mirror", "pool", "status", "--verbose", pool); err != nil {
 		return nil, err
 	}
+	markGoneSites(out.Images)
 	byName := make(map[string]MirrorStatus, len(out.Images))
 	for _, st := range out.Images {
 		byName[st.Name] = st
 	}
 	return byName, nil
+}
+
+// markGoneSites sets SiteGone on the peer entries of each site whose records
+// in the pool are all down+ (at least one, and none up+): a site's
+// rbd-mirror keeps every record it wrote here alive through one watch, so
+// they expire together when it stops. An image it never wrote a record for
+// ("status not found", also what a live site shows for a while) is then
+// known to be without that site too.
+func markGoneSites(images []MirrorStatus) {
+	gone, up := map[string]bool{}, map[string]bool{}
+	for _, st := range images {
+		for _, p := range st.PeerSites {
+			gone[p.SiteName] = gone[p.SiteName] || p.Gone()
+			up[p.SiteName] = up[p.SiteName] || p.Known()
+		}
+	}
+	for _, st := range images {
+		for i, p := range st.PeerSites {
+			st.PeerSites[i].SiteGone = gone[p.SiteName] && !up[p.SiteName]
+		}
+	}
 }
 
 // Batched is a Client whose MirrorStatus reads the whole pool's statuses in

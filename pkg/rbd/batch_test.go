@@ -241,3 +241,42 @@ func TestBatchedQueuedReadAbandonedThenJoined(t *testing.T) {
 		t.Errorf("the later caller got %+v", st)
 	}
 }
+
+// poolJSON answers every call with one `mirror pool status --verbose`.
+type poolJSON string
+
+func (p poolJSON) Run(context.Context, []string) (Output, error) {
+	return Output{Stdout: []byte(p)}, nil
+}
+
+// A site whose every record in the pool is down+ is gone for the images it
+// never wrote a record for too ("status not found"); one live record of it,
+// or no real record at all, says nothing of the kind.
+func TestPoolMirrorStatusMarksGoneSites(t *testing.T) {
+	entry := func(name, site, state, desc string) string {
+		return fmt.Sprintf(`{"name":%q,"state":"up+replaying","description":"x","peer_sites":[{"site_name":%q,"state":%q,"description":%q}]}`, name, site, state, desc)
+	}
+	gone := entry("a", "site-a", "down+stopped", "local image is primary")
+	notFound := entry("b", "site-a", "down+unknown", "status not found")
+	otherSite := entry("c", "site-c", "up+stopped", "local image is primary")
+	for _, tc := range []struct {
+		name    string
+		entries []string
+		want    map[string]bool // image: SiteGone of its peer entry
+	}{
+		{"every record of site-a down+", []string{gone, notFound, otherSite}, map[string]bool{"a": true, "b": true, "c": false}},
+		{"one record of site-a still up", []string{gone, notFound, entry("d", "site-a", "up+replaying", "replaying")}, map[string]bool{"a": false, "b": false, "d": false}},
+		{"no real record of site-a", []string{notFound, otherSite}, map[string]bool{"b": false, "c": false}},
+	} {
+		client := &Client{Runner: poolJSON(`{"images":[` + strings.Join(tc.entries, ",") + `]}`)}
+		got, err := client.PoolMirrorStatus(context.Background(), "replicapool")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		for name, want := range tc.want {
+			if st := got[name]; len(st.PeerSites) != 1 || st.PeerSites[0].SiteGone != want {
+				t.Errorf("%s: image %s: %+v, want SiteGone %t", tc.name, name, st.PeerSites, want)
+			}
+		}
+	}
+}

@@ -39,6 +39,10 @@ type PeerSite struct {
 	SiteName    string `json:"site_name"`
 	State       string `json:"state"`
 	Description string `json:"description"`
+	// SiteGone is set by a pool-wide read (PoolMirrorStatus): every record
+	// this site keeps in the pool is down+, so its rbd-mirror is gone for
+	// this image too, whatever this image's own entry says.
+	SiteGone bool `json:"-"`
 }
 
 // The descriptions rbd-mirror writes that decisions rest on (as Ceph's own
