@@ -104,14 +104,13 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 				res.Note = fmt.Sprintf("the peer unlinked itself from the older snapshots: its copy of snapshot %d is complete", newest.ID)
 				return true, fast, nil
 			}
-			var copies []rbd.Snapshot
-			peerRead := false
+			var copies []rbd.Snapshot // the peer's, nil when not read
 			if peer != nil {
 				var err error
 				copies, err = peer.Snapshots(ctx, img)
-				peerRead = err == nil
 				switch cp, ok := rbd.CopyOf(copies, newest.ID); {
 				case err != nil:
+					copies = nil
 					why = fmt.Sprintf("reading the peer's snapshots: %v", err)
 				case ok && cp.Namespace.Complete:
 					res.Note = fmt.Sprintf("the peer holds a complete copy of snapshot %d", newest.ID)
@@ -127,7 +126,7 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 			p, ok := firstPeer(st)
 			forced, claim := false, ""
 			if ok && p.ClaimsPrimary() {
-				forced, claim = forcedFailover(copies, peerRead, o.ForcePromoted)
+				forced, claim = forcedFailover(copies, o.ForcePromoted)
 			}
 			switch {
 			case !ok:
@@ -170,15 +169,13 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 }
 
 // forcedFailover says whether the peer's claim to be primary, read from its
-// status record here, is believed, and why. The record lags: on the lab a
-// site's record still said "local image is primary" 35 s after it demoted
-// (its rbd-mirror had not restarted the image), and demoting on that stale
-// claim let the old site promote without this site's writes. The peer's own
-// snapshots (read is true when peerSnaps could be read) settle it; without
-// them only git's word that a forced failover happened (forcePromote: true)
-// does.
-func forcedFailover(peerSnaps []rbd.Snapshot, read, gitSaysForced bool) (bool, string) {
-	if primary, known := rbd.PrimaryFromSnapshots(peerSnaps); read && known {
+// status record here, is believed, and why. The record lags a demotion
+// (lab recording s9_demoted_stale_primary), and demoting on that stale claim
+// let the old site promote without this site's writes. The peer's own
+// snapshots (nil when they could not be read) settle it; without them only
+// git's word that a forced failover happened (forcePromote: true) does.
+func forcedFailover(peerSnaps []rbd.Snapshot, gitSaysForced bool) (bool, string) {
+	if primary, known := rbd.PrimaryFromSnapshots(peerSnaps); known {
 		if primary {
 			return true, "a forced failover: its own snapshots say so"
 		}

@@ -367,7 +367,7 @@ func TestDemote(t *testing.T) {
 	})
 	// The peer's record says "local image is primary" (the return of the
 	// lost site, or a record that has not caught up with the peer's
-	// demotion: on the lab for 35 s once).
+	// demotion: s9_demoted_stale_primary).
 	claims := func(t *testing.T) rbd.MirrorStatus { return status(t, "s5_b_back_both_primary", "a") }
 	t.Run("stale primary after a forced failover in git: demote at once on the claim", func(t *testing.T) {
 		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single}}

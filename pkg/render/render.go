@@ -97,7 +97,7 @@ func place(p *config.Policy, s *config.Settings, siteName, namespace string) (*p
 		if other == site.Name {
 			other = p.Sites[1].Name
 		}
-		peer, _ := s.Site(other)
+		peer, _ := s.Site(other) // Grant checked that every site is known
 		pl.peer = &peer
 	}
 	return pl, nil

@@ -416,8 +416,8 @@ func relocate(t *testing.T, from, to string, specs ...string) time.Duration {
 	start := time.Now()
 	args := append([]string{"--timeout=3m", "--parallelism=8"}, specs...)
 	// A planned demotion rests on the new site's copy, never on a claim
-	// that it is primary: its status record lags its demotion (the lab:
-	// still "local image is primary" 35 s after, when relocating back).
+	// that it is primary: its status record lags its demotion (relocating
+	// back, each run traced here showed the old site still "primary" at first).
 	if r := mustHook(t, from, "demote", args...); strings.Contains(r.stdout, "forced failover") {
 		t.Fatalf("%s: a planned demotion took the peer for a forced failover:\n%s", from, r.stdout)
 	}
@@ -517,7 +517,7 @@ func steadyState(t *testing.T) {
 // plannedRelocation moves an image to site-b and straight back, with the
 // writes of each site, first with the peer reader, then without (the local
 // signals only). Straight back, the old site's status record still claims
-// primary for seconds (once 35 s): the demotion must wait for its copy.
+// primary at first: the demotion must wait for its copy.
 func plannedRelocation(t *testing.T) {
 	spec := newImage(t, "relocate", 16)
 	for _, reader := range []bool{true, false} {
