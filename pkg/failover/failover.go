@@ -2,6 +2,10 @@
 // and resync on the passive site, prepare and promote on the active one. Each
 // is idempotent (Argo CD runs hooks on every sync) and decides the way Ceph's
 // own qa does, from the image's role, its mirror status and its snapshots.
+//
+// Each step has its own file (the forced promote: forced.go). The Ceph steps
+// work on one image at a time through an imageStep (image.go), and every
+// wait is waitUntil's (wait.go).
 package failover
 
 import (
@@ -9,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -29,9 +32,10 @@ type Rbd interface {
 	Resync(ctx context.Context, img rbd.Image) error
 }
 
-// Peer is what demote reads of the peer cluster, with a read-only user made
-// there (mon 'profile rbd' osd 'profile rbd-read-only pool=<pool>'): its
-// snapshot list, the direct proof that it holds a copy.
+// Peer is what demote and promote read of the peer cluster, with a
+// read-only user made there (mon 'profile rbd' osd 'profile rbd-read-only
+// pool=<pool>'): its snapshot list, the direct proof that it holds a copy,
+// and of its role.
 type Peer interface {
 	Snapshots(ctx context.Context, img rbd.Image) ([]rbd.Snapshot, error)
 }
@@ -95,17 +99,6 @@ type Options struct {
 	Clock Clock
 	Log   log.FieldLogger
 }
-
-// Clock is what the waits need of time.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 func (o *Options) defaults() {
 	set := func(d *time.Duration, v time.Duration) {
@@ -173,91 +166,4 @@ func (r Report) Err() error {
 		return nil
 	}
 	return fmt.Errorf("%d of %d failed: %s", len(failed), len(r), strings.Join(failed, "; "))
-}
-
-// forEach runs fn over the images, at most parallelism at a time, and
-// collects one result per image in the images' order.
-func forEach(ctx context.Context, images []rbd.Image, o Options, fn func(context.Context, rbd.Image, *Result) error) Report {
-	report := make(Report, len(images))
-	sem := make(chan struct{}, o.Parallelism)
-	var wg sync.WaitGroup
-	for i, img := range images {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			start := o.Clock.Now()
-			res := &report[i]
-			res.Target = img.String()
-			res.Action = "none"
-			res.Err = fn(ctx, img, res)
-			res.Took = o.Clock.Now().Sub(start)
-			entry := o.Log.WithFields(log.Fields{"target": res.Target, "before": res.Before, "after": res.After, "action": res.Action})
-			if res.Err != nil {
-				entry.WithError(res.Err).Error("failed")
-			} else {
-				entry.Info("done")
-			}
-		}()
-	}
-	wg.Wait()
-	return report
-}
-
-// role names the image's role for the report.
-func role(info rbd.Info) string {
-	switch {
-	case !info.MirrorEnabled():
-		return "not mirrored"
-	case info.Primary():
-		return "primary"
-	default:
-		return "non-primary"
-	}
-}
-
-// pace says how soon a check wants to look again.
-type pace int
-
-const (
-	backOff pace = iota // nothing is about to happen: wait twice as long as last time
-	fast                // a fast event is expected: look again after Poll
-)
-
-// waitUntil calls check until it says done or fails, or the clock passes
-// until (then context.DeadlineExceeded), or ctx ends. It always checks once
-// more at the deadline.
-func waitUntil(ctx context.Context, o Options, until time.Time, check func() (bool, pace, error)) error {
-	delay := o.Poll
-	for {
-		done, p, err := check()
-		if err != nil || done {
-			return err
-		}
-		wait := o.Poll
-		if p == backOff {
-			wait, delay = delay, min(2*delay, o.PollCap)
-		} else {
-			delay = o.Poll
-		}
-		left := until.Sub(o.Clock.Now())
-		if left <= 0 {
-			return context.DeadlineExceeded
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-o.Clock.After(min(wait, left)):
-		}
-	}
-}
-
-// needMirrored refuses an image that is not mirrored: nothing here can make
-// it safe to move.
-func needMirrored(info rbd.Info, img rbd.Image) error {
-	if !info.MirrorEnabled() {
-		return fmt.Errorf("mirroring is not enabled on %s; enable it (rbd mirror image enable %s snapshot) on the primary site", img, img)
-	}
-	return nil
 }

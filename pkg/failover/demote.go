@@ -1,0 +1,151 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+// Demote (passive site) demotes each primary image; a non-primary one is
+// left alone. It never demotes a primary whose peer does not hold a complete
+// copy of its newest own snapshot: demoting then would let the peer promote
+// an older copy (the flip-flop split-brain), unless the peer is primary
+// after a forced failover, which the demotion resolves (forcedFailover says
+// when its claim is believed).
+//
+// The proof, most direct first: the peer's own snapshot list (read with
+// peer, a read-only user there; nil skips it) shows the complete copy; or
+// the peer's status here says it has replayed that snapshot (rbd-mirror
+// rewrites those details only every 30 s, so this one lags).
+func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
+	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, func(ctx context.Context, s *imageStep) error {
+		return s.demoteImage(ctx)
+	})
+}
+
+// demoteImage is Demote's work on one image.
+func (s *imageStep) demoteImage(ctx context.Context) error {
+	var err error
+	if s.snaps, err = s.c.Snapshots(ctx, s.img); err != nil {
+		return err
+	}
+	primary, err := s.isPrimary(ctx)
+	if err != nil || !primary {
+		return err
+	}
+	if err := s.awaitPeerCopy(ctx); err != nil {
+		return err
+	}
+	if err := s.c.Demote(ctx, s.img); err != nil && !errors.Is(err, rbd.ErrNotPrimary) {
+		return err
+	}
+	s.res.Action, s.res.After = "demoted", "non-primary"
+	return nil
+}
+
+// awaitPeerCopy waits until the peer holds a complete copy of this
+// primary's newest own snapshot, or is primary after a forced failover, and
+// notes in the report which signal said so.
+func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
+	o, res := s.o, s.res
+	why := ""
+	first, start := true, o.Clock.Now()
+	err := waitUntil(ctx, o, s.deadline, func() (bool, pace, error) {
+		if !first {
+			var err error
+			if s.snaps, err = s.c.Snapshots(ctx, s.img); err != nil {
+				return false, backOff, err
+			}
+		}
+		first = false
+		newest, ok := rbd.LatestOwn(s.snaps)
+		if !ok {
+			why = "this primary has no mirror snapshot yet"
+			return false, backOff, nil
+		}
+		// The peer's links here are the first sign: it unlinks itself
+		// from the older snapshot as its copy of the newest completes.
+		inFlight, caughtUp := rbd.PeerLinks(s.snaps)
+		if caughtUp {
+			res.Note = fmt.Sprintf("the peer unlinked itself from the older snapshots: its copy of snapshot %d is complete", newest.ID)
+			return true, fast, nil
+		}
+		var copies []rbd.Snapshot // the peer's, nil when not read
+		if s.peer != nil {
+			var err error
+			copies, err = s.peer.Snapshots(ctx, s.img)
+			switch cp, ok := rbd.CopyOf(copies, newest.ID); {
+			case err != nil:
+				copies = nil
+				why = fmt.Sprintf("reading the peer's snapshots: %v", err)
+			case ok && cp.Namespace.Complete:
+				res.Note = fmt.Sprintf("the peer holds a complete copy of snapshot %d", newest.ID)
+				return true, fast, nil
+			case ok:
+				inFlight = true
+			}
+		}
+		st, err := s.c.MirrorStatus(ctx, s.img)
+		if err != nil {
+			return false, backOff, err
+		}
+		p, ok := firstPeer(st)
+		forced, claim := false, ""
+		if ok && p.ClaimsPrimary() {
+			forced, claim = forcedFailover(copies, o.ForcePromoted)
+		}
+		switch {
+		case !ok:
+			why = "no peer site reports this image"
+			return false, backOff, nil
+		case forced:
+			res.Note = fmt.Sprintf("peer %s is primary (%s): this copy is stale", p.SiteName, claim)
+			return true, fast, nil
+		case !inFlight && p.HasCopied(newest.Timestamp.Unix()):
+			res.Note = fmt.Sprintf("peer %s reports snapshot %d replayed", p.SiteName, newest.ID)
+			return true, fast, nil
+		case inFlight && p.Known():
+			why = fmt.Sprintf("peer %s is still copying snapshot %d", p.SiteName, newest.ID)
+			if claim != "" {
+				why = fmt.Sprintf("peer %s holds no complete copy of snapshot %d; its status record says %q, but %s", p.SiteName, newest.ID, p.Description, claim)
+			}
+			return false, fast, nil
+		}
+		why = fmt.Sprintf("peer %s reports %s %q", p.SiteName, p.State, p.Description)
+		if claim != "" {
+			why += ", but " + claim
+		}
+		// A peer whose daemon is up starts copying a new snapshot within
+		// seconds (right after a relocation, once its replayer has
+		// started): look often for a while, then back off.
+		if p.Known() && o.Clock.Now().Sub(start) < o.Stall {
+			return false, fast, nil
+		}
+		return false, backOff, nil
+	})
+	if err != nil {
+		return fmt.Errorf("not demoted: the peer has not confirmed a complete copy of this primary's newest snapshot (%s), so demoting could lose the writes since; check the peer's rbd-mirror, and if the peer site is lost keep this site active: %w", why, err)
+	}
+	return nil
+}
+
+// forcedFailover says whether the peer's claim to be primary, read from its
+// status record here, is believed, and why. The record lags a demotion
+// (lab recording s9_demoted_stale_primary), and demoting on that stale claim
+// let the old site promote without this site's writes. The peer's own
+// snapshots (nil when they could not be read) settle it; without them only
+// git's word that a forced failover happened (forcePromote: true) does.
+func forcedFailover(peerSnaps []rbd.Snapshot, gitSaysForced bool) (bool, string) {
+	if primary, known := rbd.PrimaryFromSnapshots(peerSnaps); known {
+		if primary {
+			return true, "a forced failover: its own snapshots say so"
+		}
+		return false, "its own snapshots say it is not primary: the record is stale"
+	}
+	if gitSaysForced {
+		return true, "a forced failover: rbd-dr.yaml says forcePromote: true"
+	}
+	return false, "nothing confirms it: that record lags a demotion, and rbd-dr.yaml does not say forcePromote: true (a peer reader would settle it from the peer's own snapshots)"
+}

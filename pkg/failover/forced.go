@@ -1,0 +1,56 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+// forceSafe says why a forced promote cannot split the brain now, or "" if
+// it could. Never while the peer's own daemon says it is primary right now.
+// A peer whose status is down+ is gone: its rbd-mirror's watch expired
+// (osd_client_watch_timeout), so no daemon of that site has run for that
+// long. A peer that is up and not primary may still be demoting: only after
+// the non-forced period.
+func forceSafe(st rbd.MirrorStatus, nonForcedOver bool) string {
+	p, ok := firstPeer(st)
+	switch {
+	case !ok && nonForcedOver:
+		return "no peer site reports this image"
+	case !ok || p.ClaimsPrimary():
+		return ""
+	case p.Gone():
+		return fmt.Sprintf("peer %s is gone: its status is %s %q, kept by no running rbd-mirror", p.SiteName, p.State, p.Description)
+	case p.SiteGone:
+		return fmt.Sprintf("peer %s is gone: this image's entry is %s %q, and every record of that site in the pool is down+, kept by no running rbd-mirror", p.SiteName, p.State, p.Description)
+	case nonForcedOver:
+		return fmt.Sprintf("peer %s is up and not primary (%s %q) and the demotion has not arrived in the non-forced period", p.SiteName, p.State, p.Description)
+	}
+	return ""
+}
+
+// forcePromote forces the promote, noting the age of the data from s.snaps
+// (this site's snapshot list as last read, or s.snapsErr, why it could not
+// be); why says what made force safe.
+func (s *imageStep) forcePromote(ctx context.Context, why string) error {
+	o, res := s.o, s.res
+	if synced, ok := rbd.LastSyncedCopy(s.snaps); s.snapsErr != nil {
+		res.Note = fmt.Sprintf("forced: the age of the data could not be read (%v)", s.snapsErr)
+	} else if ok {
+		age := o.Clock.Now().UTC().Sub(synced.Timestamp.Time).Round(time.Second)
+		res.Note = fmt.Sprintf("forced: data as of %s (%s old, the last synced mirror snapshot)", synced.Timestamp.Format(time.RFC3339), age)
+	} else {
+		res.Note = "forced: no completely synced mirror snapshot here; the image holds whatever was copied"
+	}
+	o.Log.WithField("image", s.img.String()).Warnf("forcing the promote: git says forcePromote: true and %s", why)
+	timeout := min(o.ForceTimeout, s.deadline.Sub(o.Clock.Now()))
+	if err := s.c.Promote(ctx, s.img, true, timeout); err != nil && !errors.Is(err, rbd.ErrAlreadyPrimary) {
+		return fmt.Errorf("forced promote failed: %w", err)
+	}
+	res.Action = "force-promoted"
+	o.Log.WithField("image", s.img.String()).Warn(res.Note)
+	return nil
+}

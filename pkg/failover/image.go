@@ -1,0 +1,137 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	log "github.com/sirupsen/logrus"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+// imageStep is one Ceph step's work on one image: what its rules read (the
+// image, the clusters that answer for it, the step's options and budget)
+// and what they write (the image's report row), carried as one value so
+// that each rule takes only what it adds.
+type imageStep struct {
+	img  rbd.Image
+	c    Rbd  // this site's cluster
+	peer Peer // the peer cluster, read-only; nil when not given
+	o    Options
+	// deadline is when the step's budget ends on o.Clock.
+	deadline time.Time
+	res      *Result
+	// snaps is this site's snapshot list as last read, which demote and
+	// promote decide on; promote's reads may fail (nil, and snapsErr says
+	// why), and a forced promote then says it cannot tell the data's age.
+	snaps    []rbd.Snapshot
+	snapsErr error
+}
+
+// step runs fn over the images within the step's budget, each with its own
+// copy of each (which names the clusters and options) and its report row.
+// It fills in the defaults of each.o first, so fn sees them too.
+func step(ctx context.Context, images []rbd.Image, each imageStep, fn func(ctx context.Context, s *imageStep) error) Report {
+	each.o.defaults()
+	each.deadline = each.o.Clock.Now().Add(each.o.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, each.o.Timeout)
+	defer cancel()
+	return forEach(ctx, images, each.o, func(ctx context.Context, img rbd.Image, res *Result) error {
+		s := each
+		s.img, s.res = img, res
+		return fn(ctx, &s)
+	})
+}
+
+// forEach runs fn over the images, at most parallelism at a time, and
+// collects one result per image in the images' order.
+func forEach(ctx context.Context, images []rbd.Image, o Options, fn func(context.Context, rbd.Image, *Result) error) Report {
+	report := make(Report, len(images))
+	sem := make(chan struct{}, o.Parallelism)
+	var wg sync.WaitGroup
+	for i, img := range images {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			start := o.Clock.Now()
+			res := &report[i]
+			res.Target = img.String()
+			res.Action = "none"
+			res.Err = fn(ctx, img, res)
+			res.Took = o.Clock.Now().Sub(start)
+			entry := o.Log.WithFields(log.Fields{"target": res.Target, "before": res.Before, "after": res.After, "action": res.Action})
+			if res.Err != nil {
+				entry.WithError(res.Err).Error("failed")
+			} else {
+				entry.Info("done")
+			}
+		}()
+	}
+	wg.Wait()
+	return report
+}
+
+// mirroredInfo reads the image's role, refuses an image that is not
+// mirrored, and notes the role in the report.
+func (s *imageStep) mirroredInfo(ctx context.Context) (rbd.Info, error) {
+	info, err := s.c.Info(ctx, s.img)
+	if err != nil {
+		return info, err
+	}
+	if err := needMirrored(info, s.img); err != nil {
+		return info, err
+	}
+	s.res.Before, s.res.After = role(info), role(info)
+	return info, nil
+}
+
+// isPrimary reads the image's role from s.snaps, the snapshots just listed,
+// as librbd does, and notes it in the report; only an image without any
+// mirror snapshot (or whose list could not be read: nil) costs an rbd info,
+// which also says whether it is mirrored at all.
+func (s *imageStep) isPrimary(ctx context.Context) (bool, error) {
+	primary, ok := rbd.PrimaryFromSnapshots(s.snaps)
+	if !ok {
+		info, err := s.mirroredInfo(ctx)
+		return info.Primary(), err
+	}
+	s.res.Before = "non-primary"
+	if primary {
+		s.res.Before = "primary"
+	}
+	s.res.After = s.res.Before
+	return primary, nil
+}
+
+// role names the image's role for the report.
+func role(info rbd.Info) string {
+	switch {
+	case !info.MirrorEnabled():
+		return "not mirrored"
+	case info.Primary():
+		return "primary"
+	default:
+		return "non-primary"
+	}
+}
+
+// needMirrored refuses an image that is not mirrored: nothing here can make
+// it safe to move.
+func needMirrored(info rbd.Info, img rbd.Image) error {
+	if !info.MirrorEnabled() {
+		return fmt.Errorf("mirroring is not enabled on %s; enable it (rbd mirror image enable %s snapshot) on the primary site", img, img)
+	}
+	return nil
+}
+
+// firstPeer is the one peer site of a two-site set-up, if any reports.
+func firstPeer(st rbd.MirrorStatus) (rbd.PeerSite, bool) {
+	if len(st.PeerSites) == 0 {
+		return rbd.PeerSite{}, false
+	}
+	return st.PeerSites[0], true
+}

@@ -1,0 +1,267 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+// Promote (active site) makes each image primary. It asks Ceph for a
+// non-forced promote, which succeeds once the peer's demotion has replayed
+// here, and retries while Ceph says "not yet": every Poll while this site's
+// snapshot list shows the peer's demote snapshot arriving, backing off while
+// the peer has not demoted. Only with Force, and only once the peer is
+// demonstrably gone (or, up, has not claimed primary for NonForcedFirst), does
+// it force, reporting how old the promoted data is. Either way it then
+// checks that the peer does not also claim primary.
+func Promote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
+	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, func(ctx context.Context, s *imageStep) error {
+		return s.promoteImage(ctx)
+	})
+}
+
+// promoteImage is Promote's work on one image.
+func (s *imageStep) promoteImage(ctx context.Context) error {
+	s.hint(ctx)
+	primary, err := s.isPrimary(ctx)
+	if err != nil {
+		return err
+	}
+	if !primary {
+		// A complete copy of the peer's demote snapshot, newest here,
+		// is the history a non-forced promote continues: no split.
+		if latest, _ := rbd.LatestMirror(s.snaps); s.snapsErr != nil || !arrived(latest) {
+			if err := s.notSplitBrain(ctx); err != nil {
+				return err
+			}
+		}
+		if err := s.promote(ctx); err != nil {
+			return err
+		}
+		s.res.After = "primary"
+	}
+	return s.peerNotPrimary(ctx)
+}
+
+// notSplitBrain refuses to promote a copy whose history split from the
+// primary's, which Ceph may allow without --force: its data is not the
+// primary's. The prepare step resyncs it while the peer is a healthy
+// primary; only forcePromote takes it as it is.
+func (s *imageStep) notSplitBrain(ctx context.Context) error {
+	if s.o.Force {
+		return nil
+	}
+	st, err := s.c.MirrorStatus(ctx, s.img)
+	if err != nil || !st.SplitBrain() {
+		return nil // nothing known against it; Ceph's own checks decide
+	}
+	return fmt.Errorf("not promoted: this copy is split-brain (its history left the primary's), so its data is not the app's; let prepare resync it from the peer, or, if the peer site is lost, set forcePromote: true to promote it as it is")
+}
+
+// copyWatch follows the copy of the peer's demote snapshot in this site's
+// snapshot list, to pace the promote's retries.
+type copyWatch struct {
+	last    rbd.SnapshotNamespace
+	id      uint64
+	since   time.Time
+	seen    bool
+	stalled bool
+}
+
+// arriving says whether the peer's demotion is arriving here (a copy of its
+// demote snapshot, complete or still moving), so a promote can succeed any
+// moment. A copy that has not changed for o.Stall is not arriving any more:
+// Pacific can hang on one that rbd-mirror was copying when it restarted.
+func (w *copyWatch) arriving(snaps []rbd.Snapshot, o Options) bool {
+	s, ok := rbd.LatestMirror(snaps)
+	if !ok || !s.Copy() || !s.Demoted() {
+		return false
+	}
+	now := o.Clock.Now()
+	if !w.seen || s.ID != w.id || s.Namespace.Complete != w.last.Complete || s.Namespace.LastCopiedObjectNumber != w.last.LastCopiedObjectNumber {
+		w.seen, w.id, w.last, w.since = true, s.ID, s.Namespace, now
+	}
+	w.stalled = now.Sub(w.since) >= o.Stall
+	return !w.stalled
+}
+
+// why says how the stalled copy looks.
+func (w *copyWatch) why() string {
+	if w.last.Complete {
+		return "is complete here, yet Ceph still refuses the promote"
+	}
+	return fmt.Sprintf("stopped at object %d", w.last.LastCopiedObjectNumber)
+}
+
+// hintTimeout bounds a read that only paces a wait or adds to the report:
+// with the peer site dead, a snap ls here was seen to hang.
+const hintTimeout = 10 * time.Second
+
+// hint reads this site's snapshot list within hintTimeout into s.snaps, or
+// leaves it nil and says why in s.snapsErr.
+func (s *imageStep) hint(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, hintTimeout)
+	defer cancel()
+	s.snaps, s.snapsErr = s.c.Snapshots(ctx, s.img)
+	if s.snapsErr != nil {
+		s.snaps = nil
+	}
+}
+
+// arrived says whether s is a complete copy of the peer's demote snapshot.
+func arrived(s rbd.Snapshot) bool { return s.Copy() && s.Demoted() && s.Namespace.Complete }
+
+// promote retries the promote, from s.snaps as just read; a forced promote,
+// when it comes to that, is forcePromote's.
+func (s *imageStep) promote(ctx context.Context) error {
+	c, img, o, res := s.c, s.img, s.o, s.res
+	var last error
+	var watch copyWatch
+	start := o.Clock.Now()
+	forceWhy := ""
+	first := true
+	err := waitUntil(ctx, o, s.deadline, func() (bool, pace, error) {
+		if !first {
+			s.hint(ctx)
+		}
+		first = false
+		newest, _ := rbd.LatestMirror(s.snaps)
+		switch {
+		case s.snapsErr != nil:
+			// Without the list, a promote could land on a partial copy.
+			o.Log.WithField("image", img.String()).WithError(s.snapsErr).Debug("reading the snapshots here; no promote is tried without them")
+			last = fmt.Errorf("this site's snapshots could not be read, so no promote was tried: %w", s.snapsErr)
+		case newest.Own() && newest.Demoted() && s.primarySince(ctx):
+			// Ceph would let a promote undo the demotion, and the peer's
+			// writes since would be lost (a demote that did not wait for
+			// this site's copy): only the peer's demotion arriving here
+			// carries them.
+			last = errors.New("this site demoted the image and the peer has been primary since (its newest mirror snapshot is its own): undoing the demotion here would lose the peer's writes, so its demotion must arrive first")
+		case newest.Own() && newest.Demoted() && o.Clock.Now().Sub(start) < o.NonForcedFirst:
+			// This site demoted it and nothing newer came from the peer:
+			// Ceph would let a promote undo the demotion now, while the
+			// peer may be promoting the copy it got (the flip-flop: two
+			// primaries). The peer's promotion shows here within seconds.
+			last = errors.New("this site demoted the image and the peer has sent nothing newer yet")
+		case newest.Copy() && newest.Demoted() && !newest.Namespace.Complete:
+			// Ceph promotes a partial copy of the demote snapshot without
+			// --force (the lab: exit 0 at object 23 of 256, rbd-mirror
+			// killed; pkg/rbd/testdata/lab s5x_*): the image would then miss
+			// the peer's last writes. Wait for the whole copy.
+			last = fmt.Errorf("the copy of the peer's demote snapshot here is not complete (object %d)", newest.Namespace.LastCopiedObjectNumber)
+			if watch.arriving(s.snaps, o) {
+				return false, fast, nil
+			}
+		default:
+			err := c.Promote(ctx, img, false, o.ForceTimeout)
+			switch {
+			case err == nil || errors.Is(err, rbd.ErrAlreadyPrimary):
+				res.Action = "promoted"
+				return true, fast, nil
+			case !errors.Is(err, rbd.ErrNotYet) && !errors.Is(err, rbd.ErrTimeout):
+				return false, backOff, err
+			}
+			last = err
+			if watch.arriving(s.snaps, o) {
+				return false, fast, nil
+			}
+		}
+		// The peer stops claiming primary the moment it demotes (only the
+		// replay details wait for rbd-mirror's 30 s timer): its demotion is
+		// then due here within seconds, so look again soon, for a while.
+		st, serr := c.MirrorStatus(ctx, img)
+		next := backOff
+		if serr == nil && peerDemoted(st) && o.Clock.Now().Sub(start) < o.Stall {
+			next = fast
+		}
+		if !o.Force {
+			return false, next, nil
+		}
+		if serr != nil {
+			return false, backOff, serr
+		}
+		forceWhy = forceSafe(st, o.Clock.Now().Sub(start) >= o.NonForcedFirst)
+		return forceWhy != "", next, nil
+	})
+	switch {
+	case err == nil && res.Action == "promoted":
+		return nil
+	case err == nil:
+		return s.forcePromote(ctx, forceWhy)
+	case !errors.Is(err, context.DeadlineExceeded):
+		return err
+	case o.Force:
+		return fmt.Errorf("not force-promoted: the peer site is up and reports itself primary; demote it there first (a forced promote now would split the brain): %w", err)
+	case watch.stalled:
+		return fmt.Errorf("not promoted: the copy of the peer's demote snapshot %s (Ceph Pacific can hang when rbd-mirror restarts mid-copy; restart this site's rbd-mirror) (%v): %w", watch.why(), last, err)
+	}
+	return fmt.Errorf("not promoted: the peer site has not demoted it or its demotion has not replayed here (%v). If the peer site is lost, set forcePromote: true in rbd-dr.yaml; the writes after the last mirror snapshot are then lost: %w", last, err)
+}
+
+// primarySince says whether the peer's own snapshots (s.peer, a read-only
+// user there; nil or unreadable says no) show it took a snapshot as primary
+// after the last one it copied from here: its newest mirror snapshot is its
+// own.
+func (s *imageStep) primarySince(ctx context.Context) bool {
+	if s.peer == nil {
+		return false
+	}
+	snaps, err := s.peer.Snapshots(ctx, s.img)
+	newest, ok := rbd.LatestMirror(snaps)
+	return err == nil && ok && newest.Own()
+}
+
+// peerDemoted: the peer's daemon reports it and no longer says primary.
+func peerDemoted(st rbd.MirrorStatus) bool {
+	p, ok := firstPeer(st)
+	return ok && p.Known() && !p.ClaimsPrimary()
+}
+
+// peerNotPrimary fails when the peer keeps claiming primary past
+// BothPrimaryGrace: two primaries must never both run the app. The claim is
+// read from the peer's status record here, which lags: right after the
+// peer demotes, it says primary for seconds more. With s.peer (a read-only
+// user there; nil skips it) a claim is checked against the peer's own
+// snapshots, which say its role the moment it changes (librbd's rule,
+// rbd.PrimaryFromSnapshots): a peer whose newest mirror snapshot is not its
+// own primary one is not primary, whatever the record says.
+func (s *imageStep) peerNotPrimary(ctx context.Context) error {
+	o := s.o
+	var claim string
+	until := o.Clock.Now().Add(o.BothPrimaryGrace)
+	if s.deadline.Before(until) {
+		until = s.deadline
+	}
+	start := o.Clock.Now()
+	err := waitUntil(ctx, o, until, func() (bool, pace, error) {
+		st, err := s.c.MirrorStatus(ctx, s.img)
+		if err != nil {
+			return false, backOff, err
+		}
+		p, ok := firstPeer(st)
+		if !ok || !p.ClaimsPrimary() {
+			return true, fast, nil
+		}
+		claim = p.SiteName
+		if s.peer != nil {
+			snaps, err := s.peer.Snapshots(ctx, s.img)
+			if primary, known := rbd.PrimaryFromSnapshots(snaps); err == nil && known && !primary {
+				s.res.Note = fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", p.SiteName)
+				return true, fast, nil
+			}
+		}
+		// Right after a demotion the peer's record here takes a few
+		// seconds to stop saying primary: look often at first.
+		if o.Clock.Now().Sub(start) < o.Stall {
+			return false, fast, nil
+		}
+		return false, backOff, nil
+	})
+	if err != nil && claim != "" {
+		return fmt.Errorf("BOTH SITES CLAIM PRIMARY: peer %s still reports its copy primary; the app must not start here until that site is demoted (its own sync does that, or rbd mirror image demote %s there): %w", claim, s.img, err)
+	}
+	return err
+}
