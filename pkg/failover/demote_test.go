@@ -1,0 +1,294 @@
+package failover_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/internal/rbdtest"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+func TestDemote(t *testing.T) {
+	t.Run("non-primary: nothing to do", func(t *testing.T) {
+		f := &fake{primary: false, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "none" || f.count("demote") != 0 || res.Before != "non-primary" {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the peer unlinked itself from the older snapshot: demote at once", func(t *testing.T) {
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{list(own(4, 1, "primary"), own(5, 2, "primary", peerUUID))}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "demoted" || res.After != "non-primary" || f.count("demote") != 1 || f.count("status") != 0 || res.Took != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the peer still linked to the older snapshot: a record saying it copied is not believed", func(t *testing.T) {
+		behind := list(own(4, 1, "primary", peerUUID), own(5, 1795511193, "primary", peerUUID))
+		caughtUp := list(own(4, 1, "primary"), own(5, 1795511193, "primary", peerUUID))
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{behind, behind, behind, caughtUp}, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511193)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || f.count("snaps") != 4 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		// a copy in flight is polled fast
+		if res.Took != 3*failover.DefaultPoll {
+			t.Errorf("took %s, want 3 polls of %s", res.Took, failover.DefaultPoll)
+		}
+	})
+	t.Run("the peer's own list shows the copy completing: demote once complete", func(t *testing.T) {
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single},
+			peerSnaps: [][]rbd.Snapshot{list(copied(7, 4, "non-primary", true, 16)), list(copied(7, 4, "non-primary", true, 16), copied(8, 5, "non-primary", false, 3)),
+				list(copied(7, 4, "non-primary", true, 16), copied(8, 5, "non-primary", true, 16))},
+			statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511000)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || f.count("peer snaps") != 3 || !strings.Contains(res.Note, "complete copy of snapshot 5") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		// not yet started: back off once; copying: poll fast
+		if res.Took != 2*failover.DefaultPoll {
+			t.Errorf("took %s", res.Took)
+		}
+	})
+	t.Run("a complete copy of an older snapshot, a partial one of the newest: never demotes", func(t *testing.T) {
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single},
+			peerSnaps: [][]rbd.Snapshot{list(copied(7, 4, "non-primary", true, 16), copied(8, 5, "non-primary", false, 3))},
+			statuses:  []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511000)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "peer site-b is still copying snapshot 5") || f.count("demote") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the peer cannot be read: the status decides", func(t *testing.T) {
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single}, peerErr: errors.New("rbd: couldn't connect to the cluster!"),
+			statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511000), primaryWithPeerAt(t, 1795511193)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "reports snapshot 5 replayed") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no peer connection, status behind: looks often while the peer's daemon is up", func(t *testing.T) {
+		behind := primaryWithPeerAt(t, 1795511000)
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single}, statuses: []rbd.MirrorStatus{behind, behind, behind, primaryWithPeerAt(t, 1795511193)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || f.count("status") != 4 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if want := 3 * failover.DefaultPoll; res.Took != want {
+			t.Errorf("took %s, want %s", res.Took, want)
+		}
+	})
+	t.Run("status behind for good: fast for the stall time, then backing off", func(t *testing.T) {
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{single}, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511000)}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("demote") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		// checks every 0.2 s from 0 to 9.8 s (50), at 10 s the stall time is
+		// over: then at 10.2, 10.6, 11.4, 13, 16.2 s and every 4 s until the
+		// 2-minute budget ends (20.2 ... 116.2 s, and 120 s)
+		if n, want := f.count("status"), 50+1+5+25+1; n != want {
+			t.Errorf("%d checks in %s, want %d", n, o.Timeout, want)
+		}
+	})
+	t.Run("peer rbd-mirror down: never demotes, fails at the timeout", func(t *testing.T) {
+		st := status(t, "s3_b_replaying", "a")
+		st.PeerSites[0].State = "down+stopped"
+		// the peer's link on the older snapshot stays: the copy is not moving
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{st}, snaps: [][]rbd.Snapshot{list(own(4, 1, "primary", peerUUID), own(5, 1795511193, "primary", peerUUID))}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "peer site-b reports down+stopped") || f.count("demote") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if n := f.count("snaps"); n > 40 {
+			t.Errorf("%d checks in %s: a stuck peer must be polled with back-off", n, o.Timeout)
+		}
+	})
+	t.Run("no peer site reports the image: never demotes", func(t *testing.T) {
+		st := status(t, "s3_b_replaying", "a")
+		st.PeerSites = nil
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{st}, snaps: [][]rbd.Snapshot{single}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "no peer site reports this image") || f.count("demote") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no mirror snapshot: never demotes", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a")}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "no mirror snapshot yet") || f.count("demote") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the role is read from the snapshots: no rbd info", func(t *testing.T) {
+		// the fake's rbd info would say the opposite of each list
+		for _, c := range []struct {
+			snaps   []rbd.Snapshot
+			primary bool
+			action  string
+		}{
+			{list(own(4, 1, "primary"), own(5, 2, "primary", peerUUID)), false, "demoted"},
+			{list(own(4, 1, "primary"), copied(7, 6, "non-primary", true, 16)), true, "none"},
+			{list(own(4, 1, "demoted", peerUUID)), true, "none"},
+		} {
+			f := &fake{primary: c.primary, snaps: [][]rbd.Snapshot{c.snaps}}
+			o, _ := opts()
+			res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+			if res.Err != nil || res.Action != c.action || f.count("info") != 0 {
+				t.Errorf("%+v, calls %v", res, f.calls)
+			}
+		}
+	})
+	// The peer's record says "local image is primary" (the return of the
+	// lost site, or a record that has not caught up with the peer's
+	// demotion: s9_demoted_stale_primary).
+	claims := func(t *testing.T) rbd.MirrorStatus { return status(t, "s5_b_back_both_primary", "a") }
+	t.Run("stale primary after a forced failover in git: demote at once on the claim", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single}}
+		o, _ := opts()
+		o.ForcePromoted = true
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "peer site-b is primary (a forced failover: rbd-dr.yaml says forcePromote: true)") || res.Took != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the claim alone, no forced failover in git: never demotes on it", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("demote") != 0 || !strings.Contains(res.Err.Error(), `"local image is primary", but nothing confirms it: that record lags a demotion`) {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the claim alone, the record catches up with the peer's copy: demotes on the copy", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t), claims(t), primaryWithPeerAt(t, 1795511193)}, snaps: [][]rbd.Snapshot{single}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "reports snapshot 5 replayed") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		// the peer's daemon is up: polled fast
+		if res.Took != 2*failover.DefaultPoll {
+			t.Errorf("took %s", res.Took)
+		}
+	})
+	t.Run("the claim, the peer's snapshots say primary: demote at once, git or not", func(t *testing.T) {
+		for _, gitSaysForced := range []bool{false, true} {
+			f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single},
+				peerSnaps: [][]rbd.Snapshot{list(copied(7, 4, "non-primary", true, 16), own(9, 1795512000, "primary"))}}
+			o, _ := opts()
+			o.ForcePromoted = gitSaysForced
+			res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+			if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "a forced failover: its own snapshots say so") {
+				t.Errorf("git says forced %t: %+v, calls %v", gitSaysForced, res, f.calls)
+			}
+		}
+	})
+	t.Run("the claim, the peer's snapshots say demoted: a stale record, waits for the copy even with git's word", func(t *testing.T) {
+		// the lab's failure: the peer demoted and its rbd-mirror has not
+		// yet copied this primary's snapshot 5
+		demoted := list(copied(7, 4, "non-primary", true, 16), own(8, 1795511100, "demoted"))
+		withCopy := list(copied(7, 4, "non-primary", true, 16), own(8, 1795511100, "demoted"), copied(9, 5, "non-primary", true, 16))
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single},
+			peerSnaps: [][]rbd.Snapshot{demoted, demoted, demoted, withCopy}}
+		o, _ := opts()
+		o.ForcePromoted = true
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || f.count("peer snaps") != 4 || !strings.Contains(res.Note, "complete copy of snapshot 5") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		f = &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single}, peerSnaps: [][]rbd.Snapshot{demoted}}
+		res = only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("demote") != 0 || !strings.Contains(res.Err.Error(), "its own snapshots say it is not primary: the record is stale") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the claim, the peer unreadable: git's word decides", func(t *testing.T) {
+		for _, gitSaysForced := range []bool{false, true} {
+			f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single},
+				peerSnaps: [][]rbd.Snapshot{list(own(8, 1795511100, "demoted"))}, peerErr: errors.New("rbd: couldn't connect to the cluster!")}
+			o, _ := opts()
+			o.ForcePromoted = gitSaysForced
+			res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+			if demoted := f.count("demote") == 1; demoted != gitSaysForced || (res.Err == nil) != gitSaysForced {
+				t.Errorf("git says forced %t: %+v, calls %v", gitSaysForced, res, f.calls)
+			}
+		}
+	})
+	t.Run("the claim, the peer has no mirror snapshot: git's word decides", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single}, peerSnaps: [][]rbd.Snapshot{nil}}
+		o, _ := opts()
+		o.ForcePromoted = true
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "rbd-dr.yaml says forcePromote: true") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+}
+
+// The demote of a planned relocation as recorded: site-b had completed its
+// copy of site-a's newest snapshot and unlinked itself from the older one.
+func TestDemoteOnRecordedRelocation(t *testing.T) {
+	l := lab(t, map[string][]string{
+		"info":                {"s1_replaying.site-a.info"},
+		"snap ls":             {"s1_replaying.site-a.snaps"},
+		"mirror image demote": {"s2_demote_a"},
+	})
+	o, _ := opts()
+	res := only(t, failover.Demote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
+	if res.Err != nil || res.Action != "demoted" || l.Count("mirror image demote") != 1 || l.Count("mirror image status") != 0 {
+		t.Errorf("%+v, calls %v", res, l.Calls())
+	}
+}
+
+// A recorded stale claim: right after site-a demoted (s9_demoted_stale_primary),
+// site-b's status still says site-a's image is primary, while site-a's own
+// snapshots already say demoted. A demote on site-b, whose newest snapshot
+// site-a never copied, must not take that record for a forced failover, even
+// with git's word: the peer's snapshots settle it. With site-b's own snapshots
+// saying primary in their stead, the same record is believed.
+func TestDemoteOnRecordedStaleClaim(t *testing.T) {
+	siteB := func() *rbdtest.Replay {
+		return lab(t, map[string][]string{
+			"snap ls":             {"s9_demoted_stale_primary.site-b.snaps"},
+			"mirror image status": {"s9_demoted_stale_primary.site-b.status"},
+			"mirror image demote": {"s8_demote_a"},
+		})
+	}
+	for _, c := range []struct {
+		peerSnaps string
+		demoted   bool
+		why       string
+	}{
+		{"s9_demoted_stale_primary.site-a.snaps", false, "its own snapshots say it is not primary: the record is stale"},
+		{"s8_both_primary_settled.site-a.snaps", true, "a forced failover: its own snapshots say so"},
+	} {
+		l := siteB()
+		peerSite := &rbd.Client{Runner: lab(t, map[string][]string{"snap ls": {c.peerSnaps}})}
+		o, _ := opts()
+		o.ForcePromoted, o.Timeout = true, 20*time.Second
+		res := only(t, failover.Demote(context.Background(), &rbd.Client{Runner: l}, peerSite, []rbd.Image{img}, o))
+		text := res.Note
+		if res.Err != nil {
+			text = res.Err.Error()
+		}
+		if got := l.Count("mirror image demote") == 1; got != c.demoted || !strings.Contains(text, c.why) {
+			t.Errorf("peer %s: %+v, calls %v", c.peerSnaps, res, l.Calls())
+		}
+	}
+}

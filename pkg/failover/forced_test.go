@@ -1,0 +1,183 @@
+package failover_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+func TestPromoteForced(t *testing.T) {
+	synced := copied(9, 5, "non-primary", true, 16)
+	synced.Timestamp.Time = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	peerLists := [][]rbd.Snapshot{list(synced)}
+	peerDown := status(t, "s3_b_replaying", "b")
+	peerDown.PeerSites[0].State = "down+stopped"
+	peerDeadNotExpired := status(t, "s3_b_replaying", "b")
+	peerDeadNotExpired.PeerSites[0].State = "up+stopped" // "local image is primary"
+
+	t.Run("peer gone (down+): forced at once, with the data's age and why", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snaps: peerLists}
+		o, logs := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || f.count("promote") != 1 || f.count("promote --force") != 1 || f.count("snaps") != 1 || res.Took != 0 {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+		if res.Note != "forced: data as of 2026-11-24T09:00:00Z (2m30s old, the last synced mirror snapshot)" {
+			t.Errorf("note %q", res.Note)
+		}
+		if !strings.Contains(logs.String(), `forcing the promote: git says forcePromote: true and peer site-a is gone: its status is down+stopped`) {
+			t.Errorf("the log does not say why force was safe:\n%s", logs)
+		}
+	})
+	t.Run("peer dead but its watch not expired: waits for down+, then forces", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDeadNotExpired, peerDeadNotExpired, peerDeadNotExpired, peerDown}, promote: []error{notYet}, snaps: peerLists}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || f.count("promote --force") != 1 || f.count("promote") != 4 {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no record of the peer for this image, every other record of it down+: forced at once", func(t *testing.T) {
+		// the lab: an image made just before its primary site died, whose
+		// rbd-mirror never wrote this site a record of it
+		notFound := status(t, "s3_b_replaying", "b")
+		notFound.PeerSites[0].State, notFound.PeerSites[0].Description = "down+unknown", "status not found"
+		siteGone := status(t, "s3_b_replaying", "b")
+		siteGone.PeerSites[0].State, siteGone.PeerSites[0].Description, siteGone.PeerSites[0].SiteGone = "down+unknown", "status not found", true
+		for _, c := range []struct {
+			st   rbd.MirrorStatus
+			took time.Duration
+		}{{siteGone, 0}, {notFound, failover.DefaultNonForcedFirst}} {
+			f := &fake{statuses: []rbd.MirrorStatus{c.st}, promote: []error{notYet}, snaps: peerLists}
+			o, logs := opts()
+			o.Force = true
+			res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+			if res.Err != nil || res.Action != "force-promoted" || res.Took < c.took || res.Took > c.took+failover.DefaultPollCap {
+				t.Fatalf("site gone %t: %+v, calls %v", c.st.PeerSites[0].SiteGone, res, f.calls)
+			}
+			if c.st.PeerSites[0].SiteGone && !strings.Contains(logs.String(), "every record of that site in the pool is down+") {
+				t.Errorf("the log does not say why force was safe:\n%s", logs)
+			}
+		}
+	})
+	t.Run("snapshots unreadable (the dead peer's lock): forced all the same, says so", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snapsErr: errors.New("rbd snap ls: timed out")}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || res.Note != "forced: the age of the data could not be read (rbd snap ls: timed out)" {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no synced copy: says so", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{list(copied(9, 5, "non-primary", false, 3))}}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || !strings.HasPrefix(res.Note, "forced: no completely synced mirror snapshot") {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("peer up, not primary, demotion not arriving: forced after the non-forced period only", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: peerLists}
+		o, logs := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || f.count("promote --force") != 1 {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+		if res.Took < failover.DefaultNonForcedFirst || res.Took > failover.DefaultNonForcedFirst+failover.DefaultPollCap {
+			t.Errorf("forced after %s, want after %s", res.Took, failover.DefaultNonForcedFirst)
+		}
+		if !strings.Contains(logs.String(), "is up and not primary") {
+			t.Errorf("log:\n%s", logs)
+		}
+	})
+	t.Run("the non-forced period ends at its exact length", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: peerLists}
+		o, _ := opts()
+		// checks at 0, 0.2, 0.6, 1.4, 3.0, 6.2 s
+		o.Force, o.NonForcedFirst = true, 6200*time.Millisecond
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || res.Took != o.NonForcedFirst {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("demotion arriving: never forced, however long", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet, notYet, notYet, nil},
+			snaps: [][]rbd.Snapshot{list(copied(9, 8, "demoted", false, 3)), list(copied(9, 8, "demoted", false, 9)), list(copied(9, 8, "demoted", true, 16))}}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("peer demotes in time: no force", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, nil}, snaps: peerLists}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("peer alive and primary: refuses to force", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: peerLists}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "reports itself primary") || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no peer entry: forced after the non-forced period", func(t *testing.T) {
+		st := status(t, "s3_b_replaying", "b")
+		st.PeerSites = nil
+		f := &fake{statuses: []rbd.MirrorStatus{st}, promote: []error{notYet}, snaps: peerLists}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || res.Took < failover.DefaultNonForcedFirst {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("without force a gone peer changes nothing", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, snaps: peerLists}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+}
+
+// The disaster as recorded once site-a had been dead longer than its
+// rbd-mirror's watch: its record on site-b is down+, so with forcePromote
+// the step forces at once (one non-forced try, exit 16) and says why.
+func TestForcedPromoteOnRecordedDeadPeer(t *testing.T) {
+	l := lab(t, map[string][]string{
+		"info":                         {"s6_a_dead_watch_expired.site-b.info"},
+		"mirror image status":          {"s6_a_dead_watch_expired.site-b.status", "s7_after_force_promote.site-b.status"},
+		"snap ls":                      {"s6_a_dead_watch_expired.site-b.snaps"},
+		"mirror image promote":         {"s6_promote_b_peer_dead"},
+		"mirror image promote --force": {"s7_force_promote_b"},
+	})
+	o, logs := opts()
+	o.Force = true
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
+	if res.Err != nil || res.Action != "force-promoted" || res.Took != 0 || l.Count("mirror image promote") != 1 || l.Count("mirror image promote --force") != 1 ||
+		!strings.HasPrefix(res.Note, "forced: data as of ") {
+		t.Errorf("%+v, calls %v", res, l.Calls())
+	}
+	if !strings.Contains(logs.String(), "peer site-a is gone: its status is down+") {
+		t.Errorf("log:\n%s", logs)
+	}
+}

@@ -1,0 +1,372 @@
+package failover_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	log "github.com/sirupsen/logrus"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+func TestPromoteWithoutForce(t *testing.T) {
+	demotedCopy := func(complete bool, object uint64) []rbd.Snapshot {
+		return list(copied(7, 6, "non-primary", true, 16), copied(9, 8, "demoted", complete, object))
+	}
+	peerPrimary := list(copied(7, 6, "non-primary", true, 16))
+	t.Run("polls fast while the demotion arrives; no promote until its copy is complete", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, nil},
+			snaps: [][]rbd.Snapshot{demotedCopy(false, 3), demotedCopy(false, 9), demotedCopy(true, 16)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || res.After != "primary" || f.count("promote") != 3 || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		// two polls of the partial copy, then exit 16 twice (and exit 30 in
+		// the lab) right after it completed
+		if res.Took != 4*failover.DefaultPoll {
+			t.Errorf("took %s, want 4 polls of %s", res.Took, failover.DefaultPoll)
+		}
+	})
+	t.Run("peer has demoted, its demotion not here yet: looks again every Poll", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, nil},
+			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || res.Took != 3*failover.DefaultPoll {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("peer has demoted, its demotion never arrives: fast for the stall time only", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if n, fastTries := f.count("promote"), int(failover.DefaultStall/failover.DefaultPoll); n < fastTries || n > fastTries+40 {
+			t.Errorf("%d tries in %s, want %d fast ones, then about one per %s", n, o.Timeout, fastTries, failover.DefaultPollCap)
+		}
+	})
+	t.Run("peer not demoted yet: backs off, then speeds up when the demotion arrives", func(t *testing.T) {
+		primaryThere := status(t, "s3_b_replaying", "b")
+		f := &fake{statuses: []rbd.MirrorStatus{primaryThere, primaryThere, primaryThere, primaryThere, status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, notYet, nil},
+			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if want := (1 + 2 + 4 + 1) * failover.DefaultPoll; res.Took != want {
+			t.Errorf("took %s, want %s", res.Took, want)
+		}
+	})
+	t.Run("peer never demotes: fails with what to do, never forces, checks seldom", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || f.count("promote --force") != 0 || res.After != "non-primary" {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if n := f.count("promote"); n < 30 || n > 40 {
+			t.Errorf("%d tries in %s, want about one per %s", n, o.Timeout, failover.DefaultPollCap)
+		}
+	})
+	t.Run("a copy that stops moving is not waited for at full speed", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{demotedCopy(false, 5)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "stopped at object 5") || f.count("promote") != 0 || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if n := f.count("snaps"); n > int(failover.DefaultStall/failover.DefaultPoll)+40 {
+			t.Errorf("%d checks: a stalled copy must be polled with back-off", n)
+		}
+	})
+	t.Run("the fast poll ends exactly when the copy has not moved for the stall time", func(t *testing.T) {
+		partial := make([][]rbd.Snapshot, 53)
+		for i := range partial {
+			partial[i] = demotedCopy(false, 5)
+		}
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: append(partial, demotedCopy(true, 16))}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		// 50 polls of 0.2 s reach the 10 s stall; then 0.2, 0.4 and 0.8 s
+		if want := 11400 * time.Millisecond; res.Err != nil || res.Took != want || f.count("promote") != 1 {
+			t.Errorf("%+v: took %s, want %s", res, res.Took, want)
+		}
+	})
+	t.Run("a complete copy that promote keeps refusing is not retried at full speed", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{demotedCopy(true, 16)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "is complete here, yet Ceph still refuses") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if n := f.count("promote"); n > int(failover.DefaultStall/failover.DefaultPoll)+40 {
+			t.Errorf("%d tries: a copy that does not help must be polled with back-off", n)
+		}
+	})
+	ownDemoted := list(copied(7, 6, "non-primary", true, 16), own(8, 2, "demoted", peerUUID))
+	t.Run("demoted here and nothing newer from the peer: no promote while the peer may take over", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || f.count("promote") != 1 || res.Took < failover.DefaultNonForcedFirst || res.Took > failover.DefaultNonForcedFirst+failover.DefaultPollCap {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the own demotion is kept for exactly the non-forced period", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted}}
+		o, _ := opts()
+		// checks at 0, 0.2, 0.6, 1.4, 3.0, 6.2 s
+		o.NonForcedFirst = 6200 * time.Millisecond
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Took != o.NonForcedFirst {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("demoted here, the peer's own snapshots say it was primary since: never undoes the demotion", func(t *testing.T) {
+		// its newest is its own, primary now or demoted without this site
+		// having its copy yet (the lab: a demote that took a stale claim)
+		for _, state := range []string{"primary", "demoted"} {
+			f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted},
+				peerSnaps: [][]rbd.Snapshot{list(copied(10, 8, "non-primary", true, 16), own(11, 3, "primary"), own(12, 4, state))}}
+			o, _ := opts()
+			res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+			if res.Err == nil || f.count("promote") != 0 || !strings.Contains(res.Err.Error(), "the peer has been primary since") {
+				t.Errorf("peer %s: %+v, calls %v", state, res, f.calls)
+			}
+		}
+	})
+	t.Run("demoted here, the peer was primary since: promotes once its demotion arrives", func(t *testing.T) {
+		withDemotion := append(ownDemoted, copied(13, 12, "demoted", true, 16))
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted, ownDemoted, withDemotion},
+			peerSnaps: [][]rbd.Snapshot{list(own(11, 3, "primary"), own(12, 4, "demoted"))}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || f.count("promote") != 1 || f.count("peer snaps") < 2 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("demoted here, the peer holds that demotion and nothing newer: undone after the non-forced period", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemoted},
+			peerSnaps: [][]rbd.Snapshot{list(own(5, 1, "demoted"), copied(14, 8, "demoted", true, 16))}}
+		o, _ := opts()
+		o.NonForcedFirst = 6200 * time.Millisecond
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || res.Took != o.NonForcedFirst {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("demoted here, then the peer's promotion arrives: waits for its demotion", func(t *testing.T) {
+		peerPromoted := append(ownDemoted, copied(9, 12, "non-primary", false, 3))
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet},
+			snaps: [][]rbd.Snapshot{ownDemoted, peerPromoted}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "demotion is not propagated yet") || f.count("promote") == 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("a snapshot list that cannot be read: no promote is tried blind", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snapsErr: errors.New("timed out")}
+		o, logs := opts()
+		o.Log.(*log.Logger).SetLevel(log.DebugLevel)
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "this site's snapshots could not be read, so no promote was tried: timed out") || f.count("promote") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if !strings.Contains(logs.String(), `msg="reading the snapshots here; no promote is tried without them" error="timed out"`) {
+			t.Errorf("log:\n%s", logs)
+		}
+	})
+	t.Run("already primary: nothing to do", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "none" || f.count("promote") != 0 || res.After != "primary" {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the role is read from the snapshots: no rbd info", func(t *testing.T) {
+		// the fake's rbd info would say non-primary
+		f := &fake{snaps: [][]rbd.Snapshot{list(copied(7, 6, "non-primary", true, 16), own(8, 2, "primary"))}, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "none" || res.Before != "primary" || f.count("promote") != 0 || f.count("info") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("a failure that is not 'not yet' is not retried", func(t *testing.T) {
+		f := &fake{promote: []error{&rbd.CmdError{ExitCode: 1, Stderr: "rbd: couldn't connect to the cluster!"}}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "couldn't connect") || f.count("promote") != 1 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+}
+
+func TestPromoteBothPrimaryFailsLoudly(t *testing.T) {
+	f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a")}}
+	o, _ := opts()
+	res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "BOTH SITES CLAIM PRIMARY: peer site-b") {
+		t.Errorf("%+v", res)
+	}
+	if res.Took < failover.DefaultBothPrimaryGrace || res.Took > failover.DefaultBothPrimaryGrace+failover.DefaultPollCap {
+		t.Errorf("failed after %s, want after the grace of %s", res.Took, failover.DefaultBothPrimaryGrace)
+	}
+	// A claim that goes away within the grace was a stale record; it is
+	// looked at every Poll for the first Stall, then less often.
+	claim := status(t, "s5_b_back_both_primary", "a")
+	for claims, want := range map[int]time.Duration{3: 600 * time.Millisecond, 52: 10600 * time.Millisecond} {
+		statuses := make([]rbd.MirrorStatus, claims)
+		for i := range statuses {
+			statuses[i] = claim
+		}
+		f = &fake{primary: true, statuses: append(statuses, status(t, "s3_b_replaying", "a"))}
+		o, _ = opts()
+		if res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o)); res.Err != nil || res.Took != want {
+			t.Errorf("stale claim seen %d times: %+v, want it gone after %s", claims, res, want)
+		}
+	}
+}
+
+// With the peer's read-only user, a claim in the peer's status record is
+// checked against the peer's own snapshots: a stale record (the peer demoted
+// moments ago) ends the wait at once; a true claim does not.
+func TestPromotePeerClaimCheckedAgainstItsSnapshots(t *testing.T) {
+	claim := status(t, "s5_b_back_both_primary", "a")
+	t.Run("the peer's snapshots say demoted: the claim is stale", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claim}, peerSnaps: [][]rbd.Snapshot{list(copied(7, 6, "non-primary", true, 16), own(8, 2, "demoted", peerUUID))}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || res.Took != 0 || f.count("peer snaps") != 1 || !strings.Contains(res.Note, "its own snapshots say it is not") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the peer's snapshots say primary: fails loudly after the grace", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claim}, peerSnaps: [][]rbd.Snapshot{list(own(8, 2, "demoted"), own(9, 3, "primary", peerUUID))}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "BOTH SITES CLAIM PRIMARY") || res.Took < failover.DefaultBothPrimaryGrace {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the peer cannot be read: the record decides", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{claim}, peerErr: errors.New("timed out")}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "BOTH SITES CLAIM PRIMARY") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("no claim: the peer is not read (a dead peer would hold the step)", func(t *testing.T) {
+		f := &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("peer snaps") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+}
+
+// The peer's demotion arrived complete: that history has no split, and a
+// status record saying split-brain is an old one.
+func TestPromoteAfterTheDemotionArrivedSkipsTheSplitBrainRecord(t *testing.T) {
+	f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b"), status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil},
+		snaps: [][]rbd.Snapshot{list(copied(9, 8, "demoted", true, 16))}}
+	o, _ := opts()
+	res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+	if res.Err != nil || res.Action != "promoted" || f.count("promote") != 1 {
+		t.Errorf("%+v, calls %v", res, f.calls)
+	}
+}
+
+func TestPromoteRefusesSplitBrainWithoutForce(t *testing.T) {
+	f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b")}, promote: []error{nil}}
+	o, _ := opts()
+	res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "this copy is split-brain") || f.count("promote") != 0 {
+		t.Errorf("%+v, calls %v", res, f.calls)
+	}
+}
+
+// The disaster as recorded: site-a dead seconds ago, its record still "up"
+// and primary; site-b's non-forced promote answers exit 16. Without force
+// nothing is forced; with it, nothing is forced either while the record
+// says a live peer is primary.
+func TestPromoteOnRecordedDisaster(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		l := lab(t, map[string][]string{
+			"info":                 {"s6_a_killed.site-b.info"},
+			"mirror image status":  {"s6_a_killed.site-b.status"},
+			"snap ls":              {"s6_a_killed.site-b.snaps"},
+			"mirror image promote": {"s6_promote_b_peer_dead"},
+		})
+		o, _ := opts()
+		o.Force = force
+		res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
+		want := map[bool]string{false: "set forcePromote: true", true: "reports itself primary"}[force]
+		if res.Err == nil || !strings.Contains(res.Err.Error(), want) || l.Count("mirror image promote") == 0 || l.Count("mirror image promote --force") != 0 {
+			t.Errorf("force %t: %+v, calls %v", force, res, l.Calls())
+		}
+	}
+}
+
+// A planned relocation as recorded: exit 16 and exit 30 while the demotion
+// arrives (the demoted copy complete in site-b's list), then success.
+func TestPromoteOnRecordedRelocation(t *testing.T) {
+	l := lab(t, map[string][]string{
+		"info":                 {"s2_demoted_not_replayed.site-b.info"},
+		"mirror image status":  {"s3_demote_replayed.site-b.status", "s4_b_primary_replaying.site-b.status"},
+		"snap ls":              {"s3_demote_replayed_early.site-b.snaps"},
+		"mirror image promote": {"s5_promote_early_rc16", "s5_promote_early_rc30", "s3_promote_b"},
+	})
+	o, _ := opts()
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
+	if res.Err != nil || res.Action != "promoted" || l.Count("mirror image promote") != 3 || res.Took != 2*failover.DefaultPoll {
+		t.Errorf("%+v, calls %v", res, l.Calls())
+	}
+}
+
+// The demotion cut by an rbd-mirror killed mid-copy, as recorded: site-b's
+// copy of site-a's demote snapshot stopped at object 23 of 256, and Ceph
+// accepted a non-forced promote of it there (exit 0). The step never asks.
+func TestPromoteOnRecordedPartialDemoteCopy(t *testing.T) {
+	l := lab(t, map[string][]string{
+		"info":                 {"s5x_copy_partial_mirror_killed.site-b.info"},
+		"mirror image status":  {"s5x_copy_partial_mirror_killed.site-b.status"},
+		"snap ls":              {"s5x_copy_partial_mirror_killed.site-b.snaps"},
+		"mirror image promote": {"s5x_promote_b_partial"},
+	})
+	o, _ := opts()
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "stopped at object 23") || l.Count("mirror image promote") != 0 {
+		t.Errorf("%+v, calls %v", res, l.Calls())
+	}
+}
+
+// The same recorded moment from site-a: it has just demoted its stale
+// primary, its demote snapshot is its newest, and site-b's own snapshots say
+// site-b is primary. Ceph would let a non-forced promote on site-a undo the
+// demotion; promote never tries, past the non-forced period too.
+func TestPromoteOnRecordedOwnDemotionWhilePeerPrimary(t *testing.T) {
+	l := lab(t, map[string][]string{
+		"snap ls":             {"s9_demoted_stale_primary.site-a.snaps"},
+		"mirror image status": {"s9_demoted_stale_primary.site-a.status"},
+	})
+	peerSite := &rbd.Client{Runner: lab(t, map[string][]string{"snap ls": {"s9_demoted_stale_primary.site-b.snaps"}})}
+	o, _ := opts()
+	o.Timeout, o.NonForcedFirst = 20*time.Second, time.Second
+	res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, peerSite, []rbd.Image{img}, o))
+	if res.Err == nil || l.Count("mirror image promote") != 0 || !strings.Contains(res.Err.Error(), "the peer has been primary since") {
+		t.Errorf("%+v, calls %v", res, l.Calls())
+	}
+}
