@@ -9,10 +9,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil/kubefake"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
 )
 
@@ -33,32 +32,8 @@ func deployment(name, pvc string, replicas int32) *appsv1.Deployment {
 		Spec:       appsv1.DeploymentSpec{Replicas: &replicas, Template: corev1.PodTemplateSpec{Spec: podSpec(pvc)}}}
 }
 
-// cluster is a fake API where scaling a workload to 0 removes its pods, as
-// the controllers would.
-func cluster(t *testing.T, objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
-	scheme := runtime.NewScheme()
-	if err := corev1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := appsv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	kube := dynamicfake.NewSimpleDynamicClient(scheme, objs...)
-	pods := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
-	for _, resource := range []string{"deployments", "statefulsets"} {
-		kube.PrependReactor("patch", resource, func(a k8stesting.Action) (bool, runtime.Object, error) {
-			name := a.(k8stesting.PatchAction).GetName()
-			if err := kube.Tracker().Delete(pods, "shop", name+"-0"); err != nil {
-				t.Logf("no pod of %s: %v", name, err)
-			}
-			return false, nil, nil
-		})
-	}
-	return kube
-}
-
 func TestQuiesce(t *testing.T) {
-	kube := cluster(t,
+	kube := kubefake.Cluster(t,
 		deployment("web", "data", 2), pod("web-0", "data", "web", corev1.PodRunning),
 		deployment("other", "unrelated", 1), pod("other-0", "unrelated", "other", corev1.PodRunning),
 		pod("old-job", "data", "job", corev1.PodSucceeded),
@@ -88,7 +63,7 @@ func TestQuiesce(t *testing.T) {
 }
 
 func TestQuiesceNamesThePodsItCannotStop(t *testing.T) {
-	kube := cluster(t, pod("backup-x", "data", "backup", corev1.PodRunning))
+	kube := kubefake.Cluster(t, pod("backup-x", "data", "backup", corev1.PodRunning))
 	o, _ := opts()
 	r := failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, o)
 	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "pods still use the volumes, so they are not demoted: data (pods backup-x)") {
@@ -99,7 +74,7 @@ func TestQuiesceNamesThePodsItCannotStop(t *testing.T) {
 // When the last look at the pods fails (the step's deadline has passed, and
 // client-go refuses to ask), the message still names the pods seen before.
 func TestQuiesceNamesThePodsWhenTheLastListFails(t *testing.T) {
-	kube := cluster(t, pod("holder", "data", "x", corev1.PodRunning))
+	kube := kubefake.Cluster(t, pod("holder", "data", "x", corev1.PodRunning))
 	lists := 0
 	kube.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if lists++; lists > 2 {

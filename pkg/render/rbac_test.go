@@ -13,12 +13,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
-	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil/kubefake"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
 )
@@ -48,12 +45,6 @@ func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
 
 	// A Deployment and a StatefulSet each mount a PVC and run a pod; scaling
 	// one to 0 removes its pod, as the controllers would.
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
 	one := int32(1)
 	template := func(pvc string) corev1.PodTemplateSpec {
 		return corev1.PodTemplateSpec{Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "data",
@@ -64,18 +55,13 @@ func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
 		return &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta(name),
 			Spec: template(pvc).Spec, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 	}
-	kube := dynamicfake.NewSimpleDynamicClient(scheme,
+	kube := kubefake.Cluster(t,
 		&appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: meta("web"),
 			Spec: appsv1.DeploymentSpec{Replicas: &one, Template: template(pvcs[0])}},
 		&appsv1.StatefulSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"}, ObjectMeta: meta("db"),
 			Spec: appsv1.StatefulSetSpec{Replicas: &one, Template: template(pvcs[len(pvcs)-1])}},
 		pod("web-0", pvcs[0]), pod("db-0", pvcs[len(pvcs)-1]),
 	)
-	podsGVR := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
-	kube.PrependReactor("patch", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		_ = kube.Tracker().Delete(podsGVR, namespace, a.(k8stesting.PatchAction).GetName()+"-0")
-		return false, nil, nil
-	})
 
 	logger := log.New()
 	logger.SetOutput(io.Discard)

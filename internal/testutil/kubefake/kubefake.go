@@ -1,0 +1,50 @@
+// Package kubefake is the fake Kubernetes API that tests of the quiesce step
+// run it against: client-go's fake dynamic client, with the one controller
+// behaviour quiesce waits for. It is a package of its own so that only the
+// tests that use it link client-go's fakes.
+package kubefake
+
+import (
+	"encoding/json"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// Cluster is a fake API holding objs (core/v1 and apps/v1 objects) that
+// records every request in its Actions. A patch that scales a Deployment or
+// StatefulSet to 0 removes its pod, named NAME-0 in the tests, as its
+// controller would; without that a quiesce could never see its volumes
+// unused.
+func Cluster(t testing.TB, objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kube := dynamicfake.NewSimpleDynamicClient(scheme, objs...)
+	pods := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	for _, resource := range []string{"deployments", "statefulsets"} {
+		kube.PrependReactor("patch", resource, func(a k8stesting.Action) (bool, runtime.Object, error) {
+			patch := a.(k8stesting.PatchAction)
+			var scale struct {
+				Spec struct{ Replicas *int64 }
+			}
+			if json.Unmarshal(patch.GetPatch(), &scale) != nil || scale.Spec.Replicas == nil || *scale.Spec.Replicas != 0 {
+				return false, nil, nil
+			}
+			if err := kube.Tracker().Delete(pods, patch.GetNamespace(), patch.GetName()+"-0"); err != nil {
+				t.Logf("no pod of %s: %v", patch.GetName(), err)
+			}
+			return false, nil, nil // the patch itself is applied as usual
+		})
+	}
+	return kube
+}
