@@ -8,24 +8,7 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
-// Demote (passive site) demotes each primary image; a non-primary one is
-// left alone. It never demotes a primary whose peer does not hold a complete
-// copy of its newest own snapshot: demoting then would let the peer promote
-// an older copy (the flip-flop split-brain), unless the peer is primary
-// after a forced failover, which the demotion resolves (forcedFailover says
-// when its claim is believed).
-//
-// The proof, most direct first: the peer's own snapshot list (read with
-// peer, a read-only user there; nil skips it) shows the complete copy; or
-// the peer's status here says it has replayed that snapshot (rbd-mirror
-// rewrites those details only every 30 s, so this one lags).
-func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
-	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, func(ctx context.Context, s *imageStep) error {
-		return s.demoteImage(ctx)
-	})
-}
-
-// demoteImage is Demote's work on one image.
+// demoteImage is Demote's work on one image; Demote, below, says its rules.
 func (s *imageStep) demoteImage(ctx context.Context) error {
 	var err error
 	if s.snaps, err = s.c.Snapshots(ctx, s.img); err != nil {
@@ -43,6 +26,21 @@ func (s *imageStep) demoteImage(ctx context.Context) error {
 	}
 	s.res.Action, s.res.After = "demoted", "non-primary"
 	return nil
+}
+
+// Demote (passive site) demotes each primary image; a non-primary one is
+// left alone. It never demotes a primary whose peer does not hold a complete
+// copy of its newest own snapshot: demoting then would let the peer promote
+// an older copy (the flip-flop split-brain), unless the peer is primary
+// after a forced failover, which the demotion resolves (forcedFailover says
+// when its claim is believed).
+//
+// The proof, most direct first: the peer's own snapshot list (read with
+// peer, a read-only user there; nil skips it) shows the complete copy; or
+// the peer's status here says it has replayed that snapshot (rbd-mirror
+// rewrites those details only every 30 s, so this one lags).
+func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
+	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, (*imageStep).demoteImage)
 }
 
 // awaitPeerCopy waits until the peer holds a complete copy of this

@@ -100,6 +100,17 @@ type Options struct {
 	Log   log.FieldLogger
 }
 
+// Clock is what the waits need of time.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
 func (o *Options) defaults() {
 	set := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

@@ -221,9 +221,6 @@ func copied(id, primaryID uint64, state string, complete bool, object uint64) rb
 
 func list(s ...rbd.Snapshot) []rbd.Snapshot { return s }
 
-// One own snapshot: the links here cannot tell whether the peer completed it.
-var single = list(own(5, 1795511193, "primary", peerUUID))
-
 // lab replays recordings of the two-site lab (pkg/rbd/testdata/lab) through
 // the real rbd.Client, so the outcomes are classified from Ceph's own text.
 func lab(t *testing.T, queues map[string][]string) *rbdtest.Replay {

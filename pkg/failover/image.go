@@ -30,10 +30,11 @@ type imageStep struct {
 	snapsErr error
 }
 
-// step runs fn over the images within the step's budget, each with its own
-// copy of each (which names the clusters and options) and its report row.
-// It fills in the defaults of each.o first, so fn sees them too.
-func step(ctx context.Context, images []rbd.Image, each imageStep, fn func(ctx context.Context, s *imageStep) error) Report {
+// step runs work, a step's work on one image (a method of imageStep), over
+// the images within the step's budget, each on its own copy of each (which
+// names the clusters and options) with its own report row. It fills in the
+// defaults of each.o first, so work sees them too.
+func step(ctx context.Context, images []rbd.Image, each imageStep, work func(*imageStep, context.Context) error) Report {
 	each.o.defaults()
 	each.deadline = each.o.Clock.Now().Add(each.o.Timeout)
 	ctx, cancel := context.WithTimeout(ctx, each.o.Timeout)
@@ -41,7 +42,7 @@ func step(ctx context.Context, images []rbd.Image, each imageStep, fn func(ctx c
 	return forEach(ctx, images, each.o, func(ctx context.Context, img rbd.Image, res *Result) error {
 		s := each
 		s.img, s.res = img, res
-		return fn(ctx, &s)
+		return work(&s, ctx)
 	})
 }
 

@@ -8,55 +8,43 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
-// Prepare (active site) checks each image before promote: a non-primary
-// copy in error while the peer is a healthy primary is resynced from it and
-// waited for. An image whose status shows no error needs nothing, whatever
-// its role, so the status alone settles the common case (one pool read for
-// all the images, with rbd.Batched).
-func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, imageStep{c: c, o: o}, func(ctx context.Context, s *imageStep) error {
-		return s.prepareImage(ctx)
-	})
-}
-
-// prepareImage is Prepare's work on one image.
+// prepareImage is Prepare's work on one image; Prepare, below, says its rules.
 func (s *imageStep) prepareImage(ctx context.Context) error {
-	c, img, o, res := s.c, s.img, s.o, s.res
-	if st, err := c.MirrorStatus(ctx, img); err == nil && !st.Error() {
-		res.Before, res.After = "not in error", "not in error"
-		res.Note = fmt.Sprintf("%s %q", st.State, st.Description)
+	if st, err := s.c.MirrorStatus(ctx, s.img); err == nil && !st.Error() {
+		s.res.Before, s.res.After = "not in error", "not in error"
+		s.res.Note = fmt.Sprintf("%s %q", st.State, st.Description)
 		return nil
 	}
-	info, err := c.Info(ctx, img)
+	info, err := s.c.Info(ctx, s.img)
 	recreating := errors.Is(err, rbd.ErrNotFound) // by a resync an earlier run requested
 	if !recreating {
 		if err != nil {
 			return err
 		}
-		if err := needMirrored(info, img); err != nil {
+		if err := needMirrored(info, s.img); err != nil {
 			return err
 		}
-		res.Before, res.After = role(info), role(info)
+		s.res.Before, s.res.After = role(info), role(info)
 		if info.Primary() {
 			return nil
 		}
-		st, err := c.MirrorStatus(ctx, img)
+		st, err := s.c.MirrorStatus(ctx, s.img)
 		if err != nil && !errors.Is(err, rbd.ErrNotFound) {
 			return err
 		}
-		res.Note = fmt.Sprintf("%s %q", st.State, st.Description)
+		s.res.Note = fmt.Sprintf("%s %q", st.State, st.Description)
 		if p, ok := firstPeer(st); !st.Error() || !ok || !p.ClaimsPrimary() || !p.Healthy() {
 			return nil // healthy, unknown or nothing to copy from: promote decides
 		}
-		if err := c.Resync(ctx, img); err != nil {
+		if err := s.c.Resync(ctx, s.img); err != nil {
 			return err
 		}
-		res.Action = "resynced from the peer"
+		s.res.Action = "resynced from the peer"
 	} else {
-		res.Before, res.Action = "being recreated", "waited for a resync"
+		s.res.Before, s.res.Action = "being recreated", "waited for a resync"
 	}
-	err = waitUntil(ctx, o, s.deadline, func() (bool, pace, error) {
-		st, err := c.MirrorStatus(ctx, img)
+	err = waitUntil(ctx, s.o, s.deadline, func() (bool, pace, error) {
+		st, err := s.c.MirrorStatus(ctx, s.img)
 		if errors.Is(err, rbd.ErrNotFound) {
 			return false, backOff, nil
 		}
@@ -65,6 +53,15 @@ func (s *imageStep) prepareImage(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resync from the peer requested but not replaying yet: %w", err)
 	}
-	res.Note = "replaying"
+	s.res.Note = "replaying"
 	return nil
+}
+
+// Prepare (active site) checks each image before promote: a non-primary
+// copy in error while the peer is a healthy primary is resynced from it and
+// waited for. An image whose status shows no error needs nothing, whatever
+// its role, so the status alone settles the common case (one pool read for
+// all the images, with rbd.Batched).
+func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
+	return step(ctx, images, imageStep{c: c, o: o}, (*imageStep).prepareImage)
 }

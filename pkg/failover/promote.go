@@ -9,21 +9,7 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
-// Promote (active site) makes each image primary. It asks Ceph for a
-// non-forced promote, which succeeds once the peer's demotion has replayed
-// here, and retries while Ceph says "not yet": every Poll while this site's
-// snapshot list shows the peer's demote snapshot arriving, backing off while
-// the peer has not demoted. Only with Force, and only once the peer is
-// demonstrably gone (or, up, has not claimed primary for NonForcedFirst), does
-// it force, reporting how old the promoted data is. Either way it then
-// checks that the peer does not also claim primary.
-func Promote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
-	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, func(ctx context.Context, s *imageStep) error {
-		return s.promoteImage(ctx)
-	})
-}
-
-// promoteImage is Promote's work on one image.
+// promoteImage is Promote's work on one image; Promote, below, says its rules.
 func (s *imageStep) promoteImage(ctx context.Context) error {
 	s.hint(ctx)
 	primary, err := s.isPrimary(ctx)
@@ -44,6 +30,18 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 		s.res.After = "primary"
 	}
 	return s.peerNotPrimary(ctx)
+}
+
+// Promote (active site) makes each image primary. It asks Ceph for a
+// non-forced promote, which succeeds once the peer's demotion has replayed
+// here, and retries while Ceph says "not yet": every Poll while this site's
+// snapshot list shows the peer's demote snapshot arriving, backing off while
+// the peer has not demoted. Only with Force, and only once the peer is
+// demonstrably gone (or, up, has not claimed primary for NonForcedFirst), does
+// it force, reporting how old the promoted data is. Either way it then
+// checks that the peer does not also claim primary.
+func Promote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
+	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, (*imageStep).promoteImage)
 }
 
 // notSplitBrain refuses to promote a copy whose history split from the

@@ -8,39 +8,28 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
-// Resync (passive site, only after a forced failover) asks for a resync of
-// each image that is split-brain once demoted, then waits until it replays
-// again. A planned demotion can look split-brain for a moment; resyncing
-// then would destroy data, so without ForcePromoted it refuses outright.
-func Resync(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, imageStep{c: c, o: o}, func(ctx context.Context, s *imageStep) error {
-		return s.resyncImage(ctx)
-	})
-}
-
-// resyncImage is Resync's work on one image.
+// resyncImage is Resync's work on one image; Resync, below, says its rules.
 func (s *imageStep) resyncImage(ctx context.Context) error {
-	c, img, o, res := s.c, s.img, s.o, s.res
-	if !o.ForcePromoted {
+	if !s.o.ForcePromoted {
 		return fmt.Errorf("refusing to resync: rbd-dr.yaml does not say forcePromote: true, and only a forced failover makes a resync safe")
 	}
-	info, err := c.Info(ctx, img)
+	info, err := s.c.Info(ctx, s.img)
 	switch {
 	case errors.Is(err, rbd.ErrNotFound):
-		res.Before = "being recreated" // by a resync an earlier run requested
+		s.res.Before = "being recreated" // by a resync an earlier run requested
 	case err != nil:
 		return err
 	case !info.MirrorEnabled():
-		return needMirrored(info, img)
+		return needMirrored(info, s.img)
 	case info.Primary():
-		res.Before = role(info)
+		s.res.Before = role(info)
 		return fmt.Errorf("still primary here: the demote step must succeed first")
 	default:
-		res.Before = role(info)
+		s.res.Before = role(info)
 	}
 	requested, seen := false, "no status yet"
-	err = waitUntil(ctx, o, s.deadline, func() (bool, pace, error) {
-		st, err := c.MirrorStatus(ctx, img)
+	err = waitUntil(ctx, s.o, s.deadline, func() (bool, pace, error) {
+		st, err := s.c.MirrorStatus(ctx, s.img)
 		switch {
 		case errors.Is(err, rbd.ErrNotFound):
 			seen = "being recreated" // a resync in progress
@@ -54,12 +43,12 @@ func (s *imageStep) resyncImage(ctx context.Context) error {
 				seen = "split-brain, but no peer reports a primary to resync from"
 				return false, backOff, nil
 			}
-			if err := c.Resync(ctx, img); err != nil {
+			if err := s.c.Resync(ctx, s.img); err != nil {
 				return false, backOff, err
 			}
 			requested = true
-			res.Action = "resync requested"
-			o.Log.WithField("image", img.String()).Warn("split-brain after the forced failover: resync from the new primary requested")
+			s.res.Action = "resync requested"
+			s.o.Log.WithField("image", s.img.String()).Warn("split-brain after the forced failover: resync from the new primary requested")
 		}
 		seen = fmt.Sprintf("%s %q", st.State, st.Description)
 		return false, backOff, nil
@@ -67,6 +56,14 @@ func (s *imageStep) resyncImage(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("not replaying from the new primary yet (last seen: %s): %w", seen, err)
 	}
-	res.After = "non-primary, replaying"
+	s.res.After = "non-primary, replaying"
 	return nil
+}
+
+// Resync (passive site, only after a forced failover) asks for a resync of
+// each image that is split-brain once demoted, then waits until it replays
+// again. A planned demotion can look split-brain for a moment; resyncing
+// then would destroy data, so without ForcePromoted it refuses outright.
+func Resync(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
+	return step(ctx, images, imageStep{c: c, o: o}, (*imageStep).resyncImage)
 }

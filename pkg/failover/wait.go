@@ -5,17 +5,6 @@ import (
 	"time"
 )
 
-// Clock is what the waits need of time.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
 // pace says how soon a check wants to look again.
 type pace int
 
