@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 
 	log "github.com/sirupsen/logrus"
@@ -99,28 +98,4 @@ func renderYAML(appDir, repoRoot string, o render.Options) ([]byte, error) {
 	}
 	log.WithFields(log.Fields{"site": res.Site.Name, "role": res.Role, "hooks": len(res.Hooks)}).Debug("rendered")
 	return res.YAML()
-}
-
-// appFolder makes DIR absolute and finds its repository root: --repo-root,
-// else the nearest folder above holding .git, else DIR itself.
-func appFolder(dir, repoRoot string) (string, string, error) {
-	appDir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", "", fmt.Errorf("app folder %s: %w", dir, err)
-	}
-	if st, err := os.Stat(appDir); err != nil || !st.IsDir() {
-		return "", "", fmt.Errorf("app folder %s: not a folder", dir)
-	}
-	if repoRoot != "" {
-		root, err := filepath.Abs(repoRoot)
-		return appDir, root, err
-	}
-	for d := appDir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
-			return appDir, d, nil
-		}
-		if filepath.Dir(d) == d {
-			return appDir, appDir, nil
-		}
-	}
 }

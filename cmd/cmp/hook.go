@@ -53,11 +53,6 @@ func stepOptions(r hookcmd.Request) failover.Options {
 	return failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, Log: log.StandardLogger()}
 }
 
-// conn is how rbd reaches the cluster c names.
-func conn(c hookcmd.Conn) rbd.Conn {
-	return rbd.Conn{Conf: c.Conf, Cluster: c.Cluster, ID: c.ID, Keyring: c.Keyring, KeyFile: c.KeyFile, MonHost: c.MonHost}
-}
-
 // runStep runs a validated request and prints its per-target report.
 func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 	o := stepOptions(r)
@@ -73,12 +68,12 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		if err != nil {
 			return err
 		}
-		local := rbd.NewClient(conn(r.Ceph), failover.DefaultForceTimeout)
+		local := rbd.NewClient(r.Ceph, failover.DefaultForceTimeout)
 		local.Log = log.StandardLogger()
 		c := rbd.NewBatched(local)
 		var peer failover.Peer // a nil *rbd.Client would not be a nil Peer
-		if r.Peer != (hookcmd.Conn{}) {
-			p := rbd.NewClient(conn(r.Peer), failover.DefaultPeerCallTimeout)
+		if r.Peer != (rbd.Conn{}) {
+			p := rbd.NewClient(r.Peer, failover.DefaultPeerCallTimeout)
 			p.Log = log.StandardLogger().WithField("cluster", "peer")
 			peer = p
 		}

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -19,8 +16,8 @@ import (
 // planCmd shows, before the commit, what each site's next sync will do.
 func planCmd(sys system) *cobra.Command {
 	var o plan.Options
-	var output, repoRoot string
-	var settingsPath string
+	var output string
+	var f appFlags
 	cmd := &cobra.Command{
 		Use:   "plan DIR [--to SITE] [--force]",
 		Short: "Show what each site's next sync will do, in order, for the file as it is or for a failover to SITE",
@@ -32,18 +29,18 @@ func planCmd(sys system) *cobra.Command {
 			if o.Force && o.To == "" {
 				return fmt.Errorf("--force plans a forced failover: give the site to fail over to with --to")
 			}
-			appDir, root, err := appFolder(args[0], repoRoot)
+			appDir, root, err := f.folder(args[0])
 			if err != nil {
 				return err
 			}
-			if o.Settings, err = config.LoadSettings(settingsPath); err != nil {
+			if o.Settings, err = f.settings(); err != nil {
 				return err
 			}
 			p, err := config.Load(appDir, root)
 			if err != nil {
 				return err
 			}
-			o.AppDir, o.RepoRoot = appDir, root
+			o.AppDir, o.RepoRoot, o.Namespace = appDir, root, f.namespace
 			pl, err := plan.Make(p, o)
 			if err != nil {
 				return err
@@ -59,9 +56,7 @@ func planCmd(sys system) *cobra.Command {
 	cmd.Flags().StringVar(&o.To, "to", "", "plan making SITE the active site")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "plan a forced failover (forcePromote: true): the old active site is lost")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	settingsFlag(cmd, sys, &settingsPath)
-	cmd.Flags().StringVar(&o.Namespace, "namespace", "", "the app's namespace, as the Application's destination gives it (default: apps.namespace of rbd-dr.yaml)")
-	cmd.Flags().StringVar(&repoRoot, "repo-root", "", "the repository root (default: the folder above DIR holding .git)")
+	f.add(cmd, sys)
 	return cmd
 }
 
@@ -90,47 +85,4 @@ func writePlan(w io.Writer, pl *plan.Plan) error {
 		}
 	}
 	return nil
-}
-
-// activateCmd is the failover edit: activeSite (and forcePromote) in
-// rbd-dr.yaml, every other byte kept.
-func activateCmd(sys system) *cobra.Command {
-	var force bool
-	var repoRoot string
-	cmd := &cobra.Command{
-		Use:   "activate SITE DIR [--force]",
-		Short: "Make SITE the active site in DIR/rbd-dr.yaml (commit and push to fail over)",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			appDir, root, err := appFolder(args[1], repoRoot)
-			if err != nil {
-				return err
-			}
-			path := filepath.Join(appDir, config.FileName)
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", path, err)
-			}
-			display := config.FileName
-			if rel, err := filepath.Rel(root, path); err == nil {
-				display = filepath.ToSlash(rel)
-			}
-			out, err := config.SetActive(data, args[0], force, config.Options{DisplayName: display, AppDir: appDir, RepoRoot: root})
-			if err != nil {
-				return err
-			}
-			st, err := os.Stat(path)
-			if err != nil {
-				return err
-			}
-			if err := replaceFile(path, bytes.NewReader(out), st.Mode().Perm()); err != nil {
-				return fmt.Errorf("writing %s: %w", path, err)
-			}
-			fmt.Fprintf(sys.stdout, "%s: activeSite %s, forcePromote %t; review with `argocd-rbd-dr plan %s`, then commit and push\n", display, args[0], force, args[1])
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&force, "force", false, "the old active site is lost: set forcePromote: true (writes after the last mirror snapshot are lost)")
-	cmd.Flags().StringVar(&repoRoot, "repo-root", "", "the repository root (default: the folder above DIR holding .git)")
-	return cmd
 }

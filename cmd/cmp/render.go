@@ -6,16 +6,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
 )
 
 // renderCmd is generate for a person at a terminal.
 func renderCmd(sys system) *cobra.Command {
-	var site, role, namespace, repoRoot string
+	var site, role string
 	var apps bool
 	var source render.AppsOptions
-	var settingsPath string
+	var f appFlags
 	cmd := &cobra.Command{
 		Use:   "render DIR (--site SITE | --apps --repo-url URL)",
 		Short: "Print what SITE's Argo CD would apply for the app folder DIR, or the app-of-apps",
@@ -25,11 +24,11 @@ func renderCmd(sys system) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			appDir, root, err := appFolder(args[0], repoRoot)
+			appDir, root, err := f.folder(args[0])
 			if err != nil {
 				return err
 			}
-			settings, err := config.LoadSettings(settingsPath)
+			settings, err := f.settings()
 			if err != nil {
 				return err
 			}
@@ -50,7 +49,7 @@ func renderCmd(sys system) *cobra.Command {
 			case site == "":
 				return fmt.Errorf("give --site SITE (or --apps for the app-of-apps)")
 			default:
-				out, err = renderYAML(appDir, root, render.Options{Site: site, Role: r, Namespace: namespace, Settings: settings})
+				out, err = renderYAML(appDir, root, render.Options{Site: site, Role: r, Namespace: f.namespace, Settings: settings})
 			}
 			if err != nil {
 				return err
@@ -59,7 +58,7 @@ func renderCmd(sys system) *cobra.Command {
 			return err
 		},
 	}
-	settingsFlag(cmd, sys, &settingsPath)
+	f.add(cmd, sys)
 	cmd.Flags().StringVar(&site, "site", "", "the site to render")
 	cmd.Flags().BoolVar(&apps, "apps", false, "render the app-of-apps: one Application per site")
 	cmd.Flags().StringVar(&source.RepoURL, "repo-url", "", "with --apps: the repository URL the Applications use")
@@ -67,7 +66,5 @@ func renderCmd(sys system) *cobra.Command {
 	cmd.Flags().StringVar(&source.Path, "path", "", "with --apps: the app folder in the repository (default: DIR relative to the repository root)")
 	cmd.Flags().StringVar(&source.Namespace, "apps-namespace", "argocd", "with --apps: the namespace of the Applications (Argo CD's)")
 	cmd.Flags().StringVar(&role, "role", "", "render as active or passive instead of what activeSite says")
-	cmd.Flags().StringVar(&namespace, "namespace", "", "the app's namespace, as the Application's destination gives it (default: apps.namespace of rbd-dr.yaml)")
-	cmd.Flags().StringVar(&repoRoot, "repo-root", "", "the repository root (default: the folder above DIR holding .git)")
 	return cmd
 }

@@ -13,18 +13,17 @@ import (
 // validateCmd renders every site in both roles, for a GitOps repository's
 // CI, and reports every problem at once.
 func validateCmd(sys system) *cobra.Command {
-	var namespace, repoRoot string
-	var settingsPath string
+	var f appFlags
 	cmd := &cobra.Command{
 		Use:   "validate DIR",
 		Short: "Check rbd-dr.yaml and render every site in both roles, reporting all problems",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			appDir, root, err := appFolder(args[0], repoRoot)
+			appDir, root, err := f.folder(args[0])
 			if err != nil {
 				return err
 			}
-			settings, err := config.LoadSettings(settingsPath)
+			settings, err := f.settings()
 			if err != nil {
 				return err
 			}
@@ -42,7 +41,7 @@ func validateCmd(sys system) *cobra.Command {
 			failed := 0
 			for _, site := range p.Sites {
 				for _, role := range []render.Role{render.Active, render.Passive} {
-					res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: appDir, Site: site.Name, Role: role, Namespace: namespace, Settings: settings})
+					res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: appDir, Site: site.Name, Role: role, Namespace: f.namespace, Settings: settings})
 					if err == nil {
 						_, err = res.YAML()
 					}
@@ -60,8 +59,6 @@ func validateCmd(sys system) *cobra.Command {
 			return nil
 		},
 	}
-	settingsFlag(cmd, sys, &settingsPath)
-	cmd.Flags().StringVar(&namespace, "namespace", "", "the app's namespace, as the Application's destination gives it (default: apps.namespace of rbd-dr.yaml)")
-	cmd.Flags().StringVar(&repoRoot, "repo-root", "", "the repository root (default: the folder above DIR holding .git)")
+	f.add(cmd, sys)
 	return cmd
 }

@@ -34,6 +34,15 @@ const (
 	DefaultRetryLimit  = 10
 )
 
+// Bounds of the hook settings a team may write (hooks.*).
+const (
+	MaxBackoffLimit = 10
+	// MinDeadline (seconds) leaves a hook Job time to start and report.
+	MinDeadline    = 60
+	MinStepTimeout = 10 * time.Second
+	MaxParallelism = 32
+)
+
 // Policy is the whole rbd-dr.yaml.
 type Policy struct {
 	APIVersion string `yaml:"apiVersion"`

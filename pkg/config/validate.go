@@ -238,14 +238,14 @@ func (v *validator) hooks(h *Hooks) {
 	if h.BackoffLimit == nil {
 		h.BackoffLimit = ptr(int32(DefaultBackoffLimit))
 	}
-	if *h.BackoffLimit < 0 || *h.BackoffLimit > 10 {
-		v.addf("hooks.backoffLimit", "%d is out of range; use 0 to 10 retries", *h.BackoffLimit)
+	if *h.BackoffLimit < 0 || *h.BackoffLimit > MaxBackoffLimit {
+		v.addf("hooks.backoffLimit", "%d is out of range; use 0 to %d retries", *h.BackoffLimit, MaxBackoffLimit)
 	}
 	if h.ActiveDeadlineSeconds == nil {
 		h.ActiveDeadlineSeconds = ptr(int64(DefaultDeadline))
 	}
-	if *h.ActiveDeadlineSeconds < 60 {
-		v.addf("hooks.activeDeadlineSeconds", "%d is too short; give a hook Job at least 60 seconds", *h.ActiveDeadlineSeconds)
+	if *h.ActiveDeadlineSeconds < MinDeadline {
+		v.addf("hooks.activeDeadlineSeconds", "%d is too short; give a hook Job at least %d seconds", *h.ActiveDeadlineSeconds, MinDeadline)
 	}
 	h.StepTimeout = DefaultStepTimeout
 	if h.Timeout != "" {
@@ -253,20 +253,20 @@ func (v *validator) hooks(h *Hooks) {
 		switch {
 		case err != nil:
 			v.addf("hooks.timeout", "%q is not a duration; write it like 15m or 90s", h.Timeout)
-		case d < 10*time.Second:
-			v.addf("hooks.timeout", "%s is too short; give a step at least 10s", h.Timeout)
+		case d < MinStepTimeout:
+			v.addf("hooks.timeout", "%s is too short; give a step at least %s", h.Timeout, MinStepTimeout)
 		default:
 			h.StepTimeout = d
 		}
 	}
-	if deadline := time.Duration(*h.ActiveDeadlineSeconds) * time.Second; *h.ActiveDeadlineSeconds >= 60 && h.StepTimeout >= deadline {
+	if deadline := time.Duration(*h.ActiveDeadlineSeconds) * time.Second; *h.ActiveDeadlineSeconds >= MinDeadline && h.StepTimeout >= deadline {
 		v.addf("hooks.timeout", "%s is not shorter than hooks.activeDeadlineSeconds (%s): Kubernetes would kill the Job before the step reports", h.StepTimeout, deadline)
 	}
 	if h.Parallelism == 0 {
 		h.Parallelism = DefaultParallelism
 	}
-	if h.Parallelism < 1 || h.Parallelism > 32 {
-		v.addf("hooks.parallelism", "%d is out of range; use 1 to 32 images at a time", h.Parallelism)
+	if h.Parallelism < 1 || h.Parallelism > MaxParallelism {
+		v.addf("hooks.parallelism", "%d is out of range; use 1 to %d images at a time", h.Parallelism, MaxParallelism)
 	}
 }
 

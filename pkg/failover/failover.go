@@ -66,6 +66,9 @@ const (
 	// poll gives way to back-off (Pacific can hang on a demote snapshot that
 	// rbd-mirror was copying when it restarted).
 	DefaultStall = 10 * time.Second
+	// DefaultHintTimeout bounds a read that only paces a wait or adds to the
+	// report: with the peer site dead, a snap ls here was seen to hang.
+	DefaultHintTimeout = 10 * time.Second
 )
 
 // Options tune a step.

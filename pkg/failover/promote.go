@@ -94,14 +94,10 @@ func (w *copyWatch) why() string {
 	return fmt.Sprintf("stopped at object %d", w.last.LastCopiedObjectNumber)
 }
 
-// hintTimeout bounds a read that only paces a wait or adds to the report:
-// with the peer site dead, a snap ls here was seen to hang.
-const hintTimeout = 10 * time.Second
-
-// hint reads this site's snapshot list within hintTimeout into s.snaps, or
+// hint reads this site's snapshot list within DefaultHintTimeout into s.snaps, or
 // leaves it nil and says why in s.snapsErr.
 func (s *imageStep) hint(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, hintTimeout)
+	ctx, cancel := context.WithTimeout(ctx, DefaultHintTimeout)
 	defer cancel()
 	s.snaps, s.snapsErr = s.c.Snapshots(ctx, s.img)
 	if s.snapsErr != nil {

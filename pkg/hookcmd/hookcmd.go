@@ -40,8 +40,8 @@ const (
 // Steps lists every step.
 var Steps = []Step{Quiesce, Demote, Resync, Prepare, Promote}
 
-// Ceph says whether the step runs rbd (in the Ceph namespace) rather than
-// talking to the Kubernetes API (in the app's namespace).
+// Ceph says whether the step runs rbd against Ceph rather than talking to
+// the Kubernetes API; both kinds of Job run in the app's namespace.
 func (s Step) Ceph() bool { return s != Quiesce }
 
 // ReadsPeer says whether the step can read the peer cluster's snapshots:
@@ -71,17 +71,14 @@ type Request struct {
 	// Ceph says how to reach the cluster and as whom. The Jobs give the
 	// namespace's Ceph user, its key file and the monitors; empty fields are
 	// left to rbd's defaults (for people and the lab).
-	Ceph Conn
+	Ceph rbd.Conn
 	// Peer says how demote and promote read the peer cluster's snapshots, as a
 	// read-only user made there (mon 'profile rbd' osd
 	// 'profile rbd-read-only pool=<pool>'), never with the peer's
 	// rbd-mirror key. Empty: demote judges the peer's copy from the local
 	// signals only.
-	Peer Conn
+	Peer rbd.Conn
 }
-
-// Conn says how to reach a cluster and as whom.
-type Conn struct{ Conf, Cluster, ID, Keyring, KeyFile, MonHost string }
 
 const (
 	flagNamespace     = "namespace"
@@ -205,10 +202,10 @@ func (r Request) Validate() error {
 	if r.ForcePromoted && r.Step != Demote && r.Step != Resync {
 		return fmt.Errorf("hook %s: --%s is only for demote and resync", r.Step, flagForcePromoted)
 	}
-	if r.Peer != (Conn{}) && !r.Step.ReadsPeer() {
+	if r.Peer != (rbd.Conn{}) && !r.Step.ReadsPeer() {
 		return fmt.Errorf("hook %s: only demote and promote read the peer cluster", r.Step)
 	}
-	if r.Peer != (Conn{}) && r.Peer.Conf == "" && r.Peer.MonHost == "" {
+	if r.Peer != (rbd.Conn{}) && r.Peer.Conf == "" && r.Peer.MonHost == "" {
 		return fmt.Errorf("hook %s: the peer's user and key need --%s or --%s, where the peer cluster is", r.Step, flagPeerConf, flagPeerMonHost)
 	}
 	if r.Step == Quiesce {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
 func TestArgsRoundTrip(t *testing.T) {
@@ -76,7 +77,7 @@ func TestParseRefuses(t *testing.T) {
 		{"failover", []string{"p/i"}, `unknown hook step "failover"`},
 	}
 	// a request built in code: the peer only for the steps that read it
-	r := hookcmd.Request{Step: hookcmd.Resync, Targets: []string{"p/i"}, Timeout: time.Minute, Parallelism: 1, ForcePromoted: true, Pools: []string{"p"}, Peer: hookcmd.Conn{MonHost: "192.0.2.9:3300"}}
+	r := hookcmd.Request{Step: hookcmd.Resync, Targets: []string{"p/i"}, Timeout: time.Minute, Parallelism: 1, ForcePromoted: true, Pools: []string{"p"}, Peer: rbd.Conn{MonHost: "192.0.2.9:3300"}}
 	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), "only demote and promote read the peer cluster") {
 		t.Errorf("resync with a peer: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/cmpenv"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
 // Argo CD's hook annotations. WaveAnnotation orders the hooks and the
@@ -44,7 +45,7 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 	}
 	base := hookcmd.Request{Timeout: p.Hooks.StepTimeout, Parallelism: p.Hooks.Parallelism, Targets: images}
 	base.Pools = pl.tenant.Pools
-	base.Ceph = hookcmd.Conn{ID: pl.tenant.CephUser, KeyFile: cephKey.file(), MonHost: strings.Join(pl.ceph.Monitors, ",")}
+	base.Ceph = rbd.Conn{ID: pl.tenant.CephUser, KeyFile: cephKey.file(), MonHost: strings.Join(pl.ceph.Monitors, ",")}
 
 	var objs []any
 	if role == Active {
@@ -149,7 +150,7 @@ func cephJob(pl *placement, req hookcmd.Request, wave int) *job {
 	mounts := []volumeMount{{Name: bin.Name, MountPath: bin.MountPath, ReadOnly: true}, cephKey.mount()}
 	volumes := []volume{cephKey.volume(pl.tenant.CephSecret)}
 	if r := pl.tenant.PeerReader; r != nil && pl.peer != nil && req.Step.ReadsPeer() {
-		req.Peer = hookcmd.Conn{ID: r.User, KeyFile: peerKey.file(), MonHost: strings.Join(pl.peer.Monitors, ",")}
+		req.Peer = rbd.Conn{ID: r.User, KeyFile: peerKey.file(), MonHost: strings.Join(pl.peer.Monitors, ",")}
 		mounts = append(mounts, peerKey.mount())
 		volumes = append(volumes, peerKey.volume(r.Secret))
 	}

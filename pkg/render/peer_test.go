@@ -11,6 +11,7 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
 )
 
@@ -60,7 +61,7 @@ func TestPeerReaderOnDemoteAndPromoteOnly(t *testing.T) {
 			got := jr.req.Peer
 			own, _, _ := testutil.SecretFile(jr.job.Spec.Template.Spec, jr.req.Ceph.KeyFile)
 			if !step.ReadsPeer() {
-				if got != (hookcmd.Conn{}) {
+				if got != (rbd.Conn{}) {
 					t.Errorf("%s/%s: %s reads the peer (%+v); only demote and promote may", c.site, c.role, step, got)
 				}
 				for _, v := range jr.job.Spec.Template.Spec.Volumes {
@@ -70,7 +71,7 @@ func TestPeerReaderOnDemoteAndPromoteOnly(t *testing.T) {
 				}
 				continue
 			}
-			want := hookcmd.Conn{ID: tenant.PeerReader.User, KeyFile: "/etc/rbd-dr/peer/key", MonHost: strings.Join(peer.Monitors, ",")}
+			want := rbd.Conn{ID: tenant.PeerReader.User, KeyFile: "/etc/rbd-dr/peer/key", MonHost: strings.Join(peer.Monitors, ",")}
 			if got != want {
 				t.Errorf("%s/%s %s: peer %+v, want %+v (the monitors of %s)", c.site, c.role, step, got, want, other[c.site])
 			}
@@ -112,7 +113,7 @@ func TestNoPeerReader(t *testing.T) {
 	}{"no peerReader": {without, nil}, "three sites": {threeSites, addC}} {
 		for _, rc := range cases {
 			for step, jr := range renderedJobs(t, renderExampleWith(t, rc.site, rc.role, c.edit, c.settings)) {
-				if jr.req.Peer != (hookcmd.Conn{}) || len(jr.job.Spec.Template.Spec.Volumes) > 2 {
+				if jr.req.Peer != (rbd.Conn{}) || len(jr.job.Spec.Template.Spec.Volumes) > 2 {
 					t.Errorf("%s, %s/%s: %s reads a peer (%+v) or mounts more than its key and binary", name, rc.site, rc.role, step, jr.req.Peer)
 				}
 			}

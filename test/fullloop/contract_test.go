@@ -13,6 +13,7 @@ import (
 
 	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
 // This file is the one place that knows what the plugin renders for the
@@ -131,7 +132,7 @@ func cephSecrets(t *testing.T, objs []*unstructured.Unstructured, site string, s
 		j := cj.job
 		type cred struct{ site, user, file string }
 		creds := []cred{{site, cj.req.Ceph.ID, cj.req.Ceph.KeyFile}}
-		if p := cj.req.Peer; p != (hookcmd.Conn{}) {
+		if p := cj.req.Peer; p != (rbd.Conn{}) {
 			peer, err := siteOf(p.MonHost)
 			if err != nil {
 				t.Fatalf("Job %s/%s: --peer-ceph-mon-host: %v", j.Namespace, j.Name, err)

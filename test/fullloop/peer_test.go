@@ -16,7 +16,6 @@ import (
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
-	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
@@ -43,7 +42,7 @@ func (l *loop) checkPeerReaders(ctx context.Context, t *testing.T, site string, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (tenant.PeerReader != nil) != (p != hookcmd.Conn{}) {
+		if (tenant.PeerReader != nil) != (p != rbd.Conn{}) {
 			t.Fatalf("%s's %s Job: peer flags %+v, but the settings' peerReader for %s is %+v", site, cj.req.Step, p, cj.job.Namespace, tenant.PeerReader)
 		}
 		if tenant.PeerReader == nil {
