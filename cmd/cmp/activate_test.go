@@ -60,12 +60,49 @@ func TestActivateRoundTrip(t *testing.T) {
 	if got := read(); got != forced {
 		t.Errorf("after activate --force:\n%s", got)
 	}
+	// The failback runbook: forcePromote back to false on the forced site
+	// (once the lost site has resynced), then a planned move.
+	if code, _, stderr := runIn(t, ".", nil, "activate", "site-a", dir, "--repo-root", dir); code != 0 {
+		t.Fatalf("activate site-a: exit %d: %s", code, stderr)
+	}
+	cleared := strings.Replace(forced, "forcePromote: true", "forcePromote: false", 1)
+	if got := read(); got != cleared {
+		t.Errorf("after clearing forcePromote:\n%s", got)
+	}
 	if code, _, _ := runIn(t, ".", nil, "activate", "site-b", dir, "--repo-root", dir); code != 0 {
 		t.Fatal("activate site-b")
 	}
-	want := strings.Replace(strings.Replace(forced, "forcePromote: true", "forcePromote: false", 1), "activeSite: site-a ", "activeSite: site-b ", 1)
+	want := strings.Replace(cleared, "activeSite: site-a ", "activeSite: site-b ", 1)
 	if got := read(); got != want {
 		t.Errorf("after a planned move back:\n%s", got)
+	}
+}
+
+// After a forced failover the force-promoted site holds the only copy of the
+// writes made since: moving the app away in the same step is refused, with
+// the runbook, and the file is left as it was.
+func TestActivateRefusesFailbackShortcut(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rbd-dr.yaml")
+	forced := strings.Replace(commented, "activeSite: site-a          # site-a or site-b\n", "activeSite: site-a          # site-a or site-b\nforcePromote: true\n", 1)
+	if err := os.WriteFile(path, []byte(forced), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runIn(t, ".", nil, "activate", "site-b", dir, "--repo-root", dir)
+	if code != 1 || out != "" {
+		t.Errorf("exit %d, stdout %q", code, out)
+	}
+	for _, want := range []string{"forcePromote: true", "site-a was force-promoted", "nothing changed", "`argocd-rbd-dr activate site-a` sets forcePromote back to false"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, stderr)
+		}
+	}
+	if b, _ := os.ReadFile(path); string(b) != forced {
+		t.Error("the file changed")
+	}
+	// A second disaster (site-a lost too) may still force the app back.
+	if code, _, stderr := runIn(t, ".", nil, "activate", "site-b", dir, "--force", "--repo-root", dir); code != 0 {
+		t.Errorf("activate site-b --force: exit %d: %s", code, stderr)
 	}
 }
 

@@ -11,7 +11,10 @@ import (
 
 // SetActive is the failover edit: the file with activeSite set to site and
 // forcePromote set to force, and every other byte (comments, layout, order)
-// as it was. The result must still be a valid policy.
+// as it was. The result must still be a valid policy. While forcePromote
+// is true, only the force-promoted site may be named without force: moving
+// away before the lost site has resynced would throw away the writes made
+// since the disaster.
 func SetActive(data []byte, site string, force bool, opts Options) ([]byte, error) {
 	p, err := Parse(data, opts)
 	if err != nil {
@@ -19,6 +22,13 @@ func SetActive(data []byte, site string, force bool, opts Options) ([]byte, erro
 	}
 	if _, ok := p.Site(site); !ok {
 		return nil, fmt.Errorf("%q is not one of the sites in %s (%s); nothing changed", site, opts.DisplayName, strings.Join(p.SiteNames(), ", "))
+	}
+	if p.ForcePromote && site != p.ActiveSite && !force {
+		return nil, fmt.Errorf("%s says forcePromote: true: %s was force-promoted and holds the only copy of the writes made since the disaster, "+
+			"so moving the app to %s now would hand it back older data; nothing changed. "+
+			"Fail back in three commits: when %s is back, let its sync demote and resync its images from %s and wait until they replay; "+
+			"then `argocd-rbd-dr activate %s` sets forcePromote back to false; then `argocd-rbd-dr activate %s` relocates",
+			opts.DisplayName, p.ActiveSite, site, site, p.ActiveSite, p.ActiveSite, site)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
