@@ -20,7 +20,7 @@ func planCmd(sys system) *cobra.Command {
 	var f appFlags
 	cmd := &cobra.Command{
 		Use:   "plan DIR [--to SITE] [--force]",
-		Short: "Show what each site's next sync will do, in order, for the file as it is or for a failover to SITE",
+		Short: "Show what each site's next sync will do, in order, against the last commit: for the file as it is or for a failover to SITE",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
@@ -41,6 +41,7 @@ func planCmd(sys system) *cobra.Command {
 				return err
 			}
 			o.AppDir, o.RepoRoot, o.Namespace = appDir, root, f.namespace
+			o.Running, o.Base = lastCommit(appDir, root)
 			pl, err := plan.Make(p, o)
 			if err != nil {
 				return err
@@ -62,7 +63,11 @@ func planCmd(sys system) *cobra.Command {
 
 func writePlan(w io.Writer, pl *plan.Plan) error {
 	fmt.Fprintf(w, "app %s (%s): activeSite %s, forcePromote %t\n", pl.App, pl.File, pl.ActiveSite, pl.ForcePromote)
-	fmt.Fprintf(w, "change: %s\n\n", pl.Change)
+	fmt.Fprintf(w, "change: %s\n", pl.Change)
+	if pl.Base != "" {
+		fmt.Fprintf(w, "against: %s\n", pl.Base)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SITE\tROLE\tAPP WAVE\tHOOK WAVE\tSTEP\tNAMESPACE\tTARGETS")
 	for _, s := range pl.Sites {

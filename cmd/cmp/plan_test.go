@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +20,9 @@ func golden(t *testing.T, name, got string) {
 // The plan of each change, as a table and as JSON: the steady state, a
 // planned relocation and a forced failover.
 func TestPlanGoldens(t *testing.T) {
+	// The goldens plan the file as it is: no commit (its id would change
+	// with every commit of this repository) to plan against.
+	t.Setenv("GIT_DIR", t.TempDir())
 	for _, c := range []struct {
 		name string
 		args []string
@@ -86,5 +90,60 @@ func TestPlanWarnings(t *testing.T) {
 	}
 	if strings.Contains(out, "csi-vol-wordpress is also") {
 		t.Error("an image only one app declares was warned about")
+	}
+}
+
+// After activate, plan compares the edited file with the last commit, which
+// is what the clusters run: the move the next sync makes, not "none".
+func TestPlanAgainstLastCommit(t *testing.T) {
+	testutil.Tool(t, "git", "apt-get install git")
+	root := t.TempDir()
+	app := filepath.Join(root, "apps", "blog")
+	if err := os.CopyFS(app, os.DirFS(example)); err != nil {
+		t.Fatal(err)
+	}
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", root, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git("init", "-q")
+	git("add", ".")
+	git("commit", "-q", "-m", "blog on site-a")
+	plan := func() string {
+		t.Helper()
+		code, out, stderr := runIn(t, ".", nil, "plan", app, "--namespace", "wordpress")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		return out
+	}
+	if out := plan(); !strings.Contains(out, "change: none: site-a stays active") || !strings.Contains(out, "against: the last commit (") {
+		t.Errorf("before the edit:\n%s", out)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"site-b", app}, "change: planned relocation from site-a to site-b"},
+		{[]string{"site-b", app, "--force"}, "change: forced failover from site-a to site-b"},
+	} {
+		if code, _, stderr := runIn(t, ".", nil, append([]string{"activate"}, c.args...)...); code != 0 {
+			t.Fatalf("activate %v: exit %d: %s", c.args, code, stderr)
+		}
+		if out := plan(); !strings.Contains(out, c.want) {
+			t.Errorf("after activate %v (not committed), want %q:\n%s", c.args, c.want, out)
+		}
+	}
+	// Committed, the forced failover is what the clusters run; clearing the
+	// flag on the same site is the next change.
+	git("commit", "-q", "-am", "forced failover to site-b")
+	if code, _, stderr := runIn(t, ".", nil, "activate", "site-b", app); code != 0 {
+		t.Fatalf("activate site-b: exit %d: %s", code, stderr)
+	}
+	if out := plan(); !strings.Contains(out, "change: forcePromote back to false: site-b stays active") {
+		t.Errorf("after clearing forcePromote:\n%s", out)
 	}
 }

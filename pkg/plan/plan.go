@@ -25,6 +25,9 @@ type Plan struct {
 	ActiveSite   string   `json:"activeSite"`
 	ForcePromote bool     `json:"forcePromote"`
 	Change       string   `json:"change"`
+	// Base says what the change is against: the last commit, which is what
+	// the clusters run; "" when there is none and the file is planned as it is.
+	Base string `json:"base,omitempty"`
 	Sites        []Site   `json:"sites"`
 	Warnings     []string `json:"warnings"`
 }
@@ -60,13 +63,22 @@ type Options struct {
 	To string
 	// Force plans a forced failover (forcePromote: true).
 	Force bool
+	// Running is the policy the clusters run (rbd-dr.yaml in the last
+	// commit), which the change is planned against; nil plans against the
+	// file as it is. Base names it for the person.
+	Running *config.Policy
+	Base    string
 }
 
 // Make plans the next sync of every site. The caller's policy is left as it
 // is: the change is planned on a copy.
 func Make(policy *config.Policy, o Options) (*Plan, error) {
 	p := *policy
-	from := p.ActiveSite
+	running := policy
+	if o.Running != nil {
+		running = o.Running
+	}
+	from, wasForced := running.ActiveSite, running.ForcePromote
 	if o.To != "" {
 		if _, ok := p.Site(o.To); !ok {
 			return nil, fmt.Errorf("--to %q is not one of the sites (%s)", o.To, strings.Join(p.SiteNames(), ", "))
@@ -74,11 +86,18 @@ func Make(policy *config.Policy, o Options) (*Plan, error) {
 		p.ActiveSite, p.ForcePromote = o.To, o.Force
 	}
 	pl := &Plan{App: p.Name, File: p.File, ActiveSite: p.ActiveSite, ForcePromote: p.ForcePromote}
+	if o.Running != nil {
+		pl.Base = o.Base
+	}
 	switch {
 	case from != p.ActiveSite && p.ForcePromote:
 		pl.Change = fmt.Sprintf("forced failover from %s to %s", from, p.ActiveSite)
 	case from != p.ActiveSite:
 		pl.Change = fmt.Sprintf("planned relocation from %s to %s", from, p.ActiveSite)
+	case wasForced && !p.ForcePromote:
+		pl.Change = fmt.Sprintf("forcePromote back to false: %s stays active, and the passive site no longer runs resync", p.ActiveSite)
+	case !wasForced && p.ForcePromote:
+		pl.Change = fmt.Sprintf("forcePromote set: %s stays active, and the passive site's demote and resync act as after a forced failover", p.ActiveSite)
 	default:
 		pl.Change = fmt.Sprintf("none: %s stays active (every hook checks and finds nothing to do)", p.ActiveSite)
 	}

@@ -174,3 +174,34 @@ func TestSharedImagesWarning(t *testing.T) {
 		}
 	}
 }
+
+// The change is read against what the clusters run (o.Running), not the
+// edited file itself.
+func TestChangeAgainstRunning(t *testing.T) {
+	for _, c := range []struct {
+		runningSite  string
+		runningForce bool
+		site         string
+		force        bool
+		want         string
+	}{
+		{"site-a", false, "site-a", false, "none: site-a stays active"},
+		{"site-a", false, "site-b", false, "planned relocation from site-a to site-b"},
+		{"site-a", false, "site-b", true, "forced failover from site-a to site-b"},
+		{"site-b", true, "site-b", false, "forcePromote back to false: site-b stays active"},
+		{"site-b", false, "site-b", true, "forcePromote set: site-b stays active"},
+	} {
+		p, o := example(t)
+		running := *p
+		running.ActiveSite, running.ForcePromote = c.runningSite, c.runningForce
+		p.ActiveSite, p.ForcePromote = c.site, c.force
+		o.Running, o.Base = &running, "the last commit (abc1234)"
+		pl, err := plan.Make(p, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(pl.Change, c.want) || pl.Base != o.Base {
+			t.Errorf("running %s/%t, file %s/%t: change %q (base %q), want %q", c.runningSite, c.runningForce, c.site, c.force, pl.Change, pl.Base, c.want)
+		}
+	}
+}

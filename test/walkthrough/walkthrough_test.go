@@ -105,6 +105,11 @@ func TestREADMEWalkthrough(t *testing.T) {
 			if !strings.Contains(out, "planned relocation from site-a to site-b") {
 				t.Errorf("%s:\n%s", c, out)
 			}
+		case strings.Contains(c, "plan examples/wordpress --settings"):
+			// After activate, plan reads the edit against the last commit.
+			if !strings.Contains(out, "planned relocation from site-a to site-b") || !strings.Contains(out, "against: the last commit") {
+				t.Errorf("plan after activate should show the move the next sync makes:\n%s", out)
+			}
 		case strings.Contains(c, "--apps"):
 			if strings.Count(out, "kind: Application") != 2 {
 				t.Errorf("%s:\n%s", c, out)
