@@ -70,6 +70,9 @@ type fake struct {
 	statuses  []rbd.MirrorStatus
 	snaps     [][]rbd.Snapshot
 	promote   []error // answers to non-forced promotes
+	forced    []error // answers to forced promotes
+	demote    []error // answers to demotes
+	resync    []error // answers to resync requests
 	peerSnaps [][]rbd.Snapshot
 	peerErr   error
 	snapsErr  error
@@ -136,9 +139,12 @@ func (f *fake) Promote(_ context.Context, _ rbd.Image, force bool, _ time.Durati
 	if force {
 		f.record("promote --force")
 		f.mu.Lock()
-		f.primary = true
-		f.mu.Unlock()
-		return nil
+		defer f.mu.Unlock()
+		err := next(&f.forced)
+		if err == nil {
+			f.primary = true
+		}
+		return err
 	}
 	f.record("promote")
 	f.mu.Lock()
@@ -154,13 +160,18 @@ func (f *fake) Demote(context.Context, rbd.Image) error {
 	f.record("demote")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.primary = false
-	return nil
+	err := next(&f.demote)
+	if err == nil {
+		f.primary = false
+	}
+	return err
 }
 
 func (f *fake) Resync(context.Context, rbd.Image) error {
 	f.record("resync")
-	return nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return next(&f.resync)
 }
 
 // peer is the fake's view of the peer cluster, read with a read-only user.
