@@ -24,7 +24,9 @@ func refused(verb ...string) error {
 var timedOut = fmt.Errorf("rbd mirror image promote: %w", rbd.ErrTimeout)
 
 func TestDemoteCallFailing(t *testing.T) {
-	proven := func() [][]rbd.Snapshot { return [][]rbd.Snapshot{list(own(4, 1, "primary"), own(5, 2, "primary", peerUUID))} }
+	proven := func() [][]rbd.Snapshot {
+		return [][]rbd.Snapshot{list(own(4, 1, "primary"), own(5, 2, "primary", peerUUID))}
+	}
 	t.Run("refused: reported as failed, the image still primary", func(t *testing.T) {
 		f := &fake{primary: true, snaps: proven(), demote: []error{refused("mirror", "image", "demote")}}
 		o, _ := opts()

@@ -20,16 +20,16 @@ import (
 
 // Plan is the next sync of every site.
 type Plan struct {
-	App          string   `json:"app"`
-	File         string   `json:"file"`
-	ActiveSite   string   `json:"activeSite"`
-	ForcePromote bool     `json:"forcePromote"`
-	Change       string   `json:"change"`
+	App          string `json:"app"`
+	File         string `json:"file"`
+	ActiveSite   string `json:"activeSite"`
+	ForcePromote bool   `json:"forcePromote"`
+	Change       string `json:"change"`
 	// Base says what the change is against: the last commit, which is what
 	// the clusters run; "" when there is none and the file is planned as it is.
-	Base string `json:"base,omitempty"`
-	Sites        []Site   `json:"sites"`
-	Warnings     []string `json:"warnings"`
+	Base     string   `json:"base,omitempty"`
+	Sites    []Site   `json:"sites"`
+	Warnings []string `json:"warnings"`
 }
 
 // Site is one site's next sync.
