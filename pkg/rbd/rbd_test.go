@@ -184,10 +184,18 @@ func TestExecEscapedChild(t *testing.T) {
 			}
 		}
 	})
-	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "setsid sleep 120 & echo $! > "+pidfile+"; sleep 120")}, Runner: rbd.Exec{}, CallTimeout: 100 * time.Millisecond}
-	err := c.Demote(context.Background(), rbd.Image{Pool: "p", Name: "i"})
-	if !errors.Is(err, rbd.ErrTimeout) {
-		t.Fatalf("got %v", err)
+	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "setsid sleep 600 & echo $! > "+pidfile+"; sleep 600")}, Runner: rbd.Exec{}, CallTimeout: 100 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() { done <- c.Demote(context.Background(), rbd.Image{Pool: "p", Name: "i"}) }()
+	// The grace for the output (Exec's WaitDelay, 5 s) ends the call; the
+	// escaped child would hold it for 600 s. A minute is far from both.
+	select {
+	case err := <-done:
+		if !errors.Is(err, rbd.ErrTimeout) {
+			t.Fatalf("got %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the call waited for the escaped child holding its output: no grace (WaitDelay) bounds it")
 	}
 }
 
@@ -498,13 +506,25 @@ func TestExecKillsTheGroup(t *testing.T) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "sleep 120 & echo $! > "+pidfile+"; wait")}, Runner: rbd.Exec{}, CallTimeout: 200 * time.Millisecond}
-	if err := c.Demote(context.Background(), rbd.Image{Pool: "p", Name: "i"}); !errors.Is(err, rbd.ErrTimeout) {
-		t.Fatalf("got %v", err)
+	// The call's time runs out only once the child has written its pid: a
+	// timer started before could end the call before the child exists on a
+	// loaded machine. The caller's context ends the call here, which kills
+	// it as its own timeout does.
+	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "sleep 120 & echo $! > "+pidfile+".tmp; mv "+pidfile+".tmp "+pidfile+"; wait")}, Runner: rbd.Exec{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Demote(ctx, rbd.Image{Pool: "p", Name: "i"}) }()
+	pid := 0
+	for start := time.Now(); pid == 0 && time.Since(start) < time.Minute; time.Sleep(10 * time.Millisecond) {
+		pid = readPid()
 	}
-	pid := readPid()
 	if pid == 0 {
-		t.Fatal("the child's pid was not written")
+		t.Fatal("the child's pid was not written within a minute")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
 	}
 	// Killed means gone, or a zombie nobody reaped yet.
 	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(10 * time.Millisecond) {
