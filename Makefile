@@ -71,11 +71,11 @@ $(TOOLS)/gremlins:
 fuzz: ## fuzz the rbd-dr.yaml loader for FUZZTIME (default 30s)
 	$(GO) test ./pkg/config -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s}
 
-update: ## refresh the goldens, plugin/plugin.yaml and README's parameter table after a meant change
+update: ## refresh the goldens, plugin/plugin.yaml and docs/reference.md's parameter table after a meant change
 	$(GO) test ./pkg/render -run 'Golden|Apps' -update
 	$(GO) test ./cmd/cmp -run Plan -update
 	$(GO) test ./plugin -update
-	$(GO) test ./pkg/cmpenv -run README -update
+	$(GO) test ./pkg/cmpenv -run ReferenceTable -update
 	$(GO) test ./manifests -update
 	$(GO) test ./test/cmpserver -run V3Copy -update
 

@@ -185,7 +185,7 @@ func TestCopyFile(t *testing.T) {
 // The shipped binary stays out of Argo CD's and gitops-engine's packages
 // (the start-up budget in docs/architecture.md): they are the referee in tests
 // only. Of client-go it links the dynamic client the quiesce step uses and
-// what that client needs, nothing more (no typed clientset), as README says.
+// what that client needs, nothing more (no typed clientset), as that budget says.
 func TestBinaryDependencies(t *testing.T) {
 	deps := func(pkg string) []string {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()

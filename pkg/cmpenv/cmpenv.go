@@ -1,6 +1,6 @@
 // Package cmpenv is the contract with Argo CD's cmp-server: the parameters the
 // plugin takes and the variables of Argo CD's build environment it reads (one
-// table, from which plugin/plugin.yaml and README's table are generated), and
+// table, from which plugin/plugin.yaml and the reference's table (docs/reference.md) are generated), and
 // the environment a generate call receives.
 package cmpenv
 
@@ -103,7 +103,7 @@ var (
 	}
 )
 
-// buildEnv is the table of them, in the order README lists them.
+// buildEnv is the table of them, in the order docs/reference.md lists them.
 var buildEnv = []variable{sourcePath, appNamespace, sourceRepoURL, sourceRevision}
 
 // Env is what one generate call is told by Argo CD.
@@ -214,7 +214,7 @@ func PluginConfigYAML() ([]byte, error) {
 	return append([]byte(header), body...), nil
 }
 
-// EnvTable is README's table of what Argo CD passes, generated from the
+// EnvTable is the reference's table (docs/reference.md) of what Argo CD passes, generated from the
 // parameter table and buildEnv; refresh it with: go test ./pkg/cmpenv -update
 func EnvTable() string {
 	var b strings.Builder

@@ -74,11 +74,12 @@ func TestStaticAnnouncementsAreTheTable(t *testing.T) {
 	}
 }
 
-// README's table of what Argo CD passes is generated from the same table as
-// plugin/plugin.yaml; -update rewrites it between its markers.
-func TestREADMETable(t *testing.T) {
+// The reference's table of what Argo CD passes (docs/reference.md) is
+// generated from the same table as plugin/plugin.yaml; -update rewrites it
+// between its markers.
+func TestReferenceTable(t *testing.T) {
 	const begin, end = "<!-- cmpenv:begin -->\n", "<!-- cmpenv:end -->"
-	path := filepath.Join("..", "..", "README.md")
+	path := filepath.Join("..", "..", "docs", "reference.md")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +87,7 @@ func TestREADMETable(t *testing.T) {
 	before, rest, ok := strings.Cut(string(data), begin)
 	got, after, ok2 := strings.Cut(rest, end)
 	if !ok || !ok2 {
-		t.Fatalf("README.md has no %q ... %q block", strings.TrimSpace(begin), end)
+		t.Fatalf("docs/reference.md has no %q ... %q block", strings.TrimSpace(begin), end)
 	}
 	want := cmpenv.EnvTable()
 	if testutil.Update() && got != want {
@@ -96,6 +97,6 @@ func TestREADMETable(t *testing.T) {
 		got = want
 	}
 	if got != want {
-		t.Errorf("README.md's table drifted from pkg/cmpenv; run: go test ./pkg/cmpenv -update (make update)\n--- README\n%s--- table\n%s", got, want)
+		t.Errorf("docs/reference.md's table drifted from pkg/cmpenv; run: go test ./pkg/cmpenv -update (make update)\n--- docs/reference.md\n%s--- table\n%s", got, want)
 	}
 }

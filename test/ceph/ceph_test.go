@@ -218,15 +218,25 @@ func printTimings() {
 // rbdCmd runs rbd against a site, no shell.
 func rbdCmd(t *testing.T, site string, args ...string) []byte {
 	t.Helper()
+	out, err := rbdRun(site, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// rbdRun is rbdCmd for a goroutine other than the test's: it returns the
+// failure instead of ending the test.
+func rbdRun(site string, args ...string) ([]byte, error) {
 	c := conns[site]
 	cmd := exec.Command("rbd", append([]string{"--conf", c.Conf, "--keyring", c.Keyring, "--id", c.ID}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("rbd %s on %s: %v: %s", strings.Join(args, " "), site, err, stderr.String())
+		return nil, fmt.Errorf("rbd %s on %s: %w: %s", strings.Join(args, " "), site, err, stderr.String())
 	}
-	return out
+	return out, nil
 }
 
 func client(site string) *rbd.Client {
@@ -339,14 +349,33 @@ func newImage(t *testing.T, name string, mib int) string {
 // random-offset writes): the checksum changes and must then travel.
 func writeData(t *testing.T, site, spec string) {
 	t.Helper()
-	rbdCmd(t, site, "bench", "--io-type", "write", "--io-size", "64K", "--io-total", "1M", "--io-pattern", "rand", spec)
+	if err := write(site, spec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func write(site, spec string) error {
+	_, err := rbdRun(site, "bench", "--io-type", "write", "--io-size", "64K", "--io-total", "1M", "--io-pattern", "rand", spec)
+	return err
 }
 
 // checksum reads the whole image through librbd on a site.
 func checksum(t *testing.T, site, spec string) string {
 	t.Helper()
-	sum := sha256.Sum256(rbdCmd(t, site, "export", "--no-progress", spec, "-"))
-	return hex.EncodeToString(sum[:8])
+	sum, err := sum(site, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+func sum(site, spec string) (string, error) {
+	data, err := rbdRun(site, "export", "--no-progress", spec, "-")
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8]), nil
 }
 
 func image(spec string) rbd.Image {
@@ -581,11 +610,19 @@ func promoteBeforeDemote(t *testing.T) {
 // the two sites run side by side. At the end exactly one site is primary
 // and it is A, or a step failed loudly (no app starts on a failed sync);
 // Argo CD's retry of the failed sync then finishes the move to A.
+//
+// Each primary's app writes after its last mirror snapshot (site-a before
+// the flip, site-b as soon as its promote succeeds): those writes travel only
+// in the demote snapshot, so the winner must hold the last of them.
 func flipFlop(t *testing.T) {
 	spec := newImage(t, "flipflop", 8)
+	writeData(t, "site-a", spec)
+	want, wantFrom := checksum(t, "site-a", spec), "site-a's write before the flip"
 	start := time.Now()
 	var wg sync.WaitGroup
 	var failed sync.Map
+	var bWrote string   // site-b's checksum after its app's write, if it was primary
+	var bWriteErr error // a write or read that failed on a primary site-b
 	sites := map[string][]string{"site-a": {"demote", "promote"}, "site-b": {"promote", "demote"}}
 	for site, steps := range sites {
 		wg.Add(1)
@@ -595,13 +632,27 @@ func flipFlop(t *testing.T) {
 				if i == 1 {
 					time.Sleep(2 * time.Second) // the second commit
 				}
-				if r := hook(t, site, step, "--timeout=90s", spec); r.code != 0 {
+				r := hook(t, site, step, "--timeout=90s", spec)
+				if r.code != 0 {
 					failed.Store(site+" "+step, lastLines(r.stderr, 1))
+					continue
+				}
+				if site == "site-b" && step == "promote" {
+					// site-b's app starts and writes before the second commit reaches it.
+					if bWriteErr = write(site, spec); bWriteErr == nil {
+						bWrote, bWriteErr = sum(site, spec)
+					}
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	if bWriteErr != nil {
+		t.Fatalf("site-b promoted, but its app's write failed: %v", bWriteErr)
+	}
+	if bWrote != "" {
+		want, wantFrom = bWrote, "site-b's write while it was primary"
+	}
 	a, b := primary(t, "site-a", spec), primary(t, "site-b", spec)
 	loud := 0
 	failed.Range(func(k, v any) bool { loud++; t.Logf("failed loudly: %s: %s", k, v); return true })
@@ -621,6 +672,10 @@ func flipFlop(t *testing.T) {
 		t.Fatal("site-a is not the only primary at the end")
 	}
 	record("6 flip-flop until site-a is the only primary", time.Since(start))
+	if got := checksum(t, "site-a", spec); got != want {
+		t.Fatalf("site-a won the flip-flop without %s (checksum %s, want %s): writes were lost", wantFrom, got, want)
+	}
+	t.Logf("site-a holds %s", wantFrom)
 	waitSynced(t, "site-a", "site-b", spec)
 	if checksum(t, "site-a", spec) != checksum(t, "site-b", spec) {
 		t.Fatal("site-b's copy differs from site-a after the flip-flop")

@@ -174,14 +174,6 @@ func (a *app) commit(t *testing.T, msg string) string {
 // url is the repository as Argo CD reaches it.
 func (a *app) url() string { return "file://" + a.repo }
 
-// sitesOrNil is sites, or nil before the app is set up.
-func (a *app) sitesOrNil() []string {
-	if a == nil || a.policy == nil {
-		return nil
-	}
-	return a.sites()
-}
-
 // sites are the app's site names, in file order.
 func (a *app) sites() []string { return a.policy.SiteNames() }
 

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 )
 
 // timing is one scenario's wall time, for the table at the end.
@@ -99,7 +101,7 @@ func TestFullLoop(t *testing.T) {
 	}
 	if missing := prerequisites(); len(missing) > 0 {
 		msg := "the full loop needs: " + strings.Join(missing, "; ")
-		if os.Getenv("CI") == "true" {
+		if testutil.InCI() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
@@ -115,19 +117,28 @@ func TestFullLoop(t *testing.T) {
 	scenario(t, "server-side validation (dry-run, strict)", func(t *testing.T) { l.validate(ctx, t) })
 	scenario(t, "Ceph lab, images and nodes", func(t *testing.T) { l.startCeph(ctx, t); l.startNodes(ctx, t) })
 	scenario(t, "bootstrap (app-of-apps)", func(t *testing.T) { l.bootstrap(ctx, t) })
-	sites := l.app.sitesOrNil()
-	if len(sites) == 2 {
-		first, second := sites[0], sites[1]
-		if l.app.policy.ActiveSite == second {
-			first, second = second, first
-		}
-		scenario(t, "planned relocation "+first+" -> "+second, func(t *testing.T) { l.relocate(ctx, t, second) })
-		scenario(t, "planned relocation "+second+" -> "+first, func(t *testing.T) { l.relocate(ctx, t, first) })
-		scenario(t, "steady state (sync, nothing changed)", func(t *testing.T) { l.steady(ctx, t) })
-		scenario(t, "quiesce refuses (a foreign pod holds a PVC)", func(t *testing.T) { l.quiesceRefuses(ctx, t) })
-		scenario(t, "disaster (SIGKILL) and return", func(t *testing.T) { l.disaster(ctx, t) })
-		scenario(t, "RBAC: no cluster-admin for anything rendered", func(t *testing.T) { l.rbac(ctx, t) })
+	if t.Failed() {
+		return // the scenarios below build on those above
 	}
+	// The failover scenarios need the two sites of a failover; an app with
+	// other sites must fail here, not pass having moved nothing.
+	if l.app == nil || l.app.policy == nil {
+		t.Fatal("the app was not set up: the failover scenarios need the bootstrap before them")
+	}
+	sites := l.app.sites()
+	if len(sites) != 2 {
+		t.Fatalf("the app %s has %d sites (%s): the failover scenarios need exactly two", l.app.dir(), len(sites), strings.Join(sites, ", "))
+	}
+	first, second := sites[0], sites[1]
+	if l.app.policy.ActiveSite == second {
+		first, second = second, first
+	}
+	scenario(t, "planned relocation "+first+" -> "+second, func(t *testing.T) { l.relocate(ctx, t, second) })
+	scenario(t, "planned relocation "+second+" -> "+first, func(t *testing.T) { l.relocate(ctx, t, first) })
+	scenario(t, "steady state (sync, nothing changed)", func(t *testing.T) { l.steady(ctx, t) })
+	scenario(t, "quiesce refuses (a foreign pod holds a PVC)", func(t *testing.T) { l.quiesceRefuses(ctx, t) })
+	scenario(t, "disaster (SIGKILL) and return", func(t *testing.T) { l.disaster(ctx, t) })
+	scenario(t, "RBAC: no cluster-admin for anything rendered", func(t *testing.T) { l.rbac(ctx, t) })
 }
 
 // repoRoot is the project's checkout: the folder above test/fullloop.
