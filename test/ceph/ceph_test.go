@@ -27,15 +27,16 @@ import (
 
 	log "github.com/sirupsen/logrus"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/cephlab"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
 const pool = "replicapool"
 
 var (
-	root   string // the module
-	bin    string // the built argocd-rbd-dr
-	lab    string // hack/ceph-lab
+	root   string       // the module
+	bin    string       // the built argocd-rbd-dr
+	lab    *cephlab.Lab // hack/ceph-lab, in a folder of this run's
 	labDir string
 	conns  = map[string]rbd.Conn{}
 	// teams are the least-privilege users every hook step runs as, one per
@@ -65,7 +66,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 	root = filepath.Dir(strings.TrimSpace(string(out)))
-	lab = filepath.Join(root, "hack", "ceph-lab")
 	tmp, err := os.MkdirTemp("", "rbd-dr-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -84,13 +84,11 @@ func run(m *testing.M) int {
 	labDir = os.Getenv("CEPH_LAB_DIR")
 	if labDir == "" {
 		labDir = filepath.Join(tmp, "lab")
-		os.Setenv("CEPH_LAB_DIR", labDir)
 	}
+	lab = cephlab.New(root, labDir)
 	start := time.Now()
-	up := exec.Command(lab, "up")
-	up.Stdout, up.Stderr = os.Stderr, os.Stderr
-	if err := up.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "hack/ceph-lab up:", err)
+	if err := lab.Up(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		down()
 		return 1
 	}
@@ -123,47 +121,21 @@ func run(m *testing.M) int {
 }
 
 func down() {
-	d := exec.Command(lab, "down")
-	d.Stdout, d.Stderr = os.Stderr, os.Stderr
-	if err := d.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "hack/ceph-lab down:", err)
+	if err := lab.Down(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
 }
 
-// siteConn reads `hack/ceph-lab env SITE`.
-func siteConn(site string) (rbd.Conn, error) {
-	out, err := exec.Command(lab, "env", site).Output()
-	if err != nil {
-		return rbd.Conn{}, fmt.Errorf("hack/ceph-lab env %s: %w", site, err)
-	}
-	c := rbd.Conn{}
-	for _, f := range strings.Fields(strings.TrimPrefix(strings.TrimSpace(string(out)), "export ")) {
-		k, v, _ := strings.Cut(f, "=")
-		switch k {
-		case "CEPH_CONF":
-			c.Conf = v
-		case "CEPH_KEYRING":
-			c.Keyring = v
-		case "CEPH_ID":
-			c.ID = v
-		case "CEPH_MON_HOST":
-			c.MonHost = v
-		}
-	}
-	if c.Conf == "" {
-		return c, fmt.Errorf("hack/ceph-lab env %s printed no CEPH_CONF: %s", site, out)
-	}
-	return c, nil
-}
+// siteConn is how the lab's admin reaches a site.
+func siteConn(site string) (rbd.Conn, error) { return lab.Conn(site) }
 
 // readOnlyUser makes the user another site's demote reads this site with:
 // snap ls --all and info work with it, nothing that writes does.
 func readOnlyUser(site string, c rbd.Conn) (rbd.Conn, error) {
 	keyring := filepath.Join(labDir, site, "client.rbd-dr-peer.keyring")
-	out, err := exec.Command(lab, "ceph", site, "auth", "get-or-create", "client.rbd-dr-peer",
-		"mon", "profile rbd", "osd", "profile rbd-read-only pool="+pool, "-o", keyring).CombinedOutput()
-	if err != nil {
-		return rbd.Conn{}, fmt.Errorf("making the read-only user on %s: %w: %s", site, err, out)
+	if _, err := lab.Run("ceph", site, "auth", "get-or-create", "client.rbd-dr-peer",
+		"mon", "profile rbd", "osd", "profile rbd-read-only pool="+pool, "-o", keyring); err != nil {
+		return rbd.Conn{}, fmt.Errorf("making the read-only user on %s: %w", site, err)
 	}
 	return rbd.Conn{Conf: c.Conf, ID: "rbd-dr-peer", Keyring: keyring}, nil
 }
@@ -175,16 +147,12 @@ var teamCaps = []string{"mon", "profile rbd", "osd", "profile rbd pool=" + pool}
 // teamUser makes the site's least-privilege user, with its key alone in a
 // file as a mounted Secret holds it.
 func teamUser(site string) (rbd.Conn, error) {
-	args := append([]string{"ceph", site, "auth", "get-or-create", "client.team"}, teamCaps...)
-	if out, err := exec.Command(lab, args...).CombinedOutput(); err != nil {
-		return rbd.Conn{}, fmt.Errorf("making the team user on %s: %w: %s", site, err, out)
-	}
-	key, err := exec.Command(lab, "ceph", site, "auth", "print-key", "client.team").Output()
+	key, err := lab.User(site, "team", teamCaps...)
 	if err != nil {
-		return rbd.Conn{}, fmt.Errorf("reading the team user's key on %s: %w", site, err)
+		return rbd.Conn{}, err
 	}
 	keyFile := filepath.Join(labDir, site, "team.key")
-	if err := os.WriteFile(keyFile, bytes.TrimSpace(key), 0o440); err != nil {
+	if err := os.WriteFile(keyFile, []byte(key), 0o440); err != nil {
 		return rbd.Conn{}, err
 	}
 	return rbd.Conn{ID: "team", KeyFile: keyFile, MonHost: conns[site].MonHost}, nil
@@ -487,8 +455,8 @@ func otherPoolRefused(t *testing.T) {
 		{"osd", "pool", "create", otherPool, "8"},
 		{"osd", "pool", "application", "enable", otherPool, "rbd"},
 	} {
-		if out, err := exec.Command(lab, append([]string{"ceph", "site-a"}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("ceph %s: %v: %s", strings.Join(args, " "), err, out)
+		if _, err := lab.Run(append([]string{"ceph", "site-a"}, args...)...); err != nil {
+			t.Fatal(err)
 		}
 	}
 	rbdCmd(t, "site-a", "mirror", "pool", "enable", otherPool, "image")
@@ -686,8 +654,8 @@ func mirrorKilled(t *testing.T) {
 	spec := newImage(t, "mirrorkill", 8)
 	before := checksum(t, "site-a", spec)
 	start := time.Now()
-	if out, err := exec.Command(lab, "kill", "site-b", "rbd-mirror").CombinedOutput(); err != nil {
-		t.Fatalf("killing site-b's rbd-mirror: %v\n%s", err, out)
+	if _, err := lab.Run("kill", "site-b", "rbd-mirror"); err != nil {
+		t.Fatalf("killing site-b's rbd-mirror: %v", err)
 	}
 	var demote, promote hookRun
 	var wg sync.WaitGroup
@@ -698,8 +666,8 @@ func mirrorKilled(t *testing.T) {
 	if primary(t, "site-b", spec) {
 		t.Fatal("site-b promoted with its rbd-mirror down")
 	}
-	if out, err := exec.Command(lab, "start", "site-b").CombinedOutput(); err != nil {
-		t.Fatalf("restarting site-b's rbd-mirror: %v\n%s", err, out)
+	if _, err := lab.Run("start", "site-b"); err != nil {
+		t.Fatalf("restarting site-b's rbd-mirror: %v", err)
 	}
 	wg.Wait()
 	if demote.code != 0 || promote.code != 0 {
@@ -900,8 +868,8 @@ func disasterAndReturn(t *testing.T) {
 	if lost == replicated {
 		t.Fatal("the unreplicated write changed nothing")
 	}
-	if out, err := exec.Command(lab, "kill", "site-a").CombinedOutput(); err != nil {
-		t.Fatalf("killing site-a: %v\n%s", err, out)
+	if _, err := lab.Run("kill", "site-a"); err != nil {
+		t.Fatalf("killing site-a: %v", err)
 	}
 	killed := time.Now()
 
@@ -939,8 +907,8 @@ func disasterAndReturn(t *testing.T) {
 
 	// site-a returns; its sync runs the passive steps of a forced failover.
 	back := time.Now()
-	if out, err := exec.Command(lab, "start", "site-a").CombinedOutput(); err != nil {
-		t.Fatalf("restarting site-a: %v\n%s", err, out)
+	if _, err := lab.Run("start", "site-a"); err != nil {
+		t.Fatalf("restarting site-a: %v", err)
 	}
 	all := append(hooked, floors...)
 	// A lost site that was cut off rather than killed keeps taking its

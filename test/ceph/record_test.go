@@ -166,8 +166,8 @@ func (r *recorder) sameData() {
 }
 
 func (r *recorder) lab(args ...string) {
-	if out, err := exec.Command(lab, args...).CombinedOutput(); err != nil {
-		r.t.Fatalf("hack/ceph-lab %s: %v\n%s", strings.Join(args, " "), err, out)
+	if _, err := lab.Run(args...); err != nil {
+		r.t.Fatal(err)
 	}
 }
 

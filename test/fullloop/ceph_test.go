@@ -7,24 +7,23 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/rbd-dr/argocd-rbd-dr/internal/cephlab"
 )
 
 // lab is the two-site Ceph lab (hack/ceph-lab) with its own folder and
 // addresses, so it runs next to a developer's or another suite's lab.
 type lab struct {
-	script string
-	dir    string
-	env    []string
-	conns  map[string]cephConn // by the app's site name
-	labOf  map[string]string   // app site -> lab site (site-a, site-b)
-	ips    map[string]string   // app site -> its mon address
+	*cephlab.Lab
+	conns map[string]cephConn // by the app's site name
+	labOf map[string]string   // app site -> lab site (site-a, site-b)
+	ips   map[string]string   // app site -> its mon address
 }
 
 // labIPs are the suite's lab's mon addresses, for the app's first and
@@ -69,42 +68,21 @@ func (l *loop) startLab(t *testing.T) {
 		t.Fatalf("the Ceph lab has two sites; the app has %d (%v)", len(sites), sites)
 	}
 	lb := &lab{
-		script: filepath.Join(l.root, "hack", "ceph-lab"),
-		dir:    envOr("RBD_DR_FULLLOOP_LAB_DIR", "/tmp/rbd-dr-lab-fullloop"),
-		conns:  map[string]cephConn{},
-		labOf:  map[string]string{sites[0]: "site-a", sites[1]: "site-b"},
-		ips:    map[string]string{sites[0]: labIPs[0], sites[1]: labIPs[1]},
+		Lab:   cephlab.New(l.root, envOr("RBD_DR_FULLLOOP_LAB_DIR", "/tmp/rbd-dr-lab-fullloop"), labIPs...),
+		conns: map[string]cephConn{},
+		labOf: map[string]string{sites[0]: "site-a", sites[1]: "site-b"},
+		ips:   map[string]string{sites[0]: labIPs[0], sites[1]: labIPs[1]},
 	}
-	lb.env = []string{"CEPH_LAB_DIR=" + lb.dir, "CEPH_LAB_IP_A=" + lb.ips[sites[0]], "CEPH_LAB_IP_B=" + lb.ips[sites[1]]}
 	l.lab = lb
-	if _, err := os.Stat(filepath.Join(lb.dir, "lab.env")); err == nil {
-		// The suite's own lab folder: a run that was killed left it.
-		t.Logf("stopping the lab a previous run left at %s", lb.dir)
-		if out, err := lb.run("down"); err != nil {
-			t.Fatalf("hack/ceph-lab down: %v\n%s", err, out)
-		}
-	}
-	if out, err := lb.run("up"); err != nil {
-		t.Fatalf("hack/ceph-lab up: %v\n%s", err, out)
+	if err := lb.Up(); err != nil {
+		t.Fatal(err)
 	}
 	for _, s := range sites {
-		out, err := lb.run("env", lb.labOf[s])
+		c, err := lb.Conn(lb.labOf[s])
 		if err != nil {
-			t.Fatalf("hack/ceph-lab env: %v\n%s", err, out)
+			t.Fatal(err)
 		}
-		c := cephConn{}
-		for _, f := range strings.Fields(strings.TrimPrefix(strings.TrimSpace(string(out)), "export ")) {
-			k, v, _ := strings.Cut(f, "=")
-			switch k {
-			case "CEPH_CONF":
-				c.conf = v
-			case "CEPH_KEYRING":
-				c.keyring = v
-			case "CEPH_ID":
-				c.id = v
-			}
-		}
-		lb.conns[s] = c
+		lb.conns[s] = cephConn{conf: c.Conf, keyring: c.Keyring, id: c.ID}
 	}
 }
 
@@ -115,15 +93,9 @@ func envOr(k, def string) string {
 	return def
 }
 
-func (lb *lab) run(args ...string) ([]byte, error) {
-	cmd := exec.Command(lb.script, args...)
-	cmd.Env = append(os.Environ(), lb.env...)
-	return cmd.CombinedOutput()
-}
-
 func (lb *lab) down() {
-	if out, err := lb.run("down"); err != nil {
-		fmt.Fprintf(os.Stderr, "fullloop: hack/ceph-lab down: %v\n%s", err, out)
+	if err := lb.Down(); err != nil {
+		fmt.Fprintf(os.Stderr, "fullloop: %v\n", err)
 	}
 }
 
@@ -142,18 +114,15 @@ func (lb *lab) rbd(ctx context.Context, site string, args ...string) ([]byte, er
 // cephUser creates (or finds) the CephX user client.NAME on a site with the
 // caps of a CephClient, as Rook does, and returns its key.
 func (lb *lab) cephUser(site, name string, caps map[string]string) (string, error) {
-	args := []string{"ceph", lb.labOf[site], "auth", "get-or-create", "client." + name}
+	var pairs []string
 	for _, k := range sortedKeys(caps) {
-		args = append(args, k, caps[k])
+		pairs = append(pairs, k, caps[k])
 	}
-	if out, err := lb.run(args...); err != nil {
-		return "", fmt.Errorf("creating client.%s on %s: %w\n%s", name, site, err, out)
-	}
-	out, err := exec.Command("ceph", append(lb.conns[site].args(), "auth", "print-key", "client."+name)...).Output()
+	key, err := lb.User(lb.labOf[site], name, pairs...)
 	if err != nil {
-		return "", fmt.Errorf("reading client.%s's key on %s: %w", name, site, err)
+		return "", fmt.Errorf("%s: %w", site, err)
 	}
-	return strings.TrimSpace(string(out)), nil
+	return key, nil
 }
 
 // primary says whether the image is primary on the site.

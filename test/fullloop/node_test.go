@@ -27,7 +27,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	l.unlock = heavyLock(t)
 	begin := time.Now()
 	l.startLab(t)
-	t.Logf("Ceph lab up in %.1fs (%s)", time.Since(begin).Seconds(), l.lab.dir)
+	t.Logf("Ceph lab up in %.1fs (%s)", time.Since(begin).Seconds(), l.lab.Dir)
 	l.createImages(ctx, t)
 	caps := l.cephClients(t)
 	keyOf := func(site, user string) (string, error) {

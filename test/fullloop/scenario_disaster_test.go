@@ -38,8 +38,8 @@ func (l *loop) disaster(ctx context.Context, t *testing.T) {
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].kill()
 	}
-	if out, err := l.lab.run("kill", l.lab.labOf[lost]); err != nil {
-		t.Fatalf("hack/ceph-lab kill %s: %v\n%s", lost, err, out)
+	if _, err := l.lab.Run("kill", l.lab.labOf[lost]); err != nil {
+		t.Fatalf("%s: %v", lost, err)
 	}
 	l.dead[lost] = true
 	t.Logf("%s is gone: control plane, node and Ceph daemons SIGKILLed", lost)
@@ -81,8 +81,8 @@ func (l *loop) disaster(ctx context.Context, t *testing.T) {
 			}
 		}
 	}
-	if out, err := l.lab.run("start", l.lab.labOf[lost]); err != nil {
-		t.Fatalf("hack/ceph-lab start %s: %v\n%s", lost, err, out)
+	if _, err := l.lab.Run("start", l.lab.labOf[lost]); err != nil {
+		t.Fatalf("%s: %v", lost, err)
 	}
 	delete(l.dead, lost)
 	t.Logf("%s is back in %.1fs", lost, time.Since(begin).Seconds())
