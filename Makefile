@@ -14,7 +14,7 @@ MUTATE_COVERAGE   ?= 75
 SITE      ?= site-b
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: help build render test e2e e2e-fullloop bench lint fuzz update tools mutate record
+.PHONY: help build render test e2e e2e-cmpserver e2e-ceph e2e-fullloop bench lint fuzz update tools mutate record
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -35,13 +35,16 @@ $(TOOLS)/kustomize:
 test: tools ## unit tests: config, render goldens, bad-input cases, plugin.yaml drift
 	$(GO) test $$($(GO) list ./... | grep -v /test/)
 
-e2e: tools ## end-to-end suites: Argo CD's own cmp-server (v2 and v3), the README walk-through, the two-site Ceph lab, the whole loop (root)
+e2e: e2e-cmpserver e2e-ceph e2e-fullloop ## end-to-end suites: Argo CD's own cmp-server (v2 and v3), the README walk-through, the two-site Ceph lab, the whole loop (root)
+
+e2e-cmpserver: tools ## Argo CD's own cmp-server (v2 and v3) against the built binary, and the README walk-through
 	$(GO) test -count=1 ./test/cmpserver ./test/walkthrough
 	cd test/cmpserver/v3 && $(GO) test -count=1 .
+
+e2e-ceph: tools ## the two-site Ceph lab: every scenario with the real hook binary (root)
 	@mkdir -p bin; rc=0; RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v ./test/ceph > bin/e2e-ceph.log 2>&1 || rc=$$?; \
 	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|floor-ratio|  [0-9] )' bin/e2e-ceph.log; \
 	if [ $$rc -ne 0 ]; then hack/failed-tests.sh bin/e2e-ceph.log 150; echo "----- the log's end -----"; tail -40 bin/e2e-ceph.log; fi; exit $$rc
-	$(MAKE) e2e-fullloop
 
 e2e-fullloop: tools ## the whole loop: git, Argo CD, three real API servers, node agents, hook Jobs, Ceph (root; builds kube/Argo CD once)
 	@mkdir -p bin; rc=0; RBD_DR_E2E_FULLLOOP=1 $(GO) test -count=1 -timeout 85m -v -run TestFullLoop ./test/fullloop > bin/e2e-fullloop.log 2>&1 || rc=$$?; \
