@@ -179,11 +179,4 @@ func (c *cluster) waitHealthy(ctx context.Context, ps ...*proc) error {
 	})
 }
 
-// stop ends the control plane, newest daemon first.
-func (c *cluster) stop() {
-	for i := len(c.procs) - 1; i >= 0; i-- {
-		c.procs[i].stop(10 * time.Second)
-	}
-}
-
 func (c *cluster) String() string { return fmt.Sprintf("%s (%s)", c.name, c.url) }

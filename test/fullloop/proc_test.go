@@ -86,17 +86,6 @@ func (p *proc) kill() {
 	<-p.done
 }
 
-// stop asks politely, then kills after grace.
-func (p *proc) stop(grace time.Duration) {
-	p.stopped = true
-	p.signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		p.kill()
-	}
-}
-
 // tail is the end of the daemon's log, for a failure message.
 func (p *proc) tail(lines int) string {
 	body, err := os.ReadFile(p.log)
