@@ -37,8 +37,19 @@ func forceSafe(st rbd.MirrorStatus, nonForcedOver bool) string {
 // be); why says what made force safe.
 func (s *imageStep) forcePromote(ctx context.Context, why string) error {
 	o, res := s.o, s.res
+	newest, _ := rbd.LatestMirror(s.snaps)
 	if synced, ok := rbd.LastSyncedCopy(s.snaps); s.snapsErr != nil {
 		res.Note = fmt.Sprintf("forced: the age of the data could not be read (%v)", s.snapsErr)
+	} else if newest.Own() && newest.Demoted() {
+		// A forced promote here undoes this site's own demotion (git says
+		// the site that took over is lost too): the data is this site's at
+		// its demotion, and what the peer wrote as primary after it is lost.
+		age := o.Clock.Now().UTC().Sub(newest.Timestamp.Time).Round(time.Second)
+		since := "any writes the peer made as primary after that are lost"
+		if s.primarySince(ctx) {
+			since = "the peer's own snapshots show it was primary since: its writes after this site's demotion are lost"
+		}
+		res.Note = fmt.Sprintf("forced over this site's own demotion: data as of %s (%s old, when this site demoted it); %s", newest.Timestamp.Format(time.RFC3339), age, since)
 	} else if ok {
 		age := o.Clock.Now().UTC().Sub(synced.Timestamp.Time).Round(time.Second)
 		res.Note = fmt.Sprintf("forced: data as of %s (%s old, the last synced mirror snapshot)", synced.Timestamp.Format(time.RFC3339), age)

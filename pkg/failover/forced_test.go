@@ -181,3 +181,37 @@ func TestForcedPromoteOnRecordedDeadPeer(t *testing.T) {
 		t.Errorf("log:\n%s", logs)
 	}
 }
+
+// --force over this site's own demotion (the site that took over is lost
+// too, and git says so): decided to go ahead, as nothing else brings the app
+// back, and the note says exactly which data the app gets and which writes
+// are lost.
+func TestForcedPromoteOverOwnDemotionSaysWhatIsLost(t *testing.T) {
+	peerDown := status(t, "s3_b_replaying", "b")
+	peerDown.PeerSites[0].State = "down+stopped"
+	demotedAt := time.Date(2026, 11, 24, 9, 0, 30, 0, time.UTC)
+	ownDemoted := list(copied(7, 6, "non-primary", true, 16), own(8, demotedAt.Unix(), "demoted", peerUUID))
+	for _, c := range []struct {
+		name      string
+		peerSnaps [][]rbd.Snapshot
+		peerErr   error
+		want      string
+	}{
+		{"the peer's snapshots cannot be read (it is gone)", nil, errors.New("connection refused"), "any writes the peer made as primary after that are lost"},
+		{"the peer's snapshots show it primary since", [][]rbd.Snapshot{list(copied(10, 8, "non-primary", true, 16), own(11, 3, "primary"))}, nil, "the peer's own snapshots show it was primary since: its writes after this site's demotion are lost"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := &fake{statuses: []rbd.MirrorStatus{peerDown}, snaps: [][]rbd.Snapshot{ownDemoted}, peerSnaps: c.peerSnaps, peerErr: c.peerErr}
+			o, _ := opts()
+			o.Force = true
+			res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+			if res.Err != nil || res.Action != "force-promoted" || f.count("promote --force") != 1 {
+				t.Fatalf("%+v, calls %v", res, f.calls)
+			}
+			want := "forced over this site's own demotion: data as of 2026-11-24T09:00:30Z (2m0s old, when this site demoted it); " + c.want
+			if res.Note != want {
+				t.Errorf("note %q\nwant %q", res.Note, want)
+			}
+		})
+	}
+}
