@@ -32,19 +32,14 @@ func (f *appFlags) add(cmd *cobra.Command, sys system) {
 	cmd.Flags().StringVar(&f.settingsPath, "settings", sys.getenv(config.SettingsEnv), "the platform's settings file (env "+config.SettingsEnv+"; see examples/rbd-dr-settings.yaml)")
 }
 
-// folder makes DIR absolute and finds its repository root.
-func (f *appFlags) folder(dir string) (appDir, root string, err error) {
-	return appFolder(dir, f.repoRoot)
-}
-
 // settings loads the platform's settings file.
 func (f *appFlags) settings() (*config.Settings, error) {
 	return config.LoadSettings(f.settingsPath)
 }
 
-// appFolder makes DIR absolute and finds its repository root: --repo-root,
+// folder makes DIR absolute and finds its repository root: --repo-root,
 // else the nearest folder above holding .git, else DIR itself.
-func appFolder(dir, repoRoot string) (string, string, error) {
+func (f *appFlags) folder(dir string) (string, string, error) {
 	appDir, err := filepath.Abs(dir)
 	if err != nil {
 		return "", "", fmt.Errorf("app folder %s: %w", dir, err)
@@ -52,8 +47,8 @@ func appFolder(dir, repoRoot string) (string, string, error) {
 	if st, err := os.Stat(appDir); err != nil || !st.IsDir() {
 		return "", "", fmt.Errorf("app folder %s: not a folder", dir)
 	}
-	if repoRoot != "" {
-		root, err := filepath.Abs(repoRoot)
+	if f.repoRoot != "" {
+		root, err := filepath.Abs(f.repoRoot)
 		return appDir, root, err
 	}
 	for d := appDir; ; d = filepath.Dir(d) {

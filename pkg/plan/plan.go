@@ -85,10 +85,7 @@ func Make(policy *config.Policy, o Options) (*Plan, error) {
 		}
 		p.ActiveSite, p.ForcePromote = o.To, o.Force
 	}
-	pl := &Plan{App: p.Name, File: p.File, ActiveSite: p.ActiveSite, ForcePromote: p.ForcePromote}
-	if o.Running != nil {
-		pl.Base = o.Base
-	}
+	pl := &Plan{App: p.Name, File: p.File, ActiveSite: p.ActiveSite, ForcePromote: p.ForcePromote, Base: o.Base}
 	switch {
 	case from != p.ActiveSite && p.ForcePromote:
 		pl.Change = fmt.Sprintf("forced failover from %s to %s", from, p.ActiveSite)

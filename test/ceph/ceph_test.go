@@ -95,7 +95,7 @@ func run(m *testing.M) int {
 	defer down()
 	fmt.Printf("ceph e2e: lab up in %s\n", time.Since(start).Round(time.Second))
 	for _, site := range []string{"site-a", "site-b"} {
-		c, err := siteConn(site)
+		c, err := lab.Conn(site)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -125,9 +125,6 @@ func down() {
 		fmt.Fprintln(os.Stderr, err)
 	}
 }
-
-// siteConn is how the lab's admin reaches a site.
-func siteConn(site string) (rbd.Conn, error) { return lab.Conn(site) }
 
 // readOnlyUser makes the user another site's demote reads this site with:
 // snap ls --all and info work with it, nothing that writes does.
