@@ -43,6 +43,10 @@ const (
 	MaxParallelism = 32
 )
 
+// MinRPO is the shortest recovery point a namespace can be promised: the
+// shortest interval of a mirror snapshot schedule.
+const MinRPO = time.Minute
+
 // Policy is the whole rbd-dr.yaml.
 type Policy struct {
 	APIVersion string `yaml:"apiVersion"`

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -83,6 +84,14 @@ type TenantSetting struct {
 	// PeerReader, if set, lets demote and promote read the peer cluster's
 	// snapshots; without it they judge from this site's signals only.
 	PeerReader *PeerReader `yaml:"peerReader"`
+	// RPO is the recovery point promised to the namespace's apps: the
+	// interval of the mirror snapshot schedule the platform sets on both
+	// sites (e.g. 5m). Prepare and promote refuse to leave an image primary
+	// without a schedule at least this often, and the rpo-check CronJob
+	// fails when a copy is older than 3x it.
+	RPO string `yaml:"rpo"`
+	// Interval is RPO, parsed.
+	Interval time.Duration `yaml:"-"`
 }
 
 // PeerReader is a read-only CephX user made on every site (mon 'profile
@@ -234,6 +243,7 @@ func (v *validator) settings(s *Settings) {
 			}
 		}
 		v.cephCredential(at+".cephUser", at+".cephSecret", t.CephUser, &t.CephSecret)
+		t.Interval = v.rpo(at+".rpo", t.RPO)
 		if r := t.PeerReader; r != nil {
 			v.cephCredential(at+".peerReader.user", at+".peerReader.secret", r.User, &r.Secret)
 			switch {
@@ -244,6 +254,26 @@ func (v *validator) settings(s *Settings) {
 			}
 		}
 	}
+}
+
+// rpo reads a namespace's promised recovery point: a whole number of
+// minutes, at least one, since that is what a mirror snapshot schedule can
+// be (rbd mirror snapshot schedule add takes m, h or d).
+func (v *validator) rpo(field, value string) time.Duration {
+	d, err := time.ParseDuration(value)
+	switch {
+	case value == "":
+		v.addf(field, "is missing; set the recovery point promised to this namespace's apps, the interval of the mirror snapshot schedule on both sites (e.g. rpo: 5m; see docs/operations.md#snapshot-schedules)")
+	case err != nil:
+		v.addf(field, "%s is not a duration; write it like 5m, 1h or 24h", quote(value))
+	case d < MinRPO:
+		v.addf(field, "%s is under %dm, the shortest interval of a mirror snapshot schedule; promise %[2]dm or more", quote(value), MinRPO/time.Minute)
+	case d%time.Minute != 0:
+		v.addf(field, "%s is not a whole number of minutes; a mirror snapshot schedule runs every so many minutes, hours or days", quote(value))
+	default:
+		return d
+	}
+	return 0
 }
 
 // cephCredential checks a CephX user (a CephClient's name) and the Secret key

@@ -35,6 +35,7 @@ namespaces:
     peerReader:
       user: web-peer
       secret: {name: rbd-dr-ceph-peer}
+    rpo: 5m
 `
 
 func TestSettingsDefaults(t *testing.T) {
@@ -84,6 +85,12 @@ func TestSettingsProblems(t *testing.T) {
 		{"peer reader without a user", "      user: web-peer\n", "", `settings.yaml:23: namespaces[0].peerReader.user: "" is not a CephX user name`},
 		{"peer reader not a mapping", "    peerReader:\n      user: web-peer\n      secret: {name: rbd-dr-ceph-peer}", "    peerReader: web-peer",
 			`settings.yaml:23: namespaces[0].peerReader: expected a mapping of fields (user, secret)`},
+		{"rpo missing", "    rpo: 5m\n", "", `settings.yaml:18: namespaces[0].rpo: is missing; set the recovery point promised`},
+		{"rpo not a duration", "rpo: 5m", "rpo: five minutes", `settings.yaml:26: namespaces[0].rpo: "five minutes" is not a duration`},
+		{"rpo without a unit", "rpo: 5m", "rpo: 5", `namespaces[0].rpo: "5" is not a duration`},
+		{"rpo under a minute", "rpo: 5m", "rpo: 30s", `settings.yaml:26: namespaces[0].rpo: "30s" is under 1m, the shortest interval of a mirror snapshot schedule`},
+		{"rpo negative", "rpo: 5m", "rpo: -5m", `namespaces[0].rpo: "-5m" is under 1m`},
+		{"rpo not whole minutes", "rpo: 5m", "rpo: 90s", `namespaces[0].rpo: "90s" is not a whole number of minutes`},
 		{"wrong kind", "kind: Settings", "kind: FailoverPolicy", `settings.yaml:2: kind: is "FailoverPolicy"; set kind: Settings`},
 	}
 	for _, c := range cases {

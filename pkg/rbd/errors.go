@@ -23,6 +23,9 @@ var (
 	ErrNotFound = errors.New("no such image")
 	// ErrTimeout: the call did not return within its timeout.
 	ErrTimeout = errors.New("rbd timed out")
+	// ErrDenied: the user's caps do not allow the call (EPERM or EACCES);
+	// a schedule read without mgr caps says so too.
+	ErrDenied = errors.New("the Ceph user's caps do not allow it")
 )
 
 // CmdError is a failed rbd call: what was run and what rbd said.
@@ -48,6 +51,8 @@ func (e *CmdError) Is(target error) bool {
 		return strings.Contains(e.Stderr, "already primary")
 	case ErrNotPrimary:
 		return strings.Contains(e.Stderr, "image is not primary") || strings.Contains(e.Stderr, "is already non-primary")
+	case ErrDenied:
+		return e.ExitCode == 1 && strings.Contains(e.Stderr, "Operation not permitted") || e.ExitCode == 13 || strings.Contains(e.Stderr, "Permission denied")
 	case ErrNotFound:
 		return e.ExitCode == 2 || strings.Contains(e.Stderr, "No such file or directory") ||
 			e.ExitCode == 22 && strings.Contains(e.Stderr, "mirroring not enabled on the image")

@@ -18,7 +18,7 @@ sites:
   - {name: a, cluster: "https://a.test:6443", clusterID: ceph-a, nodeStageSecret: {name: csi-node, namespace: ceph}, monitors: ["192.0.2.1:6789"]}
   - {name: b, cluster: "https://b.test:6443", clusterID: ceph-b, nodeStageSecret: {name: csi-node, namespace: ceph}, monitors: ["192.0.2.2:6789", "192.0.2.3:6789"]}
 namespaces:
-  - {namespace: shop, project: shop, pools: [pool1, replica-pool, replica], cephUser: shop, cephSecret: {name: ceph-shop}}
+  - {namespace: shop, project: shop, pools: [pool1, replica-pool, replica], cephUser: shop, rpo: 5m, cephSecret: {name: ceph-shop}}
 `
 
 func testSettings(t testing.TB) *config.Settings {

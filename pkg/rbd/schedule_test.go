@@ -1,0 +1,167 @@
+package rbd_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+// rpoRecording decodes testdata/rpo/NAME (see its README).
+func rpoRecording(t *testing.T, name string, into any) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "rpo", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+func TestCoveringTakesTheMostSpecificLevel(t *testing.T) {
+	var scheds []rbd.Schedule
+	rpoRecording(t, "schedule-ls.json", &scheds)
+	cases := []struct {
+		img      rbd.Image
+		interval time.Duration
+		level    string
+	}{
+		{rbd.Image{Pool: "replicapool", Name: "img1"}, 3 * time.Hour, "image replicapool/img1"},
+		{rbd.Image{Pool: "replicapool", Name: "img2"}, 2 * time.Minute, "image replicapool/img2"},
+		{rbd.Image{Pool: "replicapool", Name: "other"}, time.Minute, "pool replicapool"},
+		{rbd.Image{Pool: "otherpool", Name: "img2"}, 5 * time.Minute, "every pool"},
+	}
+	for _, c := range cases {
+		got, ok, err := rbd.Covering(scheds, c.img)
+		if err != nil || !ok || got.Interval != c.interval || got.Level != c.level {
+			t.Errorf("%s: got %+v %v %v, want every %s from %s", c.img, got, ok, err, c.interval, c.level)
+		}
+	}
+	// Without the every-pool level, an image of another pool has none.
+	if _, ok, _ := rbd.Covering(scheds[1:], rbd.Image{Pool: "otherpool", Name: "x"}); ok {
+		t.Error("otherpool/x is covered without any schedule for it")
+	}
+}
+
+func TestCoveringTakesTheShortestItemOfALevel(t *testing.T) {
+	scheds := []rbd.Schedule{{Pool: "p", Namespace: "-", Image: "-", Items: []rbd.ScheduleItem{{Interval: "1h"}, {Interval: "15m"}, {Interval: "1d"}}}}
+	got, ok, err := rbd.Covering(scheds, rbd.Image{Pool: "p", Name: "i"})
+	if err != nil || !ok || got.Interval != 15*time.Minute {
+		t.Errorf("got %+v %v %v, want every 15m", got, ok, err)
+	}
+	scheds[0].Items[1].Interval = "15x"
+	if _, _, err := rbd.Covering(scheds, rbd.Image{Pool: "p", Name: "i"}); err == nil || !strings.Contains(err.Error(), `"15x"`) {
+		t.Errorf("an unreadable interval: got %v", err)
+	}
+}
+
+func TestParseInterval(t *testing.T) {
+	good := map[string]time.Duration{"1m": time.Minute, "90m": 90 * time.Minute, "2h": 2 * time.Hour, "1d": 24 * time.Hour}
+	for s, want := range good {
+		if got, err := rbd.ParseInterval(s); err != nil || got != want {
+			t.Errorf("ParseInterval(%q) = %v, %v; want %v", s, got, err, want)
+		}
+		if back := rbd.FormatInterval(want); back != s && s != "90m" {
+			t.Errorf("FormatInterval(%v) = %q, want %q", want, back, s)
+		}
+	}
+	for _, s := range []string{"", "m", "0m", "-1m", "5s", "1.5h", "5"} {
+		if _, err := rbd.ParseInterval(s); err == nil {
+			t.Errorf("ParseInterval(%q) accepted", s)
+		}
+	}
+}
+
+func TestNextScheduled(t *testing.T) {
+	var status []rbd.ScheduledSnapshot
+	rpoRecording(t, "schedule-status.json", &status)
+	next, ok := rbd.NextScheduled(status, rbd.Image{Pool: "replicapool", Name: "img2"})
+	when, readable := next.When(time.UTC)
+	if !ok || !readable || !when.Equal(time.Date(2026, 12, 5, 9, 16, 0, 0, time.UTC)) {
+		t.Errorf("img2: got %+v %v %v", next, ok, when)
+	}
+	if _, ok := rbd.NextScheduled(status, rbd.Image{Pool: "replicapool", Name: "img3"}); ok {
+		t.Error("img3 is not in the status")
+	}
+}
+
+func TestScheduleReadWithoutMgrCapIsDenied(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "rpo", "schedule-ls-no-mgr-cap.err"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &rbd.CmdError{Args: []string{"mirror", "snapshot", "schedule", "ls"}, ExitCode: 13, Stderr: string(b)}
+	if !errors.Is(e, rbd.ErrDenied) {
+		t.Errorf("%v is not ErrDenied", e)
+	}
+	if errors.Is(&rbd.CmdError{ExitCode: 2, Stderr: "No such file or directory"}, rbd.ErrDenied) {
+		t.Error("a missing image is ErrDenied")
+	}
+}
+
+// The last complete copy, read from each site at each moment of the
+// recordings: the primary's snapshot time from the replay details while a
+// record has them (a killed rbd-mirror's too), else the snapshots.
+func TestLastCopyOf(t *testing.T) {
+	at := func(hms string) time.Time {
+		tm, _ := time.Parse(time.DateTime, "2026-12-05 "+hms)
+		return tm
+	}
+	cases := []struct {
+		name    string
+		primary bool
+		want    time.Time
+		from    string
+	}{
+		{"primary-peer-replaying", true, time.Unix(1796462160, 0), "status"},
+		{"primary-peer-killed", true, time.Unix(1796462160, 0), "status"},
+		{"primary-peer-stopped", true, at("09:14:00"), "snapshots"},
+		{"nonprimary-replaying", false, time.Unix(1796462160, 0), "status"},
+		{"nonprimary-killed", false, time.Unix(1796462160, 0), "status"},
+		{"nonprimary-stopped", false, at("09:14:01"), "snapshots"},
+	}
+	for _, c := range cases {
+		var st rbd.MirrorStatus
+		var snaps []rbd.Snapshot
+		rpoRecording(t, c.name+".status.json", &st)
+		snapsFile := c.name + ".snaps.json"
+		if c.name == "primary-peer-killed" {
+			snapsFile = "primary-peer-replaying.snaps.json"
+		}
+		rpoRecording(t, snapsFile, &snaps)
+		got, ok := rbd.LastCopyOf(st, snaps, c.primary)
+		if !ok || !got.At.Equal(c.want) || got.From != c.from {
+			t.Errorf("%s: got %v from %q (%v), want %v from %s", c.name, got.At, got.From, ok, c.want.UTC(), c.from)
+		}
+	}
+}
+
+func TestLastCopyOfNothingCopied(t *testing.T) {
+	own := func(id uint64, peers ...string) rbd.Snapshot {
+		return rbd.Snapshot{ID: id, Timestamp: rbd.SnapTime{Time: time.Unix(int64(id), 0)}, Namespace: rbd.SnapshotNamespace{Type: "mirror", State: "primary", MirrorPeerUUIDs: peers}}
+	}
+	st := rbd.MirrorStatus{PeerSites: []rbd.PeerSite{{State: "up+starting_replay", Description: "starting replay"}}}
+	// One linked own snapshot: its copy may still be running.
+	if got, ok := rbd.LastCopyOf(st, []rbd.Snapshot{own(1, "p")}, true); ok {
+		t.Errorf("a first snapshot still linked counts as copied: %+v", got)
+	}
+	// No peer at all.
+	if _, ok := rbd.LastCopyOf(rbd.MirrorStatus{}, []rbd.Snapshot{own(1), own(2, "p")}, true); ok {
+		t.Error("a primary without a peer counts as copied")
+	}
+	// A non-primary with no complete copy.
+	partial := rbd.Snapshot{ID: 3, Namespace: rbd.SnapshotNamespace{Type: "mirror", State: "non-primary", PrimaryMirrorUUID: "u", Complete: false}}
+	if _, ok := rbd.LastCopyOf(rbd.MirrorStatus{State: "up+syncing", Description: "syncing"}, []rbd.Snapshot{partial}, false); ok {
+		t.Error("a partial copy counts as copied")
+	}
+	// The peer linked to an older snapshot: that one is its last complete copy.
+	if got, ok := rbd.LastCopyOf(st, []rbd.Snapshot{own(1), own(2, "p"), own(3, "p")}, true); !ok || got.At.Unix() != 2 {
+		t.Errorf("got %+v %v, want snapshot 2's time", got, ok)
+	}
+}
