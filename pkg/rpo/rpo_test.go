@@ -107,8 +107,12 @@ func TestAssessBrokenAndUnprotected(t *testing.T) {
 		{"not mirrored", func(o *rpo.Observed) { o.Info.Mirroring.State = "disabled" }, rpo.Broken, "mirroring is not enabled"},
 		{"read failed", func(o *rpo.Observed) { o.Err = errors.New("timed out") }, rpo.Broken, "reading it: timed out"},
 		{"being recreated", func(o *rpo.Observed) { o.Err = &rbd.CmdError{ExitCode: 2} }, rpo.Unprotected, "missing here"},
-		{"both primary", func(o *rpo.Observed) { o.Status.PeerSites[0].State, o.Status.PeerSites[0].Description = "up+stopped", "local image is primary" }, rpo.Broken, "both sites claim primary"},
-		{"peer in error", func(o *rpo.Observed) { o.Status.PeerSites[0].State, o.Status.PeerSites[0].Description = "up+error", "failed to refresh" }, rpo.Broken, "in error"},
+		{"both primary", func(o *rpo.Observed) {
+			o.Status.PeerSites[0].State, o.Status.PeerSites[0].Description = "up+stopped", "local image is primary"
+		}, rpo.Broken, "both sites claim primary"},
+		{"peer in error", func(o *rpo.Observed) {
+			o.Status.PeerSites[0].State, o.Status.PeerSites[0].Description = "up+error", "failed to refresh"
+		}, rpo.Broken, "in error"},
 		{"no peer", func(o *rpo.Observed) { o.Status.PeerSites = nil }, rpo.Broken, "no peer site reports it"},
 		{"no schedule", func(o *rpo.Observed) { o.Schedules = nil }, rpo.Unscheduled, "rbd mirror snapshot schedule add --pool replicapool 2m"},
 		{"schedule too slow", func(o *rpo.Observed) { o.Schedules[3].Items[0].Interval = "10m" }, rpo.Unscheduled, "every 10m, image replicapool/img2) is longer than the promised 2m"},
