@@ -3,6 +3,7 @@ package manifests_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 
 	argocommon "github.com/argoproj/argo-cd/v2/common"
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	argolua "github.com/argoproj/argo-cd/v2/util/lua"
 	"github.com/argoproj/argo-cd/v2/util/settings"
 	"github.com/argoproj/gitops-engine/pkg/health"
 	log "github.com/sirupsen/logrus"
@@ -42,6 +44,7 @@ const (
 	settingsConfigMap = "argocd-rbd-dr-settings"
 	settingsDir       = "/home/argocd/cmp-server/settings"
 	healthKey         = "resource.customizations.health.argoproj.io_Application"
+	cronJobHealthKey  = "resource.customizations.health.batch_CronJob"
 	pluginFile        = "plugin.yaml"
 )
 
@@ -154,6 +157,7 @@ func TestAddsThePluginToArgoCDInstall(t *testing.T) {
 	}
 	checkHealthLua(t, argocdCM.Data[healthKey])
 	checkArgoCDReadsHealthCheck(t, &argocdCM)
+	checkCronJobHealth(t, &argocdCM)
 
 	// Nothing else moved.
 	for id, y := range before {
@@ -338,8 +342,9 @@ func tenantFolder(t *testing.T) (*config.Settings, config.TenantSetting, v1alpha
 // to its namespace on its sites, and no other cluster-scoped kind than PVs.
 func TestTenant(t *testing.T) {
 	settings, tenant, project, clients := tenantFolder(t)
-	if caps := clients[tenant.CephUser]; !reflect.DeepEqual(caps, map[string]string{"mon": "profile rbd", "osd": "profile rbd pool=" + tenant.Pools[0]}) {
-		t.Errorf("CephClient %s caps %v, want mon 'profile rbd', osd 'profile rbd pool=%s'", tenant.CephUser, caps, tenant.Pools[0])
+	pool := tenant.Pools[0]
+	if caps := clients[tenant.CephUser]; !reflect.DeepEqual(caps, map[string]string{"mon": "profile rbd", "osd": "profile rbd pool=" + pool, "mgr": "profile rbd pool=" + pool}) {
+		t.Errorf("CephClient %s caps %v, want mon 'profile rbd', osd 'profile rbd pool=%s', mgr 'profile rbd pool=%[2]s' (the schedules)", tenant.CephUser, caps, pool)
 	}
 	if want := []string{tenant.CephUser, tenant.PeerReader.User}; !reflect.DeepEqual(slices.Sorted(maps.Keys(clients)), want) {
 		t.Errorf("CephClients %v, want the settings' cephUser and peerReader.user %v", slices.Sorted(maps.Keys(clients)), want)
@@ -573,4 +578,49 @@ func stderr(err error) string {
 		return string(ee.Stderr)
 	}
 	return ""
+}
+
+// The CronJob health check (v2.14 has none): Argo CD's own settings reader
+// finds it under batch/CronJob, and Argo CD's own Lua VM runs it: Degraded
+// exactly while the last run failed and none is going on, so a failing
+// rpo-check turns the app Degraded and a passing one turns it back.
+func checkCronJobHealth(t *testing.T, cm *corev1.ConfigMap) {
+	t.Helper()
+	script := cm.Data[cronJobHealthKey]
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		Name: argocommon.ArgoCDSecretName, Namespace: namespace,
+		Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"},
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	overrides, err := settings.NewSettingsManager(ctx, fake.NewSimpleClientset(cm.DeepCopy(), secret), namespace).GetResourceOverrides()
+	if err != nil || script == "" || overrides["batch/CronJob"].HealthLua != script {
+		t.Fatalf("Argo CD's health script for batch/CronJob = %q (%v), want ours", overrides["batch/CronJob"].HealthLua, err)
+	}
+	if health.GetHealthCheckFunc(schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "CronJob"}) != nil {
+		t.Error("gitops-engine now has a CronJob health check of its own; the argocd-cm patch may be redundant")
+	}
+	cases := []struct {
+		name, status string
+		suspend      bool
+		want         health.HealthStatusCode
+	}{
+		{"never run", `{}`, false, health.HealthStatusHealthy},
+		{"last run succeeded", `{"lastScheduleTime":"2026-12-05T10:01:00Z","lastSuccessfulTime":"2026-12-05T10:01:04Z"}`, false, health.HealthStatusHealthy},
+		{"last run failed", `{"lastScheduleTime":"2026-12-05T10:02:00Z","lastSuccessfulTime":"2026-12-05T10:01:04Z"}`, false, health.HealthStatusDegraded},
+		{"never succeeded", `{"lastScheduleTime":"2026-12-05T10:02:00Z"}`, false, health.HealthStatusDegraded},
+		{"a run going on", `{"lastScheduleTime":"2026-12-05T10:02:00Z","lastSuccessfulTime":"2026-12-05T10:01:04Z","active":[{"name":"x"}]}`, false, health.HealthStatusHealthy},
+		{"suspended", `{"lastScheduleTime":"2026-12-05T10:02:00Z"}`, true, health.HealthStatusHealthy},
+	}
+	for _, c := range cases {
+		obj := &unstructured.Unstructured{}
+		doc := fmt.Sprintf(`{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"c"},"spec":{"suspend":%t,"schedule":"* * * * *"},"status":%s}`, c.suspend, c.status)
+		if err := obj.UnmarshalJSON([]byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+		hs, err := argolua.VM{}.ExecuteHealthLua(obj, script)
+		if err != nil || hs.Status != c.want {
+			t.Errorf("CronJob health, %s: %+v %v; want %s", c.name, hs, err, c.want)
+		}
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	log "github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -15,6 +17,7 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rpo"
 )
 
 // hookCmd is what the rendered hook Jobs run. Its command line is the
@@ -50,7 +53,7 @@ func hookCmd(sys system) *cobra.Command {
 // stepOptions maps the command line to the step's options: Force and
 // ForcePromoted come from the command line and nowhere else.
 func stepOptions(r hookcmd.Request) failover.Options {
-	return failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, Log: log.StandardLogger()}
+	return failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, RPO: r.RPO, Log: log.StandardLogger()}
 }
 
 // runStep runs a validated request and prints its per-target report.
@@ -70,6 +73,11 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		}
 		local := rbd.NewClient(r.Ceph, failover.DefaultForceTimeout)
 		local.Log = log.StandardLogger()
+		if r.Step == hookcmd.RPOCheck {
+			ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+			defer cancel()
+			return rpoCheck(ctx, sys, local, r, images)
+		}
 		c := rbd.NewBatched(local)
 		var peer failover.Peer // a nil *rbd.Client would not be a nil Peer
 		if r.Peer != (rbd.Conn{}) {
@@ -91,6 +99,44 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 	report.Write(sys.stdout)
 	if err := report.Err(); err != nil {
 		return fmt.Errorf("hook %s: %w", r.Step, err)
+	}
+	return nil
+}
+
+// rpoCheck judges every image's copy against the promised recovery point,
+// prints them, warns past 2x, and fails (the CronJob's Job with it, and the
+// app turns Degraded) on any that breaks the promise.
+func rpoCheck(ctx context.Context, sys system, c rpo.Reader, r hookcmd.Request, images []rbd.Image) error {
+	user := r.Ceph.ID
+	if user == "" {
+		user = "admin"
+	}
+	observed, err := rpo.Read(ctx, c, "", "client."+user, images)
+	if err != nil {
+		return fmt.Errorf("hook rpo-check: %w", err)
+	}
+	now := time.Now()
+	judged := make([]rpo.Image, len(observed))
+	var failed []string
+	for i, o := range observed {
+		img := rpo.Assess(o, r.RPO, now)
+		judged[i] = img
+		entry := log.WithFields(log.Fields{"image": img.Image, "role": img.Role, "level": img.Level, "ageSeconds": int(img.Age)})
+		switch {
+		case img.Level.Fails():
+			entry.Error(img.Reason)
+			failed = append(failed, img.Image+": "+img.Reason)
+		case img.Level == rpo.Warning:
+			entry.Warn(img.Reason)
+		default:
+			entry.Info(img.Reason)
+		}
+	}
+	if err := rpo.WriteTable(sys.stdout, judged, now); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("hook rpo-check: %d of %d images break the promised recovery point (%s): %s", len(failed), len(judged), rbd.FormatInterval(r.RPO), strings.Join(failed, "; "))
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ type Rbd interface {
 	Promote(ctx context.Context, img rbd.Image, force bool, timeout time.Duration) error
 	Demote(ctx context.Context, img rbd.Image) error
 	Resync(ctx context.Context, img rbd.Image) error
+	Schedules(ctx context.Context) ([]rbd.Schedule, error)
 }
 
 // Peer is what demote and promote read of the peer cluster, with a
@@ -98,6 +99,10 @@ type Options struct {
 	BothPrimaryGrace time.Duration
 	// Stall is how long a copy may make no progress before polling backs off.
 	Stall time.Duration
+	// RPO is the recovery point promised to the app's namespace: prepare
+	// and promote refuse an image that no mirror snapshot schedule covers at
+	// least this often. Zero checks nothing.
+	RPO time.Duration
 	// Clock is the time source of every wait (tests replace it).
 	Clock Clock
 	Log   log.FieldLogger

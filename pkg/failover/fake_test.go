@@ -76,7 +76,10 @@ type fake struct {
 	peerSnaps [][]rbd.Snapshot
 	peerErr   error
 	snapsErr  error
-	calls     []string
+	// schedules are this site's mirror snapshot schedules (every level).
+	schedules    []rbd.Schedule
+	schedulesErr error
+	calls        []string
 }
 
 func (f *fake) record(call string) {
@@ -172,6 +175,13 @@ func (f *fake) Resync(context.Context, rbd.Image) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return next(&f.resync)
+}
+
+func (f *fake) Schedules(context.Context) ([]rbd.Schedule, error) {
+	f.record("schedules")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.schedules, f.schedulesErr
 }
 
 // peer is the fake's view of the peer cluster, read with a read-only user.

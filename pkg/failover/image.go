@@ -28,6 +28,10 @@ type imageStep struct {
 	// why), and a forced promote then says it cannot tell the data's age.
 	snaps    []rbd.Snapshot
 	snapsErr error
+	// schedules is the step's one read of this site's schedules.
+	schedules *scheduleRead
+	// scheduleNote says which schedule covers the image, for the report.
+	scheduleNote string
 }
 
 // step runs work, a step's work on one image (a method of imageStep), over
@@ -36,6 +40,7 @@ type imageStep struct {
 // defaults of each.o first, so work sees them too.
 func step(ctx context.Context, images []rbd.Image, each imageStep, work func(*imageStep, context.Context) error) Report {
 	each.o.defaults()
+	each.schedules = &scheduleRead{}
 	each.deadline = each.o.Clock.Now().Add(each.o.Timeout)
 	ctx, cancel := context.WithTimeout(ctx, each.o.Timeout)
 	defer cancel()

@@ -61,7 +61,9 @@ func (s *imageStep) prepareImage(ctx context.Context) error {
 // copy in error while the peer is a healthy primary is resynced from it and
 // waited for. An image whose status shows no error needs nothing, whatever
 // its role, so the status alone settles the common case (one pool read for
-// all the images, with rbd.Batched).
+// all the images, with rbd.Batched). First, with o.RPO, it refuses any image
+// that no mirror snapshot schedule here covers that often (scheduled): promote
+// is about to leave them all primary, and nothing is changed yet.
 func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, imageStep{c: c, o: o}, (*imageStep).prepareImage)
+	return step(ctx, images, imageStep{c: c, o: o}, scheduledFirst((*imageStep).prepareImage))
 }

@@ -39,9 +39,11 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 // the peer has not demoted. Only with Force, and only once the peer is
 // demonstrably gone (or, up, has not claimed primary for NonForcedFirst), does
 // it force, reporting how old the promoted data is. Either way it then
-// checks that the peer does not also claim primary.
+// checks that the peer does not also claim primary. Before anything, with
+// o.RPO, it refuses an image that no mirror snapshot schedule here covers
+// that often (scheduled).
 func Promote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
-	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, (*imageStep).promoteImage)
+	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, scheduledFirst((*imageStep).promoteImage))
 }
 
 // notSplitBrain refuses to promote a copy whose history split from the

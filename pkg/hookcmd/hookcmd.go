@@ -35,10 +35,18 @@ const (
 	// Promote (active) promotes once the peer's demotion has replayed.
 	// Arguments: pool/image.
 	Promote Step = "promote"
+	// RPOCheck (both sites, from a CronJob rather than a hook) fails when a
+	// copy is older than 3x the promised recovery point, was never made,
+	// or mirroring is broken. Arguments: pool/image.
+	RPOCheck Step = "rpo-check"
 )
 
 // Steps lists every step.
-var Steps = []Step{Quiesce, Demote, Resync, Prepare, Promote}
+var Steps = []Step{Quiesce, Demote, Resync, Prepare, Promote, RPOCheck}
+
+// checksRPO says whether the step takes --rpo: prepare and promote check
+// the schedule with it, rpo-check the copies.
+func (s Step) checksRPO() bool { return s == Prepare || s == Promote || s == RPOCheck }
 
 // Ceph says whether the step runs rbd against Ceph rather than talking to
 // the Kubernetes API; both kinds of Job run in the app's namespace.
@@ -72,6 +80,10 @@ type Request struct {
 	// namespace's Ceph user, its key file and the monitors; empty fields are
 	// left to rbd's defaults (for people and the lab).
 	Ceph rbd.Conn
+	// RPO is the recovery point promised to the app's namespace (the
+	// settings' rpo): prepare and promote refuse an image no schedule covers
+	// that often; rpo-check judges the copies' age by it.
+	RPO time.Duration
 	// Peer says how demote and promote read the peer cluster's snapshots, as a
 	// read-only user made there (mon 'profile rbd' osd
 	// 'profile rbd-read-only pool=<pool>'), never with the peer's
@@ -87,6 +99,7 @@ const (
 	flagForce         = "force"
 	flagForcePromoted = "force-promoted"
 	flagPools         = "pools"
+	flagRPO           = "rpo"
 	flagCephID        = "ceph-id"
 	flagCephKeyFile   = "ceph-keyfile"
 	flagCephMonHost   = "ceph-mon-host"
@@ -109,6 +122,9 @@ func (r Request) Args() []string {
 	}
 	if r.ForcePromoted {
 		args = append(args, "--"+flagForcePromoted)
+	}
+	if r.RPO > 0 {
+		args = append(args, "--"+flagRPO+"="+r.RPO.String())
 	}
 	if r.Step.Ceph() {
 		args = append(args, "--"+flagPools+"="+strings.Join(r.Pools, ","))
@@ -141,6 +157,9 @@ func FlagSet(step Step, r *Request) *pflag.FlagSet {
 		fs.StringVar(&r.Ceph.KeyFile, flagCephKeyFile, "", "file holding only that user's key (as a Secret mounts it)")
 		fs.StringVar(&r.Ceph.MonHost, flagCephMonHost, "", "the monitors, host:port[,host:port...] (default: from ceph.conf)")
 		fs.StringSliceVar(&r.Pools, flagPools, nil, "the pools this app may move (required): any other target is refused before anything is done")
+	}
+	if step.checksRPO() {
+		fs.DurationVar(&r.RPO, flagRPO, 0, "the recovery point promised to the app's namespace (the settings' rpo, e.g. 5m): prepare and promote refuse an image that no mirror snapshot schedule covers that often (0: not checked); rpo-check (required) fails when a copy is more than 3x older")
 	}
 	if step.ReadsPeer() {
 		fs.StringVar(&r.Peer.Conf, flagPeerConf, "", "ceph.conf of the peer cluster: read the peer's snapshots, the direct sign of its copy and its role")
@@ -201,6 +220,12 @@ func (r Request) Validate() error {
 	}
 	if r.ForcePromoted && r.Step != Demote && r.Step != Resync {
 		return fmt.Errorf("hook %s: --%s is only for demote and resync", r.Step, flagForcePromoted)
+	}
+	if r.RPO != 0 && !r.Step.checksRPO() {
+		return fmt.Errorf("hook %s: --%s is only for prepare, promote and rpo-check", r.Step, flagRPO)
+	}
+	if r.RPO < 0 || r.Step == RPOCheck && r.RPO < config.MinRPO {
+		return fmt.Errorf("hook %s: --%s must be at least %s, the shortest interval of a mirror snapshot schedule", r.Step, flagRPO, rbd.FormatInterval(config.MinRPO))
 	}
 	if r.Peer != (rbd.Conn{}) && !r.Step.ReadsPeer() {
 		return fmt.Errorf("hook %s: only demote and promote read the peer cluster", r.Step)

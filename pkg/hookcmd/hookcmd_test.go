@@ -148,3 +148,36 @@ func TestCephFlags(t *testing.T) {
 		}
 	}
 }
+
+// --rpo reaches prepare, promote and rpo-check only; rpo-check needs it.
+func TestRPOFlag(t *testing.T) {
+	r, err := hookcmd.Parse("rpo-check", []string{"--pools=p", "--rpo=5m", "p/i"})
+	if err != nil || r.RPO != 5*time.Minute {
+		t.Fatalf("%+v %v", r, err)
+	}
+	back, err := hookcmd.Parse("rpo-check", r.Args())
+	if err != nil || back.RPO != r.RPO {
+		t.Errorf("round trip: %+v %v", back, err)
+	}
+	for _, c := range []struct{ step, rpo, want string }{
+		{"rpo-check", "", "--rpo must be at least 1m,"},
+		{"rpo-check", "--rpo=30s", "--rpo must be at least 1m,"},
+		{"promote", "--rpo=-1m", "--rpo must be at least"},
+		{"demote", "--rpo=5m", "unknown flag: --rpo"},
+	} {
+		args := []string{"--pools=p", "p/i"}
+		if c.rpo != "" {
+			args = append([]string{c.rpo}, args...)
+		}
+		if _, err := hookcmd.Parse(c.step, args); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: got %v, want %q", c.step, c.rpo, err, c.want)
+		}
+	}
+	built := hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"p/i"}, Timeout: time.Minute, Parallelism: 1, Pools: []string{"p"}, RPO: time.Minute}
+	if err := built.Validate(); err == nil || !strings.Contains(err.Error(), "--rpo is only for prepare, promote and rpo-check") {
+		t.Errorf("%v", err)
+	}
+	if r, err := hookcmd.Parse("prepare", []string{"--pools=p", "p/i"}); err != nil || r.RPO != 0 {
+		t.Errorf("prepare without --rpo: %+v %v", r, err)
+	}
+}

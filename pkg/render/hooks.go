@@ -38,19 +38,17 @@ const (
 // namespace's own Ceph user, so nothing lands in the Ceph namespace.
 func hooks(pl *placement, role Role) ([]Object, error) {
 	p := pl.policy
-	images := make([]string, len(p.Volumes))
 	pvcs := make([]string, len(p.Volumes))
 	for i, v := range p.Volumes {
-		images[i], pvcs[i] = v.Spec(), v.PVC
+		pvcs[i] = v.PVC
 	}
-	base := hookcmd.Request{Timeout: p.Hooks.StepTimeout, Parallelism: p.Hooks.Parallelism, Targets: images}
-	base.Pools = pl.tenant.Pools
-	base.Ceph = rbd.Conn{ID: pl.tenant.CephUser, KeyFile: cephKey.file(), MonHost: strings.Join(pl.ceph.Monitors, ",")}
+	base := cephRequest(pl)
 
 	var objs []any
 	if role == Active {
 		prepare, promote := base, base
 		prepare.Step, promote.Step = hookcmd.Prepare, hookcmd.Promote
+		prepare.RPO, promote.RPO = pl.tenant.Interval, pl.tenant.Interval
 		promote.Force = p.ForcePromote
 		objs = append(objs, cephJob(pl, prepare, waveStop), cephJob(pl, promote, waveRole))
 	} else {
@@ -74,6 +72,20 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// cephRequest is what every Ceph step of the app is given: its images, its
+// pools, and the namespace's Ceph user on this site's monitors.
+func cephRequest(pl *placement) hookcmd.Request {
+	p := pl.policy
+	images := make([]string, len(p.Volumes))
+	for i, v := range p.Volumes {
+		images[i] = v.Spec()
+	}
+	return hookcmd.Request{
+		Timeout: p.Hooks.StepTimeout, Parallelism: p.Hooks.Parallelism, Targets: images, Pools: pl.tenant.Pools,
+		Ceph: rbd.Conn{ID: pl.tenant.CephUser, KeyFile: cephKey.file(), MonHost: strings.Join(pl.ceph.Monitors, ",")},
+	}
 }
 
 func hookMeta(p *config.Policy, name, namespace string, step hookcmd.Step, wave int) objectMeta {
@@ -145,6 +157,11 @@ func (k keyMount) volume(ref config.SecretKeyRef) volume {
 // get the peer reader, when the platform set one, and the other site's
 // monitors: the flags and the key's mount are written here together.
 func cephJob(pl *placement, req hookcmd.Request, wave int) *job {
+	return hookJob(pl.policy, hookMeta(pl.policy, objectName(pl.policy.Name, string(req.Step)), pl.namespace, req.Step, wave), req.Step, cephPod(pl, req))
+}
+
+// cephPod is the pod of a Ceph step: cephJob's, and the rpo-check's.
+func cephPod(pl *placement, req hookcmd.Request) podSpec {
 	never := false
 	bin := volumeMount{Name: "rbd-dr-bin", MountPath: binDir}
 	mounts := []volumeMount{{Name: bin.Name, MountPath: bin.MountPath, ReadOnly: true}, cephKey.mount()}
@@ -154,9 +171,10 @@ func cephJob(pl *placement, req hookcmd.Request, wave int) *job {
 		mounts = append(mounts, peerKey.mount())
 		volumes = append(volumes, peerKey.volume(r.Secret))
 	}
-	pod := podSpec{
+	return podSpec{
 		AutomountServiceAccountToken: &never,
 		SecurityContext:              podSecurity(),
+		RestartPolicy:                "Never",
 		InitContainers: []container{{
 			Name:            "install-" + cmpenv.Binary,
 			Image:           pl.images.Hook,
@@ -176,7 +194,6 @@ func cephJob(pl *placement, req hookcmd.Request, wave int) *job {
 		}},
 		Volumes: append(volumes, volume{Name: bin.Name, EmptyDir: &struct{}{}}),
 	}
-	return hookJob(pl.policy, hookMeta(pl.policy, objectName(pl.policy.Name, string(req.Step)), pl.namespace, req.Step, wave), req.Step, pod)
 }
 
 // hookUser is the user every hook container runs as: the sidecar's, and

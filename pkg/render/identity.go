@@ -35,7 +35,7 @@ func checkOutput(r *Result, namespace string) error {
 	for _, res := range r.App.Resources() {
 		ids = append(ids, identityOf(res.GetApiVersion(), res.GetKind(), res.GetNamespace(), res.GetName(), namespace))
 	}
-	for _, obj := range append(append([]Object{}, r.Volumes...), r.Hooks...) {
+	for _, obj := range r.ours() {
 		meta, _ := obj["metadata"].(map[string]any)
 		ns, _ := meta["namespace"].(string)
 		name, _ := meta["name"].(string)

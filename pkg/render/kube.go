@@ -196,3 +196,23 @@ type persistentVolumeClaimSpec struct {
 type claimResources struct {
 	Requests map[string]resource.Quantity `json:"requests"`
 }
+
+type cronJob struct {
+	typeMeta
+	Metadata objectMeta  `json:"metadata"`
+	Spec     cronJobSpec `json:"spec"`
+}
+
+type cronJobSpec struct {
+	Schedule                   string          `json:"schedule"`
+	ConcurrencyPolicy          string          `json:"concurrencyPolicy,omitempty"`
+	StartingDeadlineSeconds    *int64          `json:"startingDeadlineSeconds,omitempty"`
+	SuccessfulJobsHistoryLimit *int32          `json:"successfulJobsHistoryLimit,omitempty"`
+	FailedJobsHistoryLimit     *int32          `json:"failedJobsHistoryLimit,omitempty"`
+	JobTemplate                jobTemplateSpec `json:"jobTemplate"`
+}
+
+type jobTemplateSpec struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     jobSpec    `json:"spec"`
+}

@@ -35,12 +35,15 @@ func labels(app, step string) map[string]string {
 
 // shorten fits name into maxName characters, keeping it unique with a hash of
 // what it stands for.
-func shorten(name, of string) string {
+func shorten(name, of string) string { return shortenTo(name, of, maxName) }
+
+// shortenTo fits name into limit characters the same way.
+func shortenTo(name, of string, limit int) string {
 	h := fnv.New32a()
 	h.Write([]byte(of))
 	suffix := fmt.Sprintf("-%08x", h.Sum32())
-	if len(name) > maxName-len(suffix) {
-		name = name[:maxName-len(suffix)]
+	if len(name) > limit-len(suffix) {
+		name = name[:limit-len(suffix)]
 	}
 	return strings.TrimRight(name, "-") + suffix
 }

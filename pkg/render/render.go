@@ -113,6 +113,9 @@ type Result struct {
 	Volumes []Object
 	// Hooks are the PreSync hook objects, in wave order.
 	Hooks []Object
+	// Checks are the app's own objects that watch it on this site, on both
+	// roles: the rpo-check CronJob.
+	Checks []Object
 }
 
 // Object is a rendered Kubernetes object in its unstructured form.
@@ -180,6 +183,11 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 		return nil, fmt.Errorf("site %s: %w", site.Name, h.err)
 	}
 	r.Hooks = h.objs
+	check, err := rpoCheck(pl)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", site.Name, err)
+	}
+	r.Checks = []Object{check}
 	if err := checkOutput(r, pl.namespace); err != nil {
 		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
 	}
@@ -197,7 +205,7 @@ func (r *Result) YAML() ([]byte, error) {
 	ours := make(chan *encoded, 1)
 	go func() {
 		e := &encoded{}
-		e.err = writeDocs(&e.b, append(append([]Object{}, r.Volumes...), r.Hooks...))
+		e.err = writeDocs(&e.b, r.ours())
 		ours <- e
 	}()
 	app, err := r.App.AsYaml()
@@ -216,6 +224,11 @@ func (r *Result) YAML() ([]byte, error) {
 	}
 	b.Write(tail.b.Bytes())
 	return b.Bytes(), nil
+}
+
+// ours is every object argocd-rbd-dr adds to the overlay's, in output order.
+func (r *Result) ours() []Object {
+	return append(append(append([]Object{}, r.Volumes...), r.Hooks...), r.Checks...)
 }
 
 // Warm starts kustomize's one-time set-up on another goroutine: its first

@@ -123,6 +123,7 @@ func TestObjectsDecodeStrictly(t *testing.T) {
 		"Deployment":            func() any { return &appsv1.Deployment{} },
 		"Ingress":               func() any { return &networkingv1.Ingress{} },
 		"Job":                   func() any { return &batchv1.Job{} },
+		"CronJob":               func() any { return &batchv1.CronJob{} },
 		"Role":                  func() any { return &rbacv1.Role{} },
 		"RoleBinding":           func() any { return &rbacv1.RoleBinding{} },
 	}
