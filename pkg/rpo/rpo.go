@@ -8,8 +8,10 @@ package rpo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
@@ -132,9 +134,9 @@ func Assess(o Observed, rpo time.Duration, now time.Time) Image {
 		}
 	}
 	peer, hasPeer := firstPeer(o.Status)
-	img.Mirror = fmt.Sprintf("%s %q", o.Status.State, o.Status.Description)
+	img.Mirror = mirrorState(o.Status.State, o.Status.Description)
 	if primary && hasPeer {
-		img.Mirror = fmt.Sprintf("peer %s: %s %q", peer.SiteName, peer.State, peer.Description)
+		img.Mirror = "peer " + peer.SiteName + ": " + mirrorState(peer.State, peer.Description)
 	}
 	switch {
 	case primary && !hasPeer:
@@ -168,6 +170,18 @@ func Assess(o Observed, rpo time.Duration, now time.Time) Image {
 		return set(Warning, "the copy is %s old, more than %dx the promised %s", age.Round(time.Second), WarningFactor, rbd.FormatInterval(rpo))
 	}
 	return set(OK, "the copy is %s old", age.Round(time.Second))
+}
+
+// mirrorState is a status record on one line: the state and its
+// description, with a replaying copy's details cut to its replay state.
+func mirrorState(state, desc string) string {
+	if head, js, ok := strings.Cut(desc, ", {"); ok {
+		var r rbd.Replay
+		if json.Unmarshal([]byte("{"+js), &r) == nil && r.ReplayState != "" {
+			desc = head + ", " + r.ReplayState
+		}
+	}
+	return fmt.Sprintf("%s %q", state, desc)
 }
 
 func firstPeer(st rbd.MirrorStatus) (rbd.PeerSite, bool) {
