@@ -180,4 +180,3 @@ func appFolders(dir string) ([]string, error) {
 	}
 	return dirs, nil
 }
-
