@@ -99,6 +99,11 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 			why = "no peer site reports this image"
 			return false, backOff, nil
 		case forced:
+			newer, waitWhy, err := s.claimNewer(ctx, p.SiteName)
+			if !newer {
+				why = waitWhy
+				return false, backOff, err
+			}
 			res.Note = fmt.Sprintf("peer %s is primary (%s): this copy is stale", p.SiteName, claim)
 			return true, fast, nil
 		case !inFlight && p.HasCopied(newest.Timestamp.Unix()):
@@ -123,6 +128,9 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 		}
 		return false, backOff, nil
 	})
+	if errors.Is(err, errStaleClaim) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("not demoted: the peer has not confirmed a complete copy of this primary's newest snapshot (%s), so demoting could lose the writes since; check the peer's rbd-mirror, and if the peer site is lost keep this site active: %w", why, err)
 	}

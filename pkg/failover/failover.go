@@ -31,6 +31,9 @@ type Rbd interface {
 	Demote(ctx context.Context, img rbd.Image) error
 	Resync(ctx context.Context, img rbd.Image) error
 	Schedules(ctx context.Context) ([]rbd.Schedule, error)
+	// Meta and SetMeta read and write image metadata (PromotedAt).
+	Meta(ctx context.Context, img rbd.Image, key string) (string, bool, error)
+	SetMeta(ctx context.Context, img rbd.Image, key, value string) error
 }
 
 // Peer is what demote and promote read of the peer cluster, with a
@@ -39,6 +42,8 @@ type Rbd interface {
 // and of its role.
 type Peer interface {
 	Snapshots(ctx context.Context, img rbd.Image) ([]rbd.Snapshot, error)
+	// HeaderMeta reads image metadata as a read-only user can (PromotedAt).
+	HeaderMeta(ctx context.Context, img rbd.Image, key string) (string, bool, error)
 }
 
 // The defaults of the step tunables that rbd-dr.yaml does not set; the

@@ -79,7 +79,10 @@ type fake struct {
 	// schedules are this site's mirror snapshot schedules (every level).
 	schedules    []rbd.Schedule
 	schedulesErr error
-	calls        []string
+	// meta and peerMeta are this site's and the peer's image metadata.
+	meta, peerMeta map[string]string
+	setMetaErr     []error
+	calls          []string
 }
 
 func (f *fake) record(call string) {
@@ -184,6 +187,36 @@ func (f *fake) Schedules(context.Context) ([]rbd.Schedule, error) {
 	return f.schedules, f.schedulesErr
 }
 
+func (f *fake) Meta(_ context.Context, _ rbd.Image, key string) (string, bool, error) {
+	f.record("meta")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.meta[key]
+	return v, ok, nil
+}
+
+func (f *fake) SetMeta(_ context.Context, _ rbd.Image, key, value string) error {
+	f.record("set meta")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := next(&f.setMetaErr); err != nil {
+		return err
+	}
+	if f.meta == nil {
+		f.meta = map[string]string{}
+	}
+	f.meta[key] = value
+	return nil
+}
+
+func (p peer) HeaderMeta(_ context.Context, _ rbd.Image, key string) (string, bool, error) {
+	p.f.record("peer meta")
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	v, ok := p.f.peerMeta[key]
+	return v, ok, p.f.peerErr
+}
+
 // peer is the fake's view of the peer cluster, read with a read-only user.
 type peer struct{ f *fake }
 
@@ -245,7 +278,12 @@ func list(s ...rbd.Snapshot) []rbd.Snapshot { return s }
 // lab replays recordings of the two-site lab (pkg/rbd/testdata/lab) through
 // the real rbd.Client, so the outcomes are classified from Ceph's own text.
 func lab(t *testing.T, queues map[string][]string) *rbdtest.Replay {
-	r := &rbdtest.Replay{T: t, Queues: map[string][]rbd.Output{}}
+	// Recording the promotion time prints nothing and succeeds; none was
+	// recorded before (Ceph 16.2's answer for a key that is not set).
+	r := &rbdtest.Replay{T: t, Queues: map[string][]rbd.Output{
+		"image-meta set": {{}},
+		"image-meta get": {{ExitCode: 2, Stderr: []byte("failed to get metadata rbd-dr.io/promoted-at of image : (2) No such file or directory\nrbd: getting metadata failed: (2) No such file or directory\n")}},
+	}}
 	for verb, names := range queues {
 		for _, n := range names {
 			r.Queues[verb] = append(r.Queues[verb], rbdtest.Load(t, rbdtest.Dir, n))

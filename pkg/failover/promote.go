@@ -28,6 +28,9 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 			return err
 		}
 		s.res.After = "primary"
+		if err := s.stamp(ctx); err != nil {
+			return err
+		}
 	}
 	return s.peerNotPrimary(ctx)
 }

@@ -32,12 +32,16 @@ type Conn struct {
 	MonHost string
 }
 
-func (c Conn) argv(args ...string) []string {
-	bin := c.Binary
-	if bin == "" {
-		bin = "rbd"
+// binary is the rbd executable.
+func (c Conn) binary() string {
+	if c.Binary == "" {
+		return "rbd"
 	}
-	out := []string{bin}
+	return c.Binary
+}
+
+func (c Conn) argv(args ...string) []string {
+	out := []string{c.binary()}
 	if c.MonHost != "" && c.Conf == "" {
 		// The monitors and the key are given: an empty conf keeps rbd from
 		// looking for /etc/ceph/ceph.conf and printing errors when it is absent.

@@ -1,0 +1,104 @@
+package failover_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+)
+
+// Promote records when it made the image primary, and only then.
+func TestPromoteRecordsWhen(t *testing.T) {
+	t.Run("promoted", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || f.meta[failover.PromotedAt] != "2026-11-24T09:02:30Z" {
+			t.Errorf("%+v, meta %v, calls %v", res, f.meta, f.calls)
+		}
+	})
+	t.Run("already primary: the time of the real promotion stays", func(t *testing.T) {
+		f := &fake{primary: true, meta: map[string]string{failover.PromotedAt: "2026-11-01T00:00:00Z"}, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("set meta") != 0 || f.meta[failover.PromotedAt] != "2026-11-01T00:00:00Z" {
+			t.Errorf("%+v, meta %v, calls %v", res, f.meta, f.calls)
+		}
+	})
+	t.Run("the record fails once: retried", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, setMetaErr: []error{errors.New("timed out"), nil}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("set meta") != 2 || f.meta[failover.PromotedAt] == "" {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the record keeps failing: the step fails and says the command", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, setMetaErr: []error{errors.New("Operation not permitted")}}
+		o, _ := opts()
+		o.Timeout = 30 * time.Second
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "promoted, but recording when (rbd image-meta set replicapool/img1 rbd-dr.io/promoted-at ") {
+			t.Errorf("%+v", res)
+		}
+	})
+}
+
+// The failback shortcut: this site was force-promoted (it holds the newer
+// data); the old site came back still primary, and git moved the app back
+// to it without the resync. This site's demote must refuse, and change
+// nothing; when the peer was promoted after this site (the lost site
+// returning, the usual case), it demotes.
+func TestDemoteRefusesAnOlderClaim(t *testing.T) {
+	claims := func(t *testing.T) rbd.MirrorStatus { return status(t, "s5_b_back_both_primary", "a") }
+	single := list(own(5, 1795511193, "primary", peerUUID))
+	peerPrimary := [][]rbd.Snapshot{list(own(9, 1795512000, "primary"))}
+	const forcedHere = "2026-11-24T09:00:00Z"
+	cases := []struct {
+		name     string
+		own      string // "" for none
+		peer     string
+		peerRead bool // a peer reader is given
+		demoted  bool
+		why      string
+	}{
+		{"peer promoted before this site", forcedHere, "2026-11-20T12:00:00Z", true, false, "its copy was promoted at 2026-11-20T12:00:00Z, before this copy was (2026-11-24T09:00:00Z)"},
+		{"peer never promoted by the tool", forcedHere, "", true, false, "its copy was never promoted by argocd-rbd-dr"},
+		{"peer promoted after this site", forcedHere, "2026-11-24T09:01:00Z", true, true, "a forced failover: its own snapshots say so"},
+		{"no record here (before the tool recorded it)", "", "2026-11-20T12:00:00Z", true, true, "a forced failover"},
+		{"no peer reader: git decides", forcedHere, "2026-11-20T12:00:00Z", false, true, "rbd-dr.yaml says forcePromote: true"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := &fake{primary: true, statuses: []rbd.MirrorStatus{claims(t)}, snaps: [][]rbd.Snapshot{single}, peerSnaps: peerPrimary,
+				meta: map[string]string{}, peerMeta: map[string]string{}}
+			if c.own != "" {
+				f.meta[failover.PromotedAt] = c.own
+			}
+			if c.peer != "" {
+				f.peerMeta[failover.PromotedAt] = c.peer
+			}
+			var p failover.Peer
+			if c.peerRead {
+				p = peer{f}
+			}
+			o, _ := opts()
+			o.ForcePromoted = true
+			res := only(t, failover.Demote(context.Background(), f, p, []rbd.Image{img}, o))
+			text := res.Note
+			if res.Err != nil {
+				text = res.Err.Error()
+			}
+			if got := f.count("demote") == 1; got != c.demoted || (res.Err == nil) != c.demoted || !strings.Contains(text, c.why) {
+				t.Errorf("demoted %t, want %t: %s; calls %v", got, c.demoted, text, f.calls)
+			}
+			if !c.demoted && (!strings.Contains(text, "set activeSite back to this site") || res.Took > time.Second) {
+				t.Errorf("the refusal does not say the runbook, or waited (%s): %s", res.Took, text)
+			}
+		})
+	}
+}
