@@ -66,7 +66,7 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 		// The peer's links here are the first sign: it unlinks itself
 		// from the older snapshot as its copy of the newest completes.
 		inFlight, caughtUp := rbd.PeerLinks(s.snaps)
-		if caughtUp {
+		if caughtUp && s.linksProve(ctx) {
 			res.Note = fmt.Sprintf("the peer unlinked itself from the older snapshots: its copy of snapshot %d is complete", newest.ID)
 			return true, fast, nil
 		}
@@ -135,6 +135,24 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 		return fmt.Errorf("not demoted: the peer has not confirmed a complete copy of this primary's newest snapshot (%s), so demoting could lose the writes since; check the peer's rbd-mirror, and if the peer site is lost keep this site active: %w", why, err)
 	}
 	return nil
+}
+
+// linksProve says whether the links' "caught up" (no peer linked to an
+// older own snapshot any more) is the peer having moved on: only if the
+// peer had followed this image up to that older snapshot. An older
+// snapshot taken before the peer was added (or re-bootstrapped) was never
+// linked to it, and reads the same; then the peer's status record must
+// show a complete copy of that snapshot or a later one (even a lagging
+// record does: it was copied before the newest was taken). Otherwise the
+// direct proofs decide.
+func (s *imageStep) linksProve(ctx context.Context) bool {
+	older, ok := rbd.OlderOwn(s.snaps)
+	if !ok {
+		return false
+	}
+	st, err := s.c.MirrorStatus(ctx, s.img)
+	p, ok := firstPeer(st)
+	return err == nil && ok && p.CopiedSince(older.Timestamp.Unix())
 }
 
 // forcedFailover says whether the peer's claim to be primary, read from its

@@ -24,11 +24,40 @@ func TestDemote(t *testing.T) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
-	t.Run("the peer unlinked itself from the older snapshot: demote at once", func(t *testing.T) {
-		f := &fake{primary: true, snaps: [][]rbd.Snapshot{list(own(4, 1, "primary"), own(5, 2, "primary", peerUUID))}}
+	t.Run("the peer unlinked itself from the older snapshot it had copied: demote at once", func(t *testing.T) {
+		// its record, lagging, still shows the older snapshot's copy
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{list(own(4, 1795511100, "primary"), own(5, 1795511193, "primary", peerUUID))},
+			statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511100)}}
 		o, _ := opts()
 		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
-		if res.Err != nil || res.Action != "demoted" || res.After != "non-primary" || f.count("demote") != 1 || f.count("status") != 0 || res.Took != 0 {
+		if res.Err != nil || res.Action != "demoted" || res.After != "non-primary" || f.count("demote") != 1 || f.count("status") != 1 || res.Took != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	// The gap: the older snapshot was taken before the peer was added (or
+	// re-bootstrapped), so it was never linked to it, and the links read
+	// "caught up" while the peer's first copy is still running.
+	t.Run("an older snapshot never linked to the peer: waits for a direct proof", func(t *testing.T) {
+		snaps := [][]rbd.Snapshot{list(own(4, 1795511100, "primary"), own(5, 1795511193, "primary", peerUUID))}
+		starting := status(t, "s3_b_replaying", "a")
+		starting.PeerSites[0].Description = "starting replay"
+		f := &fake{primary: true, snaps: snaps, statuses: []rbd.MirrorStatus{starting}}
+		o, _ := opts()
+		o.Timeout = 30 * time.Second
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("demote") != 0 {
+			t.Errorf("demoted on the links alone: %+v, calls %v", res, f.calls)
+		}
+		// A record of a copy older than that snapshot proves nothing either.
+		f = &fake{primary: true, snaps: snaps, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511000)}}
+		if res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o)); res.Err == nil || f.count("demote") != 0 {
+			t.Errorf("demoted on an older copy's record: %+v, calls %v", res, f.calls)
+		}
+		// The peer's own list, once it holds the complete copy, does.
+		f = &fake{primary: true, snaps: snaps, statuses: []rbd.MirrorStatus{starting},
+			peerSnaps: [][]rbd.Snapshot{list(copied(8, 5, "non-primary", false, 3)), list(copied(8, 5, "non-primary", true, 16))}}
+		res = only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "the peer holds a complete copy of snapshot 5") {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
@@ -145,11 +174,11 @@ func TestDemote(t *testing.T) {
 			primary bool
 			action  string
 		}{
-			{list(own(4, 1, "primary"), own(5, 2, "primary", peerUUID)), false, "demoted"},
+			{list(own(4, 1795511100, "primary"), own(5, 1795511193, "primary", peerUUID)), false, "demoted"},
 			{list(own(4, 1, "primary"), copied(7, 6, "non-primary", true, 16)), true, "none"},
 			{list(own(4, 1, "demoted", peerUUID)), true, "none"},
 		} {
-			f := &fake{primary: c.primary, snaps: [][]rbd.Snapshot{c.snaps}}
+			f := &fake{primary: c.primary, snaps: [][]rbd.Snapshot{c.snaps}, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511100)}}
 			o, _ := opts()
 			res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
 			if res.Err != nil || res.Action != c.action || f.count("info") != 0 {
@@ -245,16 +274,18 @@ func TestDemote(t *testing.T) {
 }
 
 // The demote of a planned relocation as recorded: site-b had completed its
-// copy of site-a's newest snapshot and unlinked itself from the older one.
+// copy of site-a's newest snapshot and unlinked itself from the older one,
+// whose copy its record shows.
 func TestDemoteOnRecordedRelocation(t *testing.T) {
 	l := lab(t, map[string][]string{
 		"info":                {"s1_replaying.site-a.info"},
 		"snap ls":             {"s1_replaying.site-a.snaps"},
+		"mirror image status": {"s1_replaying.site-a.status"},
 		"mirror image demote": {"s2_demote_a"},
 	})
 	o, _ := opts()
 	res := only(t, failover.Demote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
-	if res.Err != nil || res.Action != "demoted" || l.Count("mirror image demote") != 1 || l.Count("mirror image status") != 0 {
+	if res.Err != nil || res.Action != "demoted" || l.Count("mirror image demote") != 1 || l.Count("mirror image status") != 1 {
 		t.Errorf("%+v, calls %v", res, l.Calls())
 	}
 }

@@ -25,10 +25,10 @@ var timedOut = fmt.Errorf("rbd mirror image promote: %w", rbd.ErrTimeout)
 
 func TestDemoteCallFailing(t *testing.T) {
 	proven := func() [][]rbd.Snapshot {
-		return [][]rbd.Snapshot{list(own(4, 1, "primary"), own(5, 2, "primary", peerUUID))}
+		return [][]rbd.Snapshot{list(own(4, 1795511100, "primary"), own(5, 1795511193, "primary", peerUUID))}
 	}
 	t.Run("refused: reported as failed, the image still primary", func(t *testing.T) {
-		f := &fake{primary: true, snaps: proven(), demote: []error{refused("mirror", "image", "demote")}}
+		f := &fake{primary: true, snaps: proven(), statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511100)}, demote: []error{refused("mirror", "image", "demote")}}
 		o, _ := opts()
 		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "Operation not permitted") || res.Action == "demoted" || res.After == "non-primary" || f.count("demote") != 1 {
@@ -39,7 +39,7 @@ func TestDemoteCallFailing(t *testing.T) {
 		}
 	})
 	t.Run("already non-primary: done", func(t *testing.T) {
-		f := &fake{primary: true, snaps: proven(), demote: []error{&rbd.CmdError{Args: []string{"mirror", "image", "demote"}, ExitCode: 22, Stderr: "rbd: error demoting image to non-primary: image is not primary"}}}
+		f := &fake{primary: true, snaps: proven(), statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511100)}, demote: []error{&rbd.CmdError{Args: []string{"mirror", "image", "demote"}, ExitCode: 22, Stderr: "rbd: error demoting image to non-primary: image is not primary"}}}
 		o, _ := opts()
 		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "demoted" || res.After != "non-primary" {

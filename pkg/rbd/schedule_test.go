@@ -165,3 +165,26 @@ func TestLastCopyOfNothingCopied(t *testing.T) {
 		t.Errorf("got %+v %v, want snapshot 2's time", got, ok)
 	}
 }
+
+func TestOlderOwnAndCopiedSince(t *testing.T) {
+	var snaps []rbd.Snapshot
+	rpoRecording(t, "primary-peer-replaying.snaps.json", &snaps)
+	older, ok := rbd.OlderOwn(snaps)
+	if !ok || older.ID != 6 {
+		t.Fatalf("older own: %+v %v, want snapshot 6", older, ok)
+	}
+	if _, ok := rbd.OlderOwn(snaps[1:]); ok {
+		t.Error("a single own snapshot has an older one")
+	}
+	var killed rbd.MirrorStatus // the record a killed rbd-mirror left: copied up to 1796462160
+	rpoRecording(t, "primary-peer-killed.status.json", &killed)
+	p := killed.PeerSites[0]
+	if !p.CopiedSince(1796462160) || p.CopiedSince(1796462161) {
+		t.Error("CopiedSince does not read the record's local_snapshot_timestamp")
+	}
+	var stopped rbd.MirrorStatus // "stopped": no details at all
+	rpoRecording(t, "primary-peer-stopped.status.json", &stopped)
+	if stopped.PeerSites[0].CopiedSince(0) {
+		t.Error("a record without replay details shows a copy")
+	}
+}

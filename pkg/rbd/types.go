@@ -195,6 +195,16 @@ func PeerLinks(snaps []Snapshot) (behind, caughtUp bool) {
 	return false, older > 0
 }
 
+// OlderOwn is the newest own snapshot before the newest one: the one a
+// caught-up peer unlinked itself from.
+func OlderOwn(snaps []Snapshot) (Snapshot, bool) {
+	newest, ok := LatestOwn(snaps)
+	if !ok {
+		return Snapshot{}, false
+	}
+	return latest(snaps, func(s Snapshot) bool { return s.Own() && s.ID != newest.ID })
+}
+
 func latest(snaps []Snapshot, match func(Snapshot) bool) (Snapshot, bool) {
 	for i := len(snaps) - 1; i >= 0; i-- {
 		if match(snaps[i]) {
@@ -234,6 +244,14 @@ func (p PeerSite) Replay() (Replay, bool) {
 		return r, false
 	}
 	return r, true
+}
+
+// CopiedSince says whether the peer's record, even one a stopped daemon
+// left, shows a complete copy of a snapshot the primary took at unix time
+// snapTime or later: the peer was following this image by then.
+func (p PeerSite) CopiedSince(snapTime int64) bool {
+	r, ok := details(p.Description)
+	return ok && r.LocalSnapshotTimestamp >= snapTime
 }
 
 // HasCopied says whether the peer follows this primary and has completed
