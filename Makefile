@@ -43,7 +43,7 @@ e2e-cmpserver: tools ## Argo CD's own cmp-server (v2 and v3) against the built b
 
 e2e-ceph: tools ## the two-site Ceph lab: every scenario with the real hook binary (root)
 	@mkdir -p bin; rc=0; RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v ./test/ceph > bin/e2e-ceph.log 2>&1 || rc=$$?; \
-	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|floor-ratio|  [0-9] )' bin/e2e-ceph.log; \
+	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|floor-ratio|rpo-check-|  [0-9]+ )' bin/e2e-ceph.log; \
 	if [ $$rc -ne 0 ]; then hack/failed-tests.sh bin/e2e-ceph.log 150; echo "----- the log's end -----"; tail -40 bin/e2e-ceph.log; fi; exit $$rc
 
 e2e-fullloop: tools ## the whole loop: git, Argo CD, three real API servers, node agents, hook Jobs, Ceph (root; builds kube/Argo CD once)

@@ -31,11 +31,19 @@ func details(desc string) (Replay, bool) {
 
 // LastCopyOf reads an image's last complete copy from one site: a
 // primary's from its peer's status record here, a non-primary's from its
-// own; when the record has no replay details, from the snapshots listed
-// here (a primary: the own snapshot its peer is still linked to, the base
-// of its next copy; a non-primary: its newest complete copy, whose time
-// here trails the primary's snapshot by the moment the copy started). ok is
-// false when nothing shows a complete copy: the image is not protected.
+// own. When the record has no replay details (a stopped rbd-mirror writes
+// just "stopped"; a replayer that is starting, none yet), from the
+// snapshots listed here:
+//   - a primary: the own snapshot its peer is still linked to, the base of
+//     its next copy; or, just promoted, the peer's snapshot it was promoted
+//     from (its newest complete copy here): the peer holds that data, having
+//     taken it;
+//   - a non-primary: its newest complete copy, or its own demotion: the
+//     primary was promoted from that data.
+//
+// A copy's time here trails the primary's snapshot by the moment the copy
+// started. ok is false when nothing shows a complete copy: the image is not
+// protected.
 func LastCopyOf(st MirrorStatus, snaps []Snapshot, primary bool) (LastCopy, bool) {
 	desc := st.Description
 	if primary {
@@ -48,16 +56,17 @@ func LastCopyOf(st MirrorStatus, snaps []Snapshot, primary bool) (LastCopy, bool
 	if r, ok := details(desc); ok {
 		return LastCopy{At: time.Unix(r.LocalSnapshotTimestamp, 0).UTC(), From: "status"}, true
 	}
-	if !primary {
-		if s, ok := LastSyncedCopy(snaps); ok && !s.Timestamp.IsZero() {
-			return LastCopy{At: s.Timestamp.UTC(), From: "snapshots"}, true
+	held := func(s Snapshot) bool { return s.Copy() && s.Namespace.Complete || !primary && s.Own() && s.Demoted() }
+	s, ok := latest(snaps, held)
+	if primary {
+		if base, linked := copyBase(snaps); linked {
+			s, ok = base, true
 		}
+	}
+	if !ok || s.Timestamp.IsZero() {
 		return LastCopy{}, false
 	}
-	if s, ok := copyBase(snaps); ok && !s.Timestamp.IsZero() {
-		return LastCopy{At: s.Timestamp.UTC(), From: "snapshots"}, true
-	}
-	return LastCopy{}, false
+	return LastCopy{At: s.Timestamp.UTC(), From: "snapshots"}, true
 }
 
 // copyBase is the oldest own snapshot a peer is still linked to: the one

@@ -160,6 +160,18 @@ func TestLastCopyOfNothingCopied(t *testing.T) {
 	if _, ok := rbd.LastCopyOf(rbd.MirrorStatus{State: "up+syncing", Description: "syncing"}, []rbd.Snapshot{partial}, false); ok {
 		t.Error("a partial copy counts as copied")
 	}
+	// Just promoted here from a complete copy of the peer's demotion, the
+	// peer's replayer not started yet: the peer holds that data.
+	demotion := rbd.Snapshot{ID: 3, Timestamp: rbd.SnapTime{Time: time.Unix(10, 0)}, Namespace: rbd.SnapshotNamespace{Type: "mirror", State: "demoted", PrimaryMirrorUUID: "u", Complete: true}}
+	if got, ok := rbd.LastCopyOf(st, []rbd.Snapshot{demotion, own(11, "p")}, true); !ok || got.At.Unix() != 10 {
+		t.Errorf("just promoted: got %+v %v, want the copied demotion's time", got, ok)
+	}
+	// Just demoted here: the primary was promoted from this data.
+	demoted := own(20)
+	demoted.Namespace.State = "demoted"
+	if got, ok := rbd.LastCopyOf(rbd.MirrorStatus{State: "up+starting_replay", Description: "starting replay"}, []rbd.Snapshot{own(19), demoted}, false); !ok || got.At.Unix() != 20 {
+		t.Errorf("just demoted: got %+v %v, want the demotion's time", got, ok)
+	}
 	// The peer linked to an older snapshot: that one is its last complete copy.
 	if got, ok := rbd.LastCopyOf(st, []rbd.Snapshot{own(1), own(2, "p"), own(3, "p")}, true); !ok || got.At.Unix() != 2 {
 		t.Errorf("got %+v %v, want snapshot 2's time", got, ok)

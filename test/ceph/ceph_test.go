@@ -138,21 +138,27 @@ func readOnlyUser(site string, c rbd.Conn) (rbd.Conn, error) {
 }
 
 // teamCaps are the caps manifests/tenant's CephClient gives a team: the
-// smallest with which every hook step works.
-var teamCaps = []string{"mon", "profile rbd", "osd", "profile rbd pool=" + pool}
+// smallest with which every hook step works (the mgr cap reads the mirror
+// snapshot schedules).
+var teamCaps = []string{"mon", "profile rbd", "osd", "profile rbd pool=" + pool, "mgr", "profile rbd pool=" + pool}
 
 // teamUser makes the site's least-privilege user, with its key alone in a
 // file as a mounted Secret holds it.
 func teamUser(site string) (rbd.Conn, error) {
-	key, err := lab.User(site, "team", teamCaps...)
+	return userWith(site, "team", teamCaps...)
+}
+
+// userWith makes a user with caps on a site, its key alone in a file.
+func userWith(site, name string, caps ...string) (rbd.Conn, error) {
+	key, err := lab.User(site, name, caps...)
 	if err != nil {
 		return rbd.Conn{}, err
 	}
-	keyFile := filepath.Join(labDir, site, "team.key")
+	keyFile := filepath.Join(labDir, site, name+".key")
 	if err := os.WriteFile(keyFile, []byte(key), 0o440); err != nil {
 		return rbd.Conn{}, err
 	}
-	return rbd.Conn{ID: "team", KeyFile: keyFile, MonHost: conns[site].MonHost}, nil
+	return rbd.Conn{ID: name, KeyFile: keyFile, MonHost: conns[site].MonHost}, nil
 }
 
 func other(site string) string {
@@ -235,7 +241,12 @@ const noPeerReader = "(no peer reader)"
 // hookAs runs a hook step as the team user with the pools its args give.
 func hookAs(t *testing.T, site, step string, args ...string) hookRun {
 	t.Helper()
-	c := teams[site]
+	return hookWith(t, teams[site], site, step, args...)
+}
+
+// hookWith runs a hook step on site as the user of c.
+func hookWith(t *testing.T, c rbd.Conn, site, step string, args ...string) hookRun {
+	t.Helper()
 	var argv []string
 	// RBD_DR_E2E_LOG_LEVEL=debug shows every rbd call of every step.
 	level := os.Getenv("RBD_DR_E2E_LOG_LEVEL")
@@ -437,6 +448,7 @@ func TestScenarios(t *testing.T) {
 	t.Run("8 twenty images together", manyImages)
 	t.Run("4 disaster and 5 return of the lost site", disasterAndReturn)
 	t.Run("9 the team user cannot touch another pool", otherPoolRefused)
+	t.Run("10 the recovery point: schedules, the rpo-check and status", recoveryPoint)
 }
 
 // permissionDenied is how rbd reports EPERM or EACCES.
@@ -925,6 +937,20 @@ func disasterAndReturn(t *testing.T) {
 	if !claimed {
 		t.Fatal("site-a's status never showed site-b's claim to be primary after its return")
 	}
+	// The failback shortcut: git moves the app back to site-a without the
+	// resync (activate refuses that; a hand edit does not go through it).
+	// site-b's demote finds site-a primary by its own snapshots, but site-a
+	// was primary before site-b was force-promoted: site-b holds the newer
+	// data, written after the disaster, and must keep it.
+	writeData(t, "site-b", spec)
+	afterDisaster := checksum(t, "site-b", spec)
+	shortcut := hook(t, "site-b", "demote", "--timeout=30s", "--force-promoted", spec)
+	if shortcut.code == 0 || !primary(t, "site-b", spec) || !strings.Contains(shortcut.stdout+shortcut.stderr, "not demoted: peer site-a claims primary, but its copy was never promoted by argocd-rbd-dr, before this copy was") {
+		t.Fatalf("site-b's demote gave way to site-a's older claim (exit %d):\n%s\n%s", shortcut.code, shortcut.stdout, shortcut.stderr)
+	}
+	if got := checksum(t, "site-b", spec); got != afterDisaster {
+		t.Fatalf("site-b's data changed under the refused shortcut: %s, want %s", got, afterDisaster)
+	}
 	alone := hook(t, "site-a", "demote", "--timeout=5s", noPeerReader, floors[0])
 	if alone.code == 0 || !primary(t, "site-a", floors[0]) || !strings.Contains(alone.stdout+alone.stderr, "but nothing confirms it: that record lags a demotion") {
 		t.Fatalf("site-a demoted on site-b's status claim alone (exit %d):\n%s\n%s", alone.code, alone.stdout, alone.stderr)
@@ -948,8 +974,8 @@ func disasterAndReturn(t *testing.T) {
 	mustHook(t, "site-a", "resync", append([]string{"--timeout=5m", "--force-promoted"}, all...)...)
 	record("5 return of site-a: demote and resync", time.Since(back))
 	waitSynced(t, "site-b", "site-a", spec)
-	if got := checksum(t, "site-a", spec); got != replicated {
-		t.Fatalf("site-a holds %s after the resync, want site-b's %s", got, replicated)
+	if got := checksum(t, "site-a", spec); got != afterDisaster {
+		t.Fatalf("site-a holds %s after the resync, want site-b's %s, written after the disaster", got, afterDisaster)
 	}
 	if primary(t, "site-a", spec) || !primary(t, "site-b", spec) {
 		t.Fatal("site-b must be the only primary")
@@ -963,4 +989,134 @@ func mustHookForced(t *testing.T, spec string) hookRun {
 		t.Fatalf("forced promote failed:\n%s\n%s", r.stdout, r.stderr)
 	}
 	return r
+}
+
+// recoveryPoint: a one-minute mirror snapshot schedule on both sites, as
+// the platform sets it; prepare and promote refuse an image it does not
+// cover; the rpo-check passes while rbd-mirror copies, fails within 3x the
+// interval plus a minute once the passive site's rbd-mirror stops, and
+// passes again after it restarts; status shows it; a key without the mgr
+// cap is told which cap it lacks.
+func recoveryPoint(t *testing.T) {
+	const every = time.Minute
+	spec := newImage(t, "rpo", 4)
+	if !primary(t, "site-a", spec) {
+		t.Fatalf("%s is not primary on site-a", spec)
+	}
+	schedule := func(site, verb string) {
+		rbdCmd(t, site, "mirror", "snapshot", "schedule", verb, "--pool", pool, "1m")
+	}
+	// Without a schedule, the image left primary is refused.
+	r := hook(t, "site-a", "prepare", "--rpo=1m", "--timeout=30s", spec)
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "no mirror snapshot schedule covers "+spec+" on this site") ||
+		!strings.Contains(r.stdout+r.stderr, "rbd mirror snapshot schedule add --pool "+pool+" 1m") {
+		t.Fatalf("prepare without a schedule (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, site := range cephlab.Sites {
+		schedule(site, "add")
+	}
+	t.Cleanup(func() {
+		for _, site := range cephlab.Sites {
+			_, _ = rbdRun(site, "mirror", "snapshot", "schedule", "remove", "--pool", pool, "1m")
+		}
+	})
+	if r := mustHook(t, "site-a", "prepare", "--rpo=1m", "--timeout=30s", spec); !strings.Contains(r.stdout, "scheduled every 1m (pool "+pool+"): first snapshot due by") {
+		t.Errorf("prepare does not say when the first scheduled snapshot is due:\n%s", r.stdout)
+	}
+
+	check := func(site string) hookRun { return hook(t, site, "rpo-check", "--rpo=1m", "--timeout=50s", spec) }
+	// until polls the check on both sites every 5 s until it passes (or
+	// fails) on either, and says how long that took.
+	until := func(pass bool, limit time.Duration) (time.Duration, hookRun) {
+		start := time.Now()
+		for {
+			for _, site := range cephlab.Sites {
+				if r := check(site); (r.code == 0) == pass {
+					return time.Since(start), r
+				}
+			}
+			if time.Since(start) > limit {
+				t.Fatalf("the rpo-check did not %s within %s", map[bool]string{true: "pass", false: "fail"}[pass], limit)
+			}
+			time.Sleep(5 * time.Second)
+		}
+	}
+	// The first scheduled copy: the mgr's rescan (a minute), then the interval.
+	until(true, 4*every)
+	for _, site := range cephlab.Sites {
+		if r := check(site); r.code != 0 {
+			t.Fatalf("%s: the rpo-check fails while rbd-mirror copies:\n%s\n%s", site, r.stdout, r.stderr)
+		}
+	}
+	// status shows both sites' views of the image.
+	status := exec.Command(bin, "status", rpoApp(t, spec), "--settings", rpoSettings(t), "--namespace", "wordpress", "-o", "json",
+		"--ceph-conf", "site-a="+conns["site-a"].Conf+",site-b="+conns["site-b"].Conf)
+	if out, err := status.Output(); err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	} else if strings.Count(string(out), `"role": "primary"`) != 1 || strings.Count(string(out), `"role": "non-primary"`) != 1 || strings.Count(string(out), `"level": "ok"`) != 2 {
+		t.Errorf("status of the example on the lab:\n%s", out)
+	}
+
+	if _, err := lab.Run("stop", "site-b", "rbd-mirror"); err != nil {
+		t.Fatal(err)
+	}
+	took, r := until(false, 3*every+2*time.Minute)
+	limit := 3*every + time.Minute
+	fmt.Printf("rpo-check-fails %.0f %.0f (seconds from stopping site-b's rbd-mirror to a failing check; limit)\n", took.Seconds(), limit.Seconds())
+	record("10 rpo-check fails after rbd-mirror stopped", took)
+	if took > limit || !strings.Contains(r.stdout+r.stderr, "critical") {
+		t.Errorf("the check failed after %s (limit %s):\n%s\n%s", took, limit, r.stdout, r.stderr)
+	}
+	if _, err := lab.Run("start", "site-b"); err != nil {
+		t.Fatal(err)
+	}
+	took, _ = until(true, 4*every)
+	fmt.Printf("rpo-check-clears %.0f (seconds from restarting it to a passing check)\n", took.Seconds())
+	record("10 rpo-check passes after rbd-mirror restarted", took)
+
+	// A key without the mgr cap cannot read the schedules: told so, exit 1.
+	noMgr, err := userWith("site-a", "team-nomgr", "mon", "profile rbd", "osd", "profile rbd pool="+pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = hookWith(t, noMgr, "site-a", "rpo-check", "--pools="+pool, "--rpo=1m", "--timeout=30s", spec)
+	if r.code != 1 || !strings.Contains(r.stderr, "may not read the mirror snapshot schedules: give it the cap mgr 'profile rbd pool=<pool>'") {
+		t.Errorf("rpo-check without the mgr cap (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// rpoSettings is the example's settings with the lab's monitors and an
+// rpo of one minute, for status.
+func rpoSettings(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "examples", "rbd-dr-settings.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "settings.yaml")
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), "rpo: 5m", "rpo: 1m", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// rpoApp is the example app with the one volume spec, in a folder of its own.
+func rpoApp(t *testing.T, spec string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "app")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, "examples", "wordpress"))); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(dir, "rbd-dr.yaml")
+	b, err := os.ReadFile(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _, _ := strings.Cut(string(b), "volumes:")
+	img := image(spec)
+	doc += fmt.Sprintf("volumes:\n  - {pvc: mysql-pv-claim, pool: %s, image: %s, size: 4Mi}\n  - {pvc: wp-pv-claim, pool: %[1]s, image: %s-other, size: 4Mi}\n", img.Pool, img.Name, img.Name)
+	if err := os.WriteFile(policy, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
