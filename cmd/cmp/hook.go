@@ -121,7 +121,7 @@ func rpoCheck(ctx context.Context, sys system, c rpo.Reader, r hookcmd.Request, 
 	for i, o := range observed {
 		img := rpo.Assess(o, r.RPO, now)
 		judged[i] = img
-		entry := log.WithFields(log.Fields{"image": img.Image, "role": img.Role, "level": img.Level, "ageSeconds": int(img.Age)})
+		entry := log.WithFields(log.Fields{"image": img.Image, "role": img.Role, "rpo": img.Level, "ageSeconds": int(img.Age)})
 		switch {
 		case img.Level.Fails():
 			entry.Error(img.Reason)

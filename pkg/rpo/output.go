@@ -29,7 +29,7 @@ func WriteTable(w io.Writer, images []Image, now time.Time) error {
 				sched += ", next " + img.NextSnapshot.UTC().Format(time.TimeOnly)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(img.App), img.Site, img.Image, img.Role, img.Mirror, last, age,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(img.App), orDash(img.Site), img.Image, img.Role, img.Mirror, last, age,
 			rbd.FormatInterval(img.RPO.Duration()), sched, img.Level, img.Reason)
 	}
 	return tw.Flush()

@@ -83,7 +83,7 @@ func newApp(t *testing.T, bin, src, repo, srcSettings, settingsFile string, clus
 }
 
 // siteSettings sets sites[].cluster and sites[].monitors of each site named
-// in clusters. This is where the sites' API servers and Ceph monitors are
+// in clusters, and every namespace's rpo to suiteRPO. This is where the sites' API servers and Ceph monitors are
 // declared to the plugin. It returns the old cluster URL -> new.
 func siteSettings(body []byte, clusters, monitors map[string]string) ([]byte, map[string]string, error) {
 	var doc yamlv3.Node
@@ -119,9 +119,26 @@ func siteSettings(body []byte, clusters, monitors map[string]string) ([]byte, ma
 			return nil, nil, fmt.Errorf("site %s is not in the settings", site)
 		}
 	}
+	// The suite promises every namespace a one-minute recovery point, and
+	// the lab runs a one-minute mirror snapshot schedule to keep it
+	// (suiteRPO), so that the rpo scenario sees the check fail within
+	// minutes.
+	if tenants := mapValue(doc.Content[0], "namespaces"); tenants != nil {
+		for _, t := range tenants.Content {
+			if rpo := mapValue(t, "rpo"); rpo != nil {
+				rpo.Value = suiteRPO
+			} else if t.Kind == yamlv3.MappingNode {
+				t.Content = append(t.Content, &yamlv3.Node{Kind: yamlv3.ScalarNode, Value: "rpo"}, &yamlv3.Node{Kind: yamlv3.ScalarNode, Value: suiteRPO})
+			}
+		}
+	}
 	out, err := yamlv3.Marshal(&doc)
 	return out, urls, err
 }
+
+// suiteRPO is the recovery point the suite's settings promise, and the
+// interval of the lab's mirror snapshot schedule.
+const suiteRPO = "1m"
 
 func mapValue(m *yamlv3.Node, key string) *yamlv3.Node {
 	if m == nil || m.Kind != yamlv3.MappingNode {

@@ -147,6 +147,19 @@ func (lb *lab) primary(ctx context.Context, site, spec string) (bool, error) {
 // site has its non-primary copy.
 func (l *loop) createImages(ctx context.Context, t *testing.T) {
 	t.Helper()
+	// The platform's half of the recovery point: a mirror snapshot schedule
+	// on every pool of the app, on both sites, at the promised interval.
+	pools := map[string]bool{}
+	for _, v := range l.app.policy.Volumes {
+		pools[v.Pool] = true
+	}
+	for _, s := range l.app.sites() {
+		for p := range pools {
+			if _, err := l.lab.rbd(ctx, s, "mirror", "snapshot", "schedule", "add", "--pool", p, suiteRPO); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	active := l.app.policy.ActiveSite
 	for _, v := range l.app.policy.Volumes {
 		spec := v.Pool + "/" + v.Image

@@ -139,6 +139,7 @@ func TestFullLoop(t *testing.T) {
 	scenario(t, "quiesce refuses (a foreign pod holds a PVC)", func(t *testing.T) { l.quiesceRefuses(ctx, t) })
 	scenario(t, "disaster (SIGKILL) and return", func(t *testing.T) { l.disaster(ctx, t) })
 	scenario(t, "RBAC: no cluster-admin for anything rendered", func(t *testing.T) { l.rbac(ctx, t) })
+	scenario(t, "recovery point: rbd-mirror stopped, Degraded, Healthy", func(t *testing.T) { l.rpoAlert(ctx, t) })
 }
 
 // repoRoot is the project's checkout: the folder above test/fullloop.
