@@ -52,7 +52,8 @@ func (c *Client) HeaderMeta(ctx context.Context, img Image, key string) (string,
 	}
 	out, err := rados.run(ctx, 0, "--pool", img.Pool, "getomapval", "rbd_header."+info.ID, "metadata_"+key, "-")
 	var e *CmdError
-	if errors.As(err, &e) && strings.Contains(e.Stderr, "No such key") {
+	// rados says "No such key: ..." on stdout, exit 1 (Ceph 16.2).
+	if errors.As(err, &e) && e.ExitCode == 1 && strings.Contains(string(out)+e.Stderr, "No such key") {
 		return "", false, nil
 	}
 	if err != nil {

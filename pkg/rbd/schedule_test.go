@@ -1,14 +1,17 @@
 package rbd_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/rbdtest"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
@@ -199,4 +202,50 @@ func TestOlderOwnAndCopiedSince(t *testing.T) {
 	if stopped.PeerSites[0].CopiedSince(0) {
 		t.Error("a record without replay details shows a copy")
 	}
+}
+
+// HeaderMeta reads image metadata as a read-only user can: the image's id
+// from rbd info, then the header's omap key with rados, from rbd's folder.
+func TestHeaderMeta(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		omap  rbd.Output
+		value string
+		set   bool
+	}{
+		// Ceph 16.2's answers, seen on the lab.
+		{"not set", rbd.Output{ExitCode: 1, Stdout: []byte("No such key: replicapool/rbd_header.1037e8e8bb39/metadata_rbd-dr.io/promoted-at\n")}, "", false},
+		{"set", rbd.Output{Stdout: []byte("2026-12-05T09:21:00Z"), Stderr: []byte("Writing to -\n")}, "2026-12-05T09:21:00Z", true},
+	} {
+		r := &rbdtest.Replay{T: t, Queues: map[string][]rbd.Output{
+			"info":       {{Stdout: []byte(`{"name":"img3","id":"1037e8e8bb39"}`)}},
+			"getomapval": {c.omap},
+		}}
+		rec := &argvRecorder{Runner: r}
+		cl := &rbd.Client{Conn: rbd.Conn{Binary: "/opt/ceph/bin/rbd", ID: "peer"}, Runner: rec}
+		v, set, err := cl.HeaderMeta(context.Background(), rbd.Image{Pool: "replicapool", Name: "img3"}, "rbd-dr.io/promoted-at")
+		if err != nil || v != c.value || set != c.set {
+			t.Errorf("%s: %q %v %v", c.name, v, set, err)
+		}
+		calls := rec.argv
+		if len(calls) != 2 || calls[1][0] != "/opt/ceph/bin/rados" || !slices.Contains(calls[1], "rbd_header.1037e8e8bb39") || !slices.Contains(calls[1], "--id") {
+			t.Errorf("%s: calls %v", c.name, calls)
+		}
+	}
+	// An id that could be read as something else is refused.
+	r := &rbdtest.Replay{T: t, Queues: map[string][]rbd.Output{"info": {{Stdout: []byte(`{"id":"-x"}`)}}}}
+	if _, _, err := (&rbd.Client{Runner: r}).HeaderMeta(context.Background(), rbd.Image{Pool: "p", Name: "i"}, "k"); err == nil {
+		t.Error("an image id starting with - was used")
+	}
+}
+
+// argvRecorder keeps every command line its Runner is given.
+type argvRecorder struct {
+	rbd.Runner
+	argv [][]string
+}
+
+func (a *argvRecorder) Run(ctx context.Context, argv []string) (rbd.Output, error) {
+	a.argv = append(a.argv, argv)
+	return a.Runner.Run(ctx, argv)
 }
