@@ -180,4 +180,13 @@ func TestRPOFlag(t *testing.T) {
 	if r, err := hookcmd.Parse("prepare", []string{"--pools=p", "p/i"}); err != nil || r.RPO != 0 {
 		t.Errorf("prepare without --rpo: %+v %v", r, err)
 	}
+	if r, err := hookcmd.Parse("rpo-check", []string{"--pools=p", "--rpo=1m", "p/i"}); err != nil || r.RPO != time.Minute {
+		t.Errorf("rpo-check at the shortest schedule, 1m: %+v %v", r, err)
+	}
+	// A step without a promise writes no --rpo (demote has no such flag).
+	for _, a := range (hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"p/i"}, Timeout: time.Minute, Parallelism: 1, Pools: []string{"p"}}).Args() {
+		if strings.HasPrefix(a, "--rpo") {
+			t.Errorf("demote's command line has %s", a)
+		}
+	}
 }

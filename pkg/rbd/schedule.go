@@ -64,9 +64,10 @@ func Covering(scheds []Schedule, img Image) (Coverage, bool, error) {
 			if err != nil {
 				return Coverage{}, false, fmt.Errorf("the schedule of %s: %w", l.name, err)
 			}
-			if c.Interval == 0 || d < c.Interval {
+			if c.Interval == 0 {
 				c.Interval = d
 			}
+			c.Interval = min(c.Interval, d)
 		}
 		return c, true, nil
 	}

@@ -154,6 +154,12 @@ func TestLastCopyOfNothingCopied(t *testing.T) {
 	if got, ok := rbd.LastCopyOf(st, []rbd.Snapshot{own(1, "p")}, true); ok {
 		t.Errorf("a first snapshot still linked counts as copied: %+v", got)
 	}
+	// Replaying, the first copy not complete yet: details without a local
+	// snapshot time (the lab's record of a new image, 2026-12-05).
+	first := rbd.MirrorStatus{PeerSites: []rbd.PeerSite{{State: "up+replaying", Description: `replaying, {"bytes_per_second":0.0,"bytes_per_snapshot":0.0,"last_snapshot_bytes":0,"last_snapshot_sync_seconds":0,"remote_snapshot_timestamp":1796461956,"replay_state":"idle"}`}}}
+	if got, ok := rbd.LastCopyOf(first, []rbd.Snapshot{own(1, "p")}, true); ok {
+		t.Errorf("details without a local snapshot time count as a copy: %+v", got)
+	}
 	// No peer at all.
 	if _, ok := rbd.LastCopyOf(rbd.MirrorStatus{}, []rbd.Snapshot{own(1), own(2, "p")}, true); ok {
 		t.Error("a primary without a peer counts as copied")
