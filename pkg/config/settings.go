@@ -194,6 +194,7 @@ func (v *validator) settings(s *Settings) {
 	}
 	seen := map[string]int{}
 	clusters := map[string]int{}
+	monitors := map[string]int{}
 	for i := range s.Sites {
 		site := &s.Sites[i]
 		at := fmt.Sprintf("sites[%d]", i)
@@ -224,14 +225,26 @@ func (v *validator) settings(s *Settings) {
 			if host, port, err := net.SplitHostPort(m); err != nil || host == "" || port == "" || strings.ContainsAny(m, ", \t") {
 				v.addf(fmt.Sprintf("%s.monitors[%d]", at, j), "%q is not host:port", m)
 			}
+			if k, dup := monitors[m]; dup && k != i {
+				v.addf(fmt.Sprintf("%s.monitors[%d]", at, j), "%q is also a monitor of sites[%d]: each site is its own Ceph cluster, or a demote on one site would act on the other's images; give this site's own monitors", m, k)
+			} else {
+				monitors[m] = i
+			}
 		}
 	}
+	v.sharedCredentials(s)
 	tenants := map[string]int{}
 	for i := range s.Namespaces {
 		t := &s.Namespaces[i]
 		at := fmt.Sprintf("namespaces[%d]", i)
 		if v.dnsLabel(at+".namespace", "namespace", t.Namespace) {
 			v.unique(at+".namespace", "namespace", t.Namespace, tenants, i)
+		}
+		for j, site := range s.Sites {
+			if t.Namespace != "" && t.Namespace == site.NodeStageSecret.Namespace {
+				v.addf(at+".namespace", "%q is where sites[%d] (%s) keeps ceph-csi's node-stage Secret, the Ceph operator's namespace: an app there could read Ceph's own keys; give the app a namespace of its own", t.Namespace, j, site.Name)
+				break
+			}
 		}
 		v.dnsSubdomain(at+".project", "AppProject", t.Project)
 		if len(t.Pools) == 0 {
@@ -274,6 +287,39 @@ func (v *validator) rpo(field, value string) time.Duration {
 		return d
 	}
 	return 0
+}
+
+// sharedCredentials refuses a CephX user that two namespaces share: each
+// namespace's key reaches its own pools and nothing else, so a writing user
+// of one namespace must be no other namespace's writing user or peer reader
+// (whose Secret sits in that other team's namespace), and a peer reader
+// belongs to one namespace too.
+func (v *validator) sharedCredentials(s *Settings) {
+	type use struct {
+		field string
+		index int
+	}
+	users := map[string]use{}
+	claim := func(field, user string, i int) {
+		if user == "" {
+			return
+		}
+		if u, dup := users[user]; dup && u.index != i {
+			v.addf(field, "%s is already %s: each namespace needs CephX users of its own, or one team's key reaches the other's images; make a CephClient per namespace", quote(user), u.field)
+			return
+		}
+		if _, dup := users[user]; !dup {
+			users[user] = use{field, i}
+		}
+	}
+	for i, t := range s.Namespaces {
+		claim(fmt.Sprintf("namespaces[%d].cephUser", i), t.CephUser, i)
+	}
+	for i, t := range s.Namespaces {
+		if t.PeerReader != nil {
+			claim(fmt.Sprintf("namespaces[%d].peerReader.user", i), t.PeerReader.User, i)
+		}
+	}
 }
 
 // cephCredential checks a CephX user (a CephClient's name) and the Secret key

@@ -186,3 +186,60 @@ func FuzzParseSettings(f *testing.F) {
 		}
 	})
 }
+
+// twoTeams is settings with a second namespace, for the mistakes between
+// namespaces and sites.
+var twoTeams = settings + `  - namespace: shop
+    project: shop
+    pools: [shoppool]
+    cephUser: shop
+    cephSecret: {name: rbd-dr-ceph-shop}
+    peerReader:
+      user: shop-peer
+      secret: {name: rbd-dr-ceph-peer}
+    rpo: 5m
+`
+
+func TestSettingsMistakesBetweenTeamsAndSites(t *testing.T) {
+	if _, err := config.ParseSettings([]byte(twoTeams), "settings.yaml"); err != nil {
+		t.Fatalf("the two-team document: %v", err)
+	}
+	cases := []struct{ name, old, new, want string }{
+		{"one cephUser for two namespaces", "    cephUser: shop\n", "    cephUser: web\n",
+			`settings.yaml:30: namespaces[1].cephUser: "web" is already namespaces[0].cephUser: each namespace needs CephX users of its own`},
+		{"a peer reader that is another namespace's writing user", "      user: shop-peer", "      user: web",
+			`settings.yaml:33: namespaces[1].peerReader.user: "web" is already namespaces[0].cephUser`},
+		{"one peer reader for two namespaces", "      user: shop-peer", "      user: web-peer",
+			`settings.yaml:33: namespaces[1].peerReader.user: "web-peer" is already namespaces[0].peerReader.user`},
+		{"both sites on the same monitors", `monitors: ["[2001:db8::1]:3300"]`, `monitors: [192.0.2.1:6789]`,
+			`settings.yaml:16: sites[1].monitors[0]: "192.0.2.1:6789" is also a monitor of sites[0]: each site is its own Ceph cluster`},
+		{"the Ceph operator's namespace as a tenant", "  - namespace: shop\n", "  - namespace: rook-ceph\n",
+			`settings.yaml:27: namespaces[1].namespace: "rook-ceph" is where sites[0] (site-a) keeps ceph-csi's node-stage Secret, the Ceph operator's namespace`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			doc := strings.Replace(twoTeams, c.old, c.new, 1)
+			if doc == twoTeams {
+				t.Fatalf("%q is not in the document", c.old)
+			}
+			_, err := config.ParseSettings([]byte(doc), "settings.yaml")
+			var ps config.Problems
+			if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v\nwant one problem containing %s", err, c.want)
+			}
+		})
+	}
+	// Every mistake of a file in one run: the two above (the second is also
+	// namespace 1's own cephUser), an rpo and the monitors.
+	doc := twoTeams
+	for _, c := range cases[:2] {
+		doc = strings.Replace(doc, c.old, c.new, 1)
+	}
+	doc = strings.Replace(doc, "rpo: 5m", "rpo: 30s", 1)
+	doc = strings.Replace(doc, `monitors: ["[2001:db8::1]:3300"]`, `monitors: [192.0.2.1:6789]`, 1)
+	_, err := config.ParseSettings([]byte(doc), "settings.yaml")
+	var ps config.Problems
+	if !errors.As(err, &ps) || len(ps) != 5 {
+		t.Errorf("got %d problems, want all 5 at once: %v", len(ps), err)
+	}
+}
