@@ -167,6 +167,9 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 	if err := confine(app, pl.namespace); err != nil {
 		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
 	}
+	if err := shield(app, pl); err != nil {
+		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
+	}
 	if r.Volumes, err = bindVolumes(pl, app); err != nil {
 		return nil, fmt.Errorf("site %s: %w", site.Name, err)
 	}
