@@ -169,6 +169,28 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 			d.decode(c, p, s.Index(i))
 		}
 		v.Set(s)
+	case reflect.Map:
+		// Maps of names to strings (a node selector, resource quantities):
+		// keys are strings, each key once, values decoded as the map's.
+		if n.Kind != yaml.MappingNode || v.Type().Key().Kind() != reflect.String {
+			d.addf(n.Line, path, "expected a mapping, found %s", describe(n))
+			return
+		}
+		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			p := path + "." + k.Value
+			d.idx[p] = k.Line
+			key := reflect.ValueOf(k.Value).Convert(v.Type().Key())
+			if m.MapIndex(key).IsValid() {
+				d.addf(k.Line, p, "is given twice; keep one")
+				continue
+			}
+			elem := reflect.New(v.Type().Elem()).Elem()
+			d.decode(val, p, elem)
+			m.SetMapIndex(key, elem)
+		}
+		v.Set(m)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			d.addf(n.Line, path, "expected a string, found %s", describe(n))

@@ -30,6 +30,7 @@ type Settings struct {
 	APIVersion string          `yaml:"apiVersion"`
 	Kind       string          `yaml:"kind"`
 	Images     Images          `yaml:"images"`
+	HookPods   HookPods        `yaml:"hookPods"`
 	Sites      []SiteSettings  `yaml:"sites"`
 	Namespaces []TenantSetting `yaml:"namespaces"`
 
@@ -189,6 +190,7 @@ func (v *validator) settings(s *Settings) {
 	}
 	v.pinnedImage("images.hook", s.Images.Hook)
 	v.pinnedImage("images.ceph", s.Images.Ceph)
+	v.hookPods(&s.HookPods)
 	if len(s.Sites) < 2 {
 		v.addf("sites", "lists %d site(s); mirroring needs at least two", len(s.Sites))
 	}

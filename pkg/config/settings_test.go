@@ -243,3 +243,37 @@ func TestSettingsMistakesBetweenTeamsAndSites(t *testing.T) {
 		t.Errorf("got %d problems, want all 5 at once: %v", len(ps), err)
 	}
 }
+
+func TestSettingsHookPods(t *testing.T) {
+	s, err := config.ParseSettings([]byte(settings), "settings.yaml")
+	if err != nil || s.HookPods.Resources.Requests["memory"] != "128Mi" || s.HookPods.Resources.Limits["memory"] != "512Mi" {
+		t.Fatalf("defaults: %+v %v", s, err)
+	}
+	good := `hookPods:
+  resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {memory: 256Mi}}
+  nodeSelector: {node-role.kubernetes.io/infra: ""}
+  tolerations: [{key: dedicated, operator: Equal, value: infra, effect: NoSchedule}]
+  priorityClassName: rbd-dr-failover
+  imagePullSecrets: [registry-pull]
+namespaces:`
+	if s, err := config.ParseSettings([]byte(strings.Replace(settings, "namespaces:", good, 1)), "settings.yaml"); err != nil || s.HookPods.PriorityClassName != "rbd-dr-failover" {
+		t.Fatalf("%v", err)
+	}
+	cases := []struct{ old, new, want string }{
+		{"memory: 64Mi", "memory: lots", `settings.yaml:18: hookPods.resources.requests.memory: "lots" is not a quantity`},
+		{"cpu: 100m", "gpu: 1", `hookPods.resources.requests.gpu: is not a resource a hook pod can ask for`},
+		{"operator: Equal", "operator: Matches", `hookPods.tolerations[0].operator: "Matches" is not Exists or Equal`},
+		{"effect: NoSchedule", "effect: Never", `hookPods.tolerations[0].effect: "Never" is not NoSchedule`},
+		{"priorityClassName: rbd-dr-failover", "priorityClassName: Top_Priority", `hookPods.priorityClassName: "Top_Priority" is not a PriorityClass name`},
+		{"imagePullSecrets: [registry-pull]", "imagePullSecrets: [Bad_Secret]", `hookPods.imagePullSecrets[0]: "Bad_Secret" is not a Secret name`},
+		{`{node-role.kubernetes.io/infra: ""}`, `{"bad key!": x}`, `hookPods.nodeSelector: "bad key!" is not a label key`},
+	}
+	for _, c := range cases {
+		doc := strings.Replace(strings.Replace(settings, "namespaces:", good, 1), c.old, c.new, 1)
+		_, err := config.ParseSettings([]byte(doc), "settings.yaml")
+		var ps config.Problems
+		if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v\nwant one problem containing %s", c.new, err, c.want)
+		}
+	}
+}

@@ -101,6 +101,28 @@ func hookMeta(p *config.Policy, name, namespace string, step hookcmd.Step, wave 
 	}
 }
 
+// scheduled sizes and places a hook or check pod as the platform's
+// settings say (hookPods): every container's resources, the node selector,
+// tolerations, priority class and image pull Secrets.
+func scheduled(pl *placement, pod podSpec) podSpec {
+	h := pl.pods
+	if r := h.Resources; r != nil {
+		for _, cs := range [][]container{pod.InitContainers, pod.Containers} {
+			for i := range cs {
+				cs[i].Resources = &resourceRequirements{Requests: r.Requests, Limits: r.Limits}
+			}
+		}
+	}
+	pod.NodeSelector, pod.PriorityClassName = h.NodeSelector, h.PriorityClassName
+	for _, t := range h.Tolerations {
+		pod.Tolerations = append(pod.Tolerations, toleration(t))
+	}
+	for _, name := range h.ImagePullSecrets {
+		pod.ImagePullSecrets = append(pod.ImagePullSecrets, localObjectRef{Name: name})
+	}
+	return pod
+}
+
 func hookJob(p *config.Policy, meta objectMeta, step hookcmd.Step, pod podSpec) *job {
 	pod.RestartPolicy = "Never"
 	return &job{
@@ -171,7 +193,7 @@ func cephPod(pl *placement, req hookcmd.Request) podSpec {
 		mounts = append(mounts, peerKey.mount())
 		volumes = append(volumes, peerKey.volume(r.Secret))
 	}
-	return podSpec{
+	return scheduled(pl, podSpec{
 		AutomountServiceAccountToken: &never,
 		SecurityContext:              podSecurity(),
 		RestartPolicy:                "Never",
@@ -193,7 +215,7 @@ func cephPod(pl *placement, req hookcmd.Request) podSpec {
 			SecurityContext: restricted(),
 		}},
 		Volumes: append(volumes, volume{Name: bin.Name, EmptyDir: &struct{}{}}),
-	}
+	})
 }
 
 // hookUser is the user every hook container runs as: the sidecar's, and
@@ -231,7 +253,7 @@ func restricted() *securityContext {
 func quiesceJob(pl *placement, req hookcmd.Request) *job {
 	p, namespace := pl.policy, pl.namespace
 	name := objectName(p.Name, string(hookcmd.Quiesce))
-	pod := podSpec{
+	pod := scheduled(pl, podSpec{
 		ServiceAccountName: name,
 		SecurityContext:    podSecurity(),
 		Containers: []container{{
@@ -242,7 +264,7 @@ func quiesceJob(pl *placement, req hookcmd.Request) *job {
 			Args:            req.Args(),
 			SecurityContext: restricted(),
 		}},
-	}
+	})
 	return hookJob(p, hookMeta(p, name, namespace, hookcmd.Quiesce, waveStop), hookcmd.Quiesce, pod)
 }
 

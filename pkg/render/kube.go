@@ -47,6 +47,27 @@ type podSpec struct {
 	Containers                   []container         `json:"containers"`
 	Volumes                      []volume            `json:"volumes,omitempty"`
 	RestartPolicy                string              `json:"restartPolicy,omitempty"`
+	NodeSelector                 map[string]string   `json:"nodeSelector,omitempty"`
+	Tolerations                  []toleration        `json:"tolerations,omitempty"`
+	PriorityClassName            string              `json:"priorityClassName,omitempty"`
+	ImagePullSecrets             []localObjectRef    `json:"imagePullSecrets,omitempty"`
+}
+
+type toleration struct {
+	Key               string `json:"key,omitempty"`
+	Operator          string `json:"operator,omitempty"`
+	Value             string `json:"value,omitempty"`
+	Effect            string `json:"effect,omitempty"`
+	TolerationSeconds *int64 `json:"tolerationSeconds,omitempty"`
+}
+
+type localObjectRef struct {
+	Name string `json:"name"`
+}
+
+type resourceRequirements struct {
+	Requests map[string]string `json:"requests,omitempty"`
+	Limits   map[string]string `json:"limits,omitempty"`
 }
 
 type podSecurityContext struct {
@@ -63,8 +84,9 @@ type container struct {
 	ImagePullPolicy string           `json:"imagePullPolicy,omitempty"`
 	Command         []string         `json:"command,omitempty"`
 	Args            []string         `json:"args,omitempty"`
-	VolumeMounts    []volumeMount    `json:"volumeMounts,omitempty"`
-	SecurityContext *securityContext `json:"securityContext,omitempty"`
+	VolumeMounts    []volumeMount         `json:"volumeMounts,omitempty"`
+	SecurityContext *securityContext      `json:"securityContext,omitempty"`
+	Resources       *resourceRequirements `json:"resources,omitempty"`
 }
 
 type volumeMount struct {

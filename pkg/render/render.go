@@ -66,6 +66,7 @@ type placement struct {
 	peer      *config.SiteSettings
 	tenant    config.TenantSetting
 	images    config.Images
+	pods      config.HookPods
 	namespace string
 }
 
@@ -89,7 +90,7 @@ func place(p *config.Policy, s *config.Settings, siteName, namespace string) (*p
 		return nil, err
 	}
 	ceph, _ := s.Site(site.Name) // Grant checked that every site is known
-	pl := &placement{policy: p, site: site, ceph: ceph, tenant: tenant, images: s.Images, namespace: namespace}
+	pl := &placement{policy: p, site: site, ceph: ceph, tenant: tenant, images: s.Images, pods: s.HookPods, namespace: namespace}
 	// The steps read one peer (pkg/failover takes the first peer site rbd
 	// reports): with three sites or more, which one is not for render to guess.
 	if len(p.Sites) == 2 {
