@@ -79,11 +79,11 @@ type podSecurityContext struct {
 }
 
 type container struct {
-	Name            string           `json:"name"`
-	Image           string           `json:"image,omitempty"`
-	ImagePullPolicy string           `json:"imagePullPolicy,omitempty"`
-	Command         []string         `json:"command,omitempty"`
-	Args            []string         `json:"args,omitempty"`
+	Name            string                `json:"name"`
+	Image           string                `json:"image,omitempty"`
+	ImagePullPolicy string                `json:"imagePullPolicy,omitempty"`
+	Command         []string              `json:"command,omitempty"`
+	Args            []string              `json:"args,omitempty"`
 	VolumeMounts    []volumeMount         `json:"volumeMounts,omitempty"`
 	SecurityContext *securityContext      `json:"securityContext,omitempty"`
 	Resources       *resourceRequirements `json:"resources,omitempty"`
