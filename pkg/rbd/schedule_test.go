@@ -46,6 +46,10 @@ func TestCoveringTakesTheMostSpecificLevel(t *testing.T) {
 			t.Errorf("%s: got %+v %v %v, want every %s from %s", c.img, got, ok, err, c.interval, c.level)
 		}
 	}
+	// A level whose schedules were all removed covers nothing.
+	if _, ok, _ := rbd.Covering([]rbd.Schedule{{Pool: "otherpool", Namespace: "-", Image: "-"}}, rbd.Image{Pool: "otherpool", Name: "x"}); ok {
+		t.Error("a level without schedules covers its images")
+	}
 	// Without the every-pool level, an image of another pool has none.
 	if _, ok, _ := rbd.Covering(scheds[1:], rbd.Image{Pool: "otherpool", Name: "x"}); ok {
 		t.Error("otherpool/x is covered without any schedule for it")
@@ -102,6 +106,9 @@ func TestScheduleReadWithoutMgrCapIsDenied(t *testing.T) {
 	e := &rbd.CmdError{Args: []string{"mirror", "snapshot", "schedule", "ls"}, ExitCode: 13, Stderr: string(b)}
 	if !errors.Is(e, rbd.ErrDenied) {
 		t.Errorf("%v is not ErrDenied", e)
+	}
+	if !errors.Is(&rbd.CmdError{ExitCode: 1, Stderr: "rbd: error opening image img2: (1) Operation not permitted"}, rbd.ErrDenied) {
+		t.Error("EPERM is not ErrDenied")
 	}
 	if errors.Is(&rbd.CmdError{ExitCode: 2, Stderr: "No such file or directory"}, rbd.ErrDenied) {
 		t.Error("a missing image is ErrDenied")
