@@ -285,6 +285,22 @@ func TestBlockClaimGetsBlockVolume(t *testing.T) {
 	}
 }
 
+// ceph-csi serves ReadWriteMany on a raw block RBD volume (the app then
+// coordinates its writers): accepted, and the PV gets the claim's modes.
+func TestBlockClaimMayBeReadWriteMany(t *testing.T) {
+	res, err := renderInline(t, render.Active, map[string]string{
+		"app/overlay/kustomization.yaml": "namespace: shop\nresources: [pvc.yaml, writer.yaml]\n",
+		"app/overlay/writer.yaml":        writer,
+		"app/overlay/pvc.yaml":           "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec:\n  volumeMode: Block\n  accessModes: [ReadWriteMany]\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if modes := res.Volumes[0]["spec"].(map[string]any)["accessModes"].([]any); len(modes) != 1 || modes[0] != "ReadWriteMany" {
+		t.Errorf("accessModes = %v", modes)
+	}
+}
+
 func TestRenderErrors(t *testing.T) {
 	cases := []struct {
 		name  string

@@ -3,6 +3,7 @@ package render
 import (
 	"encoding/base32"
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -91,6 +92,28 @@ func bindVolumes(pl *placement, app resmap.ResMap) ([]Object, error) {
 	return append(pvs, added...), nil
 }
 
+// servable refuses a claim Kubernetes or RBD cannot serve, here rather than
+// when Argo CD applies it: a volume mode that is not exactly Block or
+// Filesystem, an access mode Kubernetes does not know, and a filesystem on
+// an RBD image mounted read-write on more than one node (ceph-csi allows
+// ReadWriteMany only for raw block volumes: two nodes writing one ext4 or
+// xfs would corrupt it).
+func (c claim) servable() error {
+	if c.volumeMode != filesystem && c.volumeMode != "Block" {
+		return fmt.Errorf("spec.volumeMode %q is neither Filesystem nor Block (the case matters); write one of them", c.volumeMode)
+	}
+	known := []string{readWriteOnce, "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"}
+	for _, m := range c.accessModes {
+		switch {
+		case !slices.Contains(known, m):
+			return fmt.Errorf("spec.accessModes has %q, which is not an access mode (%s)", m, strings.Join(known, ", "))
+		case m == "ReadWriteMany" && c.volumeMode == filesystem:
+			return fmt.Errorf("spec.accessModes has ReadWriteMany on a Filesystem volume: an RBD image holds one filesystem that only one node may mount read-write (ceph-csi allows ReadWriteMany only with volumeMode: Block); use ReadWriteOnce, or CephFS for shared files")
+		}
+	}
+	return nil
+}
+
 // bindPVC points an overlay PVC at its static PV and reads what the PV must match.
 func bindPVC(res *kresource.Resource, vol config.Volume, pv string, c claim) (claim, error) {
 	c.accessModes = nil
@@ -111,6 +134,9 @@ func bindPVC(res *kresource.Resource, vol config.Volume, pv string, c claim) (cl
 	}
 	if len(c.accessModes) == 0 {
 		c.accessModes = []string{readWriteOnce}
+	}
+	if err := c.servable(); err != nil {
+		return c, err
 	}
 
 	set := map[string]*yaml.RNode{"volumeName": yaml.NewStringRNode(pv), "storageClassName": yaml.NewStringRNode("")}
