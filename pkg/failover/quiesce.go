@@ -9,26 +9,23 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+
+	model "github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
-var (
-	podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
-	// workloads are what quiesce scales to zero.
-	workloads = []schema.GroupVersionResource{
-		{Group: "apps", Version: "v1", Resource: "deployments"},
-		{Group: "apps", Version: "v1", Resource: "statefulsets"},
-	}
-)
+var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 
-// Quiesce (passive site) scales the Deployments and StatefulSets whose pods
-// mount the PVCs to zero and waits until no pod uses them, so that no image
-// is demoted under a running writer. Pods of other owners (Jobs, bare pods)
-// are waited for too and named if they outlast the timeout.
+// Quiesce (passive site) stops every workload whose pods mount the PVCs, as
+// pkg/workload says (Deployments and StatefulSets scaled to zero, CronJobs
+// suspended; a StatefulSet's claims include those of its
+// volumeClaimTemplates), and waits until no pod uses them, so that no image
+// is demoted under a running writer. Pods of other owners (a Job a CronJob
+// started before it was suspended, bare pods) are waited for too and named
+// if they outlast the timeout.
 func Quiesce(ctx context.Context, kube dynamic.Interface, namespace string, pvcs []string, o Options) Report {
 	o.defaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
@@ -53,13 +50,13 @@ func Quiesce(ctx context.Context, kube dynamic.Interface, namespace string, pvcs
 	for i, pvc := range pvcs {
 		report[i].Before = describeUse(users[pvc])
 	}
-	scaled, err := scaleToZero(ctx, kube, namespace, pvcs)
+	stopped, err := stop(ctx, kube, namespace, pvcs)
 	if err != nil {
 		return fail(err)
 	}
 	for i, pvc := range pvcs {
-		if len(scaled[pvc]) > 0 {
-			report[i].Action = "scaled " + strings.Join(scaled[pvc], ", ") + " to 0"
+		if len(stopped[pvc]) > 0 {
+			report[i].Action = strings.Join(stopped[pvc], ", ")
 		}
 	}
 	err = waitUntil(ctx, o, start.Add(o.Timeout), func() (bool, pace, error) {
@@ -121,55 +118,41 @@ func claims(spec corev1.PodSpec) []string {
 	return out
 }
 
-// scaleToZero patches every Deployment and StatefulSet whose pod template
-// mounts one of the PVCs to zero replicas, and says which it scaled, by PVC.
-func scaleToZero(ctx context.Context, kube dynamic.Interface, namespace string, pvcs []string) (map[string][]string, error) {
-	scaled := map[string][]string{}
-	zero := []byte(`{"spec":{"replicas":0}}`)
-	for _, gvr := range workloads {
+// stop stops every workload whose pods mount one of the PVCs, and says
+// what it did, by PVC ("scaled Deployment web to 0", "suspended CronJob
+// backup"). One already stopped is left alone and not reported.
+func stop(ctx context.Context, kube dynamic.Interface, namespace string, pvcs []string) (map[string][]string, error) {
+	done := map[string][]string{}
+	for _, k := range model.Stoppable() {
+		gvr := schema.GroupVersionResource{Group: k.Group, Version: "v1", Resource: k.Resource}
 		list, err := kube.Resource(gvr).Namespace(namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("listing %s in %s: %w", gvr.Resource, namespace, err)
+			return nil, fmt.Errorf("listing %s in %s: %w", k.Resource, namespace, err)
 		}
 		for _, item := range list.Items {
-			used := templateClaims(item)
+			name := k.Name + " " + item.GetName()
+			used, err := k.Claims(item.Object)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
 			var hit []string
 			for _, pvc := range pvcs {
 				if slices.Contains(used, pvc) {
 					hit = append(hit, pvc)
 				}
 			}
-			if len(hit) == 0 {
+			if len(hit) == 0 || k.Stopped(item.Object) {
 				continue
 			}
-			name := item.GetKind() + " " + item.GetName()
-			if replicas, found, _ := unstructured.NestedInt64(item.Object, "spec", "replicas"); found && replicas == 0 {
-				continue // already stopped: nothing done, nothing to report
-			}
-			if _, err := kube.Resource(gvr).Namespace(namespace).Patch(ctx, item.GetName(), types.MergePatchType, zero, metav1.PatchOptions{}); err != nil {
-				return nil, fmt.Errorf("scaling %s to 0: %w", name, err)
+			if _, err := kube.Resource(gvr).Namespace(namespace).Patch(ctx, item.GetName(), types.MergePatchType, k.StopPatch(), metav1.PatchOptions{}); err != nil {
+				return nil, fmt.Errorf("stopping %s: %w", name, err)
 			}
 			for _, pvc := range hit {
-				scaled[pvc] = append(scaled[pvc], name)
+				done[pvc] = append(done[pvc], k.StopReport(item.GetName()))
 			}
 		}
 	}
-	return scaled, nil
-}
-
-func templateClaims(obj unstructured.Unstructured) []string {
-	volumes, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "volumes")
-	var out []string
-	for _, v := range volumes {
-		m, ok := v.(map[string]any)
-		if !ok {
-			continue
-		}
-		if name, ok, _ := unstructured.NestedString(m, "persistentVolumeClaim", "claimName"); ok {
-			out = append(out, name)
-		}
-	}
-	return out
+	return done, nil
 }
 
 func describeUse(pods []string) string {

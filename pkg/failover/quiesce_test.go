@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -86,5 +87,49 @@ func TestQuiesceNamesThePodsWhenTheLastListFails(t *testing.T) {
 	r := failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, o)
 	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "data (pods holder)") {
 		t.Errorf("%v", err)
+	}
+}
+
+// What the renderer counts as stoppable, quiesce stops: a CronJob that
+// mounts the claim is suspended (a run between quiesce and demote would
+// write to the image), and a StatefulSet whose claim comes only from its
+// volumeClaimTemplates (data-db-0) is scaled to 0.
+func TestQuiesceStopsCronJobsAndClaimTemplates(t *testing.T) {
+	replicas := int32(1)
+	sts := &appsv1.StatefulSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"},
+		Spec: appsv1.StatefulSetSpec{Replicas: &replicas, VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}}}
+	cron := &batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
+		ObjectMeta: metav1.ObjectMeta{Name: "backup", Namespace: "shop"},
+		Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: podSpec("data-db-0")}}}}}
+	other := cron.DeepCopy()
+	other.Name, other.Spec.JobTemplate.Spec.Template.Spec = "report", podSpec("unrelated")
+	kube := kubefake.Cluster(t, sts, pod("db-0", "data-db-0", "db", corev1.PodRunning), cron, other)
+	o, _ := opts()
+	r := failover.Quiesce(context.Background(), kube, "shop", []string{"data-db-0"}, o)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r[0].Action != "scaled StatefulSet db to 0, suspended CronJob backup" || r[0].After != "unused" {
+		t.Errorf("%+v", r[0])
+	}
+	var patched []string
+	for _, a := range kube.Actions() {
+		if p, ok := a.(k8stesting.PatchAction); ok {
+			patched = append(patched, p.GetName()+" "+string(p.GetPatch()))
+		}
+	}
+	if strings.Join(patched, "; ") != `db {"spec":{"replicas":0}}; backup {"spec":{"suspend":true}}` {
+		t.Errorf("patched %v", patched)
+	}
+	// Run again: both are stopped already; nothing is patched.
+	before := len(kube.Actions())
+	if r := failover.Quiesce(context.Background(), kube, "shop", []string{"data-db-0"}, o); r.Err() != nil || r[0].Action != "none" {
+		t.Errorf("second run: %+v", r[0])
+	}
+	for _, a := range kube.Actions()[before:] {
+		if _, ok := a.(k8stesting.PatchAction); ok {
+			t.Errorf("second run patched %v", a)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+	model "github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
 // Argo CD's hook annotations. WaveAnnotation orders the hooks and the
@@ -269,9 +271,24 @@ func quiesceJob(pl *placement, req hookcmd.Request) *job {
 }
 
 // quiesceRBAC lets the quiesce Job do what failover.Quiesce does, in the
-// app's namespace only: list the Deployments and StatefulSets and patch their
-// replicas to 0, and list the pods to see which mount the volumes. These are
-// hooks of an earlier wave, so they exist before the Job starts.
+// app's namespace only (quiesceRules). These are hooks of an earlier wave,
+// so they exist before the Job starts.
+// quiesceRules: list and patch every kind quiesce stops (pkg/workload:
+// Deployments, StatefulSets, CronJobs), by API group, and list the pods to
+// see which mount the volumes.
+func quiesceRules() []policyRule {
+	var rules []policyRule
+	for _, k := range model.Stoppable() {
+		i := slices.IndexFunc(rules, func(r policyRule) bool { return r.APIGroups[0] == k.Group })
+		if i < 0 {
+			rules = append(rules, policyRule{APIGroups: []string{k.Group}, Verbs: []string{"list", "patch"}})
+			i = len(rules) - 1
+		}
+		rules[i].Resources = append(rules[i].Resources, k.Resource)
+	}
+	return append(rules, policyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}})
+}
+
 func quiesceRBAC(p *config.Policy, namespace string) []any {
 	name := objectName(p.Name, string(hookcmd.Quiesce))
 	meta := hookMeta(p, name, namespace, hookcmd.Quiesce, waveRBAC)
@@ -280,10 +297,7 @@ func quiesceRBAC(p *config.Policy, namespace string) []any {
 		&role{
 			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			Metadata: meta,
-			Rules: []policyRule{
-				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"list", "patch"}},
-				{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
-			},
+			Rules: quiesceRules(),
 		},
 		&roleBinding{
 			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},

@@ -4,120 +4,48 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/resmap"
-	kresource "sigs.k8s.io/kustomize/api/resource"
-	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	model "github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
-// workload is an object of the overlay that runs pods, and the claims its
-// pods mount.
+// workload is one object of the overlay that runs pods, with the claims
+// its pods mount (pkg/workload says which kinds, and how each is stopped).
 type workload struct {
-	kind, name string
-	claims     []string
+	kind   model.Kind
+	name   string
+	claims []string
 }
 
-func (w workload) String() string { return w.kind + " " + w.name }
+func (w workload) String() string { return w.kind.Name + " " + w.name }
 
-// stoppable says whether quiesce and the passive transform can stop the
-// workload's pods: Deployments and StatefulSets are scaled to 0, CronJobs
-// suspended. A DaemonSet, a bare Pod, a Job or a ReplicaSet would keep
-// writing to a volume that is being demoted.
-func (w workload) stoppable() bool {
-	return w.kind == "Deployment" || w.kind == "StatefulSet" || w.kind == "CronJob"
-}
-
-// podSpecPath is where each kind that runs pods keeps its pod spec.
-var podSpecPath = map[string][]string{
-	"Pod":                   {"spec"},
-	"Deployment":            {"spec", "template", "spec"},
-	"StatefulSet":           {"spec", "template", "spec"},
-	"DaemonSet":             {"spec", "template", "spec"},
-	"ReplicaSet":            {"spec", "template", "spec"},
-	"ReplicationController": {"spec", "template", "spec"},
-	"Job":                   {"spec", "template", "spec"},
-	"CronJob":               {"spec", "jobTemplate", "spec", "template", "spec"},
-}
+// stoppable says whether quiesce and the passive transform stop the
+// workload's pods before a demote (model.Kind.CanStop).
+func (w workload) stoppable() bool { return w.kind.CanStop() }
 
 // workloads reads, from the built overlay, every object that runs pods and
-// the PersistentVolumeClaims they mount: pod volumes by claimName, and a
-// StatefulSet's volumeClaimTemplates as the claims of each replica
-// (<template>-<statefulset>-<ordinal>).
+// the PersistentVolumeClaims they mount.
 func workloads(app resmap.ResMap) ([]workload, error) {
 	var out []workload
 	for _, res := range app.Resources() {
-		path, ok := podSpecPath[res.GetKind()]
-		if !ok || !isCoreOrApps(res) {
+		k, ok := model.Lookup(res.GetGvk().Group, res.GetKind())
+		if !ok {
 			continue
 		}
-		w := workload{kind: res.GetKind(), name: res.GetName()}
-		vols, err := res.Pipe(yaml.Lookup(append(path, "volumes")...))
+		w := workload{kind: k, name: res.GetName()}
+		obj, err := res.Map()
 		if err != nil {
-			return nil, fmt.Errorf("%s: reading its volumes: %w", w, err)
+			return nil, fmt.Errorf("%s: %w", w, err)
 		}
-		if vols != nil {
-			for _, v := range vols.Content() {
-				if claim := valueAt(v, "persistentVolumeClaim", "claimName"); claim != "" {
-					w.claims = append(w.claims, claim)
-				}
-			}
-		}
-		if w.kind == "StatefulSet" {
-			claims, err := templateClaims(res)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", w, err)
-			}
-			w.claims = append(w.claims, claims...)
+		if w.claims, err = k.Claims(obj); err != nil {
+			return nil, fmt.Errorf("%s: %w", w, err)
 		}
 		out = append(out, w)
 	}
 	return out, nil
-}
-
-// isCoreOrApps keeps the kinds of podSpecPath to their own API groups, so
-// that a custom resource of the same kind name is not misread.
-func isCoreOrApps(res *kresource.Resource) bool {
-	switch res.GetGvk().Group {
-	case "", "apps", "batch":
-		return true
-	}
-	return false
-}
-
-// valueAt is the scalar at path below node, or "".
-func valueAt(node *yaml.Node, path ...string) string {
-	rn, err := yaml.NewRNode(node).Pipe(yaml.Lookup(path...))
-	if err != nil || rn == nil {
-		return ""
-	}
-	return yaml.GetValue(rn)
-}
-
-func templateClaims(res *kresource.Resource) ([]string, error) {
-	tmpls, err := res.Pipe(yaml.Lookup("spec", "volumeClaimTemplates"))
-	if err != nil || tmpls == nil {
-		return nil, err
-	}
-	replicas := 1
-	if r := stringAt(res, "spec", "replicas"); r != "" {
-		n, err := strconv.Atoi(r)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("spec.replicas %q is not a count", r)
-		}
-		replicas = n
-	}
-	var claims []string
-	for _, t := range tmpls.Content() {
-		name := valueAt(t, "metadata", "name")
-		for i := range replicas {
-			claims = append(claims, fmt.Sprintf("%s-%s-%d", name, res.GetName(), i))
-		}
-	}
-	return claims, nil
 }
 
 // protect checks, over the rendered overlay rather than the text of the

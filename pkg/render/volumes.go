@@ -13,25 +13,25 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	model "github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
-// stopWorkloads is the passive-site transform: Deployments and StatefulSets
-// at zero replicas, CronJobs suspended, nothing else changed.
+// stopWorkloads is the passive-site transform: every workload that
+// argocd-rbd-dr can stop, stopped as pkg/workload says (Deployments and
+// StatefulSets at zero replicas, CronJobs suspended), nothing else changed.
 func stopWorkloads(app resmap.ResMap) error {
 	for _, res := range app.Resources() {
-		gvk := res.GetGvk()
-		var field, tag, value string
-		switch {
-		case gvk.Group == "apps" && (gvk.Kind == "Deployment" || gvk.Kind == "StatefulSet"):
-			field, tag, value = "replicas", yaml.NodeTagInt, "0"
-		case gvk.Group == "batch" && gvk.Kind == "CronJob":
-			field, tag, value = "suspend", yaml.NodeTagBool, "true"
-		default:
+		k, ok := model.Lookup(res.GetGvk().Group, res.GetKind())
+		if !ok || !k.CanStop() {
 			continue
 		}
+		tag, value := yaml.NodeTagInt, fmt.Sprint(k.StopValue)
+		if _, isBool := k.StopValue.(bool); isBool {
+			tag = yaml.NodeTagBool
+		}
 		node := yaml.NewRNode(&yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value})
-		if err := res.PipeE(yaml.LookupCreate(yaml.MappingNode, "spec"), yaml.SetField(field, node)); err != nil {
-			return fmt.Errorf("%s %s: setting spec.%s: %w", gvk.Kind, res.GetName(), field, err)
+		if err := res.PipeE(yaml.LookupCreate(yaml.MappingNode, "spec"), yaml.SetField(k.StopField, node)); err != nil {
+			return fmt.Errorf("%s %s: setting spec.%s: %w", k.Name, res.GetName(), k.StopField, err)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -16,7 +17,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-// Cluster is a fake API holding objs (core/v1 and apps/v1 objects) that
+// Cluster is a fake API holding objs (core/v1, apps/v1 and batch/v1 objects) that
 // records every request in its Actions. A patch that scales a Deployment or
 // StatefulSet to 0 removes its pod, named NAME-0 in the tests, as its
 // controller would; without that a quiesce could never see its volumes
@@ -24,7 +25,7 @@ import (
 func Cluster(t testing.TB, objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
 	t.Helper()
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
