@@ -98,10 +98,10 @@ func TestQuiesceStopsCronJobsAndClaimTemplates(t *testing.T) {
 	replicas := int32(1)
 	sts := &appsv1.StatefulSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
 		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"},
-		Spec: appsv1.StatefulSetSpec{Replicas: &replicas, VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}}}
+		Spec:       appsv1.StatefulSetSpec{Replicas: &replicas, VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}}}}
 	cron := &batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
 		ObjectMeta: metav1.ObjectMeta{Name: "backup", Namespace: "shop"},
-		Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: podSpec("data-db-0")}}}}}
+		Spec:       batchv1.CronJobSpec{Schedule: "*/5 * * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: podSpec("data-db-0")}}}}}
 	other := cron.DeepCopy()
 	other.Name, other.Spec.JobTemplate.Spec.Template.Spec = "report", podSpec("unrelated")
 	kube := kubefake.Cluster(t, sts, pod("db-0", "data-db-0", "db", corev1.PodRunning), cron, other)

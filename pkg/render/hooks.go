@@ -297,7 +297,7 @@ func quiesceRBAC(p *config.Policy, namespace string) []any {
 		&role{
 			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			Metadata: meta,
-			Rules: quiesceRules(),
+			Rules:    quiesceRules(),
 		},
 		&roleBinding{
 			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},

@@ -10,6 +10,7 @@ import (
 
 	log "github.com/sirupsen/logrus"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,7 +45,8 @@ func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
 	}
 
 	// A Deployment and a StatefulSet each mount a PVC and run a pod; scaling
-	// one to 0 removes its pod, as the controllers would.
+	// one to 0 removes its pod, as the controllers would. A CronJob mounts
+	// one too (it runs no pod now): quiesce suspends it.
 	one := int32(1)
 	template := func(pvc string) corev1.PodTemplateSpec {
 		return corev1.PodTemplateSpec{Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "data",
@@ -61,6 +63,8 @@ func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
 		&appsv1.StatefulSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"}, ObjectMeta: meta("db"),
 			Spec: appsv1.StatefulSetSpec{Replicas: &one, Template: template(pvcs[len(pvcs)-1])}},
 		pod("web-0", pvcs[0]), pod("db-0", pvcs[len(pvcs)-1]),
+		&batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"}, ObjectMeta: meta("backup"),
+			Spec: batchv1.CronJobSpec{Schedule: "0 * * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: template(pvcs[0])}}}},
 	)
 
 	logger := log.New()
