@@ -41,7 +41,7 @@ const (
 	sidecarName   = "rbd-dr"
 	configMapName = "argocd-rbd-dr-plugin"
 	// settingsConfigMap is the platform's settings, mounted by name.
-	settingsConfigMap = "argocd-rbd-dr-settings"
+	settingsConfigMap = config.SettingsConfigMap
 	settingsDir       = "/home/argocd/cmp-server/settings"
 	healthKey         = "resource.customizations.health.argoproj.io_Application"
 	cronJobHealthKey  = "resource.customizations.health.batch_CronJob"

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +19,9 @@ import (
 // SettingsEnv names the variable that holds the settings file's path in the
 // sidecar; manifests/ mounts the platform's ConfigMap there.
 const SettingsEnv = "RBD_DR_SETTINGS"
+
+// SettingsConfigMap is the ConfigMap manifests/ mounts the settings from.
+const SettingsConfigMap = "argocd-rbd-dr-settings"
 
 // SettingsKind identifies the settings document.
 const SettingsKind = "Settings"
@@ -149,7 +153,7 @@ func LoadSettings(path string) (*Settings, error) {
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("the settings file %s does not exist: the platform team creates ConfigMap argocd-rbd-dr-settings (see manifests/settings); until then nothing is rendered", path)
+		return nil, fmt.Errorf("the settings file %s does not exist: the platform team creates ConfigMap %s in Argo CD's namespace with the settings under the key %s (the sidecar mounts its keys in %s; see manifests/settings); until then nothing is rendered", path, SettingsConfigMap, filepath.Base(path), filepath.Dir(path))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the settings file: %w", err)

@@ -277,3 +277,13 @@ namespaces:`
 		}
 	}
 }
+
+// A missing settings file says what to create: the ConfigMap, and the key
+// the sidecar reads, from the path it was looked for at.
+func TestSettingsMissingSaysTheConfigMapKey(t *testing.T) {
+	_, err := config.LoadSettings("/home/argocd/cmp-server/settings/settings.yaml")
+	want := "creates ConfigMap argocd-rbd-dr-settings in Argo CD's namespace with the settings under the key settings.yaml (the sidecar mounts its keys in /home/argocd/cmp-server/settings"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v\nwant it to contain %s", err, want)
+	}
+}
