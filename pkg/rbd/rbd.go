@@ -68,16 +68,28 @@ type Runner interface {
 	Run(ctx context.Context, argv []string) (Output, error)
 }
 
+// DefaultWaitDelay is how long a killed command's output may stay open:
+// a child that escaped the process group (setsid) and holds it must not
+// hold the call for its whole life.
+const DefaultWaitDelay = 5 * time.Second
+
 // Exec runs commands as processes, never through a shell. A command still
 // running when ctx ends is killed with its whole process group.
-type Exec struct{}
+type Exec struct {
+	// WaitDelay bounds the wait for a killed command's output (default
+	// DefaultWaitDelay).
+	WaitDelay time.Duration
+}
 
 // Run implements Runner.
-func (Exec) Run(ctx context.Context, argv []string) (Output, error) {
+func (e Exec) Run(ctx context.Context, argv []string) (Output, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	cmd.WaitDelay = DefaultWaitDelay
+	if e.WaitDelay > 0 {
+		cmd.WaitDelay = e.WaitDelay
+	}
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -184,18 +184,29 @@ func TestExecEscapedChild(t *testing.T) {
 			}
 		}
 	})
-	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "setsid sleep 600 & echo $! > "+pidfile+"; sleep 600")}, Runner: rbd.Exec{}, CallTimeout: 100 * time.Millisecond}
+	// A short grace keeps the suite (and each of make mutate's runs) fast;
+	// the production default is pinned below.
+	c := &rbd.Client{Conn: rbd.Conn{Binary: fakeRbd(t, "setsid sleep 600 & echo $! > "+pidfile+"; sleep 600")}, Runner: rbd.Exec{WaitDelay: 300 * time.Millisecond}, CallTimeout: 100 * time.Millisecond}
 	done := make(chan error, 1)
 	go func() { done <- c.Demote(context.Background(), rbd.Image{Pool: "p", Name: "i"}) }()
-	// The grace for the output (Exec's WaitDelay, 5 s) ends the call; the
-	// escaped child would hold it for 600 s. A minute is far from both.
+	// The grace for the output (Exec's WaitDelay) ends the call; the
+	// escaped child would hold it for 600 s, the default grace for 5 s.
+	// Three seconds is far from both and from the 0.3 s given.
 	select {
 	case err := <-done:
 		if !errors.Is(err, rbd.ErrTimeout) {
 			t.Fatalf("got %v", err)
 		}
-	case <-time.After(time.Minute):
-		t.Fatal("the call waited for the escaped child holding its output: no grace (WaitDelay) bounds it")
+	case <-time.After(3 * time.Second):
+		t.Fatal("the call outlasted its grace (WaitDelay): the escaped child holding its output held the call")
+	}
+}
+
+// The grace of every real call: long enough for rbd to flush what it
+// printed, never zero (that would wait for an escaped child forever).
+func TestDefaultWaitDelay(t *testing.T) {
+	if rbd.DefaultWaitDelay < time.Second || rbd.DefaultWaitDelay > 10*time.Second {
+		t.Errorf("DefaultWaitDelay %s: want a few seconds", rbd.DefaultWaitDelay)
 	}
 }
 
