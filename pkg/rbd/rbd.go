@@ -81,15 +81,20 @@ type Exec struct {
 	WaitDelay time.Duration
 }
 
+// grace is the command's WaitDelay.
+func (e Exec) grace() time.Duration {
+	if e.WaitDelay > 0 {
+		return e.WaitDelay
+	}
+	return DefaultWaitDelay
+}
+
 // Run implements Runner.
 func (e Exec) Run(ctx context.Context, argv []string) (Output, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = DefaultWaitDelay
-	if e.WaitDelay > 0 {
-		cmd.WaitDelay = e.WaitDelay
-	}
+	cmd.WaitDelay = e.grace()
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
