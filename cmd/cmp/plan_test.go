@@ -91,6 +91,9 @@ func TestPlanWarnings(t *testing.T) {
 	if strings.Contains(out, "csi-vol-wordpress is also") {
 		t.Error("an image only one app declares was warned about")
 	}
+	if strings.Contains(out, "is also declared in apps/shop/rbd-dr.yaml, in the same namespace") {
+		t.Error("claims of one name in two namespaces were warned about")
+	}
 }
 
 // After activate, plan compares the edited file with the last commit, which

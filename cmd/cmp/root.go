@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -61,13 +62,45 @@ func setupLogging(sys system, format, level string) error {
 }
 
 // reportError writes the error as one line on stderr: Argo CD shows it to
-// the person as it is.
+// the person as it is. A list of problems (from --all) gets a line each.
 func reportError(sys system, format string, err error) {
-	msg := strings.Join(strings.Fields(err.Error()), " ")
+	oneLine := func(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+	var list *problemList
+	if !errors.As(err, &list) {
+		list = &problemList{header: oneLine(err)}
+	}
+	items := make([]string, len(list.items))
+	for i, item := range list.items {
+		items[i] = oneLine(item)
+	}
 	if format == "json" {
-		line, _ := json.Marshal(map[string]string{"level": "error", "msg": msg})
+		entry := map[string]any{"level": "error", "msg": list.header}
+		if len(items) > 0 {
+			entry["problems"] = items
+		}
+		line, _ := json.Marshal(entry)
 		fmt.Fprintln(sys.stderr, string(line))
 		return
 	}
-	fmt.Fprintln(sys.stderr, "argocd-rbd-dr: "+msg)
+	fmt.Fprintln(sys.stderr, "argocd-rbd-dr: "+list.header)
+	for _, item := range items {
+		fmt.Fprintln(sys.stderr, "  - "+item)
+	}
 }
+
+// problemList is every problem of a command over many apps, reported at
+// once so that a person fixes them in one round.
+type problemList struct {
+	header string
+	items  []error
+}
+
+func (l *problemList) Error() string {
+	msgs := []string{l.header}
+	for _, item := range l.items {
+		msgs = append(msgs, item.Error())
+	}
+	return strings.Join(msgs, "\n")
+}
+
+func (l *problemList) Unwrap() []error { return l.items }

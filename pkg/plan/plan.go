@@ -30,7 +30,13 @@ type Plan struct {
 	Base     string   `json:"base,omitempty"`
 	Sites    []Site   `json:"sites"`
 	Warnings []string `json:"warnings"`
+	// changes is whether the next sync changes a role or forcePromote.
+	changes bool
 }
+
+// Moves says whether the next sync changes anything: a role, or
+// forcePromote.
+func (pl *Plan) Moves() bool { return pl.changes }
 
 // Site is one site's next sync.
 type Site struct {
@@ -52,6 +58,14 @@ type Step struct {
 	Namespace string   `json:"namespace"`
 	Targets   []string `json:"targets"`
 	Force     bool     `json:"force,omitempty"`
+}
+
+// Label is the step as a person reads it in a table.
+func (st Step) Label() string {
+	if st.Force {
+		return st.Step + " --force"
+	}
+	return st.Step
 }
 
 // Options place the app and say which change to plan.
@@ -98,6 +112,7 @@ func Make(policy *config.Policy, o Options) (*Plan, error) {
 	default:
 		pl.Change = fmt.Sprintf("none: %s stays active (every hook checks and finds nothing to do)", p.ActiveSite)
 	}
+	pl.changes = from != p.ActiveSite || wasForced != p.ForcePromote
 	for _, s := range p.Sites {
 		res, err := render.Render(&p, render.Options{RepoRoot: o.RepoRoot, AppDir: o.AppDir, Site: s.Name, Namespace: o.Namespace, Settings: o.Settings})
 		if err != nil {
@@ -170,11 +185,18 @@ func warnings(p *config.Policy, o Options) []string {
 
 // sharedImages finds images this app declares that another app folder
 // beside it (below the app folder's parent) declares too: both would fail
-// them over.
+// them over. Claims of one name in one namespace are found the same way:
+// both apps would own, stop and move one claim.
 func sharedImages(p *config.Policy, o Options) []string {
 	mine := map[string]bool{}
+	claims := map[string]bool{}
 	for _, v := range p.Volumes {
 		mine[v.Spec()] = true
+		claims[v.PVC] = true
+	}
+	namespace := o.Namespace
+	if namespace == "" {
+		namespace = p.Apps.Namespace
 	}
 	self := filepath.Join(o.AppDir, config.FileName)
 	var w []string
@@ -196,6 +218,9 @@ func sharedImages(p *config.Policy, o Options) []string {
 		for _, v := range other.Volumes {
 			if mine[v.Spec()] {
 				w = append(w, fmt.Sprintf("%s is also declared in %s: two apps would fail over the same image", v.Spec(), other.File))
+			}
+			if claims[v.PVC] && other.Apps.Namespace == namespace {
+				w = append(w, fmt.Sprintf("claim %s/%s is also declared in %s, in the same namespace: two apps would own, stop and fail over one claim", namespace, v.PVC, other.File))
 			}
 		}
 		return nil
