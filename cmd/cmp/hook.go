@@ -17,6 +17,7 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rpo"
 )
 
@@ -53,7 +54,7 @@ func hookCmd(sys system) *cobra.Command {
 // stepOptions maps the command line to the step's options: Force and
 // ForcePromoted come from the command line and nowhere else.
 func stepOptions(r hookcmd.Request) failover.Options {
-	return failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, RPO: r.RPO, Log: log.StandardLogger()}
+	return failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, RPO: r.RPO, Kinds: workload.Builtin.With(r.Kinds...), Log: log.StandardLogger()}
 }
 
 // runStep runs a validated request and prints its per-target report.

@@ -31,12 +31,14 @@ const SettingsKind = "Settings"
 // namespaces may move which pools with which Ceph credentials. It lives
 // outside every app's repository, so nothing a team pushes can change it.
 type Settings struct {
-	APIVersion string          `yaml:"apiVersion"`
-	Kind       string          `yaml:"kind"`
-	Images     Images          `yaml:"images"`
-	HookPods   HookPods        `yaml:"hookPods"`
-	Sites      []SiteSettings  `yaml:"sites"`
-	Namespaces []TenantSetting `yaml:"namespaces"`
+	APIVersion string   `yaml:"apiVersion"`
+	Kind       string   `yaml:"kind"`
+	Images     Images   `yaml:"images"`
+	HookPods   HookPods `yaml:"hookPods"`
+	// WorkloadKinds teaches custom kinds that run pods (kinds.go).
+	WorkloadKinds []WorkloadKind  `yaml:"workloadKinds"`
+	Sites         []SiteSettings  `yaml:"sites"`
+	Namespaces    []TenantSetting `yaml:"namespaces"`
 
 	// File is where the settings were read from, for messages.
 	File string `yaml:"-"`
@@ -195,6 +197,7 @@ func (v *validator) settings(s *Settings) {
 	v.pinnedImage("images.hook", s.Images.Hook)
 	v.pinnedImage("images.ceph", s.Images.Ceph)
 	v.hookPods(&s.HookPods)
+	v.workloadKinds(s.WorkloadKinds)
 	if len(s.Sites) < 2 {
 		v.addf("sites", "lists %d site(s); mirroring needs at least two", len(s.Sites))
 	}

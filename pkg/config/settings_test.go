@@ -287,3 +287,62 @@ func TestSettingsMissingSaysTheConfigMapKey(t *testing.T) {
 		t.Errorf("got %v\nwant it to contain %s", err, want)
 	}
 }
+
+// A custom kind that runs pods, taught by the settings: it joins the
+// built-in ones; each mistake names its line and field.
+func TestSettingsWorkloadKinds(t *testing.T) {
+	good := `workloadKinds:
+  - group: example.com
+    version: v1
+    kind: Database
+    resource: databases
+    podSpec: spec.template.spec
+    replicas: spec.replicas
+  - group: example.com
+    version: v1beta1
+    kind: Export
+    resource: exports
+    podSpec: spec.pod
+    suspend: spec.paused
+namespaces:`
+	doc := strings.Replace(settings, "namespaces:", good, 1)
+	s, err := config.ParseSettings([]byte(doc), "settings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := s.Workloads()
+	db, ok := kinds.Lookup("example.com", "Database")
+	if !ok || db.Resource != "databases" || !db.CanStop() || string(db.StopPatch()) != `{"spec":{"replicas":0}}` {
+		t.Errorf("Database: %+v", db)
+	}
+	if export, _ := kinds.Lookup("example.com", "Export"); string(export.StopPatch()) != `{"spec":{"paused":true}}` {
+		t.Errorf("Export: %+v", export)
+	}
+	if _, ok := kinds.Lookup("apps", "Deployment"); !ok {
+		t.Error("the built-in kinds are gone")
+	}
+	cases := []struct{ old, new, want string }{
+		{"group: example.com\n    version: v1\n", "group: example\n    version: v1\n", `settings.yaml:18: workloadKinds[0].group: "example" is not a custom resource's API group`},
+		{"resource: databases", "resource: Databases/x", `workloadKinds[0].resource: "Databases/x" is not an API resource name`},
+		{"kind: Database", "kind: data-base", `workloadKinds[0].kind: "data-base" is not a kind name`},
+		{"podSpec: spec.template.spec", "podSpec: spec.$(x)", `workloadKinds[0].podSpec: "spec.$(x)" is not a field path`},
+		{"replicas: spec.replicas", "replicas: replicas", `workloadKinds[0].replicas: "replicas" is not a field path under spec`},
+		{"suspend: spec.paused", "suspend: status.paused", `workloadKinds[1].suspend: "status.paused" is not a field path under spec`},
+		{"replicas: spec.replicas", "suspend: spec.suspend\n    replicas: spec.replicas", `workloadKinds[0]: gives both replicas and suspend`},
+		{"    replicas: spec.replicas\n", "", `workloadKinds[0]: gives neither replicas nor suspend`},
+		{"kind: Export", "kind: Database", `workloadKinds[1].kind: example.com/Database is already workloadKinds[0]`},
+		{"group: example.com\n    version: v1\n", "group: argoproj.io\n    version: v1\n", `Rollout`},
+	}
+	for _, c := range cases {
+		bad := strings.Replace(doc, c.old, c.new, 1)
+		if c.want == "Rollout" {
+			bad = strings.Replace(strings.Replace(bad, "kind: Database", "kind: Rollout", 1), "resource: databases", "resource: rollouts", 1)
+			c.want = "workloadKinds[0].kind: argoproj.io/Rollout is built in"
+		}
+		_, err := config.ParseSettings([]byte(bad), "settings.yaml")
+		var ps config.Problems
+		if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v\nwant one problem containing %s", c.new, err, c.want)
+		}
+	}
+}

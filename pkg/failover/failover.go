@@ -20,6 +20,7 @@ import (
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
 // Rbd is what the steps need of the local cluster; *rbd.Client is one.
@@ -108,6 +109,9 @@ type Options struct {
 	// and promote refuse an image that no mirror snapshot schedule covers at
 	// least this often. Zero checks nothing.
 	RPO time.Duration
+	// Kinds are the kinds quiesce stops: pkg/workload's built-in ones and
+	// those the settings teach (nil: the built-in ones).
+	Kinds workload.Catalog
 	// Clock is the time source of every wait (tests replace it).
 	Clock Clock
 	Log   log.FieldLogger

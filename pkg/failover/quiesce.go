@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -50,7 +51,7 @@ func Quiesce(ctx context.Context, kube dynamic.Interface, namespace string, pvcs
 	for i, pvc := range pvcs {
 		report[i].Before = describeUse(users[pvc])
 	}
-	stopped, err := stop(ctx, kube, namespace, pvcs)
+	stopped, err := stop(ctx, kube, namespace, pvcs, o.Kinds)
 	if err != nil {
 		return fail(err)
 	}
@@ -121,11 +122,19 @@ func claims(spec corev1.PodSpec) []string {
 // stop stops every workload whose pods mount one of the PVCs, and says
 // what it did, by PVC ("scaled Deployment web to 0", "suspended CronJob
 // backup"). One already stopped is left alone and not reported.
-func stop(ctx context.Context, kube dynamic.Interface, namespace string, pvcs []string) (map[string][]string, error) {
+func stop(ctx context.Context, kube dynamic.Interface, namespace string, pvcs []string, kinds model.Catalog) (map[string][]string, error) {
+	if kinds == nil {
+		kinds = model.Builtin
+	}
 	done := map[string][]string{}
-	for _, k := range model.Stoppable() {
-		gvr := schema.GroupVersionResource{Group: k.Group, Version: "v1", Resource: k.Resource}
+	for _, k := range kinds.Stoppable() {
+		gvr := schema.GroupVersionResource{Group: k.Group, Version: k.Version, Resource: k.Resource}
 		list, err := kube.Resource(gvr).Namespace(namespace).List(ctx, metav1.ListOptions{})
+		if apierrors.IsNotFound(err) {
+			// The cluster has no such resource (Argo Rollouts not
+			// installed), so nothing of the kind runs here.
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("listing %s in %s: %w", k.Resource, namespace, err)
 		}

@@ -2,14 +2,17 @@ package failover_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil/kubefake"
@@ -130,6 +133,30 @@ func TestQuiesceStopsCronJobsAndClaimTemplates(t *testing.T) {
 	for _, a := range kube.Actions()[before:] {
 		if _, ok := a.(k8stesting.PatchAction); ok {
 			t.Errorf("second run patched %v", a)
+		}
+	}
+}
+
+// A cluster without Argo Rollouts answers "not found" to a list of
+// rollouts: nothing of the kind runs there, and quiesce goes on. Any other
+// failure to list a kind it stops fails the step, naming the kind.
+func TestQuiesceWithoutTheRolloutsResource(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{apierrors.NewNotFound(schema.GroupResource{Group: "argoproj.io", Resource: "rollouts"}, ""), ""},
+		{apierrors.NewForbidden(schema.GroupResource{Group: "argoproj.io", Resource: "rollouts"}, "", errors.New("no rights")), "listing rollouts in shop"},
+	} {
+		kube := kubefake.Cluster(t, deployment("web", "data", 1), pod("web-0", "data", "web", corev1.PodRunning))
+		kube.PrependReactor("list", "rollouts", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, c.err })
+		o, _ := opts()
+		err := failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, o).Err()
+		if c.want == "" && err != nil {
+			t.Errorf("%v: %v", c.err, err)
+		}
+		if c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%v: got %v, want %q", c.err, err, c.want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
 // Step is one hook step.
@@ -90,6 +91,9 @@ type Request struct {
 	// rbd-mirror key. Empty: demote judges the peer's copy from the local
 	// signals only.
 	Peer rbd.Conn
+	// Kinds are the workload kinds the settings teach, which quiesce stops
+	// beside the built-in ones (pkg/workload).
+	Kinds []workload.Kind
 }
 
 const (
@@ -108,6 +112,7 @@ const (
 	flagPeerKeyring   = "peer-ceph-keyring"
 	flagPeerKeyFile   = "peer-ceph-keyfile"
 	flagPeerMonHost   = "peer-ceph-mon-host"
+	flagWorkloadKind  = "workload-kind"
 )
 
 // Args is the command line of the request after `hook <step>`.
@@ -115,6 +120,9 @@ func (r Request) Args() []string {
 	var args []string
 	if r.Step == Quiesce {
 		args = append(args, "--"+flagNamespace+"="+r.Namespace)
+		for _, k := range r.Kinds {
+			args = append(args, "--"+flagWorkloadKind+"="+k.Flag())
+		}
 	}
 	args = append(args, "--"+flagTimeout+"="+r.Timeout.String(), fmt.Sprintf("--%s=%d", flagParallelism, r.Parallelism))
 	if r.Force {
@@ -171,6 +179,7 @@ func FlagSet(step Step, r *Request) *pflag.FlagSet {
 	switch step {
 	case Quiesce:
 		fs.StringVar(&r.Namespace, flagNamespace, "", "the app's namespace (required)")
+		fs.Var((*kindsValue)(&r.Kinds), flagWorkloadKind, "a kind the settings teach, which quiesce stops too: GROUP/VERSION/RESOURCE/KIND:POD.SPEC.PATH:STOP.PATH=0|true (repeatable)")
 	case Promote:
 		fs.BoolVar(&r.Force, flagForce, false, "allow rbd mirror image promote --force (only when rbd-dr.yaml says forcePromote: true)")
 	case Demote:
@@ -279,3 +288,25 @@ func joinSteps() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// kindsValue reads --workload-kind, one kind per use.
+type kindsValue []workload.Kind
+
+func (v *kindsValue) Set(s string) error {
+	k, err := workload.ParseFlag(s)
+	if err != nil {
+		return err
+	}
+	*v = append(*v, k)
+	return nil
+}
+
+func (v *kindsValue) String() string {
+	flags := make([]string, len(*v))
+	for i, k := range *v {
+		flags[i] = k.Flag()
+	}
+	return strings.Join(flags, ",")
+}
+
+func (v *kindsValue) Type() string { return "kind" }

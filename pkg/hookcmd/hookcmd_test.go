@@ -1,6 +1,7 @@
 package hookcmd_test
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
 func TestArgsRoundTrip(t *testing.T) {
@@ -25,6 +27,10 @@ func TestArgsRoundTrip(t *testing.T) {
 	for _, r := range []hookcmd.Request{
 		peer, labPeer, promotePeer,
 		{Step: hookcmd.Quiesce, Namespace: "shop", Targets: []string{"data", "logs"}, Timeout: time.Minute, Parallelism: 2},
+		{Step: hookcmd.Quiesce, Namespace: "shop", Targets: []string{"data"}, Timeout: time.Minute, Parallelism: 1, Kinds: []workload.Kind{
+			{Group: "example.com", Version: "v1", Resource: "databases", Name: "Database", PodSpec: []string{"spec", "template", "spec"}, StopPath: []string{"spec", "replicas"}, StopValue: int64(0)},
+			{Group: "example.com", Version: "v1beta1", Resource: "exports", Name: "Export", PodSpec: []string{"spec", "pod"}, StopPath: []string{"spec", "suspend"}, StopValue: true},
+		}},
 		withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a", "pool/b"}, Timeout: 15 * time.Minute, Parallelism: 4, Pools: []string{"pool"}}),
 		withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a"}, Timeout: time.Minute, Parallelism: 1, ForcePromoted: true, Pools: []string{"pool"}}),
 		withCeph(hookcmd.Request{Step: hookcmd.Promote, Targets: []string{"pool/a", "two/b"}, Timeout: time.Hour, Parallelism: 1, Force: true, Pools: []string{"pool", "two"}}),
@@ -38,7 +44,7 @@ func TestArgsRoundTrip(t *testing.T) {
 		}
 		if got.Step != r.Step || !slices.Equal(got.Targets, r.Targets) || got.Namespace != r.Namespace ||
 			got.Timeout != r.Timeout || got.Parallelism != r.Parallelism || got.Force != r.Force || got.ForcePromoted != r.ForcePromoted ||
-			!slices.Equal(got.Pools, r.Pools) || got.Ceph != r.Ceph || got.Peer != r.Peer {
+			!slices.Equal(got.Pools, r.Pools) || got.Ceph != r.Ceph || got.Peer != r.Peer || !reflect.DeepEqual(got.Kinds, r.Kinds) {
 			t.Errorf("round trip of %+v gave %+v", r, got)
 		}
 	}
@@ -72,6 +78,8 @@ func TestParseRefuses(t *testing.T) {
 		{"quiesce", []string{"data"}, `--namespace "" is not a namespace name`},
 		{"quiesce", []string{"--namespace=shop", "Data_1"}, `"Data_1" is not a PVC name`},
 		{"quiesce", []string{"--namespace=shop"}, "give at least one PVC name"},
+		{"quiesce", []string{"--namespace=shop", "--workload-kind=example.com/v1/data;bases/Database:spec.template.spec:spec.replicas=0", "data"}, "resource"},
+		{"demote", []string{"--pools=p", "--workload-kind=example.com/v1/databases/Database:spec.template.spec:spec.replicas=0", "p/i"}, "unknown flag: --workload-kind"},
 		{"demote", []string{"--timeout=0s", "p/i"}, "--timeout must be positive"},
 		{"demote", []string{"--parallelism=0", "p/i"}, "--parallelism must be at least 1"},
 		{"failover", []string{"p/i"}, `unknown hook step "failover"`},

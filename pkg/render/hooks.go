@@ -56,8 +56,9 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 	} else {
 		quiesce, demote := hookcmd.Request{Timeout: base.Timeout, Parallelism: base.Parallelism}, base
 		quiesce.Step, quiesce.Namespace, quiesce.Targets = hookcmd.Quiesce, pl.namespace, pvcs
+		quiesce.Kinds = pl.kinds.Taught()
 		demote.Step, demote.ForcePromoted = hookcmd.Demote, p.ForcePromote
-		objs = append(objs, quiesceRBAC(p, pl.namespace)...)
+		objs = append(objs, quiesceRBAC(p, pl.namespace, pl.kinds)...)
 		objs = append(objs, quiesceJob(pl, quiesce), cephJob(pl, demote, waveRole))
 		if p.ForcePromote {
 			resync := base
@@ -270,15 +271,13 @@ func quiesceJob(pl *placement, req hookcmd.Request) *job {
 	return hookJob(p, hookMeta(p, name, namespace, hookcmd.Quiesce, waveStop), hookcmd.Quiesce, pod)
 }
 
-// quiesceRBAC lets the quiesce Job do what failover.Quiesce does, in the
-// app's namespace only (quiesceRules). These are hooks of an earlier wave,
-// so they exist before the Job starts.
 // quiesceRules: list and patch every kind quiesce stops (pkg/workload:
-// Deployments, StatefulSets, CronJobs), by API group, and list the pods to
-// see which mount the volumes.
-func quiesceRules() []policyRule {
+// Deployments, StatefulSets, CronJobs, Rollouts, and the kinds the
+// settings teach), by API group, and list the pods to see which mount the
+// volumes.
+func quiesceRules(kinds model.Catalog) []policyRule {
 	var rules []policyRule
-	for _, k := range model.Stoppable() {
+	for _, k := range kinds.Stoppable() {
 		i := slices.IndexFunc(rules, func(r policyRule) bool { return r.APIGroups[0] == k.Group })
 		if i < 0 {
 			rules = append(rules, policyRule{APIGroups: []string{k.Group}, Verbs: []string{"list", "patch"}})
@@ -289,7 +288,10 @@ func quiesceRules() []policyRule {
 	return append(rules, policyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}})
 }
 
-func quiesceRBAC(p *config.Policy, namespace string) []any {
+// quiesceRBAC lets the quiesce Job do what failover.Quiesce does, in the
+// app's namespace only (quiesceRules). These are hooks of an earlier wave,
+// so they exist before the Job starts.
+func quiesceRBAC(p *config.Policy, namespace string, kinds model.Catalog) []any {
 	name := objectName(p.Name, string(hookcmd.Quiesce))
 	meta := hookMeta(p, name, namespace, hookcmd.Quiesce, waveRBAC)
 	return []any{
@@ -297,7 +299,7 @@ func quiesceRBAC(p *config.Policy, namespace string) []any {
 		&role{
 			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			Metadata: meta,
-			Rules:    quiesceRules(),
+			Rules:    quiesceRules(kinds),
 		},
 		&roleBinding{
 			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},

@@ -28,12 +28,18 @@ func (w workload) stoppable() bool { return w.kind.CanStop() }
 
 // workloads reads, from the built overlay, every object that runs pods and
 // the PersistentVolumeClaims they mount.
-func workloads(app resmap.ResMap) ([]workload, error) {
+// An object of a kind the catalog does not know counts when it names a
+// claim anywhere: it may run pods that write to it.
+func workloads(app resmap.ResMap, kinds model.Catalog) ([]workload, error) {
 	var out []workload
 	for _, res := range app.Resources() {
-		k, ok := model.Lookup(res.GetGvk().Group, res.GetKind())
-		if !ok {
-			continue
+		gvk := res.GetGvk()
+		k, known := kinds.Lookup(gvk.Group, gvk.Kind)
+		if !known {
+			if gvk.Group == "" && gvk.Kind == "PersistentVolumeClaim" {
+				continue
+			}
+			k = model.Unknown(gvk.Group, gvk.Kind)
 		}
 		w := workload{kind: k, name: res.GetName()}
 		obj, err := res.Map()
@@ -43,7 +49,9 @@ func workloads(app resmap.ResMap) ([]workload, error) {
 		if w.claims, err = k.Claims(obj); err != nil {
 			return nil, fmt.Errorf("%s: %w", w, err)
 		}
-		out = append(out, w)
+		if known || len(w.claims) > 0 {
+			out = append(out, w)
+		}
 	}
 	return out, nil
 }
@@ -53,8 +61,8 @@ func workloads(app resmap.ResMap) ([]workload, error) {
 // writer first: each declared volume is a claim the workloads mount, each
 // mounted claim is declared (or declared unprotected on purpose), and only
 // workloads that quiesce can stop write to a protected claim.
-func protect(p *config.Policy, app resmap.ResMap) error {
-	ws, err := workloads(app)
+func protect(p *config.Policy, kinds model.Catalog, app resmap.ResMap) error {
+	ws, err := workloads(app, kinds)
 	if err != nil {
 		return err
 	}
@@ -84,8 +92,11 @@ func protect(p *config.Policy, app resmap.ResMap) error {
 			continue
 		}
 		for _, w := range mountedBy[claim] {
-			if !w.stoppable() {
-				problems = append(problems, fmt.Sprintf("%s mounts the protected PersistentVolumeClaim %s, but argocd-rbd-dr can only stop Deployments, StatefulSets and CronJobs before it demotes: on the passive site this writer would keep the image in use and the demote would wait until it times out; run it as a Deployment or StatefulSet", w, claim))
+			switch {
+			case w.kind.IsUnknown():
+				problems = append(problems, fmt.Sprintf("%s (API group %q) mounts the protected PersistentVolumeClaim %s, but argocd-rbd-dr does not know how to stop a %s before it demotes: on the passive site it would keep writing to a demoted image; ask the platform team to teach the kind under workloadKinds in the settings (where its pod spec is, and the field that stops it), or run the writer as a %s", w, w.kind.Group, claim, w.kind.Name, stoppableNames(kinds)))
+			case !w.stoppable():
+				problems = append(problems, fmt.Sprintf("%s mounts the protected PersistentVolumeClaim %s, but argocd-rbd-dr can only stop a %s before it demotes: on the passive site this writer would keep the image in use and the demote would wait until it times out; run it as one of those", w, claim, stoppableNames(kinds)))
 			}
 		}
 	}
@@ -139,6 +150,19 @@ func likelyCause(pvc string, mountedBy map[string][]workload) string {
 		return "the overlay's workloads mount no PersistentVolumeClaim at all"
 	}
 	return fmt.Sprintf("the workloads mount %s", strings.Join(claims, ", "))
+}
+
+// stoppableNames lists the kinds argocd-rbd-dr stops, for messages:
+// "Deployment, StatefulSet, CronJob or Rollout".
+func stoppableNames(kinds model.Catalog) string {
+	var ns []string
+	for _, k := range kinds.Stoppable() {
+		ns = append(ns, k.Name)
+	}
+	if len(ns) < 2 {
+		return strings.Join(ns, "")
+	}
+	return strings.Join(ns[:len(ns)-1], ", ") + " or " + ns[len(ns)-1]
 }
 
 func names(ws []workload) string {

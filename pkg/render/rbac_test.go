@@ -14,23 +14,42 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil/kubefake"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
 // The quiesce Role grants exactly what the quiesce step does against the API
 // (failover.Quiesce run against a fake API, every request recorded): nothing
 // it does is refused, and no right goes unused.
 func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
-	res := renderExample(t, "site-b", render.Passive, nil)
+	// The settings teach a custom kind: the Role must grant it, and the
+	// quiesce Job's command line must carry it to the step.
+	settings := exampleSettings(t)
+	settings.WorkloadKinds = []config.WorkloadKind{{Group: "example.com", Version: "v1", Kind: "Database", Resource: "databases", PodSpec: "spec.template.spec", Replicas: "spec.replicas"}}
+	res := renderExampleWith(t, "site-b", render.Passive, nil, settings)
 	var role rbacv1.Role
 	var namespace string
 	var pvcs []string
+	var step hookcmd.Request
 	for _, obj := range objects(t, toYAML(t, res)) {
 		switch obj.GetKind() {
+		case "Job":
+			if obj.GetLabels()["rbd-dr.io/step"] != string(hookcmd.Quiesce) {
+				continue
+			}
+			containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+			args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+			var err error
+			if step, err = hookcmd.Parse(string(hookcmd.Quiesce), args); err != nil {
+				t.Fatalf("the quiesce Job's args %v: %v", args, err)
+			}
 		case "Role":
 			if err := yaml.UnmarshalStrict(mustJSON(t, obj), &role); err != nil {
 				t.Fatal(err)
@@ -65,11 +84,15 @@ func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
 		pod("web-0", pvcs[0]), pod("db-0", pvcs[len(pvcs)-1]),
 		&batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"}, ObjectMeta: meta("backup"),
 			Spec: batchv1.CronJobSpec{Schedule: "0 * * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: template(pvcs[0])}}}},
+		// An Argo Rollout, and an object of the taught kind, each with a pod.
+		custom("argoproj.io/v1alpha1", "Rollout", "canary", namespace, pvcs[0]), pod("canary-0", pvcs[0]),
+		custom("example.com/v1", "Database", "pg", namespace, pvcs[len(pvcs)-1]), pod("pg-0", pvcs[len(pvcs)-1]),
 	)
 
 	logger := log.New()
 	logger.SetOutput(io.Discard)
-	report := failover.Quiesce(context.Background(), kube, namespace, pvcs, failover.Options{Timeout: 10 * time.Second, Poll: time.Millisecond, Log: logger})
+	kinds := workload.Builtin.With(step.Kinds...)
+	report := failover.Quiesce(context.Background(), kube, namespace, pvcs, failover.Options{Timeout: 10 * time.Second, Poll: time.Millisecond, Kinds: kinds, Log: logger})
 	if err := report.Err(); err != nil {
 		t.Fatalf("quiesce: %v", err)
 	}
@@ -107,4 +130,16 @@ func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
 	if len(unused) > 0 {
 		t.Errorf("Role %s grants what quiesce never does: %v", role.Name, unused)
 	}
+}
+
+// custom is an object of a kind outside client-go's scheme, with one
+// replica whose pods mount pvc.
+func custom(apiVersion, kind, name, namespace, pvc string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": apiVersion, "kind": kind,
+		"metadata": map[string]any{"name": name, "namespace": namespace},
+		"spec": map[string]any{"replicas": int64(1), "template": map[string]any{"spec": map[string]any{
+			"volumes": []any{map[string]any{"name": "data", "persistentVolumeClaim": map[string]any{"claimName": pvc}}},
+		}}},
+	}}
 }

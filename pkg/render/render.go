@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	model "github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/repofs"
 )
 
@@ -67,6 +68,8 @@ type placement struct {
 	tenant    config.TenantSetting
 	images    config.Images
 	pods      config.HookPods
+	// kinds are the workload kinds known here: built in and taught by the settings.
+	kinds     model.Catalog
 	namespace string
 }
 
@@ -90,7 +93,7 @@ func place(p *config.Policy, s *config.Settings, siteName, namespace string) (*p
 		return nil, err
 	}
 	ceph, _ := s.Site(site.Name) // Grant checked that every site is known
-	pl := &placement{policy: p, site: site, ceph: ceph, tenant: tenant, images: s.Images, pods: s.HookPods, namespace: namespace}
+	pl := &placement{policy: p, site: site, ceph: ceph, tenant: tenant, images: s.Images, pods: s.HookPods, kinds: s.Workloads(), namespace: namespace}
 	// The steps read one peer (pkg/failover takes the first peer site rbd
 	// reports): with three sites or more, which one is not for render to guess.
 	if len(p.Sites) == 2 {
@@ -174,11 +177,11 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 	if r.Volumes, err = bindVolumes(pl, app); err != nil {
 		return nil, fmt.Errorf("site %s: %w", site.Name, err)
 	}
-	if err := protect(p, app); err != nil {
+	if err := protect(p, pl.kinds, app); err != nil {
 		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
 	}
 	if role == Passive {
-		if err := stopWorkloads(app); err != nil {
+		if err := stopWorkloads(app, pl.kinds); err != nil {
 			return nil, fmt.Errorf("site %s: %w", site.Name, err)
 		}
 	}

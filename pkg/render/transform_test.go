@@ -56,6 +56,12 @@ func writeTree(t *testing.T, root string, files map[string]string) {
 // site a in the given role.
 func renderInline(t *testing.T, role render.Role, files map[string]string) (*render.Result, error) {
 	t.Helper()
+	return renderInlineWith(t, role, files, testSettings(t))
+}
+
+// renderInlineWith is renderInline under the given settings.
+func renderInlineWith(t *testing.T, role render.Role, files map[string]string, settings *config.Settings) (*render.Result, error) {
+	t.Helper()
 	root := t.TempDir()
 	if _, ok := files["app/rbd-dr.yaml"]; !ok {
 		files["app/rbd-dr.yaml"] = policy
@@ -66,7 +72,7 @@ func renderInline(t *testing.T, role render.Role, files map[string]string) (*ren
 	if err != nil {
 		t.Fatal(err)
 	}
-	return render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: "a", Role: role, Namespace: "shop", Settings: testSettings(t)})
+	return render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: "a", Role: role, Namespace: "shop", Settings: settings})
 }
 
 // appObject returns one object of the app part as YAML.
@@ -420,5 +426,54 @@ spec:
 	}
 	if len(pvs) != 3 || pvs[1] == pvs[2] {
 		t.Errorf("PVs %v, want three distinct names", pvs)
+	}
+}
+
+// An Argo Rollout and a kind the settings teach, each writing to the
+// protected claim: accepted, and stopped on the passive site by their own
+// fields. Without the settings the custom kind is refused.
+func TestPassiveStopsRolloutsAndTaughtKinds(t *testing.T) {
+	files := func() map[string]string {
+		return map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [app.yaml]\n",
+			"app/overlay/app.yaml": `apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 3
+  template:
+    spec:
+      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+---
+apiVersion: example.com/v1
+kind: Database
+metadata: {name: pg, namespace: shop}
+spec:
+  schedule: {paused: false}
+  pods:
+    spec:
+      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+`,
+		}
+	}
+	settings := testSettings(t)
+	if _, err := renderInlineWith(t, render.Passive, files(), settings); err == nil || !strings.Contains(err.Error(), "does not know how to stop a Database") {
+		t.Fatalf("an untaught kind: %v", err)
+	}
+	settings.WorkloadKinds = []config.WorkloadKind{{Group: "example.com", Version: "v1", Kind: "Database", Resource: "databases", PodSpec: "spec.pods.spec", Suspend: "spec.schedule.paused"}}
+	for role, want := range map[render.Role][2]string{
+		render.Active:  {"replicas: 3", "paused: false"},
+		render.Passive: {"replicas: 0", "paused: true"},
+	} {
+		res, err := renderInlineWith(t, role, files(), settings)
+		if err != nil {
+			t.Fatalf("%s: %v", role, err)
+		}
+		if got := appObject(t, res, "Rollout", "web"); !strings.Contains(got, want[0]) {
+			t.Errorf("%s: the Rollout:\n%s", role, got)
+		}
+		if got := appObject(t, res, "Database", "pg"); !strings.Contains(got, want[1]) {
+			t.Errorf("%s: the Database:\n%s", role, got)
+		}
 	}
 }

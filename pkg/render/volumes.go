@@ -17,11 +17,12 @@ import (
 )
 
 // stopWorkloads is the passive-site transform: every workload that
-// argocd-rbd-dr can stop, stopped as pkg/workload says (Deployments and
-// StatefulSets at zero replicas, CronJobs suspended), nothing else changed.
-func stopWorkloads(app resmap.ResMap) error {
+// argocd-rbd-dr can stop, stopped as pkg/workload says (Deployments,
+// StatefulSets and Rollouts at zero replicas, CronJobs suspended, a taught
+// kind by its field), nothing else changed.
+func stopWorkloads(app resmap.ResMap, kinds model.Catalog) error {
 	for _, res := range app.Resources() {
-		k, ok := model.Lookup(res.GetGvk().Group, res.GetKind())
+		k, ok := kinds.Lookup(res.GetGvk().Group, res.GetKind())
 		if !ok || !k.CanStop() {
 			continue
 		}
@@ -30,8 +31,9 @@ func stopWorkloads(app resmap.ResMap) error {
 			tag = yaml.NodeTagBool
 		}
 		node := yaml.NewRNode(&yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value})
-		if err := res.PipeE(yaml.LookupCreate(yaml.MappingNode, "spec"), yaml.SetField(k.StopField, node)); err != nil {
-			return fmt.Errorf("%s %s: setting spec.%s: %w", k.Name, res.GetName(), k.StopField, err)
+		parent, field := k.StopPath[:len(k.StopPath)-1], k.StopPath[len(k.StopPath)-1]
+		if err := res.PipeE(yaml.LookupCreate(yaml.MappingNode, parent...), yaml.SetField(field, node)); err != nil {
+			return fmt.Errorf("%s %s: setting %s: %w", k.Name, res.GetName(), strings.Join(k.StopPath, "."), err)
 		}
 	}
 	return nil

@@ -8,7 +8,9 @@
 package workload
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -16,43 +18,72 @@ import (
 
 // Kind is one kind of object that runs pods.
 type Kind struct {
-	Group, Name string
+	Group, Version, Name string
 	// Resource is the API resource, for listing and patching.
 	Resource string
-	// PodSpec is where the object keeps its pods' spec.
+	// PodSpec is where the object keeps its pods' spec; nil for a kind
+	// nobody taught argocd-rbd-dr (Unknown), whose claims are read from
+	// anywhere in the object.
 	PodSpec []string
-	// StopField is the spec field that stops it, StopValue what it is set
-	// to (replicas 0, suspend true); "" when argocd-rbd-dr cannot stop it.
-	StopField string
+	// StopPath is the field that stops it, StopValue what it is set to
+	// (replicas 0, suspend true); nil when argocd-rbd-dr cannot stop it.
+	StopPath  []string
 	StopValue any
 }
 
-// Kinds are the kinds that run pods, in their own API groups (a custom
-// resource that shares a kind name is none of them).
-var Kinds = []Kind{
-	{Group: "apps", Name: "Deployment", Resource: "deployments", PodSpec: []string{"spec", "template", "spec"}, StopField: "replicas", StopValue: int64(0)},
-	{Group: "apps", Name: "StatefulSet", Resource: "statefulsets", PodSpec: []string{"spec", "template", "spec"}, StopField: "replicas", StopValue: int64(0)},
-	{Group: "batch", Name: "CronJob", Resource: "cronjobs", PodSpec: []string{"spec", "jobTemplate", "spec", "template", "spec"}, StopField: "suspend", StopValue: true},
-	{Group: "apps", Name: "DaemonSet", Resource: "daemonsets", PodSpec: []string{"spec", "template", "spec"}},
-	{Group: "apps", Name: "ReplicaSet", Resource: "replicasets", PodSpec: []string{"spec", "template", "spec"}},
-	{Group: "", Name: "ReplicationController", Resource: "replicationcontrollers", PodSpec: []string{"spec", "template", "spec"}},
-	{Group: "batch", Name: "Job", Resource: "jobs", PodSpec: []string{"spec", "template", "spec"}},
-	{Group: "", Name: "Pod", Resource: "pods", PodSpec: []string{"spec"}},
+// Catalog is the kinds argocd-rbd-dr knows: the built-in ones and those
+// the platform's settings teach it.
+type Catalog []Kind
+
+// Builtin are the kinds known without settings, in their own API groups (a
+// custom resource that shares a kind name is none of them).
+var Builtin = Catalog{
+	{Group: "apps", Version: "v1", Name: "Deployment", Resource: "deployments", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)},
+	{Group: "apps", Version: "v1", Name: "StatefulSet", Resource: "statefulsets", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)},
+	{Group: "batch", Version: "v1", Name: "CronJob", Resource: "cronjobs", PodSpec: []string{"spec", "jobTemplate", "spec", "template", "spec"}, StopPath: []string{"spec", "suspend"}, StopValue: true},
+	// An Argo Rollout keeps its pod template and replicas where a
+	// Deployment does. One with spec.workloadRef runs the pods of a
+	// Deployment's template: that Deployment mounts the claims.
+	{Group: "argoproj.io", Version: "v1alpha1", Name: "Rollout", Resource: "rollouts", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)},
+	{Group: "apps", Version: "v1", Name: "DaemonSet", Resource: "daemonsets", PodSpec: podTemplate},
+	{Group: "apps", Version: "v1", Name: "ReplicaSet", Resource: "replicasets", PodSpec: podTemplate},
+	{Group: "", Version: "v1", Name: "ReplicationController", Resource: "replicationcontrollers", PodSpec: podTemplate},
+	{Group: "batch", Version: "v1", Name: "Job", Resource: "jobs", PodSpec: podTemplate},
+	{Group: "", Version: "v1", Name: "Pod", Resource: "pods", PodSpec: []string{"spec"}},
 }
 
+var (
+	podTemplate = []string{"spec", "template", "spec"}
+	replicas    = []string{"spec", "replicas"}
+)
+
+// With is the catalog and the kinds taught by the settings.
+func (c Catalog) With(taught ...Kind) Catalog { return append(slices.Clip(c), taught...) }
+
 // Lookup finds a kind by its API group and name.
-func Lookup(group, name string) (Kind, bool) {
-	i := slices.IndexFunc(Kinds, func(k Kind) bool { return k.Group == group && k.Name == name })
+func (c Catalog) Lookup(group, name string) (Kind, bool) {
+	i := slices.IndexFunc(c, func(k Kind) bool { return k.Group == group && k.Name == name })
 	if i < 0 {
 		return Kind{}, false
 	}
-	return Kinds[i], true
+	return c[i], true
+}
+
+// Taught lists the catalog's kinds that are not built in.
+func (c Catalog) Taught() []Kind {
+	var out []Kind
+	for _, k := range c {
+		if _, builtin := Builtin.Lookup(k.Group, k.Name); !builtin {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // Stoppable lists the kinds argocd-rbd-dr stops before it demotes.
-func Stoppable() []Kind {
+func (c Catalog) Stoppable() []Kind {
 	var out []Kind
-	for _, k := range Kinds {
+	for _, k := range c {
 		if k.CanStop() {
 			out = append(out, k)
 		}
@@ -60,17 +91,24 @@ func Stoppable() []Kind {
 	return out
 }
 
+// Unknown is an object's kind that the catalog does not hold: its claims
+// are found wherever the object names one, and it cannot be stopped.
+func Unknown(group, name string) Kind { return Kind{Group: group, Name: name} }
+
+// IsUnknown says whether the kind was made by Unknown.
+func (k Kind) IsUnknown() bool { return k.PodSpec == nil }
+
 // CanStop says whether argocd-rbd-dr can stop objects of the kind: scale a
 // Deployment or StatefulSet to 0, suspend a CronJob. A DaemonSet, a bare
 // Pod, a Job or a ReplicaSet would keep writing to an image being demoted.
-func (k Kind) CanStop() bool { return k.StopField != "" }
+func (k Kind) CanStop() bool { return len(k.StopPath) > 0 }
 
 // Stopped says whether obj is stopped already.
 func (k Kind) Stopped(obj map[string]any) bool {
 	if !k.CanStop() {
 		return false
 	}
-	v, found, _ := unstructured.NestedFieldNoCopy(obj, "spec", k.StopField)
+	v, found, _ := unstructured.NestedFieldNoCopy(obj, k.StopPath...)
 	if b, ok := k.StopValue.(bool); ok {
 		return found && v == b
 	}
@@ -81,12 +119,12 @@ func (k Kind) Stopped(obj map[string]any) bool {
 
 // StopPatch is the JSON merge patch that stops an object of the kind.
 func (k Kind) StopPatch() []byte {
-	switch v := k.StopValue.(type) {
-	case bool:
-		return fmt.Appendf(nil, `{"spec":{%q:%t}}`, k.StopField, v)
-	default:
-		return fmt.Appendf(nil, `{"spec":{%q:%v}}`, k.StopField, v)
+	var patch any = k.StopValue
+	for i := len(k.StopPath) - 1; i >= 0; i-- {
+		patch = map[string]any{k.StopPath[i]: patch}
 	}
+	out, _ := json.Marshal(patch) // maps, strings, int64 and bool always marshal
+	return out
 }
 
 // StopReport says, for reports, what stopping the named object did:
@@ -98,10 +136,34 @@ func (k Kind) StopReport(name string) string {
 	return fmt.Sprintf("scaled %s %s to %v", k.Name, name, k.StopValue)
 }
 
+// claimsAnywhere finds every persistentVolumeClaim.claimName in v, at any
+// depth: where a kind nobody taught keeps its pods is not known.
+func claimsAnywhere(v any, out []string) []string {
+	switch t := v.(type) {
+	case map[string]any:
+		if pvc, ok := t["persistentVolumeClaim"].(map[string]any); ok {
+			if name, ok := pvc["claimName"].(string); ok && name != "" && !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+		for _, key := range slices.Sorted(maps.Keys(t)) {
+			out = claimsAnywhere(t[key], out)
+		}
+	case []any:
+		for _, item := range t {
+			out = claimsAnywhere(item, out)
+		}
+	}
+	return out
+}
+
 // Claims are the PersistentVolumeClaims an object of the kind mounts, in
 // the order it names them: its pods' volumes, and for a StatefulSet each
 // replica's claim of each volumeClaimTemplate.
 func (k Kind) Claims(obj map[string]any) ([]string, error) {
+	if k.IsUnknown() {
+		return claimsAnywhere(obj, nil), nil
+	}
 	var out []string
 	volumes, _, _ := unstructured.NestedSlice(obj, append(slices.Clone(k.PodSpec), "volumes")...)
 	for _, v := range volumes {

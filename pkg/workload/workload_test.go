@@ -1,6 +1,7 @@
 package workload_test
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -34,7 +35,7 @@ func TestClaims(t *testing.T) {
 		{"apps", "StatefulSet", `{metadata: {name: db}, spec: {replicas: 0, volumeClaimTemplates: [{metadata: {name: data}}]}}`, nil},
 	}
 	for _, c := range cases {
-		k, ok := workload.Lookup(c.group, c.kind)
+		k, ok := workload.Builtin.Lookup(c.group, c.kind)
 		if !ok {
 			t.Fatalf("%s/%s unknown", c.group, c.kind)
 		}
@@ -43,22 +44,22 @@ func TestClaims(t *testing.T) {
 			t.Errorf("%s: %v %v, want %v", c.kind, got, err, c.want)
 		}
 	}
-	sts, _ := workload.Lookup("apps", "StatefulSet")
+	sts, _ := workload.Builtin.Lookup("apps", "StatefulSet")
 	if _, err := sts.Claims(object(t, `{metadata: {name: db}, spec: {replicas: many, volumeClaimTemplates: [{metadata: {name: data}}]}}`)); err == nil || !strings.Contains(err.Error(), "spec.replicas many is not a count") {
 		t.Errorf("%v", err)
 	}
 	// A custom resource that shares a kind name is not a workload.
-	if _, ok := workload.Lookup("argoproj.io", "Deployment"); ok {
+	if _, ok := workload.Builtin.Lookup("argoproj.io", "Deployment"); ok {
 		t.Error("argoproj.io Deployment taken for apps/v1's")
 	}
 }
 
 func TestStopping(t *testing.T) {
 	var names []string
-	for _, k := range workload.Stoppable() {
+	for _, k := range workload.Builtin.Stoppable() {
 		names = append(names, k.Name)
 	}
-	if !slices.Equal(names, []string{"Deployment", "StatefulSet", "CronJob"}) {
+	if !slices.Equal(names, []string{"Deployment", "StatefulSet", "CronJob", "Rollout"}) {
 		t.Errorf("stoppable kinds %v", names)
 	}
 	for _, c := range []struct {
@@ -67,18 +68,82 @@ func TestStopping(t *testing.T) {
 		{"apps", "Deployment", `{spec: {replicas: 2}}`, `{spec: {replicas: 0}}`, `{"spec":{"replicas":0}}`, "scaled Deployment web to 0"},
 		{"batch", "CronJob", `{spec: {suspend: false}}`, `{spec: {suspend: true}}`, `{"spec":{"suspend":true}}`, "suspended CronJob web"},
 	} {
-		k, _ := workload.Lookup(c.group, c.kind)
+		k, _ := workload.Builtin.Lookup(c.group, c.kind)
 		if k.Stopped(object(t, c.running)) || !k.Stopped(object(t, c.stopped)) || string(k.StopPatch()) != c.patch || k.StopReport("web") != c.report {
 			t.Errorf("%s: stopped %v/%v, patch %s, report %q", c.kind, k.Stopped(object(t, c.running)), k.Stopped(object(t, c.stopped)), k.StopPatch(), k.StopReport("web"))
 		}
 	}
 	// A Deployment with no replicas field runs one replica: not stopped.
-	d, _ := workload.Lookup("apps", "Deployment")
+	d, _ := workload.Builtin.Lookup("apps", "Deployment")
 	if d.Stopped(object(t, `{spec: {}}`)) {
 		t.Error("a Deployment without replicas counts as stopped")
 	}
-	job, _ := workload.Lookup("batch", "Job")
+	job, _ := workload.Builtin.Lookup("batch", "Job")
 	if job.CanStop() || job.Stopped(object(t, `{spec: {}}`)) {
 		t.Error("a Job can be stopped")
+	}
+}
+
+// An Argo Rollout is built in: its pods' claims are read, and it is
+// scaled to 0 like a Deployment.
+func TestRollout(t *testing.T) {
+	k, ok := workload.Builtin.Lookup("argoproj.io", "Rollout")
+	if !ok {
+		t.Fatal("Rollout unknown")
+	}
+	got, err := k.Claims(object(t, `{spec: {replicas: 3, template: {spec: {volumes: [{name: a, persistentVolumeClaim: {claimName: data}}]}}}}`))
+	if err != nil || !slices.Equal(got, []string{"data"}) {
+		t.Errorf("claims %v %v", got, err)
+	}
+	if k.Version != "v1alpha1" || string(k.StopPatch()) != `{"spec":{"replicas":0}}` || k.StopReport("web") != "scaled Rollout web to 0" {
+		t.Errorf("version %s, patch %s, report %q", k.Version, k.StopPatch(), k.StopReport("web"))
+	}
+}
+
+// A kind nobody taught: its claims are found wherever the object names one,
+// and it cannot be stopped.
+func TestUnknownKind(t *testing.T) {
+	k := workload.Unknown("example.com", "Database")
+	got, err := k.Claims(object(t, `{spec: {podTemplate: {volumes: [{persistentVolumeClaim: {claimName: data}}]}, backup: {claim: {persistentVolumeClaim: {claimName: backup}}}, other: {claimName: not-a-volume}}}`))
+	if err != nil || !slices.Equal(got, []string{"backup", "data"}) {
+		t.Errorf("claims %v %v", got, err)
+	}
+	if !k.IsUnknown() || k.CanStop() || k.Stopped(object(t, `{spec: {replicas: 0}}`)) {
+		t.Error("an unknown kind can be stopped")
+	}
+}
+
+// A kind the settings teach goes to the quiesce hook as a flag and back
+// unchanged; a nested stop field is patched where it is.
+func TestTaughtKindFlag(t *testing.T) {
+	for _, k := range []workload.Kind{
+		{Group: "example.com", Version: "v1", Resource: "databases", Name: "Database", PodSpec: []string{"spec", "podTemplate", "spec"}, StopPath: []string{"spec", "replicas"}, StopValue: int64(0)},
+		{Group: "batch.example.com", Version: "v1beta1", Resource: "exports", Name: "Export", PodSpec: []string{"spec", "pod"}, StopPath: []string{"spec", "schedule", "paused"}, StopValue: true},
+	} {
+		back, err := workload.ParseFlag(k.Flag())
+		if err != nil || !reflect.DeepEqual(back, k) {
+			t.Errorf("%s: %+v %v", k.Flag(), back, err)
+		}
+	}
+	k, _ := workload.ParseFlag("batch.example.com/v1beta1/exports/Export:spec.pod:spec.schedule.paused=true")
+	if got := string(k.StopPatch()); got != `{"spec":{"schedule":{"paused":true}}}` {
+		t.Errorf("patch %s", got)
+	}
+	if !k.Stopped(object(t, `{spec: {schedule: {paused: true}}}`)) || k.Stopped(object(t, `{spec: {paused: true}}`)) {
+		t.Error("a nested stop field is not read where it is")
+	}
+	for flag, want := range map[string]string{
+		"example.com/v1/databases/Database:spec.template.spec":                     "not three parts",
+		"example.com/v1/Database:spec.template.spec:spec.replicas=0":               "GROUP/VERSION/RESOURCE/KIND",
+		"example.com/v1/databases/Database:spec.template.spec:spec.replicas=3":     "0 (replicas) or true",
+		"example.com/v1/databases/Database:spec.template.spec:replicas=0":          "stop",
+		"example.com/v1/databases/Database:spec..spec:spec.replicas=0":             "podSpec",
+		"example.com/v1/data;rm/Database:spec.template.spec:spec.replicas=0":       "resource",
+		"apps/v1/deployments/Deployment:spec.template.spec:spec.replicas=0":        "group",
+		"argoproj.io/v1alpha1/rollouts/Rollout:spec.template.spec:spec.replicas=0": "built in",
+	} {
+		if _, err := workload.ParseFlag(flag); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", flag, err, want)
+		}
 	}
 }

@@ -17,9 +17,10 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-// Cluster is a fake API holding objs (core/v1, apps/v1 and batch/v1 objects) that
-// records every request in its Actions. A patch that scales a Deployment or
-// StatefulSet to 0 removes its pod, named NAME-0 in the tests, as its
+// Cluster is a fake API holding objs (core/v1, apps/v1 and batch/v1 objects,
+// and unstructured Rollouts and example.com/v1 Databases) that records
+// every request in its Actions. A patch that scales a Deployment,
+// StatefulSet, Rollout or Database to 0 removes its pod, named NAME-0 in the tests, as its
 // controller would; without that a quiesce could never see its volumes
 // unused.
 func Cluster(t testing.TB, objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
@@ -30,9 +31,15 @@ func Cluster(t testing.TB, objs ...runtime.Object) *dynamicfake.FakeDynamicClien
 			t.Fatal(err)
 		}
 	}
-	kube := dynamicfake.NewSimpleDynamicClient(scheme, objs...)
+	// Argo Rollouts' kind, and a custom kind the settings teach in the
+	// tests, are not in the scheme: their lists are named here.
+	lists := map[schema.GroupVersionResource]string{
+		{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}: "RolloutList",
+		{Group: "example.com", Version: "v1", Resource: "databases"}:      "DatabaseList",
+	}
+	kube := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, lists, objs...)
 	pods := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
-	for _, resource := range []string{"deployments", "statefulsets"} {
+	for _, resource := range []string{"deployments", "statefulsets", "rollouts", "databases"} {
 		kube.PrependReactor("patch", resource, func(a k8stesting.Action) (bool, runtime.Object, error) {
 			patch := a.(k8stesting.PatchAction)
 			var scale struct {
