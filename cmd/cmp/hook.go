@@ -17,8 +17,8 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
-	"github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rpo"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
 // hookCmd is what the rendered hook Jobs run. Its command line is the

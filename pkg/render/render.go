@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
-	model "github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/repofs"
+	model "github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
 // Role is what a site is doing for the app.
@@ -64,10 +64,10 @@ type placement struct {
 	ceph   config.SiteSettings
 	// peer is the other site's settings, when the policy has exactly two
 	// sites: the one cluster that this site mirrors with.
-	peer      *config.SiteSettings
-	tenant    config.TenantSetting
-	images    config.Images
-	pods      config.HookPods
+	peer   *config.SiteSettings
+	tenant config.TenantSetting
+	images config.Images
+	pods   config.HookPods
 	// kinds are the workload kinds known here: built in and taught by the settings.
 	kinds     model.Catalog
 	namespace string
