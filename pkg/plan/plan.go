@@ -16,6 +16,7 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
 // Plan is the next sync of every site.
@@ -124,14 +125,34 @@ func Make(policy *config.Policy, o Options) (*Plan, error) {
 		}
 		cluster, _ := o.Settings.Site(s.Name) // Render checked every site
 		site := Site{Name: s.Name, Role: string(res.Role), AppWave: render.AppWave(&p, s.Name), Cluster: cluster.Cluster, Steps: hookSteps}
-		site.Then = "the app at its own replicas"
-		if res.Role == render.Passive {
-			site.Then = "Deployments and StatefulSets at 0 replicas, CronJobs suspended"
-		}
+		site.Then = then(res, o.Settings.Workloads())
 		pl.Sites = append(pl.Sites, site)
 	}
 	pl.Warnings = warnings(&p, o)
 	return pl, nil
+}
+
+// then says what the app's workloads do after the hooks, read from the
+// rendering with pkg/workload: on the passive site each one it stops, as
+// stopped; on the active site, the same ones running.
+func then(res *render.Result, kinds workload.Catalog) string {
+	var stopped, running []string
+	for _, r := range res.App.Resources() {
+		k, ok := kinds.Lookup(r.GetGvk().Group, r.GetKind())
+		if !ok || !k.CanStop() {
+			continue
+		}
+		stopped = append(stopped, k.StopReport(r.GetName()))
+		running = append(running, k.Name+" "+r.GetName())
+	}
+	switch {
+	case len(running) == 0:
+		return "no workload to stop or start"
+	case res.Role == render.Passive:
+		return strings.Join(stopped, ", ")
+	default:
+		return "as git has them: " + strings.Join(running, ", ")
+	}
 }
 
 // steps reads the hooks back: Jobs with their command line, parsed by the
