@@ -24,8 +24,10 @@ build: ## build bin/argocd-rbd-dr
 
 SETTINGS  ?= examples/rbd-dr-settings.yaml
 
-render: build ## print the WordPress example as site-b's Argo CD would apply it (no cluster needed)
-	$(BIN) render examples/wordpress --site $(SITE) --settings $(SETTINGS)
+APP       ?= examples/wordpress
+
+render: build ## print the WordPress example (or APP=examples/inventory) as site-b's Argo CD would apply it (no cluster needed)
+	$(BIN) render $(APP) --site $(SITE) --settings $(SETTINGS)
 
 tools: $(TOOLS)/kustomize ## install the kustomize CLI the tests compare against
 

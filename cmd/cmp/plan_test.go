@@ -24,15 +24,17 @@ func TestPlanGoldens(t *testing.T) {
 	// with every commit of this repository) to plan against.
 	t.Setenv("GIT_DIR", t.TempDir())
 	for _, c := range []struct {
-		name string
-		args []string
+		name, dir string
+		args      []string
 	}{
-		{"steady", nil},
-		{"relocate-to-site-b", []string{"--to", "site-b"}},
-		{"forced-failover-to-site-b", []string{"--to", "site-b", "--force"}},
+		{"steady", example, nil},
+		{"relocate-to-site-b", example, []string{"--to", "site-b"}},
+		{"forced-failover-to-site-b", example, []string{"--to", "site-b", "--force"}},
+		// The second example: a StatefulSet's template claims, a CronJob.
+		{"inventory-relocate-to-site-b", "../../examples/inventory", []string{"--to", "site-b"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			args := append([]string{"plan", example}, c.args...)
+			args := append([]string{"plan", c.dir}, c.args...)
 			code, out, stderr := runIn(t, ".", nil, args...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)

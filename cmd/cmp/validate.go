@@ -50,7 +50,7 @@ func validateCmd(sys system) *cobra.Command {
 						fmt.Fprintf(sys.stderr, "%s as %s: %v\n", site.Name, role, err)
 						continue
 					}
-					fmt.Fprintf(sys.stdout, "ok  %s as %s: %d objects, %d volumes, %d hooks\n", site.Name, role, res.App.Size(), len(res.Volumes), len(res.Hooks))
+					fmt.Fprintf(sys.stdout, "ok  %s as %s: %d objects, %d mirrored volumes (%d PV and claim objects), %d hooks\n", site.Name, role, res.App.Size(), len(p.Volumes), len(res.Volumes), len(res.Hooks))
 				}
 			}
 			if failed > 0 {

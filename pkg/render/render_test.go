@@ -100,6 +100,32 @@ func TestGoldenWordPress(t *testing.T) {
 	}
 }
 
+// The second example: a StatefulSet whose claims come from its templates
+// (one volume per replica) and a CronJob that writes to a claim of its own.
+// The passive renderings stop both; the goldens show how.
+func TestGoldenInventory(t *testing.T) {
+	root := repoRoot(t)
+	app := filepath.Join(root, "examples", "inventory")
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s-%s", c.site, c.role), func(t *testing.T) {
+			p, err := config.Load(app, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: c.site, Role: c.role, Settings: exampleSettings(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := toYAML(t, res)
+			testutil.Golden(t, filepath.Join("testdata", "inventory", fmt.Sprintf("%s-%s.golden.yaml", c.site, c.role)), got)
+			stopped := bytes.Contains(got, []byte("  replicas: 0\n")) && bytes.Contains(got, []byte("  suspend: true\n"))
+			if stopped != (c.role == render.Passive) {
+				t.Errorf("%s: the StatefulSet at 0 and the CronJob suspended: %t", c.role, stopped)
+			}
+		})
+	}
+}
+
 func TestRoleFollowsActiveSite(t *testing.T) {
 	if r := renderExample(t, "site-a", "", nil); r.Role != render.Active {
 		t.Errorf("site-a is activeSite but rendered %s", r.Role)
