@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	corev1 "k8s.io/api/core/v1"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sigs.k8s.io/yaml"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,6 +37,9 @@ func TestGenerateEqualsRender(t *testing.T) {
 	}
 	if gen != ren {
 		t.Error("generate and render differ")
+	}
+	if version != "v0.1.0-dev" {
+		t.Fatalf("version %s: render's goldens are made with v0.1.0-dev (goldenVersion in pkg/render); change both", version)
 	}
 	golden, err := os.ReadFile("../../pkg/render/testdata/wordpress/site-b-passive.golden.yaml")
 	if err != nil {
@@ -155,6 +161,70 @@ func TestHookRefuses(t *testing.T) {
 	code, out, stderr = runIn(t, ".", nil, "hook", "demote", "--timeout=10s", "--pools=replicapool", "--ceph-conf=/nonexistent/ceph.conf", "replicapool/img")
 	if code != 1 || !strings.Contains(stderr, "hook demote: 1 of 1 failed: replicapool/img") || !strings.Contains(out, "TARGET") {
 		t.Errorf("exit %d: %s\n%s", code, stderr, out)
+	}
+}
+
+// A hook Job rendered by another release refuses to run, naming both
+// versions, before it touches anything; an unknown flag from that renderer
+// is reported as the mismatch it is. The same release runs as before.
+func TestHookRefusesAnotherRenderer(t *testing.T) {
+	older := map[string]string{hookcmd.RendererVersionEnv: "v0.0.9"}
+	args := []string{"hook", "demote", "--pools=replicapool", "--ceph-conf=/nonexistent/ceph.conf", "replicapool/img"}
+	want := "this hook binary is argocd-rbd-dr " + version + ", but its Job was rendered by argocd-rbd-dr v0.0.9"
+	code, out, stderr := runIn(t, ".", older, args...)
+	if code != 1 || out != "" || !strings.Contains(stderr, want) || !strings.Contains(stderr, "nothing was done") {
+		t.Errorf("exit %d, stdout %q: %s", code, out, stderr)
+	}
+	code, _, stderr = runIn(t, ".", older, "hook", "demote", "--pools=replicapool", "--from-the-future", "replicapool/img")
+	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "unknown flag: --from-the-future") {
+		t.Errorf("an unknown flag from another renderer: exit %d: %s", code, stderr)
+	}
+	// The same release goes on to the step (which fails here on the
+	// missing cluster, with its report).
+	code, out, stderr = runIn(t, ".", map[string]string{hookcmd.RendererVersionEnv: version}, append([]string{"hook", "demote", "--timeout=10s"}, args[2:]...)...)
+	if code != 1 || strings.Contains(stderr, "rendered by") || !strings.Contains(out, "TARGET") {
+		t.Errorf("the same release: exit %d: %s\n%s", code, stderr, out)
+	}
+}
+
+// Every container that runs a step is told the renderer's version.
+func TestRenderTellsTheHooksItsVersion(t *testing.T) {
+	for _, site := range []string{"site-a", "site-b"} {
+		code, out, stderr := runIn(t, ".", nil, "render", example, "--site", site)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		steps, told := 0, 0
+		for _, doc := range strings.Split(out, "\n---\n") {
+			var obj struct {
+				Kind string
+				Spec struct {
+					Template    struct{ Spec corev1.PodSpec }
+					JobTemplate struct {
+						Spec struct{ Template struct{ Spec corev1.PodSpec } }
+					}
+				}
+			}
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatal(err)
+			}
+			pod := obj.Spec.Template.Spec
+			if obj.Kind == "CronJob" {
+				pod = obj.Spec.JobTemplate.Spec.Template.Spec
+			}
+			for _, c := range pod.Containers {
+				if len(c.Command) < 2 || c.Command[1] != "hook" {
+					continue
+				}
+				steps++
+				if slices.Contains(c.Env, corev1.EnvVar{Name: hookcmd.RendererVersionEnv, Value: version}) {
+					told++
+				}
+			}
+		}
+		if steps < 3 || told != steps {
+			t.Errorf("%s: %d step containers, %d told the version", site, steps, told)
+		}
 	}
 }
 

@@ -53,7 +53,7 @@ func generateCmd(sys system) *cobra.Command {
 					RepoURL: env.RepoURL, TargetRevision: env.TargetRevision, Path: env.SourcePath, Namespace: env.Namespace, Settings: settings,
 				})
 			} else {
-				out, err = renderYAML(appDir, repoRoot, render.Options{Site: env.Site, Namespace: env.Namespace, Settings: settings})
+				out, err = renderYAML(appDir, repoRoot, render.Options{Site: env.Site, Namespace: env.Namespace, Settings: settings, Version: version})
 			}
 			if err != nil {
 				return err

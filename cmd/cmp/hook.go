@@ -34,6 +34,9 @@ func hookCmd(sys system) *cobra.Command {
 			Use:   string(step) + " [flags] TARGET...",
 			Short: "The " + string(step) + " step",
 			RunE: func(_ *cobra.Command, args []string) error {
+				if err := hookcmd.CheckRenderer(sys.getenv(hookcmd.RendererVersionEnv), version); err != nil {
+					return err
+				}
 				req.Targets = args
 				if err := req.Validate(); err != nil {
 					return err
@@ -46,6 +49,14 @@ func hookCmd(sys system) *cobra.Command {
 		// The step's flags are the contract's own (pkg/hookcmd); cobra
 		// parses them with the root's --log-level and --log-format.
 		sub.Flags().AddFlagSet(hookcmd.FlagSet(step, &req))
+		// A flag this binary does not know most likely comes from a renderer
+		// of another release: say that, rather than only "unknown flag".
+		sub.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+			if mismatch := hookcmd.CheckRenderer(sys.getenv(hookcmd.RendererVersionEnv), version); mismatch != nil {
+				return fmt.Errorf("%w (%w)", mismatch, err)
+			}
+			return err
+		})
 		cmd.AddCommand(sub)
 	}
 	return cmd

@@ -49,7 +49,7 @@ func renderCmd(sys system) *cobra.Command {
 			case site == "":
 				return fmt.Errorf("give --site SITE (or --apps for the app-of-apps)")
 			default:
-				out, err = renderYAML(appDir, root, render.Options{Site: site, Role: r, Namespace: f.namespace, Settings: settings})
+				out, err = renderYAML(appDir, root, render.Options{Site: site, Role: r, Namespace: f.namespace, Settings: settings, Version: version})
 			}
 			if err != nil {
 				return err

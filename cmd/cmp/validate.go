@@ -41,7 +41,7 @@ func validateCmd(sys system) *cobra.Command {
 			failed := 0
 			for _, site := range p.Sites {
 				for _, role := range []render.Role{render.Active, render.Passive} {
-					res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: appDir, Site: site.Name, Role: role, Namespace: f.namespace, Settings: settings})
+					res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: appDir, Site: site.Name, Role: role, Namespace: f.namespace, Settings: settings, Version: version})
 					if err == nil {
 						_, err = res.YAML()
 					}

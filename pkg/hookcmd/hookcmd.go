@@ -42,6 +42,22 @@ const (
 	RPOCheck Step = "rpo-check"
 )
 
+// RendererVersionEnv names the variable through which the renderer tells
+// a hook Job's binary the renderer's own version: the two must be one
+// release, or flags one of them knows the other does not are misread.
+const RendererVersionEnv = "RBD_DR_RENDERER_VERSION"
+
+// CheckRenderer refuses a hook binary of another version than the renderer
+// that wrote its Job. rendered is "" where no renderer wrote it (a person or
+// the lab running the step): nothing to compare.
+func CheckRenderer(rendered, mine string) error {
+	if rendered == "" || rendered == mine {
+		return nil
+	}
+	return fmt.Errorf("this hook binary is argocd-rbd-dr %s, but its Job was rendered by argocd-rbd-dr %s: the sidecar and the settings' images.hook must be one release; "+
+		"set images.hook to the digest of the %s image (or run the sidecar of %s), and sync again; nothing was done", mine, rendered, rendered, mine)
+}
+
 // Steps lists every step.
 var Steps = []Step{Quiesce, Demote, Resync, Prepare, Promote, RPOCheck}
 

@@ -116,6 +116,11 @@ func scheduled(pl *placement, pod podSpec) podSpec {
 			}
 		}
 	}
+	if pl.version != "" {
+		for i := range pod.Containers {
+			pod.Containers[i].Env = append(pod.Containers[i].Env, envVar{Name: hookcmd.RendererVersionEnv, Value: pl.version})
+		}
+	}
 	pod.NodeSelector, pod.PriorityClassName = h.NodeSelector, h.PriorityClassName
 	for _, t := range h.Tolerations {
 		pod.Tolerations = append(pod.Tolerations, toleration(t))

@@ -84,9 +84,15 @@ type container struct {
 	ImagePullPolicy string                `json:"imagePullPolicy,omitempty"`
 	Command         []string              `json:"command,omitempty"`
 	Args            []string              `json:"args,omitempty"`
+	Env             []envVar              `json:"env,omitempty"`
 	VolumeMounts    []volumeMount         `json:"volumeMounts,omitempty"`
 	SecurityContext *securityContext      `json:"securityContext,omitempty"`
 	Resources       *resourceRequirements `json:"resources,omitempty"`
+}
+
+type envVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 type volumeMount struct {

@@ -54,6 +54,10 @@ type Options struct {
 	// Settings are the platform's: clusters, Ceph connection facts, images,
 	// and what each namespace may move. Required.
 	Settings *config.Settings
+	// Version is the renderer's own version, which every hook container is
+	// told (hookcmd.RendererVersionEnv) so that a hook binary of another
+	// release refuses to run; "" tells nothing (plan renders no Jobs to run).
+	Version string
 }
 
 // placement is where and as whom one site of the app runs: the team's policy
@@ -71,10 +75,11 @@ type placement struct {
 	// kinds are the workload kinds known here: built in and taught by the settings.
 	kinds     model.Catalog
 	namespace string
+	version   string
 }
 
 // place checks the policy against the settings for the site and namespace.
-func place(p *config.Policy, s *config.Settings, siteName, namespace string) (*placement, error) {
+func place(p *config.Policy, s *config.Settings, siteName, namespace, version string) (*placement, error) {
 	if s == nil {
 		return nil, config.NoSettingsError()
 	}
@@ -93,7 +98,7 @@ func place(p *config.Policy, s *config.Settings, siteName, namespace string) (*p
 		return nil, err
 	}
 	ceph, _ := s.Site(site.Name) // Grant checked that every site is known
-	pl := &placement{policy: p, site: site, ceph: ceph, tenant: tenant, images: s.Images, pods: s.HookPods, kinds: s.Workloads(), namespace: namespace}
+	pl := &placement{policy: p, site: site, ceph: ceph, tenant: tenant, images: s.Images, pods: s.HookPods, kinds: s.Workloads(), namespace: namespace, version: version}
 	// The steps read one peer (pkg/failover takes the first peer site rbd
 	// reports): with three sites or more, which one is not for render to guess.
 	if len(p.Sites) == 2 {
@@ -127,7 +132,7 @@ type Object = map[string]any
 
 // Render builds one site of the app.
 func Render(p *config.Policy, o Options) (*Result, error) {
-	pl, err := place(p, o.Settings, o.Site, o.Namespace)
+	pl, err := place(p, o.Settings, o.Site, o.Namespace, o.Version)
 	if err != nil {
 		return nil, err
 	}

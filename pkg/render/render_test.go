@@ -37,6 +37,11 @@ func repoRoot(t testing.TB) string {
 }
 
 // renderExample renders examples/wordpress for a site, as role ("" = as git says).
+// goldenVersion is the renderer version the goldens are rendered with: the
+// binary's own when built without -ldflags (cmd/cmp's version), so that
+// generate prints the golden byte for byte.
+const goldenVersion = "v0.1.0-dev"
+
 func renderExample(t testing.TB, site string, role render.Role, edit func(*config.Policy)) *render.Result {
 	t.Helper()
 	return renderExampleWith(t, site, role, edit, exampleSettings(t))
@@ -54,7 +59,7 @@ func renderExampleWith(t testing.TB, site string, role render.Role, edit func(*c
 	if edit != nil {
 		edit(p)
 	}
-	res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: site, Role: role, Namespace: "wordpress", Settings: settings})
+	res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: site, Role: role, Namespace: "wordpress", Settings: settings, Version: goldenVersion})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +117,7 @@ func TestGoldenInventory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: c.site, Role: c.role, Settings: exampleSettings(t)})
+			res, err := render.Render(p, render.Options{RepoRoot: root, AppDir: app, Site: c.site, Role: c.role, Settings: exampleSettings(t), Version: goldenVersion})
 			if err != nil {
 				t.Fatal(err)
 			}
