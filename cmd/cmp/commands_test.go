@@ -255,7 +255,8 @@ func TestCopyFile(t *testing.T) {
 // The shipped binary stays out of Argo CD's and gitops-engine's packages
 // (the start-up budget in docs/architecture.md): they are the referee in tests
 // only. Of client-go it links the dynamic client the quiesce step uses and
-// what that client needs, nothing more (no typed clientset), as that budget says.
+// what that client needs, and the kubeconfig loader (clientcmd) adopt
+// connects with, nothing more (no typed clientset), as that budget says.
 func TestBinaryDependencies(t *testing.T) {
 	deps := func(pkg string) []string {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()
@@ -265,7 +266,7 @@ func TestBinaryDependencies(t *testing.T) {
 		return strings.Fields(string(out))
 	}
 	dynamic := map[string]bool{}
-	for _, p := range deps("k8s.io/client-go/dynamic") {
+	for _, p := range append(deps("k8s.io/client-go/dynamic"), deps("k8s.io/client-go/tools/clientcmd")...) {
 		dynamic[p] = true
 	}
 	for _, p := range deps(".") {
@@ -273,7 +274,7 @@ func TestBinaryDependencies(t *testing.T) {
 		case strings.HasPrefix(p, "github.com/argoproj/"):
 			t.Errorf("argocd-rbd-dr links %s", p)
 		case strings.HasPrefix(p, "k8s.io/client-go/") && !dynamic[p]:
-			t.Errorf("argocd-rbd-dr links %s, which client-go's dynamic client does not need", p)
+			t.Errorf("argocd-rbd-dr links %s, which neither client-go's dynamic client nor its kubeconfig loader needs", p)
 		}
 	}
 }

@@ -65,7 +65,7 @@ func hookCmd(sys system) *cobra.Command {
 // stepOptions maps the command line to the step's options: Force and
 // ForcePromoted come from the command line and nowhere else.
 func stepOptions(r hookcmd.Request) failover.Options {
-	return failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, RPO: r.RPO, Kinds: workload.Builtin.With(r.Kinds...), Log: log.StandardLogger()}
+	return failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, RPO: r.RPO, Kinds: workload.Core.With(r.Kinds...), Log: log.StandardLogger()}
 }
 
 // runStep runs a validated request and prints its per-target report.

@@ -5,6 +5,8 @@ package main
 import (
 	"io"
 	"os"
+
+	"k8s.io/client-go/dynamic"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -23,4 +25,7 @@ type system struct {
 	// shortLived tunes the process for a one-shot generate; tests leave it
 	// nil, since it changes the whole process.
 	shortLived func()
+	// kube, when set, is the API the adopt command reads (tests); nil
+	// connects with the kubeconfig.
+	kube dynamic.Interface
 }

@@ -33,7 +33,7 @@ func run(args []string, sys system) int {
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
 		generateCmd(sys), renderCmd(sys), validateCmd(sys), parametersCmd(sys),
-		versionCmd(sys), hookCmd(sys), copySelfCmd(), planCmd(sys), activateCmd(sys), statusCmd(sys),
+		versionCmd(sys), hookCmd(sys), copySelfCmd(), planCmd(sys), activateCmd(sys), statusCmd(sys), adoptCmd(sys),
 	)
 	if err := root.Execute(); err != nil {
 		reportError(sys, format, err)

@@ -102,3 +102,64 @@ func valueOf(m *yaml.Node, key string) *yaml.Node {
 	}
 	return nil
 }
+
+// VolumesBlock writes volumes as the volumes: key of rbd-dr.yaml, the
+// defaults (image features, file system) left out.
+func VolumesBlock(volumes []Volume) string {
+	var b strings.Builder
+	b.WriteString("volumes:\n")
+	for _, v := range volumes {
+		fmt.Fprintf(&b, "  - pvc: %s\n    pool: %s\n    image: %s\n    size: %s\n", v.PVC, v.Pool, v.Image, v.Size)
+		if v.ImageFeatures != "" && v.ImageFeatures != DefaultImageFeatures {
+			fmt.Fprintf(&b, "    imageFeatures: %s\n", v.ImageFeatures)
+		}
+		if v.FSType != "" && v.FSType != DefaultFSType {
+			fmt.Fprintf(&b, "    fsType: %s\n", v.FSType)
+		}
+	}
+	return b.String()
+}
+
+// SetVolumes is the adopt edit: the file with its top-level volumes: key
+// replaced by block (VolumesBlock), or block added at the end, and every
+// other byte as it was. The result must be a valid policy.
+func SetVolumes(data []byte, block string, opts Options) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s is not a YAML mapping; start from examples/wordpress/rbd-dr.yaml", opts.DisplayName)
+	}
+	root := doc.Content[0]
+	lines := strings.SplitAfter(string(data), "\n")
+	if n := len(lines); n > 0 && lines[n-1] == "" {
+		lines = lines[:n-1]
+	}
+	var out []string
+	if key := keyOf(root, "volumes"); key != nil {
+		if key.Column != 1 {
+			return nil, errors.New("volumes: is not at the start of its line; edit it by hand")
+		}
+		// The block runs from its key to the next top-level key (or the end).
+		end := len(lines)
+		for i := range root.Content {
+			if k := root.Content[i]; i%2 == 0 && k.Line > key.Line && k.Line-1 < end {
+				end = k.Line - 1
+			}
+		}
+		// Comments and blank lines just above the next key belong to it.
+		for end > key.Line && (strings.TrimSpace(lines[end-1]) == "" || strings.HasPrefix(strings.TrimSpace(lines[end-1]), "#")) {
+			end--
+		}
+		out = append(append(append(out, lines[:key.Line-1]...), block), lines[end:]...)
+	} else {
+		out = append(out, lines...)
+		if len(out) > 0 && !strings.HasSuffix(out[len(out)-1], "\n") {
+			out[len(out)-1] += "\n"
+		}
+		out = append(out, block)
+	}
+	result := []byte(strings.Join(out, ""))
+	if _, err := Parse(result, opts); err != nil {
+		return nil, fmt.Errorf("with these volumes %s would not be valid; nothing changed: %w", opts.DisplayName, err)
+	}
+	return result, nil
+}

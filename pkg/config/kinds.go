@@ -68,6 +68,9 @@ func (v *validator) workloadKinds(kinds []WorkloadKind) {
 			v.addf(at+"."+field, "%s", p.Message)
 		}
 		key := w.Group + "/" + w.Kind
+		if workload.Builtin.Has(w.kind()) {
+			v.addf(at+".kind", "%s is built in; remove it from the settings", key)
+		}
 		if j, dup := seen[key]; dup {
 			v.addf(at+".kind", "%s is already workloadKinds[%d]", key, j)
 		} else {

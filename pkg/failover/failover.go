@@ -109,8 +109,8 @@ type Options struct {
 	// and promote refuse an image that no mirror snapshot schedule covers at
 	// least this often. Zero checks nothing.
 	RPO time.Duration
-	// Kinds are the kinds quiesce stops: pkg/workload's built-in ones and
-	// those the settings teach (nil: the built-in ones).
+	// Kinds are the kinds quiesce stops: pkg/workload's Core, and the
+	// Rollouts or taught kinds the renderer passes (nil: Core).
 	Kinds workload.Catalog
 	// Clock is the time source of every wait (tests replace it).
 	Clock Clock

@@ -124,7 +124,7 @@ func claims(spec corev1.PodSpec) []string {
 // backup"). One already stopped is left alone and not reported.
 func stop(ctx context.Context, kube dynamic.Interface, namespace string, pvcs []string, kinds model.Catalog) (map[string][]string, error) {
 	if kinds == nil {
-		kinds = model.Builtin
+		kinds = model.Core
 	}
 	done := map[string][]string{}
 	for _, k := range kinds.Stoppable() {

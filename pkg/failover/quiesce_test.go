@@ -17,6 +17,7 @@ import (
 
 	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil/kubefake"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
 func podSpec(pvc string) corev1.PodSpec {
@@ -151,6 +152,7 @@ func TestQuiesceWithoutTheRolloutsResource(t *testing.T) {
 		kube := kubefake.Cluster(t, deployment("web", "data", 1), pod("web-0", "data", "web", corev1.PodRunning))
 		kube.PrependReactor("list", "rollouts", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, c.err })
 		o, _ := opts()
+		o.Kinds = workload.Core.With(workload.Rollout) // the app has a Rollout
 		err := failover.Quiesce(context.Background(), kube, "shop", []string{"data"}, o).Err()
 		if c.want == "" && err != nil {
 			t.Errorf("%v: %v", c.err, err)

@@ -56,9 +56,9 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 	} else {
 		quiesce, demote := hookcmd.Request{Timeout: base.Timeout, Parallelism: base.Parallelism}, base
 		quiesce.Step, quiesce.Namespace, quiesce.Targets = hookcmd.Quiesce, pl.namespace, pvcs
-		quiesce.Kinds = pl.kinds.Taught()
+		quiesce.Kinds = pl.stops
 		demote.Step, demote.ForcePromoted = hookcmd.Demote, p.ForcePromote
-		objs = append(objs, quiesceRBAC(p, pl.namespace, pl.kinds)...)
+		objs = append(objs, quiesceRBAC(p, pl.namespace, model.Core.With(pl.stops...))...)
 		objs = append(objs, quiesceJob(pl, quiesce), cephJob(pl, demote, waveRole))
 		if p.ForcePromote {
 			resync := base
@@ -277,9 +277,9 @@ func quiesceJob(pl *placement, req hookcmd.Request) *job {
 }
 
 // quiesceRules: list and patch every kind quiesce stops (pkg/workload:
-// Deployments, StatefulSets, CronJobs, Rollouts, and the kinds the
-// settings teach), by API group, and list the pods to see which mount the
-// volumes.
+// Deployments, StatefulSets, CronJobs, and the Rollouts or kinds the
+// settings teach that the app has), by API group, and list the pods to see
+// which mount the volumes.
 func quiesceRules(kinds model.Catalog) []policyRule {
 	var rules []policyRule
 	for _, k := range kinds.Stoppable() {

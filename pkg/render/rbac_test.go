@@ -15,6 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil/kubefake"
@@ -29,11 +30,53 @@ import (
 // (failover.Quiesce run against a fake API, every request recorded): nothing
 // it does is refused, and no right goes unused.
 func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
-	// The settings teach a custom kind: the Role must grant it, and the
-	// quiesce Job's command line must carry it to the step.
-	settings := exampleSettings(t)
-	settings.WorkloadKinds = []config.WorkloadKind{{Group: "example.com", Version: "v1", Kind: "Database", Resource: "databases", PodSpec: "spec.template.spec", Replicas: "spec.replicas"}}
-	res := renderExampleWith(t, "site-b", render.Passive, nil, settings)
+	// The WordPress example: the core kinds only.
+	t.Run("core", func(t *testing.T) {
+		checkQuiesceRole(t, renderExample(t, "site-b", render.Passive, nil), false)
+	})
+	// An app with an Argo Rollout and a kind the settings teach: the Role
+	// grants them too, and the quiesce Job's command line carries them.
+	t.Run("rollout-and-taught-kind", func(t *testing.T) {
+		settings := testSettings(t)
+		settings.WorkloadKinds = []config.WorkloadKind{{Group: "example.com", Version: "v1", Kind: "Database", Resource: "databases", PodSpec: "spec.template.spec", Replicas: "spec.replicas"}}
+		res, err := renderInlineWith(t, render.Passive, map[string]string{
+			"app/overlay/kustomization.yaml": "resources: [writer.yaml, more.yaml]\n",
+			"app/overlay/writer.yaml":        writer,
+			"app/overlay/more.yaml":          rolloutAndDatabase,
+		}, settings)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkQuiesceRole(t, res, true)
+	})
+}
+
+// rolloutAndDatabase write to the claim data in namespace shop.
+const rolloutAndDatabase = `apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: canary, namespace: shop}
+spec:
+  replicas: 1
+  template:
+    spec:
+      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+---
+apiVersion: example.com/v1
+kind: Database
+metadata: {name: pg, namespace: shop}
+spec:
+  replicas: 1
+  template:
+    spec:
+      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+`
+
+// checkQuiesceRole runs quiesce, as the rendered Job's command line says,
+// against a fake API holding a writer of each kind it should stop (with
+// custom: a Rollout and a Database too), and compares every request with
+// the rendered Role.
+func checkQuiesceRole(t *testing.T, res *render.Result, custom bool) {
+	t.Helper()
 	var role rbacv1.Role
 	var namespace string
 	var pvcs []string
@@ -76,7 +119,7 @@ func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
 		return &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta(name),
 			Spec: template(pvc).Spec, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 	}
-	kube := kubefake.Cluster(t,
+	objs := []runtime.Object{
 		&appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: meta("web"),
 			Spec: appsv1.DeploymentSpec{Replicas: &one, Template: template(pvcs[0])}},
 		&appsv1.StatefulSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"}, ObjectMeta: meta("db"),
@@ -84,14 +127,17 @@ func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
 		pod("web-0", pvcs[0]), pod("db-0", pvcs[len(pvcs)-1]),
 		&batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"}, ObjectMeta: meta("backup"),
 			Spec: batchv1.CronJobSpec{Schedule: "0 * * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: template(pvcs[0])}}}},
+	}
+	if custom {
 		// An Argo Rollout, and an object of the taught kind, each with a pod.
-		custom("argoproj.io/v1alpha1", "Rollout", "canary", namespace, pvcs[0]), pod("canary-0", pvcs[0]),
-		custom("example.com/v1", "Database", "pg", namespace, pvcs[len(pvcs)-1]), pod("pg-0", pvcs[len(pvcs)-1]),
-	)
+		objs = append(objs, customObject("argoproj.io/v1alpha1", "Rollout", "canary", namespace, pvcs[0]), pod("canary-0", pvcs[0]),
+			customObject("example.com/v1", "Database", "pg", namespace, pvcs[len(pvcs)-1]), pod("pg-0", pvcs[len(pvcs)-1]))
+	}
+	kube := kubefake.Cluster(t, objs...)
 
 	logger := log.New()
 	logger.SetOutput(io.Discard)
-	kinds := workload.Builtin.With(step.Kinds...)
+	kinds := workload.Core.With(step.Kinds...)
 	report := failover.Quiesce(context.Background(), kube, namespace, pvcs, failover.Options{Timeout: 10 * time.Second, Poll: time.Millisecond, Kinds: kinds, Log: logger})
 	if err := report.Err(); err != nil {
 		t.Fatalf("quiesce: %v", err)
@@ -132,9 +178,9 @@ func TestQuiesceRoleIsWhatQuiesceUses(t *testing.T) {
 	}
 }
 
-// custom is an object of a kind outside client-go's scheme, with one
+// customObject is an object of a kind outside client-go's scheme, with one
 // replica whose pods mount pvc.
-func custom(apiVersion, kind, name, namespace, pvc string) *unstructured.Unstructured {
+func customObject(apiVersion, kind, name, namespace, pvc string) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": apiVersion, "kind": kind,
 		"metadata": map[string]any{"name": name, "namespace": namespace},

@@ -73,7 +73,10 @@ type placement struct {
 	images config.Images
 	pods   config.HookPods
 	// kinds are the workload kinds known here: built in and taught by the settings.
-	kinds     model.Catalog
+	kinds model.Catalog
+	// stops are the kinds beyond model.Core that the app has and quiesce
+	// must stop too (a Rollout, a kind the settings teach).
+	stops     []model.Kind
 	namespace string
 	version   string
 }
@@ -191,6 +194,12 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 		}
 	}
 	h := <-hooksBuilt
+	if stops := extraStops(app, pl.kinds); role == Passive && len(stops) > 0 {
+		// The hooks were built for the core kinds alone; this app has more.
+		withStops := *pl
+		withStops.stops = stops
+		h.objs, h.err = hooks(&withStops, role)
+	}
 	if h.err != nil {
 		return nil, fmt.Errorf("site %s: %w", site.Name, h.err)
 	}

@@ -39,6 +39,24 @@ func stopWorkloads(app resmap.ResMap, kinds model.Catalog) error {
 	return nil
 }
 
+// extraStops are the kinds beyond model.Core that argocd-rbd-dr stops and
+// the app has, in the catalog's order.
+func extraStops(app resmap.ResMap, kinds model.Catalog) []model.Kind {
+	var out []model.Kind
+	for _, k := range kinds.Stoppable() {
+		if model.Core.Has(k) {
+			continue
+		}
+		for _, res := range app.Resources() {
+			if res.GetGvk().Group == k.Group && res.GetKind() == k.Name {
+				out = append(out, k)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // The defaults of a claim that says nothing else, as Kubernetes has them.
 const (
 	readWriteOnce = "ReadWriteOnce"

@@ -3,7 +3,6 @@ package workload
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -66,7 +65,8 @@ var (
 	fieldName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,62}$`)
 )
 
-// Check says what is wrong with a kind the settings teach. Its names reach
+// Check says what is wrong with a kind the settings teach (or the renderer
+// passes to quiesce: a Rollout too). Its names reach
 // the API as a resource path and its paths are followed in every object of
 // the kind, so each is checked before it is used. Fields: group, version,
 // kind, resource, podSpec, stop.
@@ -77,8 +77,6 @@ func Check(k Kind) []Problem {
 	}
 	if errs := validation.IsDNS1123Subdomain(k.Group); len(errs) > 0 || !strings.Contains(k.Group, ".") {
 		add("group", "%q is not a custom resource's API group (a domain name such as example.com)", k.Group)
-	} else if slices.ContainsFunc(Builtin, func(b Kind) bool { return b.Group == k.Group && b.Name == k.Name }) {
-		add("kind", "%s/%s is built in; remove it from the settings", k.Group, k.Name)
 	}
 	if errs := validation.IsDNS1123Label(k.Version); len(errs) > 0 {
 		add("version", "%q is not an API version (such as v1 or v1beta1)", k.Version)

@@ -35,22 +35,34 @@ type Kind struct {
 // the platform's settings teach it.
 type Catalog []Kind
 
+// The kinds argocd-rbd-dr stops.
+var (
+	Deployment  = Kind{Group: "apps", Version: "v1", Name: "Deployment", Resource: "deployments", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)}
+	StatefulSet = Kind{Group: "apps", Version: "v1", Name: "StatefulSet", Resource: "statefulsets", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)}
+	CronJob     = Kind{Group: "batch", Version: "v1", Name: "CronJob", Resource: "cronjobs", PodSpec: []string{"spec", "jobTemplate", "spec", "template", "spec"}, StopPath: []string{"spec", "suspend"}, StopValue: true}
+	// Rollout is Argo Rollouts' kind: its pod template and replicas are
+	// where a Deployment has them. One with spec.workloadRef runs the pods
+	// of a Deployment's template: that Deployment mounts the claims.
+	Rollout = Kind{Group: "argoproj.io", Version: "v1alpha1", Name: "Rollout", Resource: "rollouts", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)}
+)
+
+// Core are the kinds quiesce always stops: every cluster serves them. A
+// Rollout or a kind the settings teach is stopped, and its rights granted,
+// only where the app has one (the renderer passes it with --workload-kind):
+// granting rights on a resource takes holding them, which Argo CD's
+// controller may not for a kind the cluster does not serve.
+var Core = Catalog{Deployment, StatefulSet, CronJob}
+
 // Builtin are the kinds known without settings, in their own API groups (a
 // custom resource that shares a kind name is none of them).
-var Builtin = Catalog{
-	{Group: "apps", Version: "v1", Name: "Deployment", Resource: "deployments", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)},
-	{Group: "apps", Version: "v1", Name: "StatefulSet", Resource: "statefulsets", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)},
-	{Group: "batch", Version: "v1", Name: "CronJob", Resource: "cronjobs", PodSpec: []string{"spec", "jobTemplate", "spec", "template", "spec"}, StopPath: []string{"spec", "suspend"}, StopValue: true},
-	// An Argo Rollout keeps its pod template and replicas where a
-	// Deployment does. One with spec.workloadRef runs the pods of a
-	// Deployment's template: that Deployment mounts the claims.
-	{Group: "argoproj.io", Version: "v1alpha1", Name: "Rollout", Resource: "rollouts", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)},
-	{Group: "apps", Version: "v1", Name: "DaemonSet", Resource: "daemonsets", PodSpec: podTemplate},
-	{Group: "apps", Version: "v1", Name: "ReplicaSet", Resource: "replicasets", PodSpec: podTemplate},
-	{Group: "", Version: "v1", Name: "ReplicationController", Resource: "replicationcontrollers", PodSpec: podTemplate},
-	{Group: "batch", Version: "v1", Name: "Job", Resource: "jobs", PodSpec: podTemplate},
-	{Group: "", Version: "v1", Name: "Pod", Resource: "pods", PodSpec: []string{"spec"}},
-}
+var Builtin = Core.With(
+	Rollout,
+	Kind{Group: "apps", Version: "v1", Name: "DaemonSet", Resource: "daemonsets", PodSpec: podTemplate},
+	Kind{Group: "apps", Version: "v1", Name: "ReplicaSet", Resource: "replicasets", PodSpec: podTemplate},
+	Kind{Group: "", Version: "v1", Name: "ReplicationController", Resource: "replicationcontrollers", PodSpec: podTemplate},
+	Kind{Group: "batch", Version: "v1", Name: "Job", Resource: "jobs", PodSpec: podTemplate},
+	Kind{Group: "", Version: "v1", Name: "Pod", Resource: "pods", PodSpec: []string{"spec"}},
+)
 
 var (
 	podTemplate = []string{"spec", "template", "spec"}
@@ -69,15 +81,10 @@ func (c Catalog) Lookup(group, name string) (Kind, bool) {
 	return c[i], true
 }
 
-// Taught lists the catalog's kinds that are not built in.
-func (c Catalog) Taught() []Kind {
-	var out []Kind
-	for _, k := range c {
-		if _, builtin := Builtin.Lookup(k.Group, k.Name); !builtin {
-			out = append(out, k)
-		}
-	}
-	return out
+// Has says whether the catalog holds the kind.
+func (c Catalog) Has(k Kind) bool {
+	_, ok := c.Lookup(k.Group, k.Name)
+	return ok
 }
 
 // Stoppable lists the kinds argocd-rbd-dr stops before it demotes.
