@@ -137,13 +137,13 @@ func TestTaughtKindFlag(t *testing.T) {
 		t.Error("a nested stop field is not read where it is")
 	}
 	for flag, want := range map[string]string{
-		"example.com/v1/databases/Database:spec.template.spec":                     "not three parts",
-		"example.com/v1/Database:spec.template.spec:spec.replicas=0":               "GROUP/VERSION/RESOURCE/KIND",
-		"example.com/v1/databases/Database:spec.template.spec:spec.replicas=3":     "0 (replicas) or true",
-		"example.com/v1/databases/Database:spec.template.spec:replicas=0":          "stop",
-		"example.com/v1/databases/Database:spec..spec:spec.replicas=0":             "podSpec",
-		"example.com/v1/data;rm/Database:spec.template.spec:spec.replicas=0":       "resource",
-		"apps/v1/deployments/Deployment:spec.template.spec:spec.replicas=0":        "group",
+		"example.com/v1/databases/Database:spec.template.spec":                 "not three parts",
+		"example.com/v1/Database:spec.template.spec:spec.replicas=0":           "GROUP/VERSION/RESOURCE/KIND",
+		"example.com/v1/databases/Database:spec.template.spec:spec.replicas=3": "0 (replicas) or true",
+		"example.com/v1/databases/Database:spec.template.spec:replicas=0":      "stop",
+		"example.com/v1/databases/Database:spec..spec:spec.replicas=0":         "podSpec",
+		"example.com/v1/data;rm/Database:spec.template.spec:spec.replicas=0":   "resource",
+		"apps/v1/deployments/Deployment:spec.template.spec:spec.replicas=0":    "group",
 	} {
 		if _, err := workload.ParseFlag(flag); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", flag, err, want)
