@@ -36,9 +36,14 @@ type Settings struct {
 	Images     Images   `yaml:"images"`
 	HookPods   HookPods `yaml:"hookPods"`
 	// WorkloadKinds teaches custom kinds that run pods (kinds.go).
-	WorkloadKinds []WorkloadKind  `yaml:"workloadKinds"`
-	Sites         []SiteSettings  `yaml:"sites"`
-	Namespaces    []TenantSetting `yaml:"namespaces"`
+	WorkloadKinds []WorkloadKind `yaml:"workloadKinds"`
+	// SharedPools are pools the platform lets several namespaces use,
+	// knowing what it costs: a key with 'profile rbd pool=P' controls every
+	// image in P, so those teams can read, write, demote and delete each
+	// other's images. Any other pool is one namespace's.
+	SharedPools []string        `yaml:"sharedPools"`
+	Sites       []SiteSettings  `yaml:"sites"`
+	Namespaces  []TenantSetting `yaml:"namespaces"`
 
 	// File is where the settings were read from, for messages.
 	File string `yaml:"-"`
@@ -242,6 +247,7 @@ func (v *validator) settings(s *Settings) {
 		}
 	}
 	v.sharedCredentials(s)
+	v.sharedPools(s)
 	tenants := map[string]int{}
 	for i := range s.Namespaces {
 		t := &s.Namespaces[i]
@@ -296,6 +302,29 @@ func (v *validator) rpo(field, value string) time.Duration {
 		return d
 	}
 	return 0
+}
+
+// sharedPools refuses a pool that two namespaces list, unless sharedPools
+// names it: each namespace's key (profile rbd pool=P) reaches every image
+// in the pool, so on one pool two teams control each other's images.
+func (v *validator) sharedPools(s *Settings) {
+	for j, pool := range s.SharedPools {
+		if !ValidCephName(pool) {
+			v.addf(fmt.Sprintf("sharedPools[%d]", j), "%q is not a valid Ceph pool name", pool)
+		}
+	}
+	owner := map[string]int{}
+	for i, t := range s.Namespaces {
+		for j, pool := range t.Pools {
+			k, taken := owner[pool]
+			switch {
+			case !taken:
+				owner[pool] = i
+			case k != i && !slices.Contains(s.SharedPools, pool):
+				v.addf(fmt.Sprintf("namespaces[%d].pools[%d]", i, j), "%q is already a pool of namespaces[%d] (%s): a namespace's key (profile rbd pool=%s) reaches every image of the pool, so two teams on one pool could read, write, demote and delete each other's images; give this namespace a pool of its own, or list %[1]q under sharedPools to accept that (docs/security.md)", pool, k, s.Namespaces[k].Namespace, pool)
+			}
+		}
+	}
 }
 
 // sharedCredentials refuses a CephX user that two namespaces share: each

@@ -213,6 +213,8 @@ func TestSettingsMistakesBetweenTeamsAndSites(t *testing.T) {
 			`settings.yaml:33: namespaces[1].peerReader.user: "web-peer" is already namespaces[0].peerReader.user`},
 		{"both sites on the same monitors", `monitors: ["[2001:db8::1]:3300"]`, `monitors: [192.0.2.1:6789]`,
 			`settings.yaml:16: sites[1].monitors[0]: "192.0.2.1:6789" is also a monitor of sites[0]: each site is its own Ceph cluster`},
+		{"one pool for two namespaces", "    pools: [shoppool]\n", "    pools: [shoppool, replicapool]\n",
+			`settings.yaml:29: namespaces[1].pools[1]: "replicapool" is already a pool of namespaces[0] (web): a namespace's key (profile rbd pool=replicapool) reaches every image of the pool`},
 		{"the Ceph operator's namespace as a tenant", "  - namespace: shop\n", "  - namespace: rook-ceph\n",
 			`settings.yaml:27: namespaces[1].namespace: "rook-ceph" is where sites[0] (site-a) keeps ceph-csi's node-stage Secret, the Ceph operator's namespace`},
 	}
@@ -344,5 +346,20 @@ namespaces:`
 		if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v\nwant one problem containing %s", c.new, err, c.want)
 		}
+	}
+}
+
+// A pool two namespaces share is accepted only when sharedPools names it.
+func TestSettingsSharedPools(t *testing.T) {
+	shared := strings.Replace(twoTeams, "    pools: [shoppool]\n", "    pools: [shoppool, replicapool]\n", 1)
+	if _, err := config.ParseSettings([]byte(shared), "settings.yaml"); err == nil {
+		t.Fatal("a shared pool was accepted without sharedPools")
+	}
+	s, err := config.ParseSettings([]byte("sharedPools: [replicapool]\n"+shared), "settings.yaml")
+	if err != nil || len(s.SharedPools) != 1 {
+		t.Errorf("with sharedPools: %v", err)
+	}
+	if _, err := config.ParseSettings([]byte("sharedPools: [replicapool, \"bad pool\"]\n"+shared), "settings.yaml"); err == nil || !strings.Contains(err.Error(), `settings.yaml:1: sharedPools[1]: "bad pool" is not a valid Ceph pool name`) {
+		t.Errorf("a bad name in sharedPools: %v", err)
 	}
 }
