@@ -179,6 +179,9 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 	if err := confine(app, pl.namespace); err != nil {
 		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
 	}
+	if err := hookRoom(app, pl); err != nil {
+		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
+	}
 	if err := shield(app, pl); err != nil {
 		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
 	}
