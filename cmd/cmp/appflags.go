@@ -37,6 +37,15 @@ func (f *appFlags) settings() (*config.Settings, error) {
 	return config.LoadSettings(f.settingsPath)
 }
 
+// load finds DIR's repository root (folder) and loads its rbd-dr.yaml.
+func (f *appFlags) load(dir string) (appDir, root string, p *config.Policy, err error) {
+	if appDir, root, err = f.folder(dir); err != nil {
+		return "", "", nil, err
+	}
+	p, err = config.Load(appDir, root)
+	return appDir, root, p, err
+}
+
 // folder makes DIR absolute and finds its repository root: --repo-root,
 // else the nearest folder above holding .git, else DIR itself.
 func (f *appFlags) folder(dir string) (string, string, error) {

@@ -90,11 +90,7 @@ func planCmd(sys system) *cobra.Command {
 
 // planApp plans one app folder against the last commit.
 func planApp(f appFlags, o plan.Options, settings *config.Settings, dir string) (*plan.Plan, error) {
-	appDir, root, err := f.folder(dir)
-	if err != nil {
-		return nil, err
-	}
-	p, err := config.Load(appDir, root)
+	appDir, root, p, err := f.load(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -105,11 +105,7 @@ func statusCmd(sys system) *cobra.Command {
 
 // appStatus reads one app's images on each of its sites.
 func appStatus(ctx context.Context, f appFlags, sf statusFlags, settings *config.Settings, dir string) ([]rpo.Image, error) {
-	appDir, root, err := f.folder(dir)
-	if err != nil {
-		return nil, err
-	}
-	p, err := config.Load(appDir, root)
+	_, _, p, err := f.load(dir)
 	if err != nil {
 		return nil, err
 	}
