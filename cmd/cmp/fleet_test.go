@@ -241,3 +241,27 @@ func TestPlanAllBadInput(t *testing.T) {
 		t.Errorf("--namespace with --all: exit %d: %s", code, stderr)
 	}
 }
+
+// With --log-format json the apps that cannot be planned are one JSON line,
+// each in its problems list.
+func TestPlanAllProblemsAsJSON(t *testing.T) {
+	t.Setenv("GIT_DIR", t.TempDir())
+	root := fleet(t, "blog", "shop")
+	tree := filepath.Join(root, "apps")
+	for _, app := range []string{"blog", "shop"} {
+		path := filepath.Join(tree, app, "rbd-dr.yaml")
+		doc, _ := os.ReadFile(path)
+		if err := os.WriteFile(path, bytes.Replace(doc, []byte("pool: replicapool"), []byte("pool: otherpool"), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, stderr := runIn(t, ".", map[string]string{"ARGOCD_RBD_DR_LOG_FORMAT": "json"}, "plan", "--all", tree, "--repo-root", root)
+	var line struct {
+		Level, Msg string
+		Problems   []string
+	}
+	if err := json.Unmarshal([]byte(stderr), &line); err != nil || code != 1 || out != "" || line.Level != "error" ||
+		!strings.Contains(line.Msg, "2 of 2 apps") || len(line.Problems) != 2 || !strings.HasPrefix(line.Problems[0], "apps/blog/rbd-dr.yaml") {
+		t.Errorf("exit %d, stderr %q (%v)", code, stderr, err)
+	}
+}
