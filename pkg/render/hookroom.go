@@ -29,6 +29,11 @@ func hookRoom(app resmap.ResMap, pl *placement) error {
 	var policies []networkingv1.NetworkPolicy
 	for _, res := range app.Resources() {
 		gvk := res.GetGvk()
+		// Only these three kinds are read: the rest of the app is not
+		// converted on every generate.
+		if !(gvk.Group == "" && (gvk.Kind == "ResourceQuota" || gvk.Kind == "LimitRange")) && !(gvk.Group == "networking.k8s.io" && gvk.Kind == "NetworkPolicy") {
+			continue
+		}
 		m, err := res.Map()
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", gvk.Kind, res.GetName(), err)
@@ -69,11 +74,17 @@ func hookContainer(h config.HookPods) (requests, limits corev1.ResourceList) {
 	if h.Resources == nil {
 		return requests, limits
 	}
+	// The settings check parsed every quantity: one that does not parse
+	// cannot reach here, and is left out rather than panicking.
 	for name, q := range h.Resources.Requests {
-		requests[corev1.ResourceName(name)] = resource.MustParse(q) // the settings check parsed it
+		if v, err := resource.ParseQuantity(q); err == nil {
+			requests[corev1.ResourceName(name)] = v
+		}
 	}
 	for name, q := range h.Resources.Limits {
-		limits[corev1.ResourceName(name)] = resource.MustParse(q)
+		if v, err := resource.ParseQuantity(q); err == nil {
+			limits[corev1.ResourceName(name)] = v
+		}
 	}
 	return requests, limits
 }
@@ -95,7 +106,7 @@ func quotaRoom(q *corev1.ResourceQuota, h config.HookPods) error {
 		var stated bool
 		switch name {
 		case corev1.ResourcePods, "count/jobs.batch":
-			need, stated = resource.MustParse("1"), true
+			need, stated = *resource.NewQuantity(1, resource.DecimalSI), true
 		case corev1.ResourceRequestsCPU, corev1.ResourceCPU:
 			need, stated = requests[corev1.ResourceCPU]
 		case corev1.ResourceRequestsMemory, corev1.ResourceMemory:
