@@ -107,6 +107,9 @@ func claimOf(ctx context.Context, kube dynamic.Interface, pvc *corev1.Persistent
 	switch {
 	case pool == "" || image == "":
 		return Claim{}, fmt.Errorf("its PersistentVolume %s has no pool or imageName in its CSI volume attributes (pool %q, imageName %q), so its RBD image is not known; find it with `rbd ls` and declare it by hand", pv.Name, pool, image)
+	case !config.ValidCephName(pool) || !config.ValidCephName(image):
+		// They are written into rbd-dr.yaml as they are: checked as its loader would.
+		return Claim{}, fmt.Errorf("its PersistentVolume %s names pool %q and image %q, which are not valid Ceph names", pv.Name, pool, image)
 	case attrs["radosNamespace"] != "":
 		return Claim{}, fmt.Errorf("its image %s/%s is in RADOS namespace %s, which argocd-rbd-dr cannot move yet", pool, image, attrs["radosNamespace"])
 	}

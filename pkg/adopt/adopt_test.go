@@ -78,6 +78,7 @@ func TestFindRefuses(t *testing.T) {
 	ns := rbdCSI("replicapool", "csi-vol-4")
 	ns.VolumeAttributes["radosNamespace"] = "team-a"
 	objs = append(objs, claim("inns", "pvc-4", ns)...)
+	objs = append(objs, claim("odd", "pvc-5", rbdCSI("replicapool", "img: {x}\nsize"))...)
 	pending := claim("pending", "", nil)[0].(*corev1.PersistentVolumeClaim)
 	pending.Status.Phase = corev1.ClaimPending
 	objs = append(objs, pending)
@@ -91,6 +92,7 @@ func TestFindRefuses(t *testing.T) {
 		`claim shop/noimage: its PersistentVolume pvc-3 has no pool or imageName in its CSI volume attributes (pool "replicapool", imageName "")`,
 		"claim shop/inns: its image replicapool/csi-vol-4 is in RADOS namespace team-a",
 		"claim shop/pending: is Pending, not bound",
+		`claim shop/odd: its PersistentVolume pvc-5 names pool "replicapool" and image "img: {x}\nsize", which are not valid Ceph names`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not say %q:\n%v", want, err)
