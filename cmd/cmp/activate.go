@@ -23,30 +23,13 @@ func activateCmd(sys system) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
 			site, dir := args[0], args[1]
-			dirs := []string{dir}
-			if all {
-				var err error
-				if dirs, err = appFolders(dir); err != nil {
-					return err
-				}
-			}
 			// Every edit is made in memory first: one app that may not
 			// move stops the whole change before a file is written.
-			var edits []activation
-			var problems []error
-			for _, d := range dirs {
-				e, err := prepareActivation(f, d, site, force)
-				if err != nil {
-					problems = append(problems, err)
-					continue
-				}
-				edits = append(edits, e)
-			}
-			if len(problems) > 0 {
-				if !all {
-					return problems[0]
-				}
-				return &problemList{header: fmt.Sprintf("%d of %d apps under %s may not move to %s; nothing changed:", len(problems), len(dirs), dir, site), items: problems}
+			edits, err := eachApp(dir, all, "may not move to "+site+"; nothing changed", func(d string) (activation, error) {
+				return prepareActivation(f, d, site, force)
+			})
+			if err != nil {
+				return err
 			}
 			if err := writeActivations(edits); err != nil {
 				return err

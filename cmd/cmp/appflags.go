@@ -37,6 +37,36 @@ func (f *appFlags) settings() (*config.Settings, error) {
 	return config.LoadSettings(f.settingsPath)
 }
 
+// eachApp does one app's work on DIR, or with all on every app folder under
+// it. It returns every result, or, if any app fails, every app's problem at
+// once (one app's as it is), headed "N of M apps under DIR <what>".
+func eachApp[T any](dir string, all bool, what string, do func(dir string) (T, error)) ([]T, error) {
+	dirs := []string{dir}
+	if all {
+		var err error
+		if dirs, err = appFolders(dir); err != nil {
+			return nil, err
+		}
+	}
+	var out []T
+	var problems []error
+	for _, d := range dirs {
+		v, err := do(d)
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		out = append(out, v)
+	}
+	switch {
+	case len(problems) == 0:
+		return out, nil
+	case !all:
+		return nil, problems[0]
+	}
+	return nil, &problemList{header: fmt.Sprintf("%d of %d apps under %s %s:", len(problems), len(dirs), dir, what), items: problems}
+}
+
 // load finds DIR's repository root (folder) and loads its rbd-dr.yaml.
 func (f *appFlags) load(dir string) (appDir, root string, p *config.Policy, err error) {
 	if appDir, root, err = f.folder(dir); err != nil {

@@ -40,27 +40,11 @@ func planCmd(sys system) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dirs := args
-			if all {
-				if dirs, err = appFolders(args[0]); err != nil {
-					return err
-				}
-			}
-			var plans []*plan.Plan
-			var problems []error
-			for _, dir := range dirs {
-				pl, err := planApp(f, o, settings, dir)
-				if err != nil {
-					problems = append(problems, err)
-					continue
-				}
-				plans = append(plans, pl)
-			}
-			if len(problems) > 0 {
-				if !all {
-					return problems[0]
-				}
-				return &problemList{header: fmt.Sprintf("%d of %d apps under %s cannot be planned:", len(problems), len(dirs), args[0]), items: problems}
+			plans, err := eachApp(args[0], all, "cannot be planned", func(dir string) (*plan.Plan, error) {
+				return planApp(f, o, settings, dir)
+			})
+			if err != nil {
+				return err
 			}
 			var out bytes.Buffer
 			switch {
