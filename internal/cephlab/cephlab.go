@@ -119,3 +119,13 @@ func (l *Lab) User(site, name string, caps ...string) (string, error) {
 	}
 	return strings.TrimSpace(string(key)), nil
 }
+
+// Pools adds pools beside the lab's replicapool on both sites, mirrored per
+// image between them as replicapool is (`hack/ceph-lab pool`).
+func (l *Lab) Pools(names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	_, err := l.Run(append([]string{"pool"}, names...)...)
+	return err
+}

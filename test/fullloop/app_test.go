@@ -19,33 +19,36 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
 
-// app is the app folder under test, inside the suite's own git repository.
+// app is an app folder under test, inside a git repository of its own.
 // Everything the suite knows about the app comes from its rbd-dr.yaml and
 // from what the plugin renders, never from constants.
 type app struct {
+	source   string // the folder it was copied from, as given
 	bin      string // the built argocd-rbd-dr
 	repo     string // the git repository (its working tree)
 	path     string // the app folder inside it
 	policy   *config.Policy
 	settings string // the platform's settings file the suite made (RBD_DR_SETTINGS)
-	// clusterURLs maps each site's cluster URL in the source settings to the
-	// suite's, for the AppProject that names them.
-	clusterURLs map[string]string
 }
 
 // dir is the app folder in the working tree.
 func (a *app) dir() string { return filepath.Join(a.repo, filepath.FromSlash(a.path)) }
 
-// sourceApp is RBD_DR_FULLLOOP_APP or the project's WordPress example.
-func sourceApp(root string) string {
-	if dir := os.Getenv("RBD_DR_FULLLOOP_APP"); dir != "" {
-		return dir
+// name is the app folder's name: what the suite's messages call the app.
+func (a *app) name() string { return filepath.Base(a.path) }
+
+// sourceApps are the app folders RBD_DR_FULLLOOP_APP lists (separated by
+// ":"), or the project's two examples: WordPress (Deployments) and the
+// inventory (a StatefulSet with claim templates, and a CronJob).
+func sourceApps(root string) []string {
+	if dirs := filepath.SplitList(os.Getenv("RBD_DR_FULLLOOP_APP")); len(dirs) > 0 {
+		return dirs
 	}
-	return filepath.Join(root, "examples", "wordpress")
+	return []string{filepath.Join(root, "examples", "wordpress"), filepath.Join(root, "examples", "inventory")}
 }
 
 // sourceSettings is RBD_DR_FULLLOOP_SETTINGS or the project's example: the
-// platform's settings that know the app's namespace.
+// platform's settings that know every app's namespace.
 func sourceSettings(root string) string {
 	if f := os.Getenv("RBD_DR_FULLLOOP_SETTINGS"); f != "" {
 		return f
@@ -53,27 +56,36 @@ func sourceSettings(root string) string {
 	return filepath.Join(root, "examples", "rbd-dr-settings.yaml")
 }
 
-// newApp copies the app folder into a fresh git repository at repo and makes
-// the first commit, and writes the platform's settings for the suite's
-// sites (settingsFile): each site's cluster and Ceph monitors are the
-// suite's; nothing else changes.
-func newApp(t *testing.T, bin, src, repo, srcSettings, settingsFile string, clusters, monitors map[string]string) *app {
+// writeSuiteSettings writes the platform's settings for the suite's sites
+// (file): each site's cluster and Ceph monitors are the suite's; nothing
+// else changes.
+func writeSuiteSettings(t *testing.T, src, file string, clusters, monitors map[string]string) {
 	t.Helper()
-	a := &app{bin: bin, repo: repo, path: "apps/" + filepath.Base(src), settings: settingsFile}
+	body, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _, err = siteSettings(body, clusters, monitors)
+	if err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	if err := os.WriteFile(file, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.LoadSettings(file); err != nil {
+		t.Fatalf("the settings under test (%s, made the suite's): %v", src, err)
+	}
+}
+
+// newApp copies the app folder into a fresh git repository at repo and makes
+// the first commit.
+func newApp(t *testing.T, bin, src, repo, settingsFile string) *app {
+	t.Helper()
+	a := &app{source: src, bin: bin, repo: repo, path: "apps/" + filepath.Base(src), settings: settingsFile}
 	if err := os.CopyFS(a.dir(), os.DirFS(src)); err != nil {
 		t.Fatalf("copying the app folder %s: %v", src, err)
 	}
-	body, err := os.ReadFile(srcSettings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, a.clusterURLs, err = siteSettings(body, clusters, monitors)
-	if err != nil {
-		t.Fatalf("%s: %v", srcSettings, err)
-	}
-	if err := os.WriteFile(settingsFile, body, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	if a.policy, err = config.Load(a.dir(), a.repo); err != nil {
 		t.Fatalf("the app under test is not valid: %v", err)
 	}

@@ -108,8 +108,8 @@ func (l *loop) install(ctx context.Context, t *testing.T) {
 		t.Fatal(err)
 	}
 	// The platform's own settings (manifests/settings with the suite's
-	// settings.yaml) and the team's AppProject (manifests/tenant, made the
-	// suite's).
+	// settings.yaml) and each team's AppProject (manifests/tenant made the
+	// team's from the settings).
 	settings, err := os.ReadFile(l.app.settings)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func (l *loop) install(ctx context.Context, t *testing.T) {
 		o.SetNamespace(argoNS)
 		objs = append(objs, o)
 	}
-	objs = append(objs, l.appProjects(t)...)
+	objs = append(objs, l.appProjects(t, l.tenants(t))...)
 	begin := time.Now()
 	if err := hub.applyAll(ctx, objs); err != nil {
 		t.Fatalf("server-side apply of Argo CD + manifests/ to the hub: %v", err)

@@ -145,37 +145,37 @@ func (lb *lab) primary(ctx context.Context, site, spec string) (bool, error) {
 // createImages creates every image the app's rbd-dr.yaml names, mirrored
 // (snapshot mode), primary on the active site, and waits until the other
 // site has its non-primary copy.
-func (l *loop) createImages(ctx context.Context, t *testing.T) {
+func (l *loop) createImages(ctx context.Context, t *testing.T, a *app) {
 	t.Helper()
 	// The platform's half of the recovery point: a mirror snapshot schedule
 	// on every pool of the app, on both sites, at the promised interval.
 	pools := map[string]bool{}
-	for _, v := range l.app.policy.Volumes {
+	for _, v := range a.policy.Volumes {
 		pools[v.Pool] = true
 	}
-	for _, s := range l.app.sites() {
+	for _, s := range a.sites() {
 		for p := range pools {
 			if _, err := l.lab.rbd(ctx, s, "mirror", "snapshot", "schedule", "add", "--pool", p, suiteRPO); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	active := l.app.policy.ActiveSite
-	for _, v := range l.app.policy.Volumes {
+	active := a.policy.ActiveSite
+	for _, v := range a.policy.Volumes {
 		spec := v.Pool + "/" + v.Image
 		size := fmt.Sprintf("%dM", max(v.Quantity.Value()>>20, 1))
 		if _, err := l.lab.rbd(ctx, active, "create", "--size", size, "--image-feature", "layering,exclusive-lock", spec); err != nil {
-			t.Fatalf("%v (the lab has pool replicapool only; other pools need hack/ceph-lab to create them)", err)
+			t.Fatal(err)
 		}
 		if _, err := l.lab.rbd(ctx, active, "mirror", "image", "enable", spec, "snapshot"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, s := range l.app.sites() {
+	for _, s := range a.sites() {
 		if s == active {
 			continue
 		}
-		for _, v := range l.app.policy.Volumes {
+		for _, v := range a.policy.Volumes {
 			spec := v.Pool + "/" + v.Image
 			err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 				p, err := l.lab.primary(ctx, s, spec)

@@ -8,8 +8,11 @@
 // it runs only when RBD_DR_E2E_FULLLOOP=1 (make e2e-fullloop sets it). Under
 // CI=true a missing prerequisite fails the suite instead of skipping it.
 //
-// RBD_DR_FULLLOOP_APP names the app folder to put through the loop (default
-// examples/wordpress); RBD_DR_FULLLOOP_KEEP=1 keeps the run folder (logs).
+// RBD_DR_FULLLOOP_APP names the app folders to put through the loop, one
+// after the other on the same sites and lab, separated by ":" (default
+// examples/wordpress and examples/inventory); RBD_DR_FULLLOOP_SETTINGS the
+// platform's settings that know their namespaces (default the examples').
+// RBD_DR_FULLLOOP_KEEP=1 keeps the run folder (logs).
 package fullloop
 
 import (
@@ -59,7 +62,7 @@ func scenario(t *testing.T, name string, fn func(t *testing.T)) {
 		fn(t)
 	})
 	took := time.Since(begin)
-	fmt.Printf("fullloop: %-46s %8.1fs %s\n", name, took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[ok])
+	fmt.Printf("fullloop: %-62s %8.1fs %s\n", name, took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[ok])
 	timingsMu.Lock()
 	timings = append(timings, timing{name, took, ok})
 	timingsMu.Unlock()
@@ -75,9 +78,9 @@ func printTimings() {
 		return
 	}
 	fmt.Println("fullloop timings:")
-	fmt.Printf("  %-46s %9s  %s\n", "scenario", "seconds", "result")
+	fmt.Printf("  %-62s %9s  %s\n", "scenario", "seconds", "result")
 	for _, x := range timings {
-		fmt.Printf("  %-46s %9.1f  %s\n", x.name, x.took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[x.ok])
+		fmt.Printf("  %-62s %9.1f  %s\n", x.name, x.took.Seconds(), map[bool]string{true: "ok", false: "FAILED"}[x.ok])
 	}
 }
 
@@ -116,15 +119,31 @@ func TestFullLoop(t *testing.T) {
 	scenario(t, "install Argo CD and manifests/ (hub)", func(t *testing.T) { l.install(ctx, t) })
 	scenario(t, "server-side validation (dry-run, strict)", func(t *testing.T) { l.validate(ctx, t) })
 	scenario(t, "Ceph lab, images and nodes", func(t *testing.T) { l.startCeph(ctx, t); l.startNodes(ctx, t) })
-	scenario(t, "bootstrap (app-of-apps)", func(t *testing.T) { l.bootstrap(ctx, t) })
+	if t.Failed() {
+		return // the scenarios below build on those above
+	}
+	for i, a := range l.apps {
+		l.app = a
+		fmt.Printf("fullloop app %s\n", relTo(l.root, a.source))
+		l.appScenarios(ctx, t, i == 0)
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// appScenarios runs the scenarios of the app under test (l.app), each named
+// after it. The first app runs every scenario; the others, which share the
+// sites and the lab, the bootstrap, both relocations, the steady state and
+// the RBAC check.
+func (l *loop) appScenarios(ctx context.Context, t *testing.T, all bool) {
+	name := func(s string) string { return l.app.name() + ": " + s }
+	scenario(t, name("bootstrap (app-of-apps)"), func(t *testing.T) { l.bootstrap(ctx, t) })
 	if t.Failed() {
 		return // the scenarios below build on those above
 	}
 	// The failover scenarios need the two sites of a failover; an app with
 	// other sites must fail here, not pass having moved nothing.
-	if l.app == nil || l.app.policy == nil {
-		t.Fatal("the app was not set up: the failover scenarios need the bootstrap before them")
-	}
 	sites := l.app.sites()
 	if len(sites) != 2 {
 		t.Fatalf("the app %s has %d sites (%s): the failover scenarios need exactly two", l.app.dir(), len(sites), strings.Join(sites, ", "))
@@ -133,13 +152,27 @@ func TestFullLoop(t *testing.T) {
 	if l.app.policy.ActiveSite == second {
 		first, second = second, first
 	}
-	scenario(t, "planned relocation "+first+" -> "+second, func(t *testing.T) { l.relocate(ctx, t, second) })
-	scenario(t, "planned relocation "+second+" -> "+first, func(t *testing.T) { l.relocate(ctx, t, first) })
-	scenario(t, "steady state (sync, nothing changed)", func(t *testing.T) { l.steady(ctx, t) })
-	scenario(t, "quiesce refuses (a foreign pod holds a PVC)", func(t *testing.T) { l.quiesceRefuses(ctx, t) })
-	scenario(t, "disaster (SIGKILL) and return", func(t *testing.T) { l.disaster(ctx, t) })
-	scenario(t, "RBAC: no cluster-admin for anything rendered", func(t *testing.T) { l.rbac(ctx, t) })
-	scenario(t, "recovery point: rbd-mirror stopped, Degraded, Healthy", func(t *testing.T) { l.rpoAlert(ctx, t) })
+	scenario(t, name("planned relocation "+first+" -> "+second), func(t *testing.T) { l.relocate(ctx, t, second) })
+	scenario(t, name("planned relocation "+second+" -> "+first), func(t *testing.T) { l.relocate(ctx, t, first) })
+	scenario(t, name("steady state (sync, nothing changed)"), func(t *testing.T) { l.steady(ctx, t) })
+	if all {
+		scenario(t, name("quiesce refuses (a foreign pod holds a PVC)"), func(t *testing.T) { l.quiesceRefuses(ctx, t) })
+		scenario(t, name("disaster (SIGKILL) and return"), func(t *testing.T) { l.disaster(ctx, t) })
+	}
+	scenario(t, name("RBAC: no cluster-admin for anything rendered"), func(t *testing.T) { l.rbac(ctx, t) })
+	if all {
+		scenario(t, name("recovery point: rbd-mirror stopped, Degraded, Healthy"), func(t *testing.T) { l.rpoAlert(ctx, t) })
+	}
+}
+
+// relTo is path relative to root when it lies inside it, else path.
+func relTo(root, path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		if rel, err := filepath.Rel(root, abs); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return path
 }
 
 // repoRoot is the project's checkout: the folder above test/fullloop.

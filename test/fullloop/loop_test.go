@@ -5,9 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
 
 // loop is everything one run of the suite starts.
@@ -20,6 +23,9 @@ type loop struct {
 
 	hub   *cluster
 	sites map[string]*cluster
+	// apps are the app folders under test, in order; app is the one the
+	// scenarios run on now.
+	apps  []*app
 	app   *app
 	argo  *argo
 	lab   *lab
@@ -109,13 +115,19 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 	if l.hub, err = startCluster(ctx, l.run, "hub", l.kubeBin); err != nil {
 		t.Fatalf("hub: %v", err)
 	}
-	src := sourceApp(l.root)
-	policy, err := loadPolicy(src)
-	if err != nil {
-		t.Fatalf("the app under test (%s): %v", src, err)
+	srcs := sourceApps(l.root)
+	policies := make([]*config.Policy, len(srcs))
+	for i, src := range srcs {
+		if policies[i], err = loadPolicy(src); err != nil {
+			t.Fatalf("the app under test (%s): %v", src, err)
+		}
+		// One pair of control planes and one Ceph lab serve every app.
+		if got, want := policies[i].SiteNames(), policies[0].SiteNames(); !slices.Equal(got, want) {
+			t.Fatalf("the app %s has sites %v and %s has %v: the suite runs the apps on one pair of sites", src, got, srcs[0], want)
+		}
 	}
 	clusters, monitors := map[string]string{}, map[string]string{}
-	for i, s := range policy.SiteNames() {
+	for i, s := range policies[0].SiteNames() {
 		if i < len(labIPs) {
 			monitors[s] = labIPs[i] + ":3300"
 		}
@@ -127,6 +139,16 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 		clusters[s] = c.url
 	}
 	t.Logf("control planes ready in %.1fs: hub %s; %v", time.Since(begin).Seconds(), l.hub.url, clusters)
-	l.app = newApp(t, filepath.Join(l.bin, "argocd-rbd-dr"), src, filepath.Join(l.run, "repo"),
-		sourceSettings(l.root), filepath.Join(l.run, "rbd-dr-settings.yaml"), clusters, monitors)
+	settings := filepath.Join(l.run, "rbd-dr-settings.yaml")
+	writeSuiteSettings(t, sourceSettings(l.root), settings, clusters, monitors)
+	for _, src := range srcs {
+		a := newApp(t, filepath.Join(l.bin, "argocd-rbd-dr"), src, filepath.Join(l.run, "repo-"+filepath.Base(src)), settings)
+		for _, b := range l.apps {
+			if b.policy.Name == a.policy.Name {
+				t.Fatalf("the apps %s and %s are both called %s: their Applications would be the same", b.source, a.source, a.policy.Name)
+			}
+		}
+		l.apps = append(l.apps, a)
+	}
+	l.app = l.apps[0]
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,30 +18,49 @@ import (
 // nodeName is the one Node of a site.
 func nodeName(site string) string { return site + "-node" }
 
-// startCeph brings up the Ceph lab under the heavy-job lock, creates the
-// app's images, and does on each site what Rook and the platform team would:
-// the CephX user of each CephClient in manifests/tenant that the hook Jobs
-// read as (the team's user here, the peer reader on the other site), and
-// its key in the Secret the Jobs mount. Then it reads the other site as each
-// peer reader, as the Jobs will, and checks that it can write nothing there.
+// startCeph brings up the Ceph lab under the heavy-job lock, the pools and
+// images of every app, and does on each site what Rook and the platform
+// team would, from the settings alone (tenant_test.go): the CephX user of
+// each CephClient, and the Secrets with their keys in each namespace. The
+// rendered Jobs must then find every key they read where the settings put
+// it (cephSecrets reads what they mount). Then it reads the other site as
+// each peer reader, as the Jobs will, and checks that it can write nothing
+// there.
 func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	l.unlock = heavyLock(t)
 	begin := time.Now()
 	l.startLab(t)
 	t.Logf("Ceph lab up in %.1fs (%s)", time.Since(begin).Seconds(), l.lab.Dir)
-	l.createImages(ctx, t)
-	caps := l.cephClients(t)
+	tenants := l.tenants(t)
+	var pools []string
+	for _, ten := range tenants {
+		for _, p := range ten.Pools {
+			if p != "replicapool" && !slices.Contains(pools, p) {
+				pools = append(pools, p)
+			}
+		}
+	}
+	if err := l.lab.Pools(pools...); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range l.apps {
+		l.createImages(ctx, t, a)
+	}
+	caps := l.cephClients(t, tenants)
 	keyOf := func(site, user string) (string, error) {
 		c, ok := caps[user]
 		if !ok {
-			return "", fmt.Errorf("the Ceph Jobs read as %s, and manifests/tenant has no CephClient %s to create it from", user, user)
+			return "", fmt.Errorf("the Ceph Jobs read as %s, a user the settings give no namespace", user)
 		}
 		return l.lab.cephUser(site, user, c)
 	}
-	for _, site := range l.app.sites() {
-		objs := append(l.app.render(t, site, "active"), l.app.render(t, site, "passive")...)
-		secrets, users := cephSecrets(t, objs, site, l.app.siteOfMonitors, keyOf)
+	sites := l.app.sites()
+	for i, site := range sites {
 		c := l.sites[site]
+		var secrets []*corev1.Secret
+		for _, ten := range tenants {
+			secrets = append(secrets, tenantSecrets(t, ten, site, sites[(i+1)%len(sites)], keyOf)...)
+		}
 		for _, s := range secrets {
 			if err := ensureNamespaces(ctx, c.client, []string{s.Namespace}); err != nil {
 				t.Fatal(err)
@@ -49,8 +69,30 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 				t.Fatalf("site %s: %v", site, err)
 			}
 		}
-		t.Logf("%s: CephX users %v (caps from manifests/tenant), their keys in %d Secret(s)", site, users, len(secrets))
-		l.checkPeerReaders(ctx, t, site, objs, secrets)
+		for _, a := range l.apps {
+			objs := append(a.render(t, site, "active"), a.render(t, site, "passive")...)
+			mounted, users := cephSecrets(t, objs, site, a.siteOfMonitors, keyOf)
+			checkSecretsMatch(t, site, a, mounted, secrets)
+			t.Logf("%s: %s's Jobs read as %v, their keys where the settings put them", site, a.name(), users)
+			l.checkPeerReaders(ctx, t, site, objs, secrets)
+		}
+	}
+}
+
+// checkSecretsMatch fails unless every key a rendered Job reads (mounted)
+// is in a Secret the platform made from the settings, holding the same key.
+func checkSecretsMatch(t *testing.T, site string, a *app, mounted, made []*corev1.Secret) {
+	t.Helper()
+	for _, m := range mounted {
+		i := slices.IndexFunc(made, func(s *corev1.Secret) bool { return s.Namespace == m.Namespace && s.Name == m.Name })
+		if i < 0 {
+			t.Fatalf("%s: %s's Jobs mount Secret %s/%s, which the settings do not name", site, a.name(), m.Namespace, m.Name)
+		}
+		for item, key := range m.StringData {
+			if got, ok := made[i].StringData[item]; !ok || got != key {
+				t.Fatalf("%s: %s's Jobs read key %s of Secret %s/%s as another user's key than the settings put there", site, a.name(), item, m.Namespace, m.Name)
+			}
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -201,7 +202,7 @@ func (l *loop) bootstrap(ctx context.Context, t *testing.T) {
 			t.Errorf("passive %s finished syncing at %s, after active %s started at %s", site, tm[1].Format(time.RFC3339), active, times[active][0].Format(time.RFC3339))
 		}
 	}
-	l.lastMarkers = l.checkMarkers(t, active, nil)
+	l.lastMarkers = l.checkMarkers(ctx, t, active, nil)
 }
 
 // marker is what the app stand-in writes (nodeagent's marker type).
@@ -243,9 +244,12 @@ func (l *loop) markers(t *testing.T, site string) map[string]*marker {
 
 // checkMarkers fails unless each image on site carries a marker written by
 // the site's node whose predecessor is prev's marker for that image (none
-// when prev is nil: a new volume). It returns the markers.
-func (l *loop) checkMarkers(t *testing.T, site string, prev map[string]*marker) map[string]*marker {
+// when prev is nil: a new volume). The app's CronJobs run once first, as
+// their schedules would, so that their claims are written too. It returns
+// the markers.
+func (l *loop) checkMarkers(ctx context.Context, t *testing.T, site string, prev map[string]*marker) map[string]*marker {
 	t.Helper()
+	l.runCronJobs(ctx, t, site)
 	now := l.markers(t, site)
 	for spec, m := range now {
 		switch {
@@ -262,4 +266,48 @@ func (l *loop) checkMarkers(t *testing.T, site string, prev map[string]*marker) 
 		t.Logf("%s on %s: marker seq %d by %s at %s", spec, site, m.Seq, m.Writer, m.Time.Format(time.RFC3339))
 	}
 	return now
+}
+
+// runCronJobs runs each of the app's own CronJobs on site once now, as
+// `kubectl create job --from=cronjob/NAME` does, and waits for the run to
+// succeed: on the active site they are not suspended and their run writes
+// the volume (the node agent's app stand-in writes its markers and ends).
+func (l *loop) runCronJobs(ctx context.Context, t *testing.T, site string) {
+	t.Helper()
+	c := l.sites[site].client
+	for _, o := range l.app.render(t, site, "active") {
+		if o.GetKind() != "CronJob" || o.GetLabels()[stepLabel] != "" {
+			continue // the plugin's rpo-check writes nothing
+		}
+		cron, err := c.BatchV1().CronJobs(o.GetNamespace()).Get(ctx, o.GetName(), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cron.Spec.Suspend != nil && *cron.Spec.Suspend {
+			t.Fatalf("CronJob %s/%s is suspended on %s, the active site", cron.Namespace, cron.Name, site)
+		}
+		job := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: cron.Namespace, Name: fmt.Sprintf("%s-fullloop-%d", cron.Name, time.Now().Unix()),
+				Labels: cron.Spec.JobTemplate.Labels, Annotations: map[string]string{"cronjob.kubernetes.io/instantiate": "manual"},
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cron, batchv1.SchemeGroupVersion.WithKind("CronJob"))},
+			},
+			Spec: cron.Spec.JobTemplate.Spec,
+		}
+		if job, err = c.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("running CronJob %s/%s on %s: %v", cron.Namespace, cron.Name, site, err)
+		}
+		begin := time.Now()
+		err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			j, err := c.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			return j.Status.Succeeded > 0, nil
+		})
+		if err != nil {
+			t.Fatalf("the run %s of CronJob %s on %s did not succeed: %v\n%s", job.Name, cron.Name, site, err, l.podReport(ctx, site))
+		}
+		t.Logf("%s: CronJob %s ran once (Job %s) in %.1fs", site, cron.Name, job.Name, time.Since(begin).Seconds())
+	}
 }

@@ -54,7 +54,7 @@ func (l *loop) disaster(ctx context.Context, t *testing.T) {
 	l.waitServing(ctx, t, survivor, 3*time.Minute)
 	fmt.Printf("fullloop: disaster failover to %s: commit to Ready in %.1fs\n", survivor, time.Since(begin).Seconds())
 	l.checkPrimary(ctx, t, survivor)
-	l.lastMarkers = l.checkMarkers(t, survivor, replicated)
+	l.lastMarkers = l.checkMarkers(ctx, t, survivor, replicated)
 	for spec, m := range replicated {
 		if m != nil {
 			fmt.Printf("fullloop: %s: the survivor's data is the marker written %s ago (%s)\n", spec, time.Since(m.Time).Round(time.Second), m.Writer)

@@ -147,7 +147,7 @@ func (l *loop) quiesceRefuses(ctx context.Context, t *testing.T) {
 	l.waitApps(ctx, t, 8*time.Minute, "every site synced after the holder left", func(a *v1alpha1.Application) bool { return synced(a, rev) }, mapValues(children)...)
 	l.waitServing(ctx, t, to, 3*time.Minute)
 	l.checkPrimary(ctx, t, to)
-	l.lastMarkers = l.checkMarkers(t, to, l.lastMarkers)
+	l.lastMarkers = l.checkMarkers(ctx, t, to, l.lastMarkers)
 
 	// Back to the app's own hook timing.
 	if err := os.WriteFile(file, append([]byte(nil), original...), 0o644); err != nil {

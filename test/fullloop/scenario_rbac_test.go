@@ -53,6 +53,7 @@ func (l *loop) rbac(ctx context.Context, t *testing.T) {
 			sa := "system:serviceaccount:" + j.Namespace + ":" + spec.ServiceAccountName
 			for _, ok := range []struct{ verb, group, resource, sub string }{
 				{"patch", "apps", "deployments", ""},
+				{"patch", "apps", "statefulsets", ""},
 				{"patch", "batch", "cronjobs", ""},
 				{"list", "", "pods", ""},
 			} {

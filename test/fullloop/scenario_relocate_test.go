@@ -120,7 +120,7 @@ func (l *loop) relocate(ctx context.Context, t *testing.T, to string) {
 		}
 	}
 	l.checkDemoteProof(ctx, t, from, old["demote"])
-	l.lastMarkers = l.checkMarkers(t, to, l.lastMarkers)
+	l.lastMarkers = l.checkMarkers(ctx, t, to, l.lastMarkers)
 }
 
 func mapValues(m map[string]string) []string {

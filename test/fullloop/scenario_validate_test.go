@@ -26,15 +26,21 @@ func ensureNamespaces(ctx context.Context, c kubernetes.Interface, names []strin
 // strict field validation; and the app-of-apps to the hub, where Argo CD's
 // CRDs are installed. One rejection fails the suite.
 func (l *loop) validate(ctx context.Context, t *testing.T) {
+	for _, a := range l.apps {
+		l.validateApp(ctx, t, a)
+	}
+}
+
+func (l *loop) validateApp(ctx context.Context, t *testing.T, a *app) {
 	n := 0
-	for _, site := range l.app.sites() {
+	for _, site := range a.sites() {
 		c := l.sites[site]
 		ap, err := newApplier(c.admin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, role := range []string{"active", "passive"} {
-			objs := l.app.render(t, site, role)
+			objs := a.render(t, site, role)
 			if err := ensureNamespaces(ctx, c.client, namespaces(objs)); err != nil {
 				t.Fatal(err)
 			}
@@ -50,7 +56,7 @@ func (l *loop) validate(ctx context.Context, t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apps := l.app.render(t, "", "")
+	apps := a.render(t, "", "")
 	for _, o := range apps {
 		if o.GetNamespace() == "" {
 			o.SetNamespace(argoNS) // where the parent Application applies them
@@ -60,5 +66,5 @@ func (l *loop) validate(ctx context.Context, t *testing.T) {
 		}
 		n++
 	}
-	t.Logf("%d objects accepted by the API servers (dry-run, fieldValidation=Strict)", n)
+	t.Logf("%s: %d objects accepted by the API servers (dry-run, fieldValidation=Strict)", a.name(), n)
 }

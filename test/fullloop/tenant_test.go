@@ -1,18 +1,35 @@
 package fullloop
 
 import (
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
 
-// kustomizeBuild builds a folder of the project as `kustomize build` would.
+// This file does what the platform team does per app namespace, from the
+// settings the suite was given (any namespace, project, pools, users and
+// Secret names), with manifests/tenant as the template: the AppProject on
+// the hub, a CephClient per CephX user (made on every site), and the
+// Secrets with their keys in the namespace.
+
+// kustomizeBuild builds a folder as `kustomize build` would (relative to
+// the project, or absolute).
 func (l *loop) kustomizeBuild(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(l.root, dir))
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(l.root, dir)
+	}
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
@@ -23,11 +40,66 @@ func (l *loop) kustomizeBuild(t *testing.T, dir string) []*unstructured.Unstruct
 	return decodeAll(t, y)
 }
 
-// cephClients are the caps of each CephClient in manifests/tenant, by name:
-// what Rook turns into CephX users.
-func (l *loop) cephClients(t *testing.T) map[string]map[string]string {
+// tenant is one app namespace of the settings with the apps under test
+// that deploy to it.
+type tenant struct {
+	config.TenantSetting
+	apps []*app
+}
+
+// tenants are the settings' entries of every namespace the apps under test
+// deploy to, in the apps' order.
+func (l *loop) tenants(t *testing.T) []*tenant {
+	t.Helper()
+	settings, err := config.LoadSettings(l.app.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*tenant
+	for _, a := range l.apps {
+		for _, ns := range namespaces(a.render(t, a.sites()[0], "active")) {
+			i := slices.IndexFunc(out, func(x *tenant) bool { return x.Namespace == ns })
+			if i < 0 {
+				ts, err := settings.Tenant(ns)
+				if err != nil {
+					t.Fatalf("the app %s: %v", a.source, err)
+				}
+				out = append(out, &tenant{TenantSetting: ts})
+				i = len(out) - 1
+			}
+			out[i].apps = append(out[i].apps, a)
+		}
+	}
+	return out
+}
+
+// pools are the tenant's pools as CephX caps name them.
+func poolCaps(profile string, pools []string) string {
+	grants := make([]string, len(pools))
+	for i, p := range pools {
+		grants[i] = profile + " pool=" + p
+	}
+	return strings.Join(grants, ", ")
+}
+
+// cephClients are the caps of every CephX user the settings name for the
+// tenants, by user: the team's user may run every step on its pools (mgr
+// for the mirror snapshot schedules), the peer reader may only read them.
+// These are the caps docs/platform.md and manifests/tenant give; a
+// CephClient of manifests/tenant for the same user must say the same.
+func (l *loop) cephClients(t *testing.T, tenants []*tenant) map[string]map[string]string {
 	t.Helper()
 	out := map[string]map[string]string{}
+	for _, ten := range tenants {
+		out[ten.CephUser] = map[string]string{
+			"mon": "profile rbd",
+			"osd": poolCaps("profile rbd", ten.Pools),
+			"mgr": poolCaps("profile rbd", ten.Pools),
+		}
+		if p := ten.PeerReader; p != nil {
+			out[p.User] = map[string]string{"mon": "profile rbd", "osd": poolCaps("profile rbd-read-only", ten.Pools)}
+		}
+	}
 	for _, o := range l.kustomizeBuild(t, "manifests/tenant") {
 		if o.GetKind() != "CephClient" {
 			continue
@@ -36,38 +108,109 @@ func (l *loop) cephClients(t *testing.T) map[string]map[string]string {
 		if err != nil || len(caps) == 0 {
 			t.Fatalf("%s has no spec.caps: %v", describe(o), err)
 		}
-		out[o.GetName()] = caps
+		if want, ok := out[o.GetName()]; ok && !maps.Equal(caps, want) {
+			t.Fatalf("manifests/tenant's %s has caps %v; the settings' pools give %v: the template and the suite disagree", describe(o), caps, want)
+		}
 	}
 	return out
 }
 
-// appProjects are the AppProjects of manifests/tenant, made the platform
-// team's own: its repository is the suite's, its destinations the suite's
-// clusters (the settings' clusters, renamed).
-func (l *loop) appProjects(t *testing.T) []*unstructured.Unstructured {
+// appProjects are the tenants' AppProjects: manifests/tenant's AppProject
+// (the kinds the hooks need, the one cluster-scoped kind) made each
+// tenant's: its project name, the repositories of its apps, its namespace
+// on each site's cluster, and the kinds of its apps' own objects (their
+// overlays, built as the team would).
+func (l *loop) appProjects(t *testing.T, tenants []*tenant) []*unstructured.Unstructured {
 	t.Helper()
-	var out []*unstructured.Unstructured
+	var template *unstructured.Unstructured
 	for _, o := range l.kustomizeBuild(t, "manifests/tenant") {
-		if o.GetKind() != "AppProject" {
-			continue
+		if o.GetKind() == "AppProject" {
+			template = o
 		}
-		if err := unstructured.SetNestedStringSlice(o.Object, []string{l.app.url()}, "spec", "sourceRepos"); err != nil {
-			t.Fatal(err)
+	}
+	if template == nil {
+		t.Fatal("manifests/tenant has no AppProject")
+	}
+	settings, err := config.LoadSettings(l.app.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*unstructured.Unstructured
+	for _, ten := range tenants {
+		p := template.DeepCopy()
+		p.SetName(ten.Project)
+		p.SetNamespace(argoNS)
+		var repos []string
+		var dests []any
+		kinds, _, _ := unstructured.NestedSlice(p.Object, "spec", "namespaceResourceWhitelist")
+		seen := map[string]bool{}
+		for _, k := range kinds {
+			m, _ := k.(map[string]any)
+			g, _ := m["group"].(string)
+			kind, _ := m["kind"].(string)
+			seen[g+"/"+kind] = true
 		}
-		dests, _, _ := unstructured.NestedSlice(o.Object, "spec", "destinations")
-		for _, d := range dests {
-			m := d.(map[string]any)
-			server, _ := m["server"].(string)
-			url, ok := l.app.clusterURLs[server]
-			if !ok {
-				t.Fatalf("%s: destination %s is none of the settings' clusters", describe(o), server)
+		for _, a := range ten.apps {
+			repos = append(repos, a.url())
+			for _, s := range a.policy.Sites {
+				for _, o := range l.kustomizeBuild(t, filepath.Join(a.dir(), s.Overlay)) {
+					gk := o.GroupVersionKind().GroupKind()
+					if o.GetNamespace() == "" || seen[gk.Group+"/"+gk.Kind] {
+						continue
+					}
+					seen[gk.Group+"/"+gk.Kind] = true
+					kinds = append(kinds, map[string]any{"group": gk.Group, "kind": gk.Kind})
+				}
 			}
-			m["server"] = url
 		}
-		if err := unstructured.SetNestedSlice(o.Object, dests, "spec", "destinations"); err != nil {
+		for _, s := range l.app.sites() {
+			site, _ := settings.Site(s)
+			dests = append(dests, map[string]any{"server": site.Cluster, "namespace": ten.Namespace})
+		}
+		for path, v := range map[string]any{"sourceRepos": toAny(repos), "destinations": dests, "namespaceResourceWhitelist": kinds} {
+			if err := unstructured.SetNestedSlice(p.Object, v.([]any), "spec", path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = unstructured.SetNestedField(p.Object, "namespace "+ten.Namespace+" (made by the full loop from the settings)", "spec", "description")
+		out = append(out, p)
+	}
+	return out
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// tenantSecrets are the Secrets of a tenant on site, as the settings name
+// them: the team user's key (made on site) in cephSecret, and the peer
+// reader's key made on the other site in peerReader.secret.
+func tenantSecrets(t *testing.T, ten *tenant, site, other string, keyOf func(site, user string) (string, error)) []*corev1.Secret {
+	t.Helper()
+	put := func(name, item, site, user string) *corev1.Secret {
+		key, err := keyOf(site, user)
+		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, o)
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ten.Namespace, Name: name}, StringData: map[string]string{item: key}}
+	}
+	out := []*corev1.Secret{put(ten.CephSecret.Name, ten.CephSecret.Key, site, ten.CephUser)}
+	if p := ten.PeerReader; p != nil {
+		s := put(p.Secret.Name, p.Secret.Key, other, p.User)
+		if s.Name == out[0].Name {
+			for k, v := range s.StringData {
+				if old, ok := out[0].StringData[k]; ok && old != v {
+					t.Fatalf("the settings of %s put two keys under %s in Secret %s", ten.Namespace, k, s.Name)
+				}
+				out[0].StringData[k] = v
+			}
+			return out
+		}
+		out = append(out, s)
 	}
 	return out
 }

@@ -110,13 +110,15 @@ func markerMain(args []string) error {
 // appMain is the app stand-in: for each RBD volume of its pod it reads the
 // marker the previous writer left, writes the next one (a write to a
 // non-primary image fails, and so does the container), keeps the images open
-// like a running app, signals ready, and runs until stopped.
+// like a running app, signals ready, and runs until stopped (with --once, a
+// batch run, it exits once every marker is written).
 func appMain(args []string) error {
 	fs := flag.NewFlagSet("app", flag.ContinueOnError)
 	var c cephFlags
 	c.add(fs)
 	ready := fs.String("ready", "", "file to create once every volume is written")
 	writer := fs.String("writer", "", "who writes (node/namespace/pod)")
+	once := fs.Bool("once", false, "write the markers, close the volumes and exit (a batch run)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -169,6 +171,10 @@ func appMain(args []string) error {
 		if err := os.WriteFile(*ready, nil, 0o644); err != nil {
 			return err
 		}
+	}
+	if *once {
+		fmt.Println("done: closing the volumes")
+		return nil
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

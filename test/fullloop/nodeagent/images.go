@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -110,6 +111,10 @@ func (r *podRunner) containerSpec(ctx context.Context, c corev1.Container, cdir 
 		}
 		argv = append([]string{"/usr/local/bin/rbd-dr-app", "app", "--conf", "/etc/rbd-dr-app/ceph.conf", "--keyring", "/etc/rbd-dr-app/keyring",
 			"--id", img.cephID, "--ready", "/run/rbd-dr-app/ready", "--writer", r.a.node + "/" + r.pod.Namespace + "/" + r.pod.Name}, images...)
+		if r.pod.Spec.RestartPolicy != corev1.RestartPolicyAlways {
+			// A Job's pod (a CronJob's run): write, then finish.
+			argv = slices.Insert(argv, 2, "--once") // after "rbd-dr-app app"
+		}
 		// The app's own image and user do not exist here.
 		s.UID, s.GID, s.FSGroup, s.ReadOnlyRoot = nil, nil, nil, false
 	}
