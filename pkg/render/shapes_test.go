@@ -125,7 +125,7 @@ spec:
 			settings.WorkloadKinds = c.taught
 			root := t.TempDir()
 			writeTree(t, root, map[string]string{
-				"app/rbd-dr.yaml": strings.Replace(policy, "pvc: data", "pvc: "+c.claim, 1),
+				"app/rbd-dr.yaml":                strings.Replace(policy, "pvc: data", "pvc: "+c.claim, 1),
 				"app/overlay/kustomization.yaml": "namespace: shop\nresources: [object.yaml]\n",
 				"app/overlay/object.yaml":        c.object,
 			})

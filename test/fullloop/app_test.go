@@ -58,12 +58,16 @@ func sourceSettings(root string) string {
 
 // writeSuiteSettings writes the platform's settings for the suite's sites
 // (file): each site's cluster and Ceph monitors are the suite's; nothing
-// else changes.
-func writeSuiteSettings(t *testing.T, src, file string, clusters, monitors map[string]string) {
+// else changes, but for the namespaces entries in tenants (YAML), which are
+// added: the platform onboarding a team.
+func writeSuiteSettings(t *testing.T, src, file string, clusters, monitors map[string]string, tenants ...string) {
 	t.Helper()
 	body, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body, err = addTenants(body, tenants); err != nil {
+		t.Fatalf("%s: %v", src, err)
 	}
 	body, _, err = siteSettings(body, clusters, monitors)
 	if err != nil {
@@ -92,6 +96,30 @@ func newApp(t *testing.T, bin, src, repo, settingsFile string) *app {
 	a.git(t, "init", "-q", "-b", "main")
 	a.commit(t, "the app under test: "+filepath.Base(src))
 	return a
+}
+
+// addTenants appends each YAML mapping in tenants to the settings'
+// namespaces.
+func addTenants(body []byte, tenants []string) ([]byte, error) {
+	if len(tenants) == 0 {
+		return body, nil
+	}
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(body, &doc); err != nil {
+		return nil, err
+	}
+	list := mapValue(doc.Content[0], "namespaces")
+	if list == nil || list.Kind != yamlv3.SequenceNode {
+		return nil, fmt.Errorf("no namespaces list to add a team to")
+	}
+	for _, ten := range tenants {
+		var n yamlv3.Node
+		if err := yamlv3.Unmarshal([]byte(ten), &n); err != nil {
+			return nil, err
+		}
+		list.Content = append(list.Content, n.Content[0])
+	}
+	return yamlv3.Marshal(&doc)
 }
 
 // siteSettings sets sites[].cluster and sites[].monitors of each site named

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,27 +148,42 @@ func (lb *lab) primary(ctx context.Context, site, spec string) (bool, error) {
 // site has its non-primary copy.
 func (l *loop) createImages(ctx context.Context, t *testing.T, a *app) {
 	t.Helper()
-	// The platform's half of the recovery point: a mirror snapshot schedule
-	// on every pool of the app, on both sites, at the promised interval.
-	pools := map[string]bool{}
+	var pools []string
 	for _, v := range a.policy.Volumes {
-		pools[v.Pool] = true
+		if !slices.Contains(pools, v.Pool) {
+			pools = append(pools, v.Pool)
+		}
 	}
-	for _, s := range a.sites() {
-		for p := range pools {
+	l.schedule(ctx, t, a.sites(), pools)
+	active := a.policy.ActiveSite
+	for _, v := range a.policy.Volumes {
+		if _, err := l.lab.rbd(ctx, active, "create", "--size", fmt.Sprintf("%dM", max(v.Quantity.Value()>>20, 1)), "--image-feature", "layering,exclusive-lock", v.Spec()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.mirror(ctx, t, a)
+}
+
+// schedule is the platform's half of the recovery point: a mirror snapshot
+// schedule on each pool, on every site, at the promised interval.
+func (l *loop) schedule(ctx context.Context, t *testing.T, sites, pools []string) {
+	t.Helper()
+	for _, s := range sites {
+		for _, p := range pools {
 			if _, err := l.lab.rbd(ctx, s, "mirror", "snapshot", "schedule", "add", "--pool", p, suiteRPO); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
+}
+
+// mirror enables snapshot mirroring of every image of the app on its
+// active site and waits until each other site has its non-primary copy.
+func (l *loop) mirror(ctx context.Context, t *testing.T, a *app) {
+	t.Helper()
 	active := a.policy.ActiveSite
 	for _, v := range a.policy.Volumes {
-		spec := v.Pool + "/" + v.Image
-		size := fmt.Sprintf("%dM", max(v.Quantity.Value()>>20, 1))
-		if _, err := l.lab.rbd(ctx, active, "create", "--size", size, "--image-feature", "layering,exclusive-lock", spec); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := l.lab.rbd(ctx, active, "mirror", "image", "enable", spec, "snapshot"); err != nil {
+		if _, err := l.lab.rbd(ctx, active, "mirror", "image", "enable", v.Spec(), "snapshot"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -176,13 +192,12 @@ func (l *loop) createImages(ctx context.Context, t *testing.T, a *app) {
 			continue
 		}
 		for _, v := range a.policy.Volumes {
-			spec := v.Pool + "/" + v.Image
 			err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-				p, err := l.lab.primary(ctx, s, spec)
+				p, err := l.lab.primary(ctx, s, v.Spec())
 				return err == nil && !p, nil
 			})
 			if err != nil {
-				t.Fatalf("%s never showed up as a non-primary copy on %s: %v", spec, s, err)
+				t.Fatalf("%s never showed up as a non-primary copy on %s: %v", v.Spec(), s, err)
 			}
 		}
 	}

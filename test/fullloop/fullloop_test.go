@@ -130,6 +130,10 @@ func TestFullLoop(t *testing.T) {
 			return
 		}
 	}
+	if l.adoptee != nil {
+		fmt.Printf("fullloop app %s (adopted as %s)\n", relTo(l.root, l.adoptee.source), adoptName)
+		scenario(t, "adopt "+adoptName+": running app, dynamic claims (Delete), taken over, relocated", func(t *testing.T) { l.adopt(ctx, t) })
+	}
 }
 
 // appScenarios runs the scenarios of the app under test (l.app), each named
@@ -138,7 +142,7 @@ func TestFullLoop(t *testing.T) {
 // the RBAC check.
 func (l *loop) appScenarios(ctx context.Context, t *testing.T, all bool) {
 	name := func(s string) string { return l.app.name() + ": " + s }
-	scenario(t, name("bootstrap (app-of-apps)"), func(t *testing.T) { l.bootstrap(ctx, t) })
+	scenario(t, name("bootstrap (app-of-apps)"), func(t *testing.T) { l.bootstrap(ctx, t, nil) })
 	if t.Failed() {
 		return // the scenarios below build on those above
 	}

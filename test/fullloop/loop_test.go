@@ -25,12 +25,14 @@ type loop struct {
 	sites map[string]*cluster
 	// apps are the app folders under test, in order; app is the one the
 	// scenarios run on now.
-	apps  []*app
-	app   *app
-	argo  *argo
-	lab   *lab
-	nodes map[string]*proc // the node agent of each site
-	dead  map[string]bool  // sites the disaster took
+	apps []*app
+	app  *app
+	// adoptee is the adoption scenario's app (nil when it does not run).
+	adoptee *app
+	argo    *argo
+	lab     *lab
+	nodes   map[string]*proc // the node agent of each site
+	dead    map[string]bool  // sites the disaster took
 	// lastMarkers are the markers the app wrote last, by image.
 	lastMarkers map[string]*marker
 	// unlock releases the heavy-job lock the suite holds while Ceph runs.
@@ -140,7 +142,11 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 	}
 	t.Logf("control planes ready in %.1fs: hub %s; %v", time.Since(begin).Seconds(), l.hub.url, clusters)
 	settings := filepath.Join(l.run, "rbd-dr-settings.yaml")
-	writeSuiteSettings(t, sourceSettings(l.root), settings, clusters, monitors)
+	var extra []string
+	if adoptRuns() {
+		extra = append(extra, adopteeTenant)
+	}
+	writeSuiteSettings(t, sourceSettings(l.root), settings, clusters, monitors, extra...)
 	for _, src := range srcs {
 		a := newApp(t, filepath.Join(l.bin, "argocd-rbd-dr"), src, filepath.Join(l.run, "repo-"+filepath.Base(src)), settings)
 		for _, b := range l.apps {
@@ -151,4 +157,15 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 		l.apps = append(l.apps, a)
 	}
 	l.app = l.apps[0]
+	if adoptRuns() {
+		l.adoptee = newAdoptee(t, filepath.Join(l.bin, "argocd-rbd-dr"), l.root, filepath.Join(l.run, "repo-"+adoptName), settings)
+	}
+}
+
+// allApps are the apps under test and the adoptee.
+func (l *loop) allApps() []*app {
+	if l.adoptee == nil {
+		return l.apps
+	}
+	return append(slices.Clone(l.apps), l.adoptee)
 }

@@ -180,8 +180,9 @@ func (l *loop) syncTimes(ctx context.Context, t *testing.T, children map[string]
 
 // bootstrap: one parent Application renders one Application per site; the
 // passive sites sync before the active one; the app runs on the active site
-// only, and its images are primary there.
-func (l *loop) bootstrap(ctx context.Context, t *testing.T) {
+// only, and its images are primary there. The app finds the markers prev on
+// its volumes (nil: new volumes).
+func (l *loop) bootstrap(ctx context.Context, t *testing.T, prev map[string]*marker) {
 	active := l.app.policy.ActiveSite
 	begin := time.Now()
 	l.createParent(ctx, t)
@@ -202,7 +203,7 @@ func (l *loop) bootstrap(ctx context.Context, t *testing.T) {
 			t.Errorf("passive %s finished syncing at %s, after active %s started at %s", site, tm[1].Format(time.RFC3339), active, times[active][0].Format(time.RFC3339))
 		}
 	}
-	l.lastMarkers = l.checkMarkers(ctx, t, active, nil)
+	l.lastMarkers = l.checkMarkers(ctx, t, active, prev)
 }
 
 // marker is what the app stand-in writes (nodeagent's marker type).
@@ -268,46 +269,48 @@ func (l *loop) checkMarkers(ctx context.Context, t *testing.T, site string, prev
 	return now
 }
 
-// runCronJobs runs each of the app's own CronJobs on site once now, as
-// `kubectl create job --from=cronjob/NAME` does, and waits for the run to
-// succeed: on the active site they are not suspended and their run writes
-// the volume (the node agent's app stand-in writes its markers and ends).
+// runCronJobs runs each of the app's own CronJobs on site once (see
+// runCronJob).
 func (l *loop) runCronJobs(ctx context.Context, t *testing.T, site string) {
 	t.Helper()
+	l.runCronJobsOf(ctx, t, site, l.app.render(t, site, "active"))
+}
+
+// runCronJob runs a CronJob on site once now, as `kubectl create job
+// --from=cronjob/NAME` does, and waits for the run to succeed: on the active
+// site it is not suspended and its run writes the volume (the node agent's
+// app stand-in writes its markers and ends).
+func (l *loop) runCronJob(ctx context.Context, t *testing.T, site, namespace, name string) {
+	t.Helper()
 	c := l.sites[site].client
-	for _, o := range l.app.render(t, site, "active") {
-		if o.GetKind() != "CronJob" || o.GetLabels()[stepLabel] != "" {
-			continue // the plugin's rpo-check writes nothing
-		}
-		cron, err := c.BatchV1().CronJobs(o.GetNamespace()).Get(ctx, o.GetName(), metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cron.Spec.Suspend != nil && *cron.Spec.Suspend {
-			t.Fatalf("CronJob %s/%s is suspended on %s, the active site", cron.Namespace, cron.Name, site)
-		}
-		job := &batchv1.Job{
-			ObjectMeta: metav1.ObjectMeta{
-				Namespace: cron.Namespace, Name: fmt.Sprintf("%s-fullloop-%d", cron.Name, time.Now().Unix()),
-				Labels: cron.Spec.JobTemplate.Labels, Annotations: map[string]string{"cronjob.kubernetes.io/instantiate": "manual"},
-				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cron, batchv1.SchemeGroupVersion.WithKind("CronJob"))},
-			},
-			Spec: cron.Spec.JobTemplate.Spec,
-		}
-		if job, err = c.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("running CronJob %s/%s on %s: %v", cron.Namespace, cron.Name, site, err)
-		}
-		begin := time.Now()
-		err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-			j, err := c.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			return j.Status.Succeeded > 0, nil
-		})
-		if err != nil {
-			t.Fatalf("the run %s of CronJob %s on %s did not succeed: %v\n%s", job.Name, cron.Name, site, err, l.podReport(ctx, site))
-		}
-		t.Logf("%s: CronJob %s ran once (Job %s) in %.1fs", site, cron.Name, job.Name, time.Since(begin).Seconds())
+	cron, err := c.BatchV1().CronJobs(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if cron.Spec.Suspend != nil && *cron.Spec.Suspend {
+		t.Fatalf("CronJob %s/%s is suspended on %s, the active site", cron.Namespace, cron.Name, site)
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: cron.Namespace, Name: fmt.Sprintf("%s-fullloop-%d", cron.Name, time.Now().Unix()),
+			Labels: cron.Spec.JobTemplate.Labels, Annotations: map[string]string{"cronjob.kubernetes.io/instantiate": "manual"},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cron, batchv1.SchemeGroupVersion.WithKind("CronJob"))},
+		},
+		Spec: cron.Spec.JobTemplate.Spec,
+	}
+	if job, err = c.BatchV1().Jobs(job.Namespace).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("running CronJob %s/%s on %s: %v", cron.Namespace, cron.Name, site, err)
+	}
+	begin := time.Now()
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		j, err := c.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		return j.Status.Succeeded > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("the run %s of CronJob %s on %s did not succeed: %v\n%s", job.Name, cron.Name, site, err, l.podReport(ctx, site))
+	}
+	t.Logf("%s: CronJob %s ran once (Job %s) in %.1fs", site, cron.Name, job.Name, time.Since(begin).Seconds())
 }

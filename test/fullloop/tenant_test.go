@@ -48,7 +48,9 @@ type tenant struct {
 }
 
 // tenants are the settings' entries of every namespace the apps under test
-// deploy to, in the apps' order.
+// (and the one the adoption scenario adopts) deploy to, in the apps' order.
+// An app's namespaces are those of its own objects, as its first site's
+// overlay builds them: an app not yet adopted renders nothing.
 func (l *loop) tenants(t *testing.T) []*tenant {
 	t.Helper()
 	settings, err := config.LoadSettings(l.app.settings)
@@ -56,8 +58,8 @@ func (l *loop) tenants(t *testing.T) []*tenant {
 		t.Fatal(err)
 	}
 	var out []*tenant
-	for _, a := range l.apps {
-		for _, ns := range namespaces(a.render(t, a.sites()[0], "active")) {
+	for _, a := range l.allApps() {
+		for _, ns := range namespaces(l.kustomizeBuild(t, filepath.Join(a.dir(), a.policy.Sites[0].Overlay))) {
 			i := slices.IndexFunc(out, func(x *tenant) bool { return x.Namespace == ns })
 			if i < 0 {
 				ts, err := settings.Tenant(ns)

@@ -236,8 +236,9 @@ func (r *podRunner) field(path string) (string, error) {
 	return "", fmt.Errorf("downward API field %s is not supported", path)
 }
 
-// rbdImage is the pool/image behind a PVC: its bound PV's ceph-csi
-// volumeHandle and pool (the static volumes the plugin renders).
+// rbdImage is the pool/image behind a PVC, as ceph-csi finds it: its bound
+// PV's pool, and its imageName (a volume ceph-csi provisioned) or its
+// volumeHandle (a static volume, as the plugin renders).
 func (r *podRunner) rbdImage(ctx context.Context, claim string) (string, error) {
 	pvc, err := r.a.client.CoreV1().PersistentVolumeClaims(r.pod.Namespace).Get(ctx, claim, metav1.GetOptions{})
 	if err != nil {
@@ -252,6 +253,9 @@ func (r *podRunner) rbdImage(ctx context.Context, claim string) (string, error) 
 	}
 	if pv.Spec.CSI == nil || pv.Spec.CSI.VolumeAttributes["pool"] == "" {
 		return "", fmt.Errorf("pv %s is not a ceph-csi RBD volume with a pool", pv.Name)
+	}
+	if image := pv.Spec.CSI.VolumeAttributes["imageName"]; image != "" {
+		return pv.Spec.CSI.VolumeAttributes["pool"] + "/" + image, nil
 	}
 	return pv.Spec.CSI.VolumeAttributes["pool"] + "/" + pv.Spec.CSI.VolumeHandle, nil
 }
