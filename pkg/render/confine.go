@@ -21,11 +21,11 @@ func confine(app resmap.ResMap, namespace string) error {
 		ns := res.GetNamespace()
 		switch {
 		case known && !namespaced:
-			return fmt.Errorf("%s is cluster-scoped: an app may only hold objects in its namespace %s (the platform team creates cluster-wide objects); remove it from the overlay", what, namespace)
+			return refuse(fmt.Errorf("%s is cluster-scoped: an app may only hold objects in its namespace %s (the platform team creates cluster-wide objects); remove it from the overlay", what, namespace), res)
 		case ns == "" && !known:
-			return fmt.Errorf("%s (%s) has no namespace and its kind is not one kustomize knows to be namespaced; set namespace: %s in the kustomization", what, res.GetApiVersion(), namespace)
+			return refuse(fmt.Errorf("%s (%s) has no namespace and its kind is not one kustomize knows to be namespaced; set namespace: %s in the kustomization", what, res.GetApiVersion(), namespace), res)
 		case ns != "" && ns != namespace:
-			return fmt.Errorf("%s is in namespace %s, but this app's namespace is %s (the Application's destination); an app may only hold objects in its own namespace", what, ns, namespace)
+			return refuse(fmt.Errorf("%s is in namespace %s, but this app's namespace is %s (the Application's destination); an app may only hold objects in its own namespace", what, ns, namespace), res)
 		}
 	}
 	return nil

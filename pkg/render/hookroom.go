@@ -13,6 +13,7 @@ import (
 	klabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/kustomize/api/resmap"
+	kresource "sigs.k8s.io/kustomize/api/resource"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
@@ -27,6 +28,7 @@ import (
 // the monitors: the OSDs' addresses are Ceph's.
 func hookRoom(app resmap.ResMap, pl *placement) error {
 	var policies []networkingv1.NetworkPolicy
+	policyRes := map[string]*kresource.Resource{}
 	for _, res := range app.Resources() {
 		gvk := res.GetGvk()
 		// Only these three kinds are read: the rest of the app is not
@@ -36,34 +38,43 @@ func hookRoom(app resmap.ResMap, pl *placement) error {
 		}
 		m, err := res.Map()
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", gvk.Kind, res.GetName(), err)
+			return refuse(fmt.Errorf("%s %s: %w", gvk.Kind, res.GetName(), err), res)
 		}
 		switch {
 		case gvk.Group == "" && gvk.Kind == "ResourceQuota":
 			var q corev1.ResourceQuota
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &q); err != nil {
-				return fmt.Errorf("ResourceQuota %s: %w", res.GetName(), err)
+				return refuse(fmt.Errorf("ResourceQuota %s: %w", res.GetName(), err), res)
 			}
 			if err := quotaRoom(&q, pl.pods); err != nil {
-				return err
+				return refuse(err, res)
 			}
 		case gvk.Group == "" && gvk.Kind == "LimitRange":
 			var lr corev1.LimitRange
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &lr); err != nil {
-				return fmt.Errorf("LimitRange %s: %w", res.GetName(), err)
+				return refuse(fmt.Errorf("LimitRange %s: %w", res.GetName(), err), res)
 			}
 			if err := limitRoom(&lr, pl.pods); err != nil {
-				return err
+				return refuse(err, res)
 			}
 		case gvk.Group == "networking.k8s.io" && gvk.Kind == "NetworkPolicy":
 			var np networkingv1.NetworkPolicy
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &np); err != nil {
-				return fmt.Errorf("NetworkPolicy %s: %w", res.GetName(), err)
+				return refuse(fmt.Errorf("NetworkPolicy %s: %w", res.GetName(), err), res)
 			}
 			policies = append(policies, np)
+			policyRes[np.Name] = res
 		}
 	}
-	return monitorsReachable(policies, pl)
+	culprits, err := monitorsReachable(policies, pl)
+	if err != nil {
+		var res []*kresource.Resource
+		for _, name := range culprits {
+			res = append(res, policyRes[name])
+		}
+		return refuse(err, res...)
+	}
+	return nil
 }
 
 // hookContainer is what one hook container asks for: every container of a
@@ -182,10 +193,11 @@ func sortedNames(l corev1.ResourceList) []corev1.ResourceName {
 
 // monitorsReachable checks that every Ceph step's pod may still reach each
 // monitor it connects to: NetworkPolicies allow, so once one selects a pod
-// for egress, only what some selecting policy allows gets out.
-func monitorsReachable(policies []networkingv1.NetworkPolicy, pl *placement) error {
+// for egress, only what some selecting policy allows gets out. A refusal
+// comes with the policies it is about.
+func monitorsReachable(policies []networkingv1.NetworkPolicy, pl *placement) ([]string, error) {
 	if len(policies) == 0 {
-		return nil
+		return nil, nil
 	}
 	type target struct{ site, addr string }
 	for _, step := range []hookcmd.Step{hookcmd.Prepare, hookcmd.Promote, hookcmd.Demote, hookcmd.Resync, hookcmd.RPOCheck} {
@@ -194,7 +206,7 @@ func monitorsReachable(policies []networkingv1.NetworkPolicy, pl *placement) err
 		for _, np := range policies {
 			sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
 			if err != nil {
-				return fmt.Errorf("NetworkPolicy %s: spec.podSelector: %w", np.Name, err)
+				return []string{np.Name}, fmt.Errorf("NetworkPolicy %s: spec.podSelector: %w", np.Name, err)
 			}
 			if sel.Matches(podLabels) && restrictsEgress(np) {
 				selecting = append(selecting, np)
@@ -224,11 +236,11 @@ func monitorsReachable(policies []networkingv1.NetworkPolicy, pl *placement) err
 				for i, np := range selecting {
 					names[i] = np.Name
 				}
-				return fmt.Errorf("NetworkPolicy %v selects the %s hook pods for egress and lets none of them reach %s's Ceph monitor %s: the step would hang until it times out and the failover stop; allow egress to the monitors (and OSDs) of the settings, or select the pods labelled %s=%s out", names, step, t.site, t.addr, StepLabel, step)
+				return names, fmt.Errorf("NetworkPolicy %v selects the %s hook pods for egress and lets none of them reach %s's Ceph monitor %s: the step would hang until it times out and the failover stop; allow egress to the monitors (and OSDs) of the settings, or select the pods labelled %s=%s out", names, step, t.site, t.addr, StepLabel, step)
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func restrictsEgress(np networkingv1.NetworkPolicy) bool {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/resmap"
+	"sigs.k8s.io/kustomize/api/resource"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	model "github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
@@ -18,6 +19,7 @@ type workload struct {
 	kind   model.Kind
 	name   string
 	claims []string
+	res    *resource.Resource
 }
 
 func (w workload) String() string { return w.kind.Name + " " + w.name }
@@ -41,13 +43,13 @@ func workloads(app resmap.ResMap, kinds model.Catalog) ([]workload, error) {
 			}
 			k = model.Unknown(gvk.Group, gvk.Kind)
 		}
-		w := workload{kind: k, name: res.GetName()}
+		w := workload{kind: k, name: res.GetName(), res: res}
 		obj, err := res.Map()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", w, err)
+			return nil, refuse(fmt.Errorf("%s: %w", w, err), res)
 		}
 		if w.claims, err = k.Claims(obj); err != nil {
-			return nil, fmt.Errorf("%s: %w", w, err)
+			return nil, refuse(fmt.Errorf("%s: %w", w, err), res)
 		}
 		if known || len(w.claims) > 0 {
 			out = append(out, w)
@@ -73,11 +75,11 @@ func protect(p *config.Policy, kinds model.Catalog, app resmap.ResMap) error {
 		}
 	}
 	protected := map[string]bool{}
-	var problems []string
+	var found problems
 	for i, vol := range p.Volumes {
 		protected[vol.PVC] = true
 		if len(mountedBy[vol.PVC]) == 0 {
-			problems = append(problems, p.Problem(fmt.Sprintf("volumes[%d].pvc", i), "no workload of the overlay mounts PersistentVolumeClaim %q, so a failover would move an image nothing uses while the app's real data stays behind; %s", vol.PVC, likelyCause(vol.PVC, mountedBy)).Error())
+			found = append(found, p.Problem(fmt.Sprintf("volumes[%d].pvc", i), "no workload of the overlay mounts PersistentVolumeClaim %q, so a failover would move an image nothing uses while the app's real data stays behind; %s", vol.PVC, likelyCause(vol.PVC, mountedBy)))
 		}
 	}
 	unprotected := map[string]bool{}
@@ -86,7 +88,7 @@ func protect(p *config.Policy, kinds model.Catalog, app resmap.ResMap) error {
 	}
 	for _, claim := range slices.Sorted(maps.Keys(mountedBy)) {
 		if !protected[claim] && !unprotected[claim] {
-			problems = append(problems, fmt.Sprintf("%s mounts PersistentVolumeClaim %s, which is not under volumes in %s: its data would not be mirrored and would stay behind on a failover; declare its image under volumes, or list it under unprotected (with the reason) if losing it is fine", names(mountedBy[claim]), claim, p.File))
+			found = append(found, refuse(fmt.Errorf("%s mounts PersistentVolumeClaim %s, which is not under volumes in %s: its data would not be mirrored and would stay behind on a failover; declare its image under volumes, or list it under unprotected (with the reason) if losing it is fine", names(mountedBy[claim]), claim, p.File), resources(mountedBy[claim])...))
 		}
 		if !protected[claim] {
 			continue
@@ -94,23 +96,28 @@ func protect(p *config.Policy, kinds model.Catalog, app resmap.ResMap) error {
 		for _, w := range mountedBy[claim] {
 			switch {
 			case w.kind.IsUnknown():
-				problems = append(problems, fmt.Sprintf("%s (API group %q) mounts the protected PersistentVolumeClaim %s, but argocd-rbd-dr does not know how to stop a %s before it demotes: on the passive site it would keep writing to a demoted image; ask the platform team to teach the kind under workloadKinds in the settings (where its pod spec is, and the field that stops it), or run the writer as a %s", w, w.kind.Group, claim, w.kind.Name, stoppableNames(kinds)))
+				found = append(found, refuse(fmt.Errorf("%s (API group %q) mounts the protected PersistentVolumeClaim %s, but argocd-rbd-dr does not know how to stop a %s before it demotes: on the passive site it would keep writing to a demoted image; ask the platform team to teach the kind under workloadKinds in the settings (where its pod spec is, and the field that stops it), or run the writer as a %s", w, w.kind.Group, claim, w.kind.Name, stoppableNames(kinds)), w.res))
 			case !w.stoppable():
-				problems = append(problems, fmt.Sprintf("%s mounts the protected PersistentVolumeClaim %s, but argocd-rbd-dr can only stop a %s before it demotes: on the passive site this writer would keep the image in use and the demote would wait until it times out; run it as one of those", w, claim, stoppableNames(kinds)))
+				found = append(found, refuse(fmt.Errorf("%s mounts the protected PersistentVolumeClaim %s, but argocd-rbd-dr can only stop a %s before it demotes: on the passive site this writer would keep the image in use and the demote would wait until it times out; run it as one of those", w, claim, stoppableNames(kinds)), w.res))
 			}
 		}
 	}
-	problems = append(problems, autoscaled(app, ws, protected)...)
-	if len(problems) > 0 {
-		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	found = append(found, autoscaled(app, ws, protected)...)
+	return found.orNil()
+}
+
+func resources(ws []workload) []*resource.Resource {
+	out := make([]*resource.Resource, len(ws))
+	for i, w := range ws {
+		out[i] = w.res
 	}
-	return nil
+	return out
 }
 
 // autoscaled refuses an autoscaler of a workload that writes to a protected
 // claim: on the passive site the plugin holds that workload at 0 replicas,
 // and an autoscaler that scales it back up starts a writer on a demoted image.
-func autoscaled(app resmap.ResMap, ws []workload, protected map[string]bool) []string {
+func autoscaled(app resmap.ResMap, ws []workload, protected map[string]bool) problems {
 	writes := map[string]string{}
 	for _, w := range ws {
 		for _, c := range w.claims {
@@ -119,17 +126,17 @@ func autoscaled(app resmap.ResMap, ws []workload, protected map[string]bool) []s
 			}
 		}
 	}
-	var problems []string
+	var found problems
 	for _, res := range app.Resources() {
 		if res.GetKind() != "HorizontalPodAutoscaler" || res.GetGvk().Group != "autoscaling" {
 			continue
 		}
 		target := stringAt(res, "spec", "scaleTargetRef", "kind") + " " + stringAt(res, "spec", "scaleTargetRef", "name")
 		if claim, ok := writes[target]; ok {
-			problems = append(problems, fmt.Sprintf("HorizontalPodAutoscaler %s scales %s, which writes to the protected PersistentVolumeClaim %s: argocd-rbd-dr stops that writer on the passive site and an autoscaler must not start it there; remove the autoscaler (a writer of one RBD image cannot scale out anyway)", res.GetName(), target, claim))
+			found = append(found, refuse(fmt.Errorf("HorizontalPodAutoscaler %s scales %s, which writes to the protected PersistentVolumeClaim %s: argocd-rbd-dr stops that writer on the passive site and an autoscaler must not start it there; remove the autoscaler (a writer of one RBD image cannot scale out anyway)", res.GetName(), target, claim), res))
 		}
 	}
-	return problems
+	return found
 }
 
 // likelyCause guesses why a declared claim is not mounted, from the claims

@@ -176,20 +176,24 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 	// The checks read the overlay as the active site runs it: before the
 	// passive transform stops its workloads.
 	r := &Result{Site: site, Role: role, App: app}
+	// A refusal names the file its object comes from (sources.go).
+	refused := func(err error) error {
+		return fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, withSources(err, fs, overlay, site.Overlay))
+	}
 	if err := confine(app, pl.namespace); err != nil {
-		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
+		return nil, refused(err)
 	}
 	if err := hookRoom(app, pl); err != nil {
-		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
+		return nil, refused(err)
 	}
 	if err := shield(app, pl); err != nil {
-		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
+		return nil, refused(err)
 	}
 	if r.Volumes, err = bindVolumes(pl, app); err != nil {
-		return nil, fmt.Errorf("site %s: %w", site.Name, err)
+		return nil, refused(err)
 	}
 	if err := protect(p, pl.kinds, app); err != nil {
-		return nil, fmt.Errorf("site %s overlay %s: %w", site.Name, site.Overlay, err)
+		return nil, refused(err)
 	}
 	if role == Passive {
 		if err := stopWorkloads(app, pl.kinds); err != nil {

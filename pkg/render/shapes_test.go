@@ -142,9 +142,10 @@ spec:
 
 			passive, err := renderAs(render.Passive)
 			if c.refused != "" {
+				// The refusal names the file, the kind and the object.
 				for what, err := range map[string]error{"render": err, "plan": planErr} {
-					if err == nil || !strings.Contains(err.Error(), c.refused) {
-						t.Errorf("%s: got %v, want a refusal naming %q", what, err, c.refused)
+					if err == nil || !strings.Contains(err.Error(), "overlay/object.yaml: "+c.refused) {
+						t.Errorf("%s: got %v, want a refusal naming overlay/object.yaml and %q", what, err, c.refused)
 					}
 				}
 				return

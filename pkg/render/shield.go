@@ -24,18 +24,18 @@ func shield(app resmap.ResMap, pl *placement) error {
 		kind, group := res.GetKind(), res.GetGvk().Group
 		switch {
 		case group == "" && kind == "Secret" && slices.Contains(keys, res.GetName()):
-			return fmt.Errorf("Secret %s is the Secret the Ceph hook Jobs mount the namespace's Ceph key from (the platform's settings name it): an app's object must not replace it; remove it from the overlay, the platform team manages that Secret", res.GetName())
+			return refuse(fmt.Errorf("Secret %s is the Secret the Ceph hook Jobs mount the namespace's Ceph key from (the platform's settings name it): an app's object must not replace it; remove it from the overlay, the platform team manages that Secret", res.GetName()), res)
 		case group == "rbac.authorization.k8s.io" && kind == "RoleBinding":
 			m, err := res.Map()
 			if err != nil {
-				return fmt.Errorf("RoleBinding %s: %w", res.GetName(), err)
+				return refuse(fmt.Errorf("RoleBinding %s: %w", res.GetName(), err), res)
 			}
 			subjects, _ := m["subjects"].([]any)
 			for _, s := range subjects {
 				sub, _ := s.(map[string]any)
 				ns, _ := sub["namespace"].(string)
 				if sub["kind"] == "ServiceAccount" && sub["name"] == hookAccount && (ns == "" || ns == pl.namespace) {
-					return fmt.Errorf("RoleBinding %s binds ServiceAccount %s, the quiesce hook's own: the hook runs with exactly the rights the plugin gives it; remove the binding from the overlay", res.GetName(), hookAccount)
+					return refuse(fmt.Errorf("RoleBinding %s binds ServiceAccount %s, the quiesce hook's own: the hook runs with exactly the rights the plugin gives it; remove the binding from the overlay", res.GetName(), hookAccount), res)
 				}
 			}
 		}

@@ -98,10 +98,10 @@ func bindVolumes(pl *placement, app resmap.ResMap) ([]Object, error) {
 		case 1:
 			var err error
 			if c, err = bindPVC(found[0], vol, pv, c); err != nil {
-				return nil, fmt.Errorf("PersistentVolumeClaim %s (volumes[%d]): %w", vol.PVC, i, err)
+				return nil, refuse(fmt.Errorf("PersistentVolumeClaim %s (volumes[%d]): %w", vol.PVC, i, err), found[0])
 			}
 		default:
-			return nil, fmt.Errorf("the overlay has %d PersistentVolumeClaims named %s; volumes[%d] needs exactly one", len(found), vol.PVC, i)
+			return nil, refuse(fmt.Errorf("the overlay has %d PersistentVolumeClaims named %s; volumes[%d] needs exactly one", len(found), vol.PVC, i), found...)
 		}
 		obj, err := toObject(staticPV(pl, vol, pv, c))
 		if err != nil {
