@@ -198,7 +198,11 @@ func token(ctx context.Context, c kubernetes.Interface, ns, sa string) (string, 
 func (l *loop) registerSite(ctx context.Context, t *testing.T, site string) {
 	t.Helper()
 	c := l.sites[site]
-	tok, err := l.siteIdentity(ctx, site, c)
+	var namespaces []string
+	for _, ten := range l.tenants(t) {
+		namespaces = append(namespaces, ten.Namespace)
+	}
+	tok, err := l.siteIdentity(ctx, c, namespaces)
 	if err != nil {
 		t.Fatalf("site %s: %v", site, err)
 	}
@@ -218,24 +222,14 @@ func (l *loop) registerSite(ctx context.Context, t *testing.T, site string) {
 // siteIdentity is who Argo CD's application controller is on a site: the
 // ServiceAccount argocd/argocd-application-controller there, with no
 // cluster-admin: it reads everything (Argo CD caches the whole cluster),
-// writes the app's own static PersistentVolumes and creates its namespace,
-// and is `admin` in the namespaces the plugin renders into (which lets it
-// create the quiesce step's Role: it holds those rights itself). The hook
+// writes the apps' own static PersistentVolumes and creates their
+// namespaces, and is `admin` in the apps' namespaces (appNS), which lets it
+// create the quiesce step's Role: it holds those rights itself. The hook
 // Jobs, Ceph ones included, run in the app's namespace.
-func (l *loop) siteIdentity(ctx context.Context, site string, c *cluster) (string, error) {
+func (l *loop) siteIdentity(ctx context.Context, c *cluster, appNS []string) (string, error) {
 	cs := c.client
 	sa := "argocd-application-controller"
 	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: argoNS}}
-	var appNS []string
-	for _, role := range []string{"active", "passive"} {
-		objs, err := l.app.renderE(site, role)
-		if err != nil {
-			return "", err
-		}
-		for _, ns := range namespaces(objs) {
-			appNS = appendNew(appNS, ns)
-		}
-	}
 	if err := ensureNamespaces(ctx, cs, append([]string{argoNS}, appNS...)); err != nil {
 		return "", err
 	}
