@@ -50,7 +50,7 @@ e2e-ceph: tools ## the two-site Ceph lab: every scenario with the real hook bina
 
 e2e-fullloop: tools ## the whole loop: git, Argo CD, three real API servers, node agents, hook Jobs, Ceph (root; builds kube/Argo CD once)
 	@mkdir -p bin; rc=0; RBD_DR_E2E_FULLLOOP=1 $(GO) test -count=1 -timeout 85m -v -run TestFullLoop ./test/fullloop > bin/e2e-fullloop.log 2>&1 || rc=$$?; \
-	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|fullloop|rpo-|  )' bin/e2e-fullloop.log; \
+	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|fullloop|rpo-|commit-to-ready|fleet-|time-breakdown|steady-state|  )' bin/e2e-fullloop.log; \
 	if [ $$rc -ne 0 ]; then hack/failed-tests.sh bin/e2e-fullloop.log 200; echo "----- the log's end -----"; tail -60 bin/e2e-fullloop.log; fi; exit $$rc
 
 bench: tools ## render benchmarks and the generate/kustomize start-up ratio

@@ -48,8 +48,12 @@ var (
 type argo struct {
 	dir     string // its folder in the run folder
 	apps    dynamic.NamespaceableResourceInterface
+	appSets dynamic.NamespaceableResourceInterface
 	sockDir string // where the cmp-server's socket lives
-	procs   map[string]*proc
+	// ports are the loopback ports of the daemons, by use.
+	ports map[string]int
+	redis string
+	procs map[string]*proc
 }
 
 // installManifests is Argo CD's own install.yaml (from the module go.mod
@@ -143,6 +147,7 @@ func (l *loop) install(ctx context.Context, t *testing.T) {
 		t.Fatal(err)
 	}
 	a.apps = dyn.Resource(appGVR)
+	a.appSets = dyn.Resource(appSetGVR)
 
 	l.argoSettings(ctx, t, dyn)
 	for _, s := range l.app.sites() {
@@ -338,13 +343,13 @@ func (l *loop) settingsFile(ctx context.Context, t *testing.T) string {
 func (l *loop) startArgo(ctx context.Context, t *testing.T) {
 	t.Helper()
 	a := l.argo
-	for _, name := range []string{"argocd-application-controller", "argocd-repo-server", "argocd-cmp-server"} {
+	for _, name := range []string{"argocd-application-controller", "argocd-repo-server", "argocd-cmp-server", "argocd-applicationset-controller"} {
 		if err := os.Symlink(l.argocd, filepath.Join(a.dir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ports := map[string]int{}
-	for _, p := range []string{"redis", "repo", "repo-metrics", "controller-metrics"} {
+	for _, p := range []string{"redis", "repo", "repo-metrics", "controller-metrics", "appset-metrics", "appset-probe", "appset-webhook"} {
 		port, err := freePort()
 		if err != nil {
 			t.Fatal(err)
@@ -353,6 +358,7 @@ func (l *loop) startArgo(ctx context.Context, t *testing.T) {
 	}
 	port := func(p string) string { return strconv.Itoa(ports[p]) }
 	redis := "127.0.0.1:" + port("redis")
+	a.ports, a.redis = ports, redis
 	mustStart := func(name string, env []string, bin string, args ...string) {
 		p, err := start(a.dir, name, env, bin, args...)
 		if err != nil {
@@ -390,6 +396,7 @@ func (l *loop) startArgo(ctx context.Context, t *testing.T) {
 		"--repo-server", "127.0.0.1:"+port("repo"), "--repo-server-plaintext", "--redis", redis,
 		"--metrics-port", port("controller-metrics"), "--loglevel", "info",
 		"--status-processors", "4", "--operation-processors", "4", "--self-heal-timeout-seconds", "2")
+	l.startAppSetController(ctx, t, true)
 	// Give them a moment to fail on bad flags or config.
 	time.Sleep(3 * time.Second)
 	for name, p := range a.procs {
@@ -397,4 +404,26 @@ func (l *loop) startArgo(ctx context.Context, t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
+}
+
+// startAppSetController (re)starts Argo CD's ApplicationSet controller on
+// the hub, with or without progressive syncs (RollingSync), every listener
+// on loopback.
+func (l *loop) startAppSetController(ctx context.Context, t *testing.T, progressive bool) {
+	t.Helper()
+	a := l.argo
+	const name = "argocd-applicationset-controller"
+	if p := a.procs[name]; p != nil {
+		p.kill()
+	}
+	addr := func(p string) string { return "127.0.0.1:" + strconv.Itoa(a.ports[p]) }
+	p, err := start(a.dir, name, []string{"KUBECONFIG=" + l.tokenKubeconfig(ctx, t, name)},
+		filepath.Join(a.dir, name), "--namespace", argoNS,
+		"--argocd-repo-server", addr("repo"), "--repo-server-plaintext",
+		"--metrics-addr", addr("appset-metrics"), "--probe-addr", addr("appset-probe"), "--webhook-addr", addr("appset-webhook"),
+		"--enable-progressive-syncs="+strconv.FormatBool(progressive), "--loglevel", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.procs[name] = p
 }

@@ -134,6 +134,18 @@ func TestFullLoop(t *testing.T) {
 		fmt.Printf("fullloop app %s (adopted as %s)\n", relTo(l.root, l.adoptee.source), adoptName)
 		scenario(t, "adopt "+adoptName+": running app, dynamic claims (Delete), taken over, relocated", func(t *testing.T) { l.adopt(ctx, t) })
 	}
+	if len(l.fleet) > 0 {
+		sites := l.app.sites()
+		first, second := l.fleet[0].policy.ActiveSite, sites[0]
+		if second == first {
+			second = sites[1]
+		}
+		fmt.Printf("fullloop app fleet (%d generated apps, one ApplicationSet)\n", len(l.fleet))
+		scenario(t, "fleet: bootstrap (ApplicationSet, RollingSync)", func(t *testing.T) { l.fleetBootstrap(ctx, t) })
+		scenario(t, "fleet: one commit, "+first+" -> "+second+" (RollingSync)", func(t *testing.T) { l.fleetRelocate(ctx, t, second, true) })
+		scenario(t, "fleet: one commit, "+second+" -> "+first+" (all at once)", func(t *testing.T) { l.fleetRelocate(ctx, t, first, false) })
+		scenario(t, "fleet: steady state (sync, nothing changed)", func(t *testing.T) { l.fleetSteady(ctx, t) })
+	}
 }
 
 // appScenarios runs the scenarios of the app under test (l.app), each named

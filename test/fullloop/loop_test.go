@@ -29,10 +29,14 @@ type loop struct {
 	app  *app
 	// adoptee is the adoption scenario's app (nil when it does not run).
 	adoptee *app
-	argo    *argo
-	lab     *lab
-	nodes   map[string]*proc // the node agent of each site
-	dead    map[string]bool  // sites the disaster took
+	// fleet are the fleet scenario's apps, in one repository (none when it
+	// does not run); fleetLast their last markers, by app.
+	fleet     []*app
+	fleetLast map[string]map[string]*marker
+	argo      *argo
+	lab       *lab
+	nodes     map[string]*proc // the node agent of each site
+	dead      map[string]bool  // sites the disaster took
 	// lastMarkers are the markers the app wrote last, by image.
 	lastMarkers map[string]*marker
 	// unlock releases the heavy-job lock the suite holds while Ceph runs.
@@ -144,7 +148,11 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 	settings := filepath.Join(l.run, "rbd-dr-settings.yaml")
 	var extra []string
 	if adoptRuns() {
-		extra = append(extra, adopteeTenant)
+		extra = append(extra, adopteeTenant, fleetTenant)
+		// The single app of many volumes, beside the examples.
+		bulk := filepath.Join(l.run, "generated", "bulk")
+		writeFleetApp(t, bulk, "bulk", policies[0].SiteNames(), bulkVolumes)
+		srcs = append(srcs, bulk)
 	}
 	writeSuiteSettings(t, sourceSettings(l.root), settings, clusters, monitors, extra...)
 	for _, src := range srcs {
@@ -159,13 +167,19 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 	l.app = l.apps[0]
 	if adoptRuns() {
 		l.adoptee = newAdoptee(t, filepath.Join(l.bin, "argocd-rbd-dr"), l.root, filepath.Join(l.run, "repo-"+adoptName), settings)
+		l.fleet = newFleet(t, filepath.Join(l.bin, "argocd-rbd-dr"), filepath.Join(l.run, "repo-fleet"), settings, policies[0].SiteNames())
 	}
 }
 
-// allApps are the apps under test and the adoptee.
+// allApps are the apps under test, the adoptee and the fleet.
 func (l *loop) allApps() []*app {
-	if l.adoptee == nil {
-		return l.apps
+	out := slices.Clone(l.apps)
+	if l.adoptee != nil {
+		out = append(out, l.adoptee)
 	}
-	return append(slices.Clone(l.apps), l.adoptee)
+	return append(out, l.fleet...)
 }
+
+// rendered are the apps that render from the start: all but the adoptee,
+// whose volumes adopt writes.
+func (l *loop) rendered() []*app { return append(slices.Clone(l.apps), l.fleet...) }

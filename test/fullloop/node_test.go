@@ -43,7 +43,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	if err := l.lab.Pools(pools...); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range l.apps {
+	for _, a := range l.rendered() {
 		l.createImages(ctx, t, a)
 	}
 	caps := l.cephClients(t, tenants)
@@ -69,7 +69,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 				t.Fatalf("site %s: %v", site, err)
 			}
 		}
-		for _, a := range l.apps {
+		for _, a := range l.rendered() {
 			objs := append(a.render(t, site, "active"), a.render(t, site, "passive")...)
 			mounted, users := cephSecrets(t, objs, site, a.siteOfMonitors, keyOf)
 			checkSecretsMatch(t, site, a, mounted, secrets)

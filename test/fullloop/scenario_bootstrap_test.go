@@ -54,14 +54,24 @@ func (l *loop) replicasOf(ctx context.Context, site string, w *unstructured.Unst
 // active site at the replicas git gives it, and sits at 0 on the others.
 func (l *loop) waitServing(ctx context.Context, t *testing.T, active string, timeout time.Duration) {
 	t.Helper()
-	type workload struct {
-		site   string
-		active bool
-		obj    *unstructured.Unstructured
-		want   int32 // replicas in git (1 when unset, as Kubernetes defaults it)
-	}
-	var ws []workload
-	for _, site := range l.app.sites() {
+	l.waitServed(ctx, t, l.expectServing(t, l.app, active), active, timeout)
+}
+
+// served is one workload of an app on one site, and the replicas it runs
+// there once the app serves.
+type served struct {
+	site   string
+	active bool
+	obj    *unstructured.Unstructured
+	want   int32 // replicas in git (1 when unset, as Kubernetes defaults it)
+}
+
+// expectServing lists the app's workloads on every live site, read from the
+// rendering: at git's replicas on active, at 0 elsewhere.
+func (l *loop) expectServing(t *testing.T, a *app, active string) []served {
+	t.Helper()
+	var ws []served
+	for _, site := range a.sites() {
 		if l.dead[site] {
 			continue
 		}
@@ -69,14 +79,33 @@ func (l *loop) waitServing(ctx context.Context, t *testing.T, active string, tim
 		if site == active {
 			role = "active"
 		}
-		for _, w := range workloads(t, l.app.render(t, site, role)) {
-			n, found, _ := unstructured.NestedInt64(w.Object, "spec", "replicas")
-			if !found {
-				n = 1
-			}
-			ws = append(ws, workload{site, site == active, w, int32(n)})
+		for _, w := range workloads(t, a.render(t, site, role)) {
+			ws = append(ws, served{site, site == active, w, replicasInGit(w)})
 		}
 	}
+	return ws
+}
+
+// replicasInGit is a rendered workload's spec.replicas, 1 when unset as
+// Kubernetes defaults it. Decoded from YAML through JSON, a number is a
+// float64.
+func replicasInGit(w *unstructured.Unstructured) int32 {
+	v, found, _ := unstructured.NestedFieldNoCopy(w.Object, "spec", "replicas")
+	switch n := v.(type) {
+	case int64:
+		return int32(n)
+	case float64:
+		return int32(n)
+	}
+	if found {
+		return -1 // neither: never matches, and the message shows it
+	}
+	return 1
+}
+
+// waitServed waits until every workload of ws runs as expected.
+func (l *loop) waitServed(ctx context.Context, t *testing.T, ws []served, active string, timeout time.Duration) {
+	t.Helper()
 	var last string
 	next := time.Now().Add(30 * time.Second)
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
@@ -84,7 +113,7 @@ func (l *loop) waitServing(ctx context.Context, t *testing.T, active string, tim
 			return false, err
 		}
 		if time.Now().After(next) {
-			t.Logf("still waiting for the app to serve on %s: %s", active, last)
+			t.Logf("still waiting for the apps to serve on %s: %s", active, last)
 			next = time.Now().Add(30 * time.Second)
 		}
 		for _, w := range ws {
@@ -105,7 +134,7 @@ func (l *loop) waitServing(ctx context.Context, t *testing.T, active string, tim
 		return true, nil
 	})
 	if err != nil {
-		t.Fatalf("the app is not serving on %s only: %v; last: %s\n%s", active, err, last, l.podReport(ctx, active))
+		t.Fatalf("not serving on %s only: %v; last: %s\n%s", active, err, last, l.podReport(ctx, active))
 	}
 }
 

@@ -79,6 +79,8 @@ func (l *loop) relocate(ctx context.Context, t *testing.T, to string) {
 	l.waitServing(ctx, t, to, 3*time.Minute)
 	took := time.Since(begin)
 	fmt.Printf("fullloop: relocation %s -> %s: commit to Ready in %.1fs\n", from, to, took.Seconds())
+	fmt.Printf("commit-to-ready relocation %d %.1f (%s, %s -> %s)\n", len(l.app.policy.Volumes), took.Seconds(), l.app.name(), from, to)
+	l.breakdown(ctx, t, "relocation "+l.app.name(), []*app{l.app}, mapValues(children), begin, begin.Add(took))
 
 	l.checkPrimary(ctx, t, to)
 	old, now := l.hookJobs(ctx, t, from), l.hookJobs(ctx, t, to)

@@ -26,7 +26,7 @@ func ensureNamespaces(ctx context.Context, c kubernetes.Interface, names []strin
 // strict field validation; and the app-of-apps to the hub, where Argo CD's
 // CRDs are installed. One rejection fails the suite.
 func (l *loop) validate(ctx context.Context, t *testing.T) {
-	for _, a := range l.apps {
+	for _, a := range l.rendered() {
 		l.validateApp(ctx, t, a)
 	}
 }

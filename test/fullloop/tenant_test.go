@@ -153,7 +153,9 @@ func (l *loop) appProjects(t *testing.T, tenants []*tenant) []*unstructured.Unst
 			seen[g+"/"+kind] = true
 		}
 		for _, a := range ten.apps {
-			repos = append(repos, a.url())
+			if !slices.Contains(repos, a.url()) {
+				repos = append(repos, a.url())
+			}
 			for _, s := range a.policy.Sites {
 				for _, o := range l.kustomizeBuild(t, filepath.Join(a.dir(), s.Overlay)) {
 					gk := o.GroupVersionKind().GroupKind()

@@ -1,0 +1,92 @@
+package fullloop
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// span is when a phase of a relocation began and ended, after the commit.
+type span struct{ from, to time.Duration }
+
+func (s span) String() string { return fmt.Sprintf("+%.0f..+%.0fs", s.from.Seconds(), s.to.Seconds()) }
+
+// breakdown says where a relocation's time went, from the commit to ready:
+// when Argo CD began syncing the Applications (it saw the commit), each
+// hook step's span on its site (its Jobs' own start and completion times,
+// whole seconds), and the rest, the apps starting. Its line reads
+// `time-breakdown <what>: sync +a..+bs | quiesce@site-a ... | ready +Ns`.
+func (l *loop) breakdown(ctx context.Context, t *testing.T, what string, apps []*app, applications []string, commit, ready time.Time) string {
+	t.Helper()
+	since := func(at time.Time) time.Duration { return at.Sub(commit.Truncate(time.Second)) }
+	parts := []string{}
+	var sync span
+	for i, name := range applications {
+		a, err := l.application(ctx, name)
+		if err != nil || a.Status.OperationState == nil {
+			continue
+		}
+		op := a.Status.OperationState
+		start := since(op.StartedAt.Time)
+		if i == 0 || start < sync.from {
+			sync.from = start
+		}
+		if op.FinishedAt != nil && since(op.FinishedAt.Time) > sync.to {
+			sync.to = since(op.FinishedAt.Time)
+		}
+	}
+	parts = append(parts, "sync "+sync.String())
+	names := map[string]bool{}
+	var nss []string
+	for _, a := range apps {
+		names[a.policy.Name] = true
+		for _, ns := range namespaces(a.render(t, a.sites()[0], "active")) {
+			if !slices.Contains(nss, ns) {
+				nss = append(nss, ns)
+			}
+		}
+	}
+	type key struct{ step, site string }
+	steps := map[key]*span{}
+	var order []key
+	for _, site := range l.app.sites() {
+		if l.dead[site] {
+			continue
+		}
+		for _, ns := range nss {
+			list, err := l.sites[site].client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: stepLabel})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range list.Items {
+				if !names[j.Labels["rbd-dr.io/app"]] || j.Status.StartTime == nil || j.Status.StartTime.Time.Before(commit.Truncate(time.Second)) {
+					continue
+				}
+				k := key{j.Labels[stepLabel], site}
+				s := steps[k]
+				if s == nil {
+					s = &span{from: since(j.Status.StartTime.Time)}
+					steps[k] = s
+					order = append(order, k)
+				}
+				s.from = min(s.from, since(j.Status.StartTime.Time))
+				if j.Status.CompletionTime != nil {
+					s.to = max(s.to, since(j.Status.CompletionTime.Time))
+				}
+			}
+		}
+	}
+	slices.SortFunc(order, func(a, b key) int { return int(steps[a].from - steps[b].from) })
+	for _, k := range order {
+		parts = append(parts, fmt.Sprintf("%s@%s %s", k.step, k.site, steps[k]))
+	}
+	parts = append(parts, fmt.Sprintf("ready +%.1fs", ready.Sub(commit).Seconds()))
+	line := fmt.Sprintf("time-breakdown %s: %s", what, strings.Join(parts, " | "))
+	fmt.Println(line)
+	return line
+}
