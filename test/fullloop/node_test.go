@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
 
 // nodeName is the one Node of a site.
@@ -57,6 +59,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	sites := l.app.sites()
 	for i, site := range sites {
 		c := l.sites[site]
+		l.nodeStage(ctx, t, site)
 		var secrets []*corev1.Secret
 		for _, ten := range tenants {
 			secrets = append(secrets, tenantSecrets(t, ten, site, sites[(i+1)%len(sites)], keyOf)...)
@@ -115,7 +118,7 @@ func (l *loop) startNodes(ctx context.Context, t *testing.T) {
 		p, err := start(c.dir, "nodeagent", nil, filepath.Join(l.bin, "nodeagent"), "agent",
 			"--kubeconfig", kubeconfig, "--node", node, "--dir", dir, "--api", strings.TrimPrefix(c.url, "https://"),
 			"--our-image", ours, "--our-binary", filepath.Join(l.bin, "argocd-rbd-dr"), "--ceph-image", ceph,
-			"--ceph-conf", conn.conf, "--ceph-keyring", conn.keyring, "--ceph-id", conn.id)
+			"--ceph-conf", conn.conf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,4 +156,36 @@ func (l *loop) podLog(site string, pod *corev1.Pod, container string) string {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
 	return string(b)
+}
+
+// nodeStageUser is the CephX user Rook makes for ceph-csi's node plugin.
+const nodeStageUser = "csi-rbd-node"
+
+// nodeStage does on site what Rook does for ceph-csi: the node plugin's
+// CephX user, with Rook's caps, and its key in the node-stage Secret the
+// settings name (keys userID and userKey). The app stand-in maps every
+// volume with it, as ceph-csi would, never with the lab's admin key.
+func (l *loop) nodeStage(ctx context.Context, t *testing.T, site string) {
+	t.Helper()
+	settings, err := config.LoadSettings(l.app.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := settings.Site(site)
+	if !ok {
+		t.Fatalf("site %s is not in the settings", site)
+	}
+	key, err := l.lab.cephUser(site, nodeStageUser, map[string]string{"mon": "profile rbd", "mgr": "allow rw", "osd": "profile rbd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.sites[site].client
+	ref := s.NodeStageSecret
+	if err := ensureNamespaces(ctx, c, []string{ref.Namespace}); err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name}, StringData: map[string]string{"userID": nodeStageUser, "userKey": key}}
+	if _, err := c.CoreV1().Secrets(ref.Namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("site %s: the node-stage Secret: %v", site, err)
+	}
 }

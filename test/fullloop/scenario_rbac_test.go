@@ -2,6 +2,7 @@ package fullloop
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	authzv1 "k8s.io/api/authorization/v1"
@@ -58,7 +59,7 @@ func (l *loop) rbac(ctx context.Context, t *testing.T) {
 				{"list", "", "pods", ""},
 			} {
 				if !l.can(ctx, t, site, sa, ok.verb, ok.group, ok.resource, ok.sub, j.Namespace) {
-					t.Errorf("%s: %s may not %s %s/%s in %s", site, sa, ok.verb, ok.resource, ok.sub, j.Namespace)
+					t.Errorf("%s: %s may not %s %s/%s in %s (%s)", site, sa, ok.verb, ok.resource, ok.sub, j.Namespace, l.hookRBAC(ctx, site, j.Namespace, spec.ServiceAccountName))
 				}
 			}
 			for _, no := range []struct{ verb, group, resource, ns string }{
@@ -97,4 +98,20 @@ func hasToken(p *corev1.ProjectedVolumeSource) bool {
 		}
 	}
 	return false
+}
+
+// hookRBAC says which of the quiesce step's ServiceAccount, Role and
+// RoleBinding (one name) exist on site, for a message.
+func (l *loop) hookRBAC(ctx context.Context, site, namespace, name string) string {
+	c := l.sites[site].client
+	found := func(err error) string {
+		if err != nil {
+			return err.Error()
+		}
+		return "present"
+	}
+	_, sa := c.CoreV1().ServiceAccounts(namespace).Get(ctx, name, metav1.GetOptions{})
+	_, role := c.RbacV1().Roles(namespace).Get(ctx, name, metav1.GetOptions{})
+	_, rb := c.RbacV1().RoleBindings(namespace).Get(ctx, name, metav1.GetOptions{})
+	return fmt.Sprintf("ServiceAccount: %s; Role: %s; RoleBinding: %s", found(sa), found(role), found(rb))
 }

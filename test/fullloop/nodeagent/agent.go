@@ -50,9 +50,7 @@ func agentMain(args []string) error {
 	fs.StringVar(&a.images.ours, "our-image", "", "the project's image")
 	fs.StringVar(&a.images.ourBinary, "our-binary", "", "the built argocd-rbd-dr that the project's image runs")
 	fs.StringVar(&a.images.ceph, "ceph-image", "", "Rook's Ceph image")
-	fs.StringVar(&a.images.cephConf, "ceph-conf", "", "the site's Ceph conf, for the app stand-in's volumes (what ceph-csi would map)")
-	fs.StringVar(&a.images.cephKeyring, "ceph-keyring", "", "keyring for --ceph-conf")
-	fs.StringVar(&a.images.cephID, "ceph-id", "admin", "CephX id for --ceph-conf")
+	fs.StringVar(&a.images.cephConf, "ceph-conf", "", "the site's Ceph conf (its monitors), for the app stand-in's volumes; the user is each volume's node-stage Secret's, as ceph-csi maps it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

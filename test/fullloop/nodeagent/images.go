@@ -19,8 +19,6 @@ type imageMap struct {
 	ours, ourBinary string
 	ceph            string
 	cephConf        string
-	cephKeyring     string
-	cephID          string
 }
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -44,6 +42,7 @@ func (r *podRunner) containerSpec(ctx context.Context, c corev1.Container, cdir 
 	r.mu.Lock()
 	vols := r.volumes
 	images := r.rbdImages
+	stage := r.stage
 	r.mu.Unlock()
 	for _, vm := range c.VolumeMounts {
 		src, ok := vols[vm.Name]
@@ -104,13 +103,21 @@ func (r *podRunner) containerSpec(ctx context.Context, c corev1.Container, cdir 
 		s.Mounts = append(s.Mounts,
 			mount{Source: r.a.self, Target: "/usr/local/bin/rbd-dr-app", ReadOnly: true, File: true},
 			mount{Source: statusDir, Target: "/run/rbd-dr-app"})
-		if img.cephConf != "" {
+		// The volumes are opened as ceph-csi maps them: with the user and
+		// key of the node-stage Secret their PersistentVolumes name.
+		id := "none"
+		if len(images) > 0 {
+			keyring := filepath.Join(cdir, "keyring")
+			if err := os.WriteFile(keyring, []byte(fmt.Sprintf("[client.%s]\n\tkey = %s\n", stage.id, stage.key)), 0o600); err != nil {
+				return nil, "", err
+			}
+			id = stage.id
 			s.Mounts = append(s.Mounts,
 				mount{Source: img.cephConf, Target: "/etc/rbd-dr-app/ceph.conf", ReadOnly: true, File: true},
-				mount{Source: img.cephKeyring, Target: "/etc/rbd-dr-app/keyring", ReadOnly: true, File: true})
+				mount{Source: keyring, Target: "/etc/rbd-dr-app/keyring", ReadOnly: true, File: true})
 		}
 		argv = append([]string{"/usr/local/bin/rbd-dr-app", "app", "--conf", "/etc/rbd-dr-app/ceph.conf", "--keyring", "/etc/rbd-dr-app/keyring",
-			"--id", img.cephID, "--ready", "/run/rbd-dr-app/ready", "--writer", r.a.node + "/" + r.pod.Namespace + "/" + r.pod.Name}, images...)
+			"--id", id, "--ready", "/run/rbd-dr-app/ready", "--writer", r.a.node + "/" + r.pod.Namespace + "/" + r.pod.Name}, images...)
 		if r.pod.Spec.RestartPolicy != corev1.RestartPolicyAlways {
 			// A Job's pod (a CronJob's run): write, then finish.
 			argv = slices.Insert(argv, 2, "--once") // after "rbd-dr-app app"

@@ -32,6 +32,9 @@ type podRunner struct {
 	restarts  map[string]int32
 	volumes   map[string]string // volume name -> host folder
 	rbdImages []string          // pool/image of each RBD-backed volume, for the app stand-in
+	// stage is the CephX user ceph-csi maps the pod's RBD volumes with: the
+	// node-stage Secret their PersistentVolumes name.
+	stage stageUser
 }
 
 func newPodRunner(a *agent, pod *corev1.Pod) *podRunner {

@@ -19,6 +19,7 @@ import (
 func (r *podRunner) setUpVolumes(ctx context.Context) error {
 	vols := map[string]string{}
 	var images []string
+	var stage stageUser
 	for _, v := range r.pod.Spec.Volumes {
 		dir := filepath.Join(r.dir, "volumes", v.Name)
 		if err := os.RemoveAll(dir); err != nil {
@@ -41,8 +42,12 @@ func (r *podRunner) setUpVolumes(ctx context.Context) error {
 			err = r.downwardFiles(dir, v.DownwardAPI.Items, mode(v.DownwardAPI.DefaultMode))
 		case v.PersistentVolumeClaim != nil:
 			var spec string
-			if spec, err = r.rbdImage(ctx, v.PersistentVolumeClaim.ClaimName); err == nil {
-				images = append(images, spec)
+			var user stageUser
+			if spec, user, err = r.rbdImage(ctx, v.PersistentVolumeClaim.ClaimName); err == nil {
+				if stage != (stageUser{}) && user != stage {
+					err = fmt.Errorf("its volume's node-stage user %s is not the pod's other volumes' %s: this node agent maps a pod's volumes as one user", user.id, stage.id)
+				}
+				images, stage = append(images, spec), user
 			}
 		default:
 			err = fmt.Errorf("volume %s: this node agent supports emptyDir, secret, configMap, projected, downwardAPI and persistentVolumeClaim", v.Name)
@@ -56,7 +61,7 @@ func (r *podRunner) setUpVolumes(ctx context.Context) error {
 		vols[v.Name] = dir
 	}
 	r.mu.Lock()
-	r.volumes, r.rbdImages = vols, images
+	r.volumes, r.rbdImages, r.stage = vols, images, stage
 	r.mu.Unlock()
 	return nil
 }
@@ -236,26 +241,46 @@ func (r *podRunner) field(path string) (string, error) {
 	return "", fmt.Errorf("downward API field %s is not supported", path)
 }
 
+// stageUser is a CephX user and its key, from a node-stage Secret.
+type stageUser struct{ id, key string }
+
 // rbdImage is the pool/image behind a PVC, as ceph-csi finds it: its bound
 // PV's pool, and its imageName (a volume ceph-csi provisioned) or its
-// volumeHandle (a static volume, as the plugin renders).
-func (r *podRunner) rbdImage(ctx context.Context, claim string) (string, error) {
+// volumeHandle (a static volume, as the plugin renders); and the user
+// ceph-csi maps it with, from the node-stage Secret the PV names (its keys
+// userID and userKey), read with the node's identity as the kubelet's CSI
+// driver would.
+func (r *podRunner) rbdImage(ctx context.Context, claim string) (string, stageUser, error) {
 	pvc, err := r.a.client.CoreV1().PersistentVolumeClaims(r.pod.Namespace).Get(ctx, claim, metav1.GetOptions{})
 	if err != nil {
-		return "", fmt.Errorf("pvc %s: %w", claim, err)
+		return "", stageUser{}, fmt.Errorf("pvc %s: %w", claim, err)
 	}
 	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
-		return "", fmt.Errorf("pvc %s is not bound yet", claim)
+		return "", stageUser{}, fmt.Errorf("pvc %s is not bound yet", claim)
 	}
 	pv, err := r.a.client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
 	if err != nil {
-		return "", fmt.Errorf("pv %s: %w", pvc.Spec.VolumeName, err)
+		return "", stageUser{}, fmt.Errorf("pv %s: %w", pvc.Spec.VolumeName, err)
 	}
-	if pv.Spec.CSI == nil || pv.Spec.CSI.VolumeAttributes["pool"] == "" {
-		return "", fmt.Errorf("pv %s is not a ceph-csi RBD volume with a pool", pv.Name)
+	csi := pv.Spec.CSI
+	if csi == nil || csi.VolumeAttributes["pool"] == "" {
+		return "", stageUser{}, fmt.Errorf("pv %s is not a ceph-csi RBD volume with a pool", pv.Name)
 	}
-	if image := pv.Spec.CSI.VolumeAttributes["imageName"]; image != "" {
-		return pv.Spec.CSI.VolumeAttributes["pool"] + "/" + image, nil
+	ref := csi.NodeStageSecretRef
+	if ref == nil {
+		return "", stageUser{}, fmt.Errorf("pv %s names no nodeStageSecretRef: ceph-csi could not map it", pv.Name)
 	}
-	return pv.Spec.CSI.VolumeAttributes["pool"] + "/" + pv.Spec.CSI.VolumeHandle, nil
+	secret, err := r.a.client.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return "", stageUser{}, fmt.Errorf("pv %s's node-stage Secret %s/%s: %w", pv.Name, ref.Namespace, ref.Name, err)
+	}
+	user := stageUser{string(secret.Data["userID"]), string(secret.Data["userKey"])}
+	if user.id == "" || user.key == "" {
+		return "", stageUser{}, fmt.Errorf("node-stage Secret %s/%s has no userID and userKey", ref.Namespace, ref.Name)
+	}
+	image := csi.VolumeHandle
+	if name := csi.VolumeAttributes["imageName"]; name != "" {
+		image = name
+	}
+	return csi.VolumeAttributes["pool"] + "/" + image, user, nil
 }
