@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/rbd-dr/argocd-rbd-dr/internal/cephlab"
@@ -143,25 +144,66 @@ func (lb *lab) primary(ctx context.Context, site, spec string) (bool, error) {
 	return info.Mirroring.Primary, nil
 }
 
-// createImages creates every image the app's rbd-dr.yaml names, mirrored
-// (snapshot mode), primary on the active site, and waits until the other
-// site has its non-primary copy.
-func (l *loop) createImages(ctx context.Context, t *testing.T, a *app) {
+// createImages creates every image the apps' rbd-dr.yaml files name,
+// mirrored (snapshot mode), primary on each app's active site, and waits
+// until the other site has its non-primary copy. The rbd calls run a few
+// at a time: a fleet has dozens of images.
+func (l *loop) createImages(ctx context.Context, t *testing.T, apps []*app) {
 	t.Helper()
 	var pools []string
-	for _, v := range a.policy.Volumes {
-		if !slices.Contains(pools, v.Pool) {
-			pools = append(pools, v.Pool)
+	type image struct {
+		spec, size, active string
+		a                  *app
+	}
+	var images []image
+	for _, a := range apps {
+		for _, v := range a.policy.Volumes {
+			if !slices.Contains(pools, v.Pool) {
+				pools = append(pools, v.Pool)
+			}
+			images = append(images, image{v.Spec(), fmt.Sprintf("%dM", max(v.Quantity.Value()>>20, 1)), a.policy.ActiveSite, a})
 		}
 	}
-	l.schedule(ctx, t, a.sites(), pools)
-	active := a.policy.ActiveSite
-	for _, v := range a.policy.Volumes {
-		if _, err := l.lab.rbd(ctx, active, "create", "--size", fmt.Sprintf("%dM", max(v.Quantity.Value()>>20, 1)), "--image-feature", "layering,exclusive-lock", v.Spec()); err != nil {
-			t.Fatal(err)
+	l.schedule(ctx, t, l.app.sites(), pools)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(6)
+	for _, img := range images {
+		g.Go(func() error {
+			if _, err := l.lab.rbd(gctx, img.active, "create", "--size", img.size, "--image-feature", "layering,exclusive-lock", img.spec); err != nil {
+				return err
+			}
+			_, err := l.lab.rbd(gctx, img.active, "mirror", "image", "enable", img.spec, "snapshot")
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(6)
+	for _, img := range images {
+		for _, s := range img.a.sites() {
+			if s == img.active {
+				continue
+			}
+			g.Go(func() error { return l.waitCopy(gctx, s, img.spec) })
 		}
 	}
-	l.mirror(ctx, t, a)
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitCopy waits until site has a non-primary copy of the image.
+func (l *loop) waitCopy(ctx context.Context, site, spec string) error {
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := l.lab.primary(ctx, site, spec)
+		return err == nil && !p, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s never showed up as a non-primary copy on %s: %w", spec, site, err)
+	}
+	return nil
 }
 
 // schedule is the platform's half of the recovery point: a mirror snapshot
@@ -192,12 +234,8 @@ func (l *loop) mirror(ctx context.Context, t *testing.T, a *app) {
 			continue
 		}
 		for _, v := range a.policy.Volumes {
-			err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-				p, err := l.lab.primary(ctx, s, v.Spec())
-				return err == nil && !p, nil
-			})
-			if err != nil {
-				t.Fatalf("%s never showed up as a non-primary copy on %s: %v", v.Spec(), s, err)
+			if err := l.waitCopy(ctx, s, v.Spec()); err != nil {
+				t.Fatal(err)
 			}
 		}
 	}

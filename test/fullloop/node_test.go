@@ -45,9 +45,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	if err := l.lab.Pools(pools...); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range l.rendered() {
-		l.createImages(ctx, t, a)
-	}
+	l.createImages(ctx, t, l.rendered())
 	caps := l.cephClients(t, tenants)
 	keyOf := func(site, user string) (string, error) {
 		c, ok := caps[user]
