@@ -170,12 +170,17 @@ func (l *loop) appScenarios(ctx context.Context, t *testing.T, all bool) {
 	}
 	scenario(t, name("planned relocation "+first+" -> "+second), func(t *testing.T) { l.relocate(ctx, t, second) })
 	scenario(t, name("planned relocation "+second+" -> "+first), func(t *testing.T) { l.relocate(ctx, t, first) })
+	if !all {
+		// Right after a relocation, as for the first app (after its
+		// disaster's failback): see the note in scenario_rbac_test.go.
+		scenario(t, name("RBAC: no cluster-admin for anything rendered"), func(t *testing.T) { l.rbac(ctx, t) })
+	}
 	scenario(t, name("steady state (sync, nothing changed)"), func(t *testing.T) { l.steady(ctx, t) })
 	if all {
 		scenario(t, name("quiesce refuses (a foreign pod holds a PVC)"), func(t *testing.T) { l.quiesceRefuses(ctx, t) })
 		scenario(t, name("disaster (SIGKILL) and return"), func(t *testing.T) { l.disaster(ctx, t) })
+		scenario(t, name("RBAC: no cluster-admin for anything rendered"), func(t *testing.T) { l.rbac(ctx, t) })
 	}
-	scenario(t, name("RBAC: no cluster-admin for anything rendered"), func(t *testing.T) { l.rbac(ctx, t) })
 	if all {
 		scenario(t, name("recovery point: rbd-mirror stopped, Degraded, Healthy"), func(t *testing.T) { l.rpoAlert(ctx, t) })
 	}

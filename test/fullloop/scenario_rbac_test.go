@@ -29,6 +29,12 @@ func (l *loop) can(ctx context.Context, t *testing.T, site, user, verb, group, r
 // ServiceAccount can patch workloads and list pods in the app's namespace
 // and nothing beyond,
 // and the Ceph Jobs run without a ServiceAccount token.
+//
+// It runs right after a relocation. Seen on the full loop (2026-12-05):
+// after a second full sync in quick succession (the steady state), the
+// passive site's quiesce ServiceAccount, Role and RoleBinding were gone
+// (BeforeHookCreation deletes them and Argo CD's cache may lag the
+// deletion); the next sync makes them again before the quiesce Job.
 func (l *loop) rbac(ctx context.Context, t *testing.T) {
 	controller := "system:serviceaccount:" + argoNS + ":argocd-application-controller"
 	for _, site := range l.app.sites() {
