@@ -29,6 +29,8 @@ type app struct {
 	path     string // the app folder inside it
 	policy   *config.Policy
 	settings string // the platform's settings file the suite made (RBD_DR_SETTINGS)
+	// oneMove: the app runs only the bootstrap and one relocation.
+	oneMove bool
 }
 
 // dir is the app folder in the working tree.
@@ -66,11 +68,12 @@ func writeSuiteSettings(t *testing.T, src, file string, clusters, monitors map[s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body, err = addTenants(body, tenants); err != nil {
-		t.Fatalf("%s: %v", src, err)
-	}
 	body, _, err = siteSettings(body, clusters, monitors)
 	if err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	// Added after the suite's rpo: the fleet keeps its own.
+	if body, err = addTenants(body, tenants); err != nil {
 		t.Fatalf("%s: %v", src, err)
 	}
 	if err := os.WriteFile(file, body, 0o600); err != nil {

@@ -125,7 +125,14 @@ func TestFullLoop(t *testing.T) {
 	for i, a := range l.apps {
 		l.app = a
 		fmt.Printf("fullloop app %s\n", relTo(l.root, a.source))
-		l.appScenarios(ctx, t, i == 0)
+		depth := someScenarios
+		switch {
+		case i == 0:
+			depth = everyScenario
+		case a.oneMove:
+			depth = oneRelocation
+		}
+		l.appScenarios(ctx, t, depth)
 		if t.Failed() {
 			return
 		}
@@ -148,11 +155,24 @@ func TestFullLoop(t *testing.T) {
 	}
 }
 
+// depth is how many of the scenarios an app runs.
+type depth int
+
+const (
+	// oneRelocation: the bootstrap and one relocation (the app of many
+	// volumes, whose every move is long on two cores).
+	oneRelocation depth = iota
+	// someScenarios: the bootstrap, both relocations, the RBAC check and
+	// the steady state (the apps after the first, which share its sites).
+	someScenarios
+	// everyScenario: the first app.
+	everyScenario
+)
+
 // appScenarios runs the scenarios of the app under test (l.app), each named
-// after it. The first app runs every scenario; the others, which share the
-// sites and the lab, the bootstrap, both relocations, the steady state and
-// the RBAC check.
-func (l *loop) appScenarios(ctx context.Context, t *testing.T, all bool) {
+// after it, as deep as d says.
+func (l *loop) appScenarios(ctx context.Context, t *testing.T, d depth) {
+	all := d == everyScenario
 	name := func(s string) string { return l.app.name() + ": " + s }
 	scenario(t, name("bootstrap (app-of-apps)"), func(t *testing.T) { l.bootstrap(ctx, t, nil) })
 	if t.Failed() {
@@ -169,6 +189,9 @@ func (l *loop) appScenarios(ctx context.Context, t *testing.T, all bool) {
 		first, second = second, first
 	}
 	scenario(t, name("planned relocation "+first+" -> "+second), func(t *testing.T) { l.relocate(ctx, t, second) })
+	if d == oneRelocation {
+		return
+	}
 	scenario(t, name("planned relocation "+second+" -> "+first), func(t *testing.T) { l.relocate(ctx, t, first) })
 	if !all {
 		// Right after a relocation, as for the first app (after its

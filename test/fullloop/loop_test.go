@@ -147,10 +147,11 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 	t.Logf("control planes ready in %.1fs: hub %s; %v", time.Since(begin).Seconds(), l.hub.url, clusters)
 	settings := filepath.Join(l.run, "rbd-dr-settings.yaml")
 	var extra []string
+	bulk := ""
 	if adoptRuns() {
 		extra = append(extra, adopteeTenant, fleetTenant)
 		// The single app of many volumes, beside the examples.
-		bulk := filepath.Join(l.run, "generated", "bulk")
+		bulk = filepath.Join(l.run, "generated", "bulk")
 		writeFleetApp(t, bulk, "bulk", policies[0].SiteNames(), bulkVolumes)
 		srcs = append(srcs, bulk)
 	}
@@ -162,6 +163,7 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 				t.Fatalf("the apps %s and %s are both called %s: their Applications would be the same", b.source, a.source, a.policy.Name)
 			}
 		}
+		a.oneMove = src == bulk
 		l.apps = append(l.apps, a)
 	}
 	l.app = l.apps[0]

@@ -3,6 +3,7 @@ package fullloop
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,16 +54,25 @@ func newAdoptee(t *testing.T, bin, root, repo, settings string) *app {
 	if err := os.CopyFS(a.dir(), os.DirFS(src)); err != nil {
 		t.Fatal(err)
 	}
-	kfile := filepath.Join(a.dir(), "base", "kustomization.yaml")
-	k, err := os.ReadFile(kfile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(k), "namespace: inventory\n") {
-		t.Fatalf("%s sets no namespace: inventory to change to %s", kfile, adoptName)
-	}
-	if err := os.WriteFile(kfile, []byte(strings.Replace(string(k), "namespace: inventory\n", "namespace: "+adoptName+"\n", 1)), 0o644); err != nil {
-		t.Fatal(err)
+	// Every kustomization that sets the namespace (the base, and each
+	// overlay) sets shop instead.
+	changed := 0
+	err := filepath.WalkDir(a.dir(), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "kustomization.yaml" {
+			return err
+		}
+		k, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(k), "namespace: inventory\n") {
+			return nil
+		}
+		changed++
+		return os.WriteFile(path, []byte(strings.ReplaceAll(string(k), "namespace: inventory\n", "namespace: "+adoptName+"\n")), 0o644)
+	})
+	if err != nil || changed == 0 {
+		t.Fatalf("setting namespace %s in the copy of %s: %v (%d kustomizations changed)", adoptName, src, err, changed)
 	}
 	if a.policy, err = config.Load(a.dir(), a.repo); err != nil {
 		t.Fatal(err)
@@ -85,6 +95,9 @@ func (l *loop) adopt(ctx context.Context, t *testing.T) {
 		}
 	}
 	objs := l.kustomizeBuild(t, filepath.Join(a.dir(), overlay))
+	if got := namespaces(objs); len(got) != 1 || got[0] != adoptName {
+		t.Fatalf("the adoptee's overlay builds into namespaces %v, not %s alone", got, adoptName)
+	}
 
 	// The app as it ran before: its objects applied as its old Application
 	// would, each claim provisioned as ceph-csi does from a StorageClass.
