@@ -111,7 +111,8 @@ func adoptSteps(w io.Writer, found []adopt.Claim, retained []string, applied boo
 		fmt.Fprintf(w, "       rbd mirror image enable %s snapshot\n", s)
 	}
 	fmt.Fprintln(w, "     and wait until the other site replays them (argocd-rbd-dr status DIR)")
-	fmt.Fprintln(w, "  3. stop the app (its workloads at 0 replicas): a claim goes only once no pod uses it")
+	fmt.Fprintln(w, "  3. stop the app (its workloads at 0 replicas, its CronJobs suspended) and delete the finished Jobs")
+	fmt.Fprintln(w, "     that mount the claims: a claim goes only once no pod uses it, and a finished pod still does")
 	fmt.Fprintln(w, "  4. delete the old Application without its resources (argocd app delete APP --cascade=false),")
 	fmt.Fprintf(w, "     then the claims and their volumes (Retain keeps the images):\n       kubectl -n %s delete pvc %s\n       kubectl delete pv %s\n", namespace, strings.Join(pvcs, " "), strings.Join(pvs, " "))
 	fmt.Fprintln(w, "  5. commit rbd-dr.yaml with the overlays and create the plugin's Applications: the sync binds")

@@ -178,6 +178,12 @@ func (l *loop) adopt(ctx context.Context, t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A finished pod (a CronJob's run) keeps its claim in use until it is
+	// deleted: the runbook deletes the finished Jobs with their pods.
+	background := metav1.DeletePropagationBackground
+	if err := c.client.BatchV1().Jobs(adoptName).DeleteCollection(ctx, metav1.DeleteOptions{PropagationPolicy: &background}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	for claim := range pvs {
 		if err := c.client.CoreV1().PersistentVolumeClaims(adoptName).Delete(ctx, claim, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
