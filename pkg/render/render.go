@@ -199,6 +199,8 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 		if err := stopWorkloads(app, pl.kinds); err != nil {
 			return nil, fmt.Errorf("site %s: %w", site.Name, err)
 		}
+	} else if err := startWorkloads(app, pl.kinds); err != nil {
+		return nil, fmt.Errorf("site %s: %w", site.Name, err)
 	}
 	h := <-hooksBuilt
 	if stops := extraStops(app, pl.kinds); role == Passive && len(stops) > 0 {

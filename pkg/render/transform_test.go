@@ -477,3 +477,40 @@ spec:
 		}
 	}
 }
+
+// The active site states the field that stops a workload where git leaves
+// it out (replicas 1, suspend false), so that a stop made outside git (a
+// person's, during an adoption) is undone by the sync; what git says stays.
+func TestActiveStatesTheStartValues(t *testing.T) {
+	res, err := renderInline(t, render.Active, map[string]string{
+		"app/overlay/kustomization.yaml": "resources: [writer.yaml, jobs.yaml]\n",
+		"app/overlay/writer.yaml":        writer,
+		"app/overlay/jobs.yaml": `apiVersion: batch/v1
+kind: CronJob
+metadata: {name: backup}
+spec:
+  schedule: "0 * * * *"
+  jobTemplate: {spec: {template: {spec: {restartPolicy: OnFailure, containers: [{name: c, image: busybox}], volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]}}}}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: paused}
+spec:
+  suspend: true
+  schedule: "0 * * * *"
+  jobTemplate: {spec: {template: {spec: {restartPolicy: OnFailure, containers: [{name: c, image: busybox}], volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]}}}}
+`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ kind, name, want string }{
+		{"Deployment", "writer", "replicas: 1"},
+		{"CronJob", "backup", "suspend: false"},
+		{"CronJob", "paused", "suspend: true"},
+	} {
+		if got := appObject(t, res, c.kind, c.name); !strings.Contains(got, c.want) {
+			t.Errorf("%s %s on the active site has no %q:\n%s", c.kind, c.name, c.want, got)
+		}
+	}
+}

@@ -21,13 +21,39 @@ import (
 // StatefulSets and Rollouts at zero replicas, CronJobs suspended, a taught
 // kind by its field), nothing else changed.
 func stopWorkloads(app resmap.ResMap, kinds model.Catalog) error {
+	return setStopField(app, kinds, false)
+}
+
+// startWorkloads (active site) states the field that stops each workload
+// where git leaves it out, at the value Kubernetes would default it to
+// (replicas 1, suspend false): Argo CD's apply then undoes a stop made
+// outside git, which it would otherwise leave as it found it.
+func startWorkloads(app resmap.ResMap, kinds model.Catalog) error {
+	return setStopField(app, kinds, true)
+}
+
+func setStopField(app resmap.ResMap, kinds model.Catalog, start bool) error {
 	for _, res := range app.Resources() {
 		k, ok := kinds.Lookup(res.GetGvk().Group, res.GetKind())
 		if !ok || !k.CanStop() {
 			continue
 		}
-		tag, value := yaml.NodeTagInt, fmt.Sprint(k.StopValue)
-		if _, isBool := k.StopValue.(bool); isBool {
+		v := k.StopValue
+		if start {
+			if k.StartValue == nil {
+				continue
+			}
+			node, err := res.Pipe(yaml.Lookup(k.StopPath...))
+			if err != nil {
+				return fmt.Errorf("%s %s: reading %s: %w", k.Name, res.GetName(), strings.Join(k.StopPath, "."), err)
+			}
+			if node != nil {
+				continue // git says
+			}
+			v = k.StartValue
+		}
+		tag, value := yaml.NodeTagInt, fmt.Sprint(v)
+		if _, isBool := v.(bool); isBool {
 			tag = yaml.NodeTagBool
 		}
 		node := yaml.NewRNode(&yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value})

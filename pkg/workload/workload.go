@@ -29,6 +29,11 @@ type Kind struct {
 	// (replicas 0, suspend true); nil when argocd-rbd-dr cannot stop it.
 	StopPath  []string
 	StopValue any
+	// StartValue is what the field is when git leaves it out (replicas 1,
+	// suspend false): the active site's rendering states it, so that a stop
+	// made outside git (quiesce's patch, a person's during an adoption) is
+	// undone by the next sync. nil: not known (a taught kind), left out.
+	StartValue any
 }
 
 // Catalog is the kinds argocd-rbd-dr knows: the built-in ones and those
@@ -37,13 +42,13 @@ type Catalog []Kind
 
 // The kinds argocd-rbd-dr stops.
 var (
-	Deployment  = Kind{Group: "apps", Version: "v1", Name: "Deployment", Resource: "deployments", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)}
-	StatefulSet = Kind{Group: "apps", Version: "v1", Name: "StatefulSet", Resource: "statefulsets", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)}
-	CronJob     = Kind{Group: "batch", Version: "v1", Name: "CronJob", Resource: "cronjobs", PodSpec: []string{"spec", "jobTemplate", "spec", "template", "spec"}, StopPath: []string{"spec", "suspend"}, StopValue: true}
+	Deployment  = Kind{Group: "apps", Version: "v1", Name: "Deployment", Resource: "deployments", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0), StartValue: int64(1)}
+	StatefulSet = Kind{Group: "apps", Version: "v1", Name: "StatefulSet", Resource: "statefulsets", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0), StartValue: int64(1)}
+	CronJob     = Kind{Group: "batch", Version: "v1", Name: "CronJob", Resource: "cronjobs", PodSpec: []string{"spec", "jobTemplate", "spec", "template", "spec"}, StopPath: []string{"spec", "suspend"}, StopValue: true, StartValue: false}
 	// Rollout is Argo Rollouts' kind: its pod template and replicas are
 	// where a Deployment has them. One with spec.workloadRef runs the pods
 	// of a Deployment's template: that Deployment mounts the claims.
-	Rollout = Kind{Group: "argoproj.io", Version: "v1alpha1", Name: "Rollout", Resource: "rollouts", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0)}
+	Rollout = Kind{Group: "argoproj.io", Version: "v1alpha1", Name: "Rollout", Resource: "rollouts", PodSpec: podTemplate, StopPath: replicas, StopValue: int64(0), StartValue: int64(1)}
 )
 
 // Core are the kinds quiesce always stops: every cluster serves them. A

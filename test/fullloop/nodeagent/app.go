@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -23,9 +24,11 @@ type marker struct {
 }
 
 // librbdScript reads or writes the marker block through librbd (python3-rbd,
-// part of Debian's ceph-common). argv: conf keyring id pool image [data].
-// With data it opens the image for writing, writes, flushes and keeps it open
-// until stdin closes, as a running app holds its volume.
+// part of Debian's ceph-common). argv: conf keyring id pool image [rw].
+// Without rw it prints the block and ends. With rw it prints the block (one
+// line), reads the next block from stdin (one line), writes and flushes it,
+// prints "ok" and keeps the image open until stdin closes, as a running app
+// holds its volume: one connection per volume, read and write.
 const librbdScript = `
 import sys, rados, rbd
 conf, keyring, cid, pool, image = sys.argv[1:6]
@@ -34,7 +37,8 @@ cluster.connect(timeout=30)
 ioctx = cluster.open_ioctx(pool)
 if len(sys.argv) > 6:
     img = rbd.Image(ioctx, image)
-    data = sys.argv[6].encode().ljust(4096, b'\0')
+    print(img.read(0, 4096).rstrip(b'\0').decode(), flush=True)
+    data = sys.stdin.readline().rstrip('\n').encode().ljust(4096, b'\0')
     img.write(data, 0)
     img.flush()
     print('ok', flush=True)
@@ -130,21 +134,11 @@ func appMain(args []string) error {
 		}
 	}()
 	for _, spec := range fs.Args() {
-		prev, err := readMarker(c, spec)
+		pool, image, err := splitSpec(spec)
 		if err != nil {
 			return err
 		}
-		next := marker{Seq: 1, Writer: *writer, Time: time.Now().UTC(), Prev: prev}
-		if prev != nil {
-			next.Seq = prev.Seq + 1
-			prev.Prev = nil
-			fmt.Printf("%s: previous marker seq %d by %s at %s\n", spec, prev.Seq, prev.Writer, prev.Time.Format(time.RFC3339))
-		} else {
-			fmt.Printf("%s: no marker yet (a new volume)\n", spec)
-		}
-		b, _ := json.Marshal(next)
-		pool, image, _ := splitSpec(spec)
-		h := exec.Command(debianPython, "-c", librbdScript, c.conf, c.keyring, c.id, pool, image, string(b))
+		h := exec.Command(debianPython, "-c", librbdScript, c.conf, c.keyring, c.id, pool, image, "rw")
 		h.Stderr = os.Stderr
 		// Dies with the app: a killed app must not leave the image open.
 		h.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -161,8 +155,31 @@ func appMain(args []string) error {
 			return err
 		}
 		holders = append(holders, h)
-		buf := make([]byte, 3)
-		if n, _ := out.Read(buf); string(buf[:n]) != "ok\n" {
+		lines := bufio.NewReader(out)
+		first, err := lines.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("%s: reading the marker through librbd failed: %w", spec, err)
+		}
+		var prev *marker
+		if text := strings.TrimSpace(first); text != "" {
+			prev = &marker{}
+			if err := json.Unmarshal([]byte(text), prev); err != nil {
+				return fmt.Errorf("%s: the first block is not a marker: %w", spec, err)
+			}
+		}
+		next := marker{Seq: 1, Writer: *writer, Time: time.Now().UTC(), Prev: prev}
+		if prev != nil {
+			next.Seq = prev.Seq + 1
+			prev.Prev = nil
+			fmt.Printf("%s: previous marker seq %d by %s at %s\n", spec, prev.Seq, prev.Writer, prev.Time.Format(time.RFC3339))
+		} else {
+			fmt.Printf("%s: no marker yet (a new volume)\n", spec)
+		}
+		b, _ := json.Marshal(next)
+		if _, err := fmt.Fprintf(stdin, "%s\n", b); err != nil {
+			return err
+		}
+		if ok, _ := lines.ReadString('\n'); ok != "ok\n" {
 			return fmt.Errorf("%s: writing the marker through librbd failed (is the image primary here?)", spec)
 		}
 		fmt.Printf("%s: wrote marker seq %d as %s\n", spec, next.Seq, *writer)
