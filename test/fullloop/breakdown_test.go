@@ -14,7 +14,12 @@ import (
 // span is when a phase of a relocation began and ended, after the commit.
 type span struct{ from, to time.Duration }
 
-func (s span) String() string { return fmt.Sprintf("+%.0f..+%.0fs", s.from.Seconds(), s.to.Seconds()) }
+func (s span) String() string {
+	if s.to < s.from {
+		return fmt.Sprintf("+%.0fs..(running)", s.from.Seconds())
+	}
+	return fmt.Sprintf("+%.0f..+%.0fs", s.from.Seconds(), s.to.Seconds())
+}
 
 // breakdown says where a relocation's time went, from the commit to ready:
 // when Argo CD began syncing the Applications (it saw the commit), each
