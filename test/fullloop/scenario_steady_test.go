@@ -79,6 +79,15 @@ func (l *loop) steady(ctx context.Context, t *testing.T) {
 		}
 		t.Logf("%s: %d PreSync hooks ran and succeeded", site, hooks)
 	}
+	// Evidence for an open question (scenario_rbac_test.go): were the hook
+	// Jobs this sync reports made by it, or did a stale one count?
+	for _, site := range l.app.sites() {
+		for step, j := range l.hookJobs(ctx, t, site) {
+			if j.CreationTimestamp.Time.Before(since.Time) && step != "rpo-check" {
+				fmt.Printf("fullloop: steady state: %s's %s Job %s was made at %s, before this sync began (%s)\n", site, step, j.Name, j.CreationTimestamp.Format(time.RFC3339), since.Format(time.RFC3339))
+			}
+		}
+	}
 	l.checkPrimary(ctx, t, active)
 	after := l.appPods(ctx, t, active)
 	for name, uid := range before {
