@@ -27,7 +27,7 @@ import (
 // fleet, its pool and its CephX user: one team's fleet.
 
 const (
-	fleetNS      = "fleet"
+	fleetNS     = "fleet"
 	fleetApps    = 10
 	bulkReplicas = 4
 	// fleetVolumeSize is small: the images are thin, and only the marker
