@@ -21,15 +21,14 @@ import (
 // The fleet: fleetApps apps of two volumes each in one repository, stamped
 // on every site by examples/fleet/applicationset.yaml through Argo CD's own
 // ApplicationSet controller and moved by one commit (`activate SITE --all
-// apps/`); and one app of twenty volumes (a StatefulSet of bulkReplicas
-// replicas, each with a claim of every one of bulkTemplates), put through
-// the app-of-apps like the examples. They share the namespace
+// apps/`); and one app of bulkVolumes volumes (a StatefulSet's claims),
+// put through the app-of-apps like the examples. They share the namespace
 // fleet, its pool and its CephX user: one team's fleet.
 
 const (
 	fleetNS     = "fleet"
-	fleetApps    = 10
-	bulkReplicas = 4
+	fleetApps   = 10
+	bulkVolumes = 20
 	// fleetVolumeSize is small: the images are thin, and only the marker
 	// block is written.
 	fleetVolumeSize = "64Mi"
@@ -47,30 +46,20 @@ cephUser: fleet
 cephSecret: {name: rbd-dr-ceph-fleet}
 rpo: 10m`
 
-// bulkTemplates are the bulk app's claim templates: with bulkReplicas,
-// twenty volumes on four pods, as a database of several volumes per replica
-// has.
-var bulkTemplates = []string{"data", "wal", "index", "logs", "archive"}
-
 var appSetGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applicationsets"}
 
 // writeFleetApp writes an app folder in namespace fleet: its rbd-dr.yaml
 // (active on sites[0]), a base with the workload and its claims, and an
 // overlay per site. replicas > 0 makes it a StatefulSet of that many
-// replicas with a claim of each template (the bulk app); otherwise one
-// Deployment mounting two claims.
-func writeFleetApp(t *testing.T, dir, name string, sites []string, replicas int, templates []string) {
+// replicas with a claim template (the bulk app); otherwise one Deployment
+// mounting two claims.
+func writeFleetApp(t *testing.T, dir, name string, sites []string, replicas int) {
 	t.Helper()
 	var claims []string
 	var workload string
 	if replicas > 0 {
-		var mounts, claimTemplates strings.Builder
-		for _, tmpl := range templates {
-			for i := range replicas {
-				claims = append(claims, fmt.Sprintf("%s-%s-%d", tmpl, name, i))
-			}
-			fmt.Fprintf(&mounts, "{name: %[1]s, mountPath: /%[1]s}, ", tmpl)
-			fmt.Fprintf(&claimTemplates, "    - metadata: {name: %s}\n      spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: %s}}}\n", tmpl, fleetVolumeSize)
+		for i := range replicas {
+			claims = append(claims, fmt.Sprintf("data-%s-%d", name, i))
 		}
 		workload = fmt.Sprintf(`apiVersion: apps/v1
 kind: StatefulSet
@@ -83,9 +72,11 @@ spec:
   template:
     metadata: {labels: {app: %[1]s}}
     spec:
-      containers: [{name: app, image: registry.test/fleet-app:1, volumeMounts: [%[3]s]}]
+      containers: [{name: app, image: registry.test/fleet-app:1, volumeMounts: [{name: data, mountPath: /data}]}]
   volumeClaimTemplates:
-%[4]s`, name, replicas, strings.TrimSuffix(mounts.String(), ", "), claimTemplates.String())
+    - metadata: {name: data}
+      spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: %[3]s}}}
+`, name, replicas, fleetVolumeSize)
 	} else {
 		claims = []string{name + "-data", name + "-logs"}
 		workload = fmt.Sprintf(`apiVersion: apps/v1
@@ -139,7 +130,7 @@ func newFleet(t *testing.T, bin, repo, settings string, sites []string) []*app {
 	for i := range fleetApps {
 		name := fmt.Sprintf("fleet-%02d", i)
 		a := &app{source: "generated fleet app " + name, bin: bin, repo: repo, path: "apps/" + name, settings: settings}
-		writeFleetApp(t, a.dir(), name, sites, 0, nil)
+		writeFleetApp(t, a.dir(), name, sites, 0)
 		var err error
 		if a.policy, err = config.Load(a.dir(), repo); err != nil {
 			t.Fatalf("the fleet app %s: %v", name, err)

@@ -152,7 +152,7 @@ func (l *loop) up(ctx context.Context, t *testing.T) {
 		extra = append(extra, adopteeTenant, fleetTenant)
 		// The single app of many volumes, beside the examples.
 		bulk = filepath.Join(l.run, "generated", "bulk")
-		writeFleetApp(t, bulk, "bulk", policies[0].SiteNames(), bulkReplicas, bulkTemplates)
+		writeFleetApp(t, bulk, "bulk", policies[0].SiteNames(), bulkVolumes)
 		srcs = append(srcs, bulk)
 	}
 	writeSuiteSettings(t, sourceSettings(l.root), settings, clusters, monitors, extra...)
