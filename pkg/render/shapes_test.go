@@ -25,6 +25,17 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
+// database is an object of a custom kind that runs pods writing to data.
+const database = `apiVersion: example.com/v1
+kind: Database
+metadata: {name: pg}
+spec:
+  replicas: 1
+  template:
+    spec:
+      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+`
+
 // One table of workload shapes, each run through the three readers of the
 // workload model: the renderer (what it refuses, and the passive site's
 // rendering stopped), the quiesce step (run as the rendered Job's command
@@ -90,24 +101,8 @@ spec:
       containers: [{name: c, image: busybox}]
       volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
 `},
-		{name: "a kind the settings teach", claim: "data", kind: "Database", obj: "pg", taught: taught, object: `apiVersion: example.com/v1
-kind: Database
-metadata: {name: pg}
-spec:
-  replicas: 1
-  template:
-    spec:
-      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
-`},
-		{name: "a kind nobody taught", claim: "data", kind: "Database", obj: "pg", refused: "Database pg", object: `apiVersion: example.com/v1
-kind: Database
-metadata: {name: pg}
-spec:
-  replicas: 1
-  template:
-    spec:
-      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
-`},
+		{name: "a kind the settings teach", claim: "data", kind: "Database", obj: "pg", taught: taught, object: database},
+		{name: "a kind nobody taught", claim: "data", kind: "Database", obj: "pg", refused: "Database pg", object: database},
 		{name: "a DaemonSet (cannot be stopped)", claim: "data", kind: "DaemonSet", obj: "agent", refused: "DaemonSet agent", object: `apiVersion: apps/v1
 kind: DaemonSet
 metadata: {name: agent}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
@@ -188,8 +189,7 @@ func (l *loop) createAppSet(ctx context.Context, t *testing.T) {
 	if err := unstructured.SetNestedField(set.Object, url, "spec", "template", "spec", "source", "repoURL"); err != nil {
 		t.Fatal(err)
 	}
-	dyn := l.argo.appSets
-	if _, err := dyn.Namespace(argoNS).Create(ctx, set, metav1.CreateOptions{}); err != nil {
+	if _, err := l.argo.appSets.Namespace(argoNS).Create(ctx, set, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating the ApplicationSet: %v", err)
 	}
 }
@@ -281,7 +281,7 @@ func (l *loop) fleetRelocate(ctx context.Context, t *testing.T, to string, progr
 // source is it (argocd-server's webhook).
 func (l *loop) webhook(ctx context.Context) error {
 	patch := []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/application-set-refresh":"true"}}}`)
-	if _, err := l.argo.appSets.Namespace(argoNS).Patch(ctx, "rbd-dr-fleet", "application/merge-patch+json", patch, metav1.PatchOptions{}); err != nil {
+	if _, err := l.argo.appSets.Namespace(argoNS).Patch(ctx, "rbd-dr-fleet", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("refreshing the ApplicationSet: %w", err)
 	}
 	return l.refresh(ctx, l.fleetNames()...)
