@@ -75,7 +75,7 @@ func (l *loop) tenants(t *testing.T) []*tenant {
 	return out
 }
 
-// pools are the tenant's pools as CephX caps name them.
+// poolCaps grants profile on each of pools, as a CephX cap: "profile rbd pool=a, profile rbd pool=b".
 func poolCaps(profile string, pools []string) string {
 	grants := make([]string, len(pools))
 	for i, p := range pools {
