@@ -6,10 +6,12 @@
 package cephlab
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
@@ -128,4 +130,55 @@ func (l *Lab) Pools(names ...string) error {
 	}
 	_, err := l.Run(append([]string{"pool"}, names...)...)
 	return err
+}
+
+// HostSuite is the Debian suite of the machine the tests run on: its own Ceph
+// (16.2 on Debian 12) needs no root folder.
+const HostSuite = "bookworm"
+
+// Release makes the lab and the rbd, ceph and python3 that a test finds on
+// its PATH those of Debian suite's Ceph (hack/ceph-root: trixie holds 18.2,
+// sid 20.2), built once and cached. It returns the PATH to use; the lab's
+// own commands then run inside the suite's root. The host's suite, or none,
+// leaves everything as it is.
+func (l *Lab) Release(root, suite, binDir string) (path string, err error) {
+	path = os.Getenv("PATH")
+	if suite == "" || suite == HostSuite {
+		return path, nil
+	}
+	script := filepath.Join(root, "hack", "ceph-root")
+	out, err := exec.Command(script, "path", suite).Output()
+	if err != nil {
+		return "", fmt.Errorf("hack/ceph-root path %s: %w%s", suite, err, stderrOf(err))
+	}
+	cephRoot := strings.TrimSpace(string(out))
+	if out, err := exec.Command(script, "bin", cephRoot, binDir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("hack/ceph-root bin: %w: %s", err, out)
+	}
+	l.Env = append(l.Env, "CEPH_LAB_ROOT="+cephRoot)
+	return binDir + string(os.PathListSeparator) + path, nil
+}
+
+func stderrOf(err error) string {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && len(exit.Stderr) > 0 {
+		return ":\n" + string(exit.Stderr)
+	}
+	return ""
+}
+
+// versionPattern finds x.y.z in `ceph --version`'s "ceph version 20.2.4 (...)".
+var versionPattern = regexp.MustCompile(`ceph version (\d+\.\d+\.\d+)`)
+
+// Version is the release of the Ceph client first on PATH (x.y.z).
+func Version() (string, error) {
+	out, err := exec.Command("ceph", "--version").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("ceph --version: %w: %s", err, out)
+	}
+	m := versionPattern.FindSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("ceph --version printed no x.y.z: %s", out)
+	}
+	return string(m[1]), nil
 }

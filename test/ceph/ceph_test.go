@@ -8,6 +8,7 @@ package ceph
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -49,6 +50,10 @@ var (
 	readers = map[string]rbd.Conn{}
 	timings = map[string]time.Duration{}
 	timeMu  sync.Mutex
+	// cephVersion is the release the lab and the clients run (x.y.z).
+	cephVersion string
+	// tally counts the scenarios that ran and those that passed.
+	tally struct{ passed, total int }
 )
 
 func TestMain(m *testing.M) {
@@ -86,6 +91,20 @@ func run(m *testing.M) int {
 		labDir = filepath.Join(tmp, "lab")
 	}
 	lab = cephlab.New(root, labDir)
+	// RBD_DR_CEPH_SUITE runs the lab and the clients on the Ceph of a Debian
+	// suite (make e2e-ceph: trixie for 18.2, sid for 20.2); unset, the host's.
+	suite := os.Getenv("RBD_DR_CEPH_SUITE")
+	path, err := lab.Release(root, suite, filepath.Join(tmp, "bin"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	os.Setenv("PATH", path)
+	if cephVersion, err = cephlab.Version(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("ceph e2e: Ceph %s (Debian suite %s)\n", cephVersion, cmp.Or(suite, cephlab.HostSuite))
 	start := time.Now()
 	if err := lab.Up(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -116,6 +135,12 @@ func run(m *testing.M) int {
 	printTimings()
 	for _, l := range ratios {
 		fmt.Println(l)
+	}
+	for _, l := range isolation {
+		fmt.Println(l)
+	}
+	if tally.total > 0 {
+		fmt.Printf("ceph-version %s scenarios %d/%d\n", cephVersion, tally.passed, tally.total)
 	}
 	return code
 }
@@ -440,64 +465,151 @@ func TestScenarios(t *testing.T) {
 	}
 	// The scenarios share one lab and run in order: each leaves it as the
 	// next expects (site-a up, its images primary where it says so).
-	t.Run("1 steady state is a no-op", steadyState)
-	t.Run("2 planned relocation A to B and back", plannedRelocation)
-	t.Run("3 promote waits for the demotion", promoteBeforeDemote)
-	t.Run("6 flip-flop", flipFlop)
-	t.Run("7 rbd-mirror killed during a relocation", mirrorKilled)
-	t.Run("8 twenty images together", manyImages)
-	t.Run("4 disaster and 5 return of the lost site", disasterAndReturn)
-	t.Run("9 the team user cannot touch another pool", otherPoolRefused)
-	t.Run("10 the recovery point: schedules, the rpo-check and status", recoveryPoint)
+	scenario(t, "1 steady state is a no-op", steadyState)
+	scenario(t, "2 planned relocation A to B and back", plannedRelocation)
+	scenario(t, "3 promote waits for the demotion", promoteBeforeDemote)
+	scenario(t, "6 flip-flop", flipFlop)
+	scenario(t, "7 rbd-mirror killed during a relocation", mirrorKilled)
+	scenario(t, "8 twenty images together", manyImages)
+	scenario(t, "4 disaster and 5 return of the lost site", disasterAndReturn)
+	scenario(t, "9 the team user cannot touch another team's images", tenantIsolation)
+	scenario(t, "10 the recovery point: schedules, the rpo-check and status", recoveryPoint)
+}
+
+// scenario runs one scenario as a subtest and counts it, when -run selects
+// it, for the ceph-version line.
+func scenario(t *testing.T, name string, fn func(*testing.T)) {
+	ran := false
+	passed := t.Run(name, func(t *testing.T) {
+		ran = true
+		fn(t)
+	})
+	if ran {
+		tally.total++
+		if passed {
+			tally.passed++
+		}
+	}
 }
 
 // permissionDenied is how rbd reports EPERM or EACCES.
 var permissionDenied = regexp.MustCompile(`Operation not permitted|Permission denied|\((1|13)\) `)
 
-// otherPoolRefused: the least-privilege user that runs every step above gets
-// a permission error from Ceph itself on an image in a pool outside its caps,
-// even when the hook's own --pools check is told the pool is fine (as if the
-// render were bypassed), and nothing changes: the image stays primary.
-func otherPoolRefused(t *testing.T) {
-	const otherPool = "otherpool"
-	for _, args := range [][]string{
-		{"osd", "pool", "create", otherPool, "8"},
-		{"osd", "pool", "application", "enable", otherPool, "rbd"},
-	} {
-		if _, err := lab.Run(append([]string{"ceph", "site-a"}, args...)...); err != nil {
+// tenantIsolation: team A's key, with the caps manifests/tenant renders,
+// tries everything a hostile team could on team B's image, in B's own pool:
+// read and write its data, snapshot it, demote, promote, force-promote and
+// resync it, disable its mirroring and remove it. Ceph refuses each, and B's
+// image is left as it was on both sites. The hook steps refuse B's image
+// before asking Ceph, and when told the pool is fine, Ceph refuses them too.
+func tenantIsolation(t *testing.T) {
+	const otherPool = "teamb-pool"
+	if err := lab.Pools(otherPool); err != nil {
+		t.Fatal(err)
+	}
+	spec := otherPool + "/teamb-db"
+	func() { // newImage, in B's pool
+		file := filepath.Join(t.TempDir(), "teamb-db")
+		data := make([]byte, 4<<20)
+		if _, err := rand.Read(data); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rbdCmd(t, "site-a", "import", "--image-feature", "layering,exclusive-lock", "--no-progress", file, spec)
+		rbdCmd(t, "site-a", "mirror", "image", "enable", spec, "snapshot")
+		waitSynced(t, "site-a", "site-b", spec)
+	}()
+	before := factsOf(t, spec)
+
+	// Team A's key as a mounted Secret holds it, with rbd alone.
+	asTeamA := func(site string, args ...string) (string, error) {
+		c := teams[site]
+		out, err := exec.Command("rbd", append([]string{"--conf", os.DevNull, "--id", c.ID, "--keyfile", c.KeyFile,
+			"--mon_host", c.MonHost}, args...)...).CombinedOutput()
+		return string(out), err
 	}
-	rbdCmd(t, "site-a", "mirror", "pool", "enable", otherPool, "image")
-	spec := otherPool + "/victim"
-	rbdCmd(t, "site-a", "create", "--size", "8M", spec)
-	rbdCmd(t, "site-a", "mirror", "image", "enable", spec, "snapshot")
-	if !primary(t, "site-a", spec) {
-		t.Fatalf("%s is not primary to begin with", spec)
+	tries := []struct {
+		what, site string
+		args       []string
+	}{
+		{"read its data", "site-a", []string{"export", "--no-progress", spec, os.DevNull}},
+		{"write data", "site-a", []string{"bench", "--io-type", "write", "--io-size", "64K", "--io-total", "256K", spec}},
+		{"create a snapshot", "site-a", []string{"snap", "create", spec + "@teama-was-here"}},
+		{"take a mirror snapshot", "site-a", []string{"mirror", "image", "snapshot", spec}},
+		{"demote", "site-a", []string{"mirror", "image", "demote", spec}},
+		{"promote the copy", "site-b", []string{"mirror", "image", "promote", spec}},
+		{"force-promote the copy", "site-b", []string{"mirror", "image", "promote", "--force", spec}},
+		{"resync the copy", "site-b", []string{"mirror", "image", "resync", spec}},
+		{"disable mirroring", "site-a", []string{"mirror", "image", "disable", "--force", spec}},
+		{"remove the copy", "site-b", []string{"rm", "--no-progress", spec}},
+		{"remove it", "site-a", []string{"rm", "--no-progress", spec}},
+	}
+	refused := 0
+	for _, try := range tries {
+		out, err := asTeamA(try.site, try.args...)
+		switch {
+		case err == nil:
+			t.Errorf("team A's key could %s on %s (rbd %s):\n%s", try.what, try.site, strings.Join(try.args, " "), out)
+		case !permissionDenied.MatchString(out):
+			t.Errorf("rbd %s on %s failed, but not with a permission error:\n%s", strings.Join(try.args, " "), try.site, out)
+		default:
+			refused++
+		}
 	}
 	// The hook's own check refuses first, before Ceph is asked.
 	r := hookAs(t, "site-a", "demote", "--pools="+pool, "--timeout=30s", spec)
 	if r.code == 0 || !strings.Contains(r.stderr, "which this app may not move") {
 		t.Fatalf("demote of %s with --pools=%s: exit %d\n%s", spec, pool, r.code, r.stderr)
 	}
-	// Told the pool is fine, the step runs, and Ceph refuses the user.
-	for _, step := range []string{"demote", "prepare"} {
-		r := hookAs(t, "site-a", step, "--pools="+otherPool, "--timeout=30s", spec)
-		if r.code == 0 || !permissionDenied.MatchString(r.stdout+r.stderr) {
-			t.Fatalf("hook %s of %s as the team user: exit %d, want a permission error\n%s\n%s", step, spec, r.code, r.stdout, r.stderr)
+	// Told the pool is fine, as if the render were bypassed, Ceph refuses.
+	for _, step := range []struct{ name, site string }{{"demote", "site-a"}, {"prepare", "site-b"}, {"promote", "site-b"}} {
+		tried := hookAs(t, step.site, step.name, "--pools="+otherPool, "--timeout=30s", noPeerReader, spec)
+		if tried.code == 0 || !permissionDenied.MatchString(tried.stdout+tried.stderr) {
+			t.Errorf("hook %s of %s as team A: exit %d, want a permission error\n%s\n%s", step.name, spec, tried.code, tried.stdout, tried.stderr)
 		}
 	}
-	// And with rbd alone, the same user cannot demote it either.
-	c := teams["site-a"]
-	out, err := exec.Command("rbd", "--conf", os.DevNull, "--id", c.ID, "--keyfile", c.KeyFile, "--mon_host", c.MonHost,
-		"mirror", "image", "demote", spec).CombinedOutput()
-	if err == nil || !permissionDenied.MatchString(string(out)) {
-		t.Fatalf("rbd mirror image demote %s as the team user: %v: %s", spec, err, out)
+	if after := factsOf(t, spec); after != before {
+		t.Errorf("team B's image changed:\nbefore %+v\nafter  %+v", before, after)
 	}
-	if !primary(t, "site-a", spec) {
-		t.Fatalf("%s is no longer primary: the team user changed another pool's image", spec)
+	line := fmt.Sprintf("tenant-isolation %s %d/%d", cephVersion, refused, len(tries))
+	fmt.Println(line)
+	timeMu.Lock()
+	isolation = append(isolation, line)
+	timeMu.Unlock()
+	t.Logf("team A's key (%s) was refused %d of %d tries on %s; the image is unchanged", strings.Join(teamCaps, " "), refused, len(tries), spec)
+}
+
+var isolation []string
+
+// imageFacts is what a tenant must not be able to change of an image, as
+// the admin sees it on both sites: data, role, mirroring and snapshots.
+type imageFacts struct {
+	sumA, sumB             string
+	primaryA, primaryB     bool
+	mirroringA, mirroringB string
+	snapshotsA, snapshotsB int
+}
+
+func factsOf(t *testing.T, spec string) imageFacts {
+	t.Helper()
+	var s imageFacts
+	for _, site := range []string{"site-a", "site-b"} {
+		info, err := client(site).Info(context.Background(), image(spec))
+		if err != nil {
+			t.Fatalf("rbd info %s on %s: %v", spec, site, err)
+		}
+		snaps, err := client(site).Snapshots(context.Background(), image(spec))
+		if err != nil {
+			t.Fatalf("rbd snap ls %s on %s: %v", spec, site, err)
+		}
+		if site == "site-a" {
+			s.sumA, s.primaryA, s.mirroringA, s.snapshotsA = checksum(t, site, spec), info.Primary(), info.Mirroring.State, len(snaps)
+		} else {
+			s.sumB, s.primaryB, s.mirroringB, s.snapshotsB = checksum(t, site, spec), info.Primary(), info.Mirroring.State, len(snaps)
+		}
 	}
-	t.Logf("the team user (%s) was refused on %s; the image is still primary", strings.Join(teamCaps, " "), spec)
+	return s
 }
 
 func steadyState(t *testing.T) {
@@ -798,7 +910,7 @@ func relocateDefaults(t *testing.T, from, to string, specs ...string) time.Durat
 }
 
 func floorRatio(name string, hook, floor time.Duration) {
-	line := fmt.Sprintf("floor-ratio %s %.2f %.2f %.2f", name, hook.Seconds(), floor.Seconds(), hook.Seconds()/floor.Seconds())
+	line := fmt.Sprintf("floor-ratio %s@%s %.2f %.2f %.2f", name, cephVersion, hook.Seconds(), floor.Seconds(), hook.Seconds()/floor.Seconds())
 	fmt.Println(line)
 	timeMu.Lock()
 	ratios = append(ratios, line)
