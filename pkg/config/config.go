@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
 // FileName is the name of the policy file; its presence is what Argo CD's
@@ -94,10 +96,17 @@ type Volume struct {
 
 	// Quantity is Size parsed.
 	Quantity resource.Quantity `yaml:"-"`
+	// Namespace is the RADOS namespace of the image, which the platform's
+	// settings give the app's namespace (Settings.Grant), never the app.
+	Namespace string `yaml:"-"`
 }
 
-// Spec is the pool/image form the rbd CLI and the hook commands take.
-func (v Volume) Spec() string { return v.Pool + "/" + v.Image }
+// Spec is the pool/image (or pool/namespace/image) form the rbd CLI and the
+// hook commands take.
+func (v Volume) Spec() string { return v.Target().String() }
+
+// Target is the image the volume names.
+func (v Volume) Target() rbd.Image { return rbd.Image{Pool: v.Pool, Namespace: v.Namespace, Name: v.Image} }
 
 // Unprotected is a claim the app mounts that is not mirrored on purpose (a
 // cache that is rebuilt on start): declared, so it is never left out by

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/distribution/reference"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
 // SettingsEnv names the variable that holds the settings file's path in the
@@ -88,6 +91,15 @@ type TenantSetting struct {
 	Project string `yaml:"project"`
 	// Pools are the Ceph pools whose images this namespace's apps may move.
 	Pools []string `yaml:"pools"`
+	// RadosNamespace, if set, is the RADOS namespace of Pools that holds
+	// this namespace's images (the same name on every site): its CephX
+	// users are confined to it ('profile rbd pool=P namespace=N'), so teams
+	// can share a pool without reaching each other's images.
+	RadosNamespace string `yaml:"radosNamespace"`
+	// ClusterIDs are ceph-csi's clusterIDs for RadosNamespace, by site name:
+	// ceph-csi finds an image in a RADOS namespace through a clusterID whose
+	// entry names it (Rook: the CephBlockPoolRadosNamespace's status).
+	ClusterIDs map[string]string `yaml:"clusterIDs"`
 	// CephUser is the CephX user (without client.) the Ceph Jobs run as: a
 	// Rook CephClient with caps on Pools only.
 	CephUser string `yaml:"cephUser"`
@@ -145,6 +157,25 @@ func (s *Settings) Tenant(namespace string) (TenantSetting, error) {
 
 // Allows says whether the tenant may move images of pool.
 func (t TenantSetting) Allows(pool string) bool { return slices.Contains(t.Pools, pool) }
+
+// Places are where the namespace's images live, as the hook's --pools takes
+// them: each pool, or pool/namespace with a RADOS namespace.
+func (t TenantSetting) Places() []string {
+	places := make([]string, len(t.Pools))
+	for i, pool := range t.Pools {
+		places[i] = rbd.Place(pool, t.RadosNamespace)
+	}
+	return places
+}
+
+// ClusterID is the ceph-csi clusterID of the namespace's images on site:
+// the RADOS namespace's own, or the site's.
+func (t TenantSetting) ClusterID(site SiteSettings) string {
+	if t.RadosNamespace != "" {
+		return t.ClusterIDs[site.Name]
+	}
+	return site.ClusterID
+}
 
 // NoSettingsError says that nothing renders without the platform's settings:
 // safe by default, since they decide what runs with Ceph credentials.
@@ -270,6 +301,7 @@ func (v *validator) settings(s *Settings) {
 				v.addf(fmt.Sprintf("%s.pools[%d]", at, j), "%q is not a valid Ceph pool name", pool)
 			}
 		}
+		v.radosNamespace(s, at, t)
 		v.cephCredential(at+".cephUser", at+".cephSecret", t.CephUser, &t.CephSecret)
 		t.Interval = v.rpo(at+".rpo", t.RPO)
 		if r := t.PeerReader; r != nil {
@@ -280,6 +312,36 @@ func (v *validator) settings(s *Settings) {
 			case r.Secret == t.CephSecret:
 				v.addf(at+".peerReader.secret", "is cephSecret's Secret and key (%s, key %s): the peer reader's key, made on the other site, needs a key of its own", r.Secret.Name, r.Secret.Key)
 			}
+		}
+	}
+}
+
+// radosNamespace checks a namespace's RADOS namespace and the clusterIDs
+// ceph-csi needs for it: one per site, and none without a RADOS namespace.
+func (v *validator) radosNamespace(s *Settings, at string, t *TenantSetting) {
+	if t.RadosNamespace == "" {
+		if len(t.ClusterIDs) > 0 {
+			v.addf(at+".clusterIDs", "is set without radosNamespace; a namespace without a RADOS namespace uses each site's clusterID: remove clusterIDs, or set radosNamespace")
+		}
+		return
+	}
+	if !ValidCephName(t.RadosNamespace) {
+		v.addf(at+".radosNamespace", "%s is not a valid RADOS namespace name (letters, digits, '.', '_' and '-')", quote(t.RadosNamespace))
+	}
+	for _, site := range s.Sites {
+		id, ok := t.ClusterIDs[site.Name]
+		switch {
+		case !ok:
+			v.addf(at+".clusterIDs", "has no clusterID for site %s; give ceph-csi's clusterID of %s on it (Rook: the CephBlockPoolRadosNamespace's status.info.clusterID)", site.Name, t.RadosNamespace)
+		case id == "" || strings.ContainsAny(id, " \t\n/"):
+			v.addf(at+".clusterIDs."+site.Name, "%s is not a ceph-csi clusterID", quote(id))
+		case id == site.ClusterID:
+			v.addf(at+".clusterIDs."+site.Name, "%s is the site's own clusterID, whose images are outside any RADOS namespace; give the clusterID of %s (Rook: the CephBlockPoolRadosNamespace's status.info.clusterID)", quote(id), t.RadosNamespace)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.ClusterIDs)) {
+		if _, ok := s.Site(name); !ok {
+			v.addf(at+".clusterIDs."+name, "%s is not a site of these settings (%s)", quote(name), strings.Join(s.siteNames(), ", "))
 		}
 	}
 }
@@ -304,27 +366,50 @@ func (v *validator) rpo(field, value string) time.Duration {
 	return 0
 }
 
-// sharedPools refuses a pool that two namespaces list, unless sharedPools
-// names it: each namespace's key (profile rbd pool=P) reaches every image
-// in the pool, so on one pool two teams control each other's images.
+// sharedPools refuses a pool that two namespaces list, unless each has a
+// RADOS namespace of its own in it, or sharedPools names the pool: a key
+// with 'profile rbd pool=P' reaches every image in the pool, one with
+// 'profile rbd pool=P namespace=N' only those in N.
 func (v *validator) sharedPools(s *Settings) {
 	for j, pool := range s.SharedPools {
 		if !ValidCephName(pool) {
 			v.addf(fmt.Sprintf("sharedPools[%d]", j), "%q is not a valid Ceph pool name", pool)
 		}
 	}
-	owner := map[string]int{}
+	owners := map[string][]int{}
 	for i, t := range s.Namespaces {
 		for j, pool := range t.Pools {
-			k, taken := owner[pool]
-			switch {
-			case !taken:
-				owner[pool] = i
-			case k != i && !slices.Contains(s.SharedPools, pool):
-				v.addf(fmt.Sprintf("namespaces[%d].pools[%d]", i, j), "%q is already a pool of namespaces[%d] (%s): a namespace's key (profile rbd pool=%s) reaches every image of the pool, so two teams on one pool could read, write, demote and delete each other's images; give this namespace a pool of its own, or list %[1]q under sharedPools to accept that (docs/security.md)", pool, k, s.Namespaces[k].Namespace, pool)
+			for _, k := range owners[pool] {
+				if k == i || slices.Contains(s.SharedPools, pool) {
+					continue
+				}
+				other := s.Namespaces[k]
+				field := fmt.Sprintf("namespaces[%d].pools[%d]", i, j)
+				switch {
+				case t.RadosNamespace == "" || other.RadosNamespace == "":
+					v.addf(field, "%q is also a pool of namespaces[%d] (%s), and %s: a key with 'profile rbd pool=%s' reaches every image of the pool, so the two teams could read, write, demote and delete each other's images; give each namespace a radosNamespace of its own in the pool (or a pool of its own), or list %[1]q under sharedPools to accept that (docs/security.md)", pool, k, other.Namespace, unnamespaced(t, other), pool)
+				case t.RadosNamespace == other.RadosNamespace:
+					v.addf(fmt.Sprintf("namespaces[%d].radosNamespace", i), "%q is also namespaces[%d]'s (%s) RADOS namespace in pool %s: the two teams would reach each other's images; give each its own", t.RadosNamespace, k, other.Namespace, pool)
+				default:
+					continue
+				}
+				break
 			}
+			owners[pool] = append(owners[pool], i)
 		}
 	}
+}
+
+// unnamespaced says which of two namespaces that share a pool has no RADOS
+// namespace.
+func unnamespaced(a, b TenantSetting) string {
+	switch {
+	case a.RadosNamespace == "" && b.RadosNamespace == "":
+		return "neither has a radosNamespace"
+	case a.RadosNamespace == "":
+		return "namespace " + a.Namespace + " has no radosNamespace"
+	}
+	return "namespace " + b.Namespace + " has no radosNamespace"
 }
 
 // sharedCredentials refuses a CephX user that two namespaces share: each
@@ -429,6 +514,9 @@ func (s *Settings) Grant(p *Policy, namespace string) (TenantSetting, error) {
 		if _, ok := s.Site(site.Name); !ok {
 			problems = append(problems, p.Problem(fmt.Sprintf("sites[%d].name", i), "%s is not a site of the platform's settings (%s); use one of those names", quote(site.Name), strings.Join(s.siteNames(), ", ")))
 		}
+	}
+	for i := range p.Volumes {
+		p.Volumes[i].Namespace = t.RadosNamespace
 	}
 	for i, vol := range p.Volumes {
 		if !t.Allows(vol.Pool) {

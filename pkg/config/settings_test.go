@@ -214,7 +214,7 @@ func TestSettingsMistakesBetweenTeamsAndSites(t *testing.T) {
 		{"both sites on the same monitors", `monitors: ["[2001:db8::1]:3300"]`, `monitors: [192.0.2.1:6789]`,
 			`settings.yaml:16: sites[1].monitors[0]: "192.0.2.1:6789" is also a monitor of sites[0]: each site is its own Ceph cluster`},
 		{"one pool for two namespaces", "    pools: [shoppool]\n", "    pools: [shoppool, replicapool]\n",
-			`settings.yaml:29: namespaces[1].pools[1]: "replicapool" is already a pool of namespaces[0] (web): a namespace's key (profile rbd pool=replicapool) reaches every image of the pool`},
+			`settings.yaml:29: namespaces[1].pools[1]: "replicapool" is also a pool of namespaces[0] (web), and neither has a radosNamespace: a key with 'profile rbd pool=replicapool' reaches every image of the pool`},
 		{"the Ceph operator's namespace as a tenant", "  - namespace: shop\n", "  - namespace: rook-ceph\n",
 			`settings.yaml:27: namespaces[1].namespace: "rook-ceph" is where sites[0] (site-a) keeps ceph-csi's node-stage Secret, the Ceph operator's namespace`},
 	}
@@ -346,6 +346,81 @@ namespaces:`
 		if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v\nwant one problem containing %s", c.new, err, c.want)
 		}
+	}
+}
+
+// withRadosNamespaces puts both teams of twoTeams in replicapool, each in a
+// RADOS namespace of its own.
+func withRadosNamespaces(t *testing.T) string {
+	t.Helper()
+	doc := twoTeams
+	for _, r := range [][2]string{
+		{"    pools: [replicapool]\n", "    pools: [replicapool]\n    radosNamespace: web\n    clusterIDs: {site-a: a-web, site-b: b-web}\n"},
+		{"    pools: [shoppool]\n", "    pools: [replicapool]\n    radosNamespace: shop\n    clusterIDs: {site-a: a-shop, site-b: b-shop}\n"},
+	} {
+		if !strings.Contains(doc, r[0]) {
+			t.Fatalf("%q is not in the document", r[0])
+		}
+		doc = strings.Replace(doc, r[0], r[1], 1)
+	}
+	return doc
+}
+
+// Two teams in one pool, each in its own RADOS namespace: accepted, and
+// each team's targets, places and clusterIDs are its namespace's.
+func TestSettingsRadosNamespaces(t *testing.T) {
+	doc := withRadosNamespaces(t)
+	s, err := config.ParseSettings([]byte(doc), "settings.yaml")
+	if err != nil {
+		t.Fatalf("two teams in their own RADOS namespaces of one pool: %v", err)
+	}
+	shop, err := s.Tenant("shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	siteB, _ := s.Site("site-b")
+	if got := shop.Places(); len(got) != 1 || got[0] != "replicapool/shop" || shop.ClusterID(siteB) != "b-shop" {
+		t.Errorf("shop: places %v, clusterID on site-b %q", got, shop.ClusterID(siteB))
+	}
+	p := &config.Policy{Volumes: []config.Volume{{Pool: "replicapool", Image: "db"}}}
+	if _, err := s.Grant(p, "shop"); err != nil || p.Volumes[0].Spec() != "replicapool/shop/db" {
+		t.Errorf("granted %s: %v", p.Volumes[0].Spec(), err)
+	}
+	web, _ := s.Tenant("web")
+	if web.ClusterID(siteB) != "b-web" {
+		t.Errorf("web's clusterID on site-b is %q", web.ClusterID(siteB))
+	}
+
+	cases := []struct{ name, old, new, want string }{
+		{"the same RADOS namespace for both", "radosNamespace: shop", "radosNamespace: web",
+			`namespaces[1].radosNamespace: "web" is also namespaces[0]'s (web) RADOS namespace in pool replicapool`},
+		{"one team without a RADOS namespace", "    radosNamespace: shop\n    clusterIDs: {site-a: a-shop, site-b: b-shop}\n", "",
+			`namespaces[1].pools[0]: "replicapool" is also a pool of namespaces[0] (web), and namespace shop has no radosNamespace`},
+		{"a site without its clusterID", "{site-a: a-shop, site-b: b-shop}", "{site-a: a-shop}",
+			`namespaces[1].clusterIDs: has no clusterID for site site-b`},
+		{"a clusterID for a site that is not one", "{site-a: a-shop, site-b: b-shop}", "{site-a: a-shop, site-b: b-shop, site-c: c}",
+			`namespaces[1].clusterIDs.site-c: "site-c" is not a site of these settings`},
+		{"the site's own clusterID", "site-b: b-shop}", "site-b: rook-ceph}",
+			`namespaces[1].clusterIDs.site-b: "rook-ceph" is the site's own clusterID, whose images are outside any RADOS namespace`},
+		{"a bad RADOS namespace name", "radosNamespace: shop", "radosNamespace: \"-rf\"",
+			`namespaces[1].radosNamespace: "-rf" is not a valid RADOS namespace name`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bad := strings.Replace(doc, c.old, c.new, 1)
+			if bad == doc {
+				t.Fatalf("%q is not in the document", c.old)
+			}
+			_, err := config.ParseSettings([]byte(bad), "settings.yaml")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v\nwant a problem containing %s", err, c.want)
+			}
+		})
+	}
+	// clusterIDs without a RADOS namespace say nothing, so they are refused.
+	stray := strings.Replace(twoTeams, "    pools: [shoppool]\n", "    pools: [shoppool]\n    clusterIDs: {site-a: x, site-b: y}\n", 1)
+	if _, err := config.ParseSettings([]byte(stray), "settings.yaml"); err == nil || !strings.Contains(err.Error(), "namespaces[1].clusterIDs: is set without radosNamespace") {
+		t.Errorf("clusterIDs without radosNamespace: %v", err)
 	}
 }
 

@@ -39,13 +39,13 @@ func (s *imageStep) scheduled(ctx context.Context) error {
 	}
 	scheds, err := s.schedules.get(ctx, s.c)
 	if errors.Is(err, rbd.ErrDenied) {
-		return fmt.Errorf("the Ceph user may not read the mirror snapshot schedules, so the promised recovery point cannot be checked: give it the cap mgr 'profile rbd pool=%s' (manifests/tenant's CephClient has it): %w", s.img.Pool, err)
+		return fmt.Errorf("the Ceph user may not read the mirror snapshot schedules, so the promised recovery point cannot be checked: give it the cap mgr 'profile rbd %s' (manifests/tenant's CephClient has it): %w", s.img.CapScope(), err)
 	}
 	if err != nil {
 		return fmt.Errorf("reading the mirror snapshot schedules: %w", err)
 	}
 	cov, ok, err := rbd.Covering(scheds, s.img)
-	fix := fmt.Sprintf("the platform team sets one on both sites: rbd mirror snapshot schedule add --pool %s %s (Rook: the CephBlockPool's spec.mirroring.snapshotSchedules; docs/operations.md#snapshot-schedules)", s.img.Pool, rbd.FormatInterval(s.o.RPO))
+	fix := fmt.Sprintf("the platform team sets one on both sites: rbd mirror snapshot schedule add %s %s (Rook: the CephBlockPool's or CephBlockPoolRadosNamespace's spec.mirroring.snapshotSchedules; docs/operations.md#snapshot-schedules)", s.img.ScheduleScope(), rbd.FormatInterval(s.o.RPO))
 	switch {
 	case err != nil:
 		return err

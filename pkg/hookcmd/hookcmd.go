@@ -90,8 +90,10 @@ type Request struct {
 	// split-brain), and demote, unless the peer's own snapshots say so, does
 	// not take the peer's lagging status claim to be primary as one.
 	ForcePromoted bool
-	// Pools are the pools the app's namespace may move (the platform's
-	// settings): a Ceph step refuses any target outside them before acting.
+	// Pools are where the app's namespace may move images (the platform's
+	// settings): pools, or pool/namespace for a RADOS namespace of a pool,
+	// which then reaches that namespace only. A Ceph step refuses any target
+	// outside them before acting.
 	Pools []string
 	// Ceph says how to reach the cluster and as whom. The Jobs give the
 	// namespace's Ceph user, its key file and the monitors; empty fields are
@@ -180,7 +182,7 @@ func FlagSet(step Step, r *Request) *pflag.FlagSet {
 		fs.StringVar(&r.Ceph.Keyring, "ceph-keyring", "", "keyring of that user (default: rbd's)")
 		fs.StringVar(&r.Ceph.KeyFile, flagCephKeyFile, "", "file holding only that user's key (as a Secret mounts it)")
 		fs.StringVar(&r.Ceph.MonHost, flagCephMonHost, "", "the monitors, host:port[,host:port...] (default: from ceph.conf)")
-		fs.StringSliceVar(&r.Pools, flagPools, nil, "the pools this app may move (required): any other target is refused before anything is done")
+		fs.StringSliceVar(&r.Pools, flagPools, nil, "where this app may move images (required): pools, or pool/namespace for a RADOS namespace; any other target is refused before anything is done")
 	}
 	if step.checksRPO() {
 		fs.DurationVar(&r.RPO, flagRPO, 0, "the recovery point promised to the app's namespace (the settings' rpo, e.g. 5m): prepare and promote refuse an image that no mirror snapshot schedule covers that often (0: not checked); rpo-check (required) fails when a copy is more than 3x older")
@@ -277,8 +279,8 @@ func (r Request) Validate() error {
 		return fmt.Errorf("hook %s: give --%s, the pools this app may move", r.Step, flagPools)
 	}
 	for _, img := range images {
-		if !slices.Contains(r.Pools, img.Pool) {
-			return fmt.Errorf("hook %s: %s is in pool %s, which this app may not move (--%s=%s); nothing was done", r.Step, img, img.Pool, flagPools, strings.Join(r.Pools, ","))
+		if !slices.Contains(r.Pools, img.Place()) {
+			return fmt.Errorf("hook %s: %s is in %s, which this app may not move (--%s=%s); nothing was done", r.Step, img, img.Place(), flagPools, strings.Join(r.Pools, ","))
 		}
 	}
 	return nil

@@ -7,12 +7,13 @@ import (
 )
 
 // PoolMirrorStatus is `rbd mirror pool status --verbose`: the status of every
-// mirrored image of the pool, by image name, in one call.
-func (c *Client) PoolMirrorStatus(ctx context.Context, pool string) (map[string]MirrorStatus, error) {
+// mirrored image of a pool, or of one RADOS namespace of it (place is pool or
+// pool/namespace, as Image.Place gives it), by image name, in one call.
+func (c *Client) PoolMirrorStatus(ctx context.Context, place string) (map[string]MirrorStatus, error) {
 	var out struct {
 		Images []MirrorStatus `json:"images"`
 	}
-	if err := c.runJSON(ctx, &out, "mirror", "pool", "status", "--verbose", pool); err != nil {
+	if err := c.runJSON(ctx, &out, "mirror", "pool", "status", "--verbose", place); err != nil {
 		return nil, err
 	}
 	markGoneSites(out.Images)
@@ -80,7 +81,7 @@ type poolRead struct {
 // call. An image the pool does not list (not mirrored, or gone) is asked on
 // its own, so its error is the one rbd gives for it.
 func (b *Batched) MirrorStatus(ctx context.Context, img Image) (MirrorStatus, error) {
-	r := b.join(img.Pool)
+	r := b.join(img.Place())
 	select {
 	case <-r.done:
 	case <-ctx.Done():
@@ -88,7 +89,7 @@ func (b *Batched) MirrorStatus(ctx context.Context, img Image) (MirrorStatus, er
 		return MirrorStatus{}, ctx.Err()
 	}
 	if r.err != nil {
-		return MirrorStatus{}, fmt.Errorf("reading the mirror status of pool %s: %w", img.Pool, r.err)
+		return MirrorStatus{}, fmt.Errorf("reading the mirror status of pool %s: %w", img.Place(), r.err)
 	}
 	if st, ok := r.byName[img.Name]; ok {
 		return st, nil

@@ -50,7 +50,11 @@ func (c *Client) HeaderMeta(ctx context.Context, img Image, key string) (string,
 	if c.Conn.binary() == "rbd" {
 		rados.Conn.Binary = "rados"
 	}
-	out, err := rados.run(ctx, 0, "--pool", img.Pool, "getomapval", "rbd_header."+info.ID, "metadata_"+key, "-")
+	args := []string{"--pool", img.Pool}
+	if img.Namespace != "" {
+		args = append(args, "--namespace", img.Namespace)
+	}
+	out, err := rados.run(ctx, 0, append(args, "getomapval", "rbd_header."+info.ID, "metadata_"+key, "-")...)
 	var e *CmdError
 	// rados says "No such key: ..." on stdout, exit 1 (Ceph 16.2).
 	if errors.As(err, &e) && e.ExitCode == 1 && strings.Contains(string(out)+e.Stderr, "No such key") {

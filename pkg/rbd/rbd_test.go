@@ -304,11 +304,27 @@ func TestConnWithoutCephConf(t *testing.T) {
 	}
 }
 
+func TestImagePlaces(t *testing.T) {
+	in := rbd.Image{Pool: "replicapool", Namespace: "shop", Name: "db"}
+	out := rbd.Image{Pool: "replicapool", Name: "db"}
+	if in.String() != "replicapool/shop/db" || in.Place() != "replicapool/shop" || out.Place() != "replicapool" {
+		t.Errorf("%s in %s, %s in %s", in, in.Place(), out, out.Place())
+	}
+	for place, ok := range map[string]bool{"replicapool": true, "replicapool/shop": true, "replicapool/": false, "/shop": false, "a/b/c": false, "-x": false} {
+		pool, ns, err := rbd.ParsePlace(place)
+		if (err == nil) != ok || (ok && rbd.Place(pool, ns) != place) {
+			t.Errorf("%q: %q %q %v", place, pool, ns, err)
+		}
+	}
+}
+
 func TestNames(t *testing.T) {
 	for spec, ok := range map[string]bool{
 		"replicapool/csi-vol-1": true, "p.1/i_2": true, "a/" + strings.Repeat("x", 128): true,
 		"a/" + strings.Repeat("x", 129): false, "-rf/img": false, "pool/-img": false, "pool/img@snap": false,
-		"poolimg": false, "pool/a/b": false, "/img": false, "pool/": false, "": false, "pool/.img": false,
+		"poolimg": false, "pool/a/b/c": false, "/img": false, "pool/": false, "": false, "pool/.img": false,
+		// a RADOS namespace between pool and image
+		"replicapool/shop/csi-vol-1": true, "pool//img": false, "pool/-ns/img": false, "pool/ns/": false,
 	} {
 		img, err := rbd.ParseImage(spec)
 		if (err == nil) != ok {
@@ -317,7 +333,7 @@ func TestNames(t *testing.T) {
 		if ok && img.String() != spec {
 			t.Errorf("%q reads back as %q", spec, img)
 		}
-		if !ok && (err == nil || !strings.Contains(err.Error(), "is not pool/image with valid Ceph names")) {
+		if !ok && (err == nil || !strings.Contains(err.Error(), "is not pool/image or pool/namespace/image with valid Ceph names")) {
 			t.Errorf("%q: %v", spec, err)
 		}
 	}

@@ -41,15 +41,18 @@ type Coverage struct {
 }
 
 // Covering finds the schedule Ceph runs for img: the most specific level
-// that names it (image, then pool; a pool's RADOS namespaces are not used
-// here), then every pool. ok is false when none does, and then the image
+// that names it (image, then its RADOS namespace, then pool), then every
+// pool. ok is false when none does, and then the image
 // gets a mirror snapshot only when someone takes one.
 func Covering(scheds []Schedule, img Image) (Coverage, bool, error) {
 	levels := []struct {
 		match func(Schedule) bool
 		name  string
 	}{
-		{func(s Schedule) bool { return s.Pool == img.Pool && s.Namespace == "" && s.Image == img.Name }, "image " + img.String()},
+		{func(s Schedule) bool { return s.Pool == img.Pool && s.Namespace == img.Namespace && s.Image == img.Name }, "image " + img.String()},
+		{func(s Schedule) bool {
+			return img.Namespace != "" && s.Pool == img.Pool && s.Namespace == img.Namespace && s.Image == wildcard
+		}, "namespace " + img.Place()},
 		{func(s Schedule) bool { return s.Pool == img.Pool && s.Namespace == wildcard && s.Image == wildcard }, "pool " + img.Pool},
 		{func(s Schedule) bool { return s.Pool == wildcard && s.Image == wildcard }, "every pool"},
 	}
@@ -125,10 +128,19 @@ func (s ScheduledSnapshot) When(loc *time.Location) (time.Time, bool) {
 	return t, err == nil
 }
 
-// ScheduleStatus is `rbd mirror snapshot schedule status --pool POOL`.
-func (c *Client) ScheduleStatus(ctx context.Context, pool string) ([]ScheduledSnapshot, error) {
+// ScheduleStatus is `rbd mirror snapshot schedule status` of a place (pool,
+// or pool/namespace as Image.Place gives it).
+func (c *Client) ScheduleStatus(ctx context.Context, place string) ([]ScheduledSnapshot, error) {
+	pool, namespace, err := ParsePlace(place)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"mirror", "snapshot", "schedule", "status", "--pool", pool}
+	if namespace != "" {
+		args = append(args, "--namespace", namespace)
+	}
 	var s []ScheduledSnapshot
-	return s, c.runJSON(ctx, &s, "mirror", "snapshot", "schedule", "status", "--pool", pool)
+	return s, c.runJSON(ctx, &s, args...)
 }
 
 // NextScheduled finds img's entry in a schedule status.

@@ -86,7 +86,7 @@ func cephRequest(pl *placement) hookcmd.Request {
 		images[i] = v.Spec()
 	}
 	return hookcmd.Request{
-		Timeout: p.Hooks.StepTimeout, Parallelism: p.Hooks.Parallelism, Targets: images, Pools: pl.tenant.Pools,
+		Timeout: p.Hooks.StepTimeout, Parallelism: p.Hooks.Parallelism, Targets: images, Pools: pl.tenant.Places(),
 		Ceph: rbd.Conn{ID: pl.tenant.CephUser, KeyFile: cephKey.file(), MonHost: strings.Join(pl.ceph.Monitors, ",")},
 	}
 }

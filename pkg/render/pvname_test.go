@@ -17,8 +17,8 @@ func pvSpec(t *testing.T, name string) string {
 	t.Helper()
 	labels := strings.Split(name, ".")
 	switch {
-	case labels[0] == "rbd" && len(labels) == 3:
-		return labels[1] + "/" + labels[2]
+	case labels[0] == "rbd" && (len(labels) == 3 || len(labels) == 4):
+		return strings.Join(labels[1:], "/")
 	case labels[0] == "rbd-b32":
 		b, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(strings.Join(labels[1:], "")))
 		if err != nil {
@@ -50,7 +50,12 @@ func TestPVNamesNeverCollide(t *testing.T) {
 	seen := map[string]string{}
 	for range 20000 {
 		vol := config.Volume{Pool: random(r), Image: random(r)}
-		if !config.ValidCephName(vol.Pool) || !config.ValidCephName(vol.Image) {
+		if r.IntN(2) == 0 { // half of them in a RADOS namespace
+			ns := random(r)
+			vol.Namespace = ns[:min(len(ns), 10)] // three long names overflow a PV name
+
+		}
+		if !config.ValidCephName(vol.Pool) || !config.ValidCephName(vol.Image) || (vol.Namespace != "" && !config.ValidCephName(vol.Namespace)) {
 			continue
 		}
 		name, err := pvName(vol)
@@ -67,6 +72,15 @@ func TestPVNamesNeverCollide(t *testing.T) {
 			t.Fatalf("%s and %s share the PV name %s", other, vol.Spec(), name)
 		}
 		seen[name] = vol.Spec()
+	}
+	// The same pool and image in two RADOS namespaces, and outside any.
+	names := map[string]bool{}
+	for _, ns := range []string{"", "teama", "teamb"} {
+		n, _ := pvName(config.Volume{Pool: "replicapool", Namespace: ns, Image: "db"})
+		names[n] = true
+	}
+	if len(names) != 3 {
+		t.Errorf("replicapool/db in two RADOS namespaces and outside them share PV names: %v", names)
 	}
 	long := config.Volume{Pool: strings.Repeat("P", 128), Image: strings.Repeat("I", 128)}
 	if _, err := pvName(long); err == nil || !strings.Contains(err.Error(), "cannot name its PersistentVolume within 253 characters") {

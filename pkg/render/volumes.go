@@ -213,14 +213,19 @@ func stringAt(res *kresource.Resource, path ...string) string {
 	return yaml.GetValue(node)
 }
 
-// pvName is the static PV's name, one per pool/image and never the same for
-// two (a PV is cluster-wide): rbd.<pool>.<image> when both are DNS labels (a
-// label holds no dot, so the name splits back into one pool and one image);
-// otherwise rbd-b32. followed by the base32 of pool/image in labels of at most
-// 63, a form the first can never take.
+// pvName is the static PV's name, one per image and never the same for two
+// (a PV is cluster-wide): rbd.<pool>.<image>, or rbd.<pool>.<namespace>.<image>
+// in a RADOS namespace, when all are DNS labels (a label holds no dot, so the
+// name splits back into its parts, three or four); otherwise rbd-b32.
+// followed by the base32 of the target in labels of at most 63, a form the
+// first can never take.
 func pvName(vol config.Volume) (string, error) {
-	if len(validation.IsDNS1123Label(vol.Pool)) == 0 && len(validation.IsDNS1123Label(vol.Image)) == 0 {
-		return "rbd." + vol.Pool + "." + vol.Image, nil
+	parts := []string{"rbd", vol.Pool, vol.Namespace, vol.Image}
+	if vol.Namespace == "" {
+		parts = []string{"rbd", vol.Pool, vol.Image}
+	}
+	if !slices.ContainsFunc(parts, func(p string) bool { return len(validation.IsDNS1123Label(p)) > 0 }) {
+		return strings.Join(parts, "."), nil
 	}
 	enc := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString([]byte(vol.Spec())))
 	labels := []string{"rbd-b32"}
@@ -241,7 +246,7 @@ func staticPV(pl *placement, vol config.Volume, name string, c claim) *persisten
 		Driver:       site.CSIDriver,
 		VolumeHandle: vol.Image,
 		VolumeAttributes: map[string]string{
-			"clusterID":     site.ClusterID,
+			"clusterID":     pl.tenant.ClusterID(site),
 			"pool":          vol.Pool,
 			"staticVolume":  "true",
 			"imageFeatures": vol.ImageFeatures,

@@ -152,7 +152,7 @@ func Assess(o Observed, rpo time.Duration, now time.Time) Image {
 	case err != nil:
 		return set(Broken, "%v", err)
 	case primary && !covered:
-		return set(Unscheduled, "no mirror snapshot schedule covers it on this site: its copy moves only when someone takes a mirror snapshot (rbd mirror snapshot schedule add --pool %s %s)", o.Image.Pool, rbd.FormatInterval(rpo))
+		return set(Unscheduled, "no mirror snapshot schedule covers it on this site: its copy moves only when someone takes a mirror snapshot (rbd mirror snapshot schedule add %s %s)", o.Image.ScheduleScope(), rbd.FormatInterval(rpo))
 	case primary && cov.Interval > rpo:
 		return set(Unscheduled, "its schedule (every %s, %s) is longer than the promised %s", rbd.FormatInterval(cov.Interval), cov.Level, rbd.FormatInterval(rpo))
 	}
@@ -197,7 +197,7 @@ type Reader interface {
 	MirrorStatus(ctx context.Context, img rbd.Image) (rbd.MirrorStatus, error)
 	Snapshots(ctx context.Context, img rbd.Image) ([]rbd.Snapshot, error)
 	Schedules(ctx context.Context) ([]rbd.Schedule, error)
-	ScheduleStatus(ctx context.Context, pool string) ([]rbd.ScheduledSnapshot, error)
+	ScheduleStatus(ctx context.Context, place string) ([]rbd.ScheduledSnapshot, error)
 }
 
 // Read observes the images on one site. It fails as a whole only when the
@@ -215,12 +215,12 @@ func Read(ctx context.Context, c Reader, site, user string, images []rbd.Image) 
 	out := make([]Observed, len(images))
 	for i, img := range images {
 		o := Observed{Site: site, Image: img, Schedules: scheds}
-		if _, read := next[img.Pool]; !read {
+		if _, read := next[img.Place()]; !read {
 			// Only a hint (when the next snapshot is due): a failed read
 			// leaves it out.
-			next[img.Pool], _ = c.ScheduleStatus(ctx, img.Pool)
+			next[img.Place()], _ = c.ScheduleStatus(ctx, img.Place())
 		}
-		o.Next = next[img.Pool]
+		o.Next = next[img.Place()]
 		if o.Info, o.Err = c.Info(ctx, img); o.Err == nil {
 			if o.Status, o.Err = c.MirrorStatus(ctx, img); o.Err == nil {
 				o.Snaps, o.Err = c.Snapshots(ctx, img)
