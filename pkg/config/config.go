@@ -106,7 +106,9 @@ type Volume struct {
 func (v Volume) Spec() string { return v.Target().String() }
 
 // Target is the image the volume names.
-func (v Volume) Target() rbd.Image { return rbd.Image{Pool: v.Pool, Namespace: v.Namespace, Name: v.Image} }
+func (v Volume) Target() rbd.Image {
+	return rbd.Image{Pool: v.Pool, Namespace: v.Namespace, Name: v.Image}
+}
 
 // Unprotected is a claim the app mounts that is not mirrored on purpose (a
 // cache that is rebuilt on start): declared, so it is never left out by

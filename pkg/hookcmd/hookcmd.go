@@ -280,7 +280,11 @@ func (r Request) Validate() error {
 	}
 	for _, img := range images {
 		if !slices.Contains(r.Pools, img.Place()) {
-			return fmt.Errorf("hook %s: %s is in %s, which this app may not move (--%s=%s); nothing was done", r.Step, img, img.Place(), flagPools, strings.Join(r.Pools, ","))
+			where := "pool " + img.Pool
+			if img.Namespace != "" {
+				where = "RADOS namespace " + img.Place()
+			}
+			return fmt.Errorf("hook %s: %s is in %s, which this app may not move (--%s=%s); nothing was done", r.Step, img, where, flagPools, strings.Join(r.Pools, ","))
 		}
 	}
 	return nil

@@ -49,7 +49,9 @@ func Covering(scheds []Schedule, img Image) (Coverage, bool, error) {
 		match func(Schedule) bool
 		name  string
 	}{
-		{func(s Schedule) bool { return s.Pool == img.Pool && s.Namespace == img.Namespace && s.Image == img.Name }, "image " + img.String()},
+		{func(s Schedule) bool {
+			return s.Pool == img.Pool && s.Namespace == img.Namespace && s.Image == img.Name
+		}, "image " + img.String()},
 		{func(s Schedule) bool {
 			return img.Namespace != "" && s.Pool == img.Pool && s.Namespace == img.Namespace && s.Image == wildcard
 		}, "namespace " + img.Place()},
