@@ -182,3 +182,13 @@ func Version() (string, error) {
 	}
 	return string(m[1]), nil
 }
+
+// Namespaces adds RADOS namespaces (pool/namespace) to lab pools on both
+// sites, mirrored per image as their pools are (`hack/ceph-lab namespace`).
+func (l *Lab) Namespaces(specs ...string) error {
+	if len(specs) == 0 {
+		return nil
+	}
+	_, err := l.Run(append([]string{"namespace"}, specs...)...)
+	return err
+}

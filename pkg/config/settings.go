@@ -168,6 +168,30 @@ func (t TenantSetting) Places() []string {
 	return places
 }
 
+// UserCaps are the CephX caps of the namespace's writing user (cephUser),
+// the smallest with which every step runs: rbd on its pools, confined to
+// its RADOS namespace if it has one, and the mgr's rbd profile on the same
+// for the mirror snapshot schedules. manifests/tenant's CephClient gives
+// the same.
+func (t TenantSetting) UserCaps() map[string]string {
+	return map[string]string{"mon": "profile rbd", "osd": t.grants("profile rbd"), "mgr": t.grants("profile rbd")}
+}
+
+// ReaderCaps are the caps of the namespace's peer reader: read-only, on
+// the same places as UserCaps.
+func (t TenantSetting) ReaderCaps() map[string]string {
+	return map[string]string{"mon": "profile rbd", "osd": t.grants("profile rbd-read-only")}
+}
+
+// grants is profile on each of the namespace's places, as a cap says it.
+func (t TenantSetting) grants(profile string) string {
+	grants := make([]string, len(t.Pools))
+	for i, pool := range t.Pools {
+		grants[i] = profile + " " + rbd.Image{Pool: pool, Namespace: t.RadosNamespace}.CapScope()
+	}
+	return strings.Join(grants, ", ")
+}
+
 // ClusterID is the ceph-csi clusterID of the namespace's images on site:
 // the RADOS namespace's own, or the site's.
 func (t TenantSetting) ClusterID(site SiteSettings) string {

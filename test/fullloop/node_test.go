@@ -34,15 +34,21 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	l.startLab(t)
 	t.Logf("Ceph lab up in %.1fs (%s)", time.Since(begin).Seconds(), l.lab.Dir)
 	tenants := l.tenants(t)
-	var pools []string
+	var pools, namespaces []string
 	for _, ten := range tenants {
 		for _, p := range ten.Pools {
 			if p != "replicapool" && !slices.Contains(pools, p) {
 				pools = append(pools, p)
 			}
+			if ten.RadosNamespace != "" {
+				namespaces = append(namespaces, p+"/"+ten.RadosNamespace)
+			}
 		}
 	}
 	if err := l.lab.Pools(pools...); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.lab.Namespaces(namespaces...); err != nil {
 		t.Fatal(err)
 	}
 	l.createImages(ctx, t, l.rendered())

@@ -4,7 +4,6 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -75,15 +74,6 @@ func (l *loop) tenants(t *testing.T) []*tenant {
 	return out
 }
 
-// poolCaps grants profile on each of pools, as a CephX cap: "profile rbd pool=a, profile rbd pool=b".
-func poolCaps(profile string, pools []string) string {
-	grants := make([]string, len(pools))
-	for i, p := range pools {
-		grants[i] = profile + " pool=" + p
-	}
-	return strings.Join(grants, ", ")
-}
-
 // cephClients are the caps of every CephX user the settings name for the
 // tenants, by user: the team's user may run every step on its pools (mgr
 // for the mirror snapshot schedules), the peer reader may only read them.
@@ -93,13 +83,9 @@ func (l *loop) cephClients(t *testing.T, tenants []*tenant) map[string]map[strin
 	t.Helper()
 	out := map[string]map[string]string{}
 	for _, ten := range tenants {
-		out[ten.CephUser] = map[string]string{
-			"mon": "profile rbd",
-			"osd": poolCaps("profile rbd", ten.Pools),
-			"mgr": poolCaps("profile rbd", ten.Pools),
-		}
+		out[ten.CephUser] = ten.UserCaps()
 		if p := ten.PeerReader; p != nil {
-			out[p.User] = map[string]string{"mon": "profile rbd", "osd": poolCaps("profile rbd-read-only", ten.Pools)}
+			out[p.User] = ten.ReaderCaps()
 		}
 	}
 	for _, o := range l.kustomizeBuild(t, "manifests/tenant") {
