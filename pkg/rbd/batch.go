@@ -34,13 +34,13 @@ func markGoneSites(images []MirrorStatus) {
 	gone, up := map[string]bool{}, map[string]bool{}
 	for _, st := range images {
 		for _, p := range st.PeerSites {
-			gone[p.SiteName] = gone[p.SiteName] || p.Gone()
-			up[p.SiteName] = up[p.SiteName] || p.Known()
+			gone[p.peerKey()] = gone[p.peerKey()] || p.Gone()
+			up[p.peerKey()] = up[p.peerKey()] || p.Known()
 		}
 	}
 	for _, st := range images {
 		for i, p := range st.PeerSites {
-			st.PeerSites[i].SiteGone = gone[p.SiteName] && !up[p.SiteName]
+			st.PeerSites[i].SiteGone = gone[p.peerKey()] && !up[p.peerKey()]
 		}
 	}
 }

@@ -267,6 +267,12 @@ func TestPoolMirrorStatusMarksGoneSites(t *testing.T) {
 		{"every record of site-a down+", []string{gone, notFound, otherSite}, map[string]bool{"a": true, "b": true, "c": false}},
 		{"one record of site-a still up", []string{gone, notFound, entry("d", "site-a", "up+replaying", "replaying")}, map[string]bool{"a": false, "b": false, "d": false}},
 		{"no real record of site-a", []string{notFound, otherSite}, map[string]bool{"b": false, "c": false}},
+		// Peers without site names, told apart by their mirror uuids (20.2's
+		// mirror_uuid, 16.2's mirror_uuids): one gone, the other up.
+		{"unnamed peers", []string{
+			`{"name":"e","state":"up+replaying","description":"x","peer_sites":[{"site_name":"","mirror_uuid":"u1","state":"down+stopped","description":"local image is primary"}]}`,
+			`{"name":"f","state":"up+replaying","description":"x","peer_sites":[{"site_name":"","mirror_uuids":"u2","state":"up+stopped","description":"local image is primary"}]}`,
+		}, map[string]bool{"e": true, "f": false}},
 	} {
 		client := &Client{Runner: poolJSON(`{"images":[` + strings.Join(tc.entries, ",") + `]}`)}
 		got, err := client.PoolMirrorStatus(context.Background(), "replicapool")

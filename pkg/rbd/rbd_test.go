@@ -618,3 +618,22 @@ func TestTimeoutNamesTheDeadlineThatCame(t *testing.T) {
 		cancel()
 	}
 }
+
+// The peer's mirror uuid is mirror_uuids up to Reef and mirror_uuid from
+// Tentacle (both as the lab printed them); either is read, and peers with
+// no site name are still told apart by it.
+func TestPeerMirrorUUIDOfEveryRelease(t *testing.T) {
+	for release, doc := range map[string]string{
+		"16.2.15": `{"site_name":"site-b","mirror_uuids":"a5727690-3138-459b-95cb-42164c1a7ffd","state":"up+replaying","description":"replaying"}`,
+		"20.2.4":  `{"site_name":"site-b","mirror_uuid":"a5727690-3138-459b-95cb-42164c1a7ffd","state":"up+replaying","description":"replaying"}`,
+	} {
+		var p rbd.PeerSite
+		if err := json.Unmarshal([]byte(doc), &p); err != nil || p.MirrorUUID != "a5727690-3138-459b-95cb-42164c1a7ffd" || p.SiteName != "site-b" || !p.Known() {
+			t.Errorf("%s: %+v %v", release, p, err)
+		}
+	}
+	var p rbd.PeerSite
+	if err := json.Unmarshal([]byte(`{"site_name":"x","mirror_uuid":"new","mirror_uuids":"old"}`), &p); err != nil || p.MirrorUUID != "new" {
+		t.Errorf("both keys: %+v %v", p, err)
+	}
+}

@@ -36,13 +36,44 @@ type MirrorStatus struct {
 
 // PeerSite is one peer's status of the image.
 type PeerSite struct {
-	SiteName    string `json:"site_name"`
+	SiteName string `json:"site_name"`
+	// MirrorUUID identifies the peer's rbd-mirror instance: Ceph prints it
+	// as mirror_uuids up to Reef (18.2) and as mirror_uuid from Tentacle
+	// (20.2); UnmarshalJSON reads either.
+	MirrorUUID  string `json:"mirror_uuid"`
 	State       string `json:"state"`
 	Description string `json:"description"`
 	// SiteGone is set by a pool-wide read (PoolMirrorStatus): every record
 	// this site keeps in the pool is down+, so its rbd-mirror is gone for
 	// this image too, whatever this image's own entry says.
 	SiteGone bool `json:"-"`
+}
+
+// UnmarshalJSON reads a peer entry of any Ceph release: the key of the
+// peer's mirror uuid changed from mirror_uuids to mirror_uuid in Tentacle.
+func (p *PeerSite) UnmarshalJSON(b []byte) error {
+	type plain PeerSite
+	var v struct {
+		plain
+		OldMirrorUUID string `json:"mirror_uuids"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = PeerSite(v.plain)
+	if p.MirrorUUID == "" {
+		p.MirrorUUID = v.OldMirrorUUID
+	}
+	return nil
+}
+
+// peerKey tells peers apart: by mirror uuid, or by site name where Ceph
+// printed none.
+func (p PeerSite) peerKey() string {
+	if p.MirrorUUID != "" {
+		return p.MirrorUUID
+	}
+	return p.SiteName
 }
 
 // The descriptions rbd-mirror writes that decisions rest on (as Ceph's own
