@@ -43,10 +43,25 @@ e2e-cmpserver: tools ## Argo CD's own cmp-server (v2 and v3) against the built b
 	$(GO) test -count=1 ./test/cmpserver ./test/walkthrough
 	cd test/cmpserver/v3 && $(GO) test -count=1 .
 
-e2e-ceph: tools ## the two-site Ceph lab: every scenario with the real hook binary (root)
-	@mkdir -p bin; rc=0; RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v ./test/ceph > bin/e2e-ceph.log 2>&1 || rc=$$?; \
-	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|floor-ratio|rpo-check-|  [0-9]+ )' bin/e2e-ceph.log; \
-	if [ $$rc -ne 0 ]; then hack/failed-tests.sh bin/e2e-ceph.log 150; echo "----- the log's end -----"; tail -40 bin/e2e-ceph.log; fi; exit $$rc
+# The Ceph releases of the lab, as Debian suites (hack/ceph-root): sid holds
+# 20.2 (Tentacle), trixie 18.2 (Reef), bookworm the host's 16.2 (Pacific).
+# CEPH_FULL runs every scenario; CEPH_CORE_SUITES run CEPH_CORE: planned
+# relocation, forced failover and failback, twenty images (the floor ratios)
+# and team isolation, in CEPH_CORE_ROUNDS rounds of measure.
+CEPH_FULL        ?= sid
+CEPH_CORE_SUITES ?= trixie bookworm
+CEPH_CORE        ?= TestScenarios/(2_|4_|8_|9_)
+CEPH_CORE_ROUNDS ?= 3
+
+e2e-ceph: tools ## the two-site Ceph lab on each Ceph release: the scenarios with the real hook binary (root)
+	@mkdir -p bin; failed=; for suite in $(CEPH_FULL) $(CEPH_CORE_SUITES); do \
+	  run=TestScenarios; rounds=3; if [ "$$suite" != "$(CEPH_FULL)" ]; then run='$(CEPH_CORE)'; rounds=$(CEPH_CORE_ROUNDS); fi; \
+	  echo "== Ceph of Debian $$suite: -run $$run"; log=bin/e2e-ceph-$$suite.log; rc=0; t0=$$(date +%s); \
+	  RBD_DR_CEPH_SUITE=$$suite RBD_DR_CEPH_ROUNDS=$$rounds RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v -run "$$run" ./test/ceph > $$log 2>&1 || rc=$$?; \
+	  grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|ceph-version|tenant-isolation|floor-ratio|rpo-check-|  [0-9]+ )' $$log; \
+	  echo "== Ceph of Debian $$suite: exit $$rc in $$(( $$(date +%s) - t0 )) s"; \
+	  if [ $$rc -ne 0 ]; then failed="$$failed $$suite"; hack/failed-tests.sh $$log 150; echo "----- the log's end -----"; tail -40 $$log; fi; \
+	done; if [ -n "$$failed" ]; then echo "e2e-ceph failed on:$$failed"; exit 1; fi
 
 e2e-fullloop: tools ## the whole loop: git, Argo CD, three real API servers, node agents, hook Jobs, Ceph (root; builds kube/Argo CD once)
 	@mkdir -p bin; rc=0; RBD_DR_E2E_FULLLOOP=1 $(GO) test -count=1 -timeout 85m -v -run TestFullLoop ./test/fullloop > bin/e2e-fullloop.log 2>&1 || rc=$$?; \
@@ -61,8 +76,11 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-record: ## re-record the rbd outputs the unit tests replay (pkg/rbd/testdata/lab), on a fresh Ceph lab (root)
-	RBD_DR_E2E_CEPH=1 RBD_DR_RECORD=$(CURDIR)/pkg/rbd/testdata/lab $(GO) test -count=1 -timeout 30m -v -run TestRecord ./test/ceph
+RECORD_SUITES ?= $(CEPH_FULL) $(CEPH_CORE_SUITES)
+
+record: ## re-record the rbd outputs the unit tests replay (pkg/rbd/testdata/lab-<x.y>), on a fresh Ceph lab per release (root)
+	@for suite in $(RECORD_SUITES); do echo "== record on Ceph of Debian $$suite"; \
+	  RBD_DR_CEPH_SUITE=$$suite RBD_DR_E2E_CEPH=1 RBD_DR_RECORD=$(CURDIR)/pkg/rbd/testdata $(GO) test -count=1 -timeout 30m -v -run TestRecord ./test/ceph || exit 1; done
 
 # -count=1: gremlins times each mutant against its first, covered test run;
 # a cached run would make that baseline a few ms and time every mutant out.

@@ -17,12 +17,37 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
-// Lab is where the recordings of the two-site lab live, from the module root.
-const Lab = "pkg/rbd/testdata/lab"
+// Testdata holds the recordings of the two-site lab, one folder per Ceph
+// release (ReleaseDir), from the module root.
+const Testdata = "pkg/rbd/testdata"
+
+// Lab is the recordings of Ceph 16.2, which the failover tests replay by
+// name, from the module root.
+const Lab = Testdata + "/lab-16.2"
 
 // Dir is Lab from the directory of a test's package (two levels below the
 // module root, as pkg/rbd and pkg/failover are).
 var Dir = filepath.Join("..", "..", Lab)
+
+// ReleaseDir is the folder of a release's recordings: lab-<x.y> for Ceph
+// x.y.z.
+func ReleaseDir(version string) string {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return "lab-" + version
+	}
+	return "lab-" + parts[0] + "." + parts[1]
+}
+
+// Releases are the recorded releases' folders under testdata, by name.
+func Releases(t testing.TB, testdata string) []string {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(testdata, "lab-*"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no recordings under %s (make record): %v", testdata, err)
+	}
+	return dirs
+}
 
 // Load reads recording name from dir.
 func Load(t testing.TB, dir, name string) rbd.Output {

@@ -275,7 +275,7 @@ func copied(id, primaryID uint64, state string, complete bool, object uint64) rb
 
 func list(s ...rbd.Snapshot) []rbd.Snapshot { return s }
 
-// lab replays recordings of the two-site lab (pkg/rbd/testdata/lab) through
+// lab replays recordings of the two-site lab (pkg/rbd/testdata/lab-16.2) through
 // the real rbd.Client, so the outcomes are classified from Ceph's own text.
 func lab(t *testing.T, queues map[string][]string) *rbdtest.Replay {
 	// Recording the promotion time prints nothing and succeeds; none was

@@ -148,7 +148,7 @@ func (s *imageStep) promote(ctx context.Context) error {
 		case newest.Copy() && newest.Demoted() && !newest.Namespace.Complete:
 			// Ceph promotes a partial copy of the demote snapshot without
 			// --force (the lab: exit 0 at object 23 of 256, rbd-mirror
-			// killed; pkg/rbd/testdata/lab s5x_*): the image would then miss
+			// killed; pkg/rbd/testdata/lab-16.2 s5x_*): the image would then miss
 			// the peer's last writes. Wait for the whole copy.
 			last = fmt.Errorf("the copy of the peer's demote snapshot here is not complete (object %d)", newest.Namespace.LastCopiedObjectNumber)
 			if watch.arriving(s.snaps, o) {

@@ -17,19 +17,21 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
-// TestRecord is the suite's record mode: with RBD_DR_RECORD=DIR (make
+// TestRecord is the suite's record mode: with RBD_DR_RECORD=TESTDATA (make
 // record) it walks one image through a planned relocation, a demotion whose
 // copy is cut by an rbd-mirror restart, a forced failover and the return of
 // the lost site, on the fresh lab TestMain brought up, and keeps what rbd
-// printed at each stage in DIR (pkg/rbd/testdata/lab) with a README.md
+// printed at each stage in DIR, TESTDATA/lab-<x.y> for the Ceph release
+// x.y the lab runs (pkg/rbd/testdata/lab-16.2 and so on), with a README.md
 // listing them: the recordings the unit tests replay through
 // internal/rbdtest. It writes DIR.new and replaces DIR only when the whole
 // run succeeded. TestScenarios skips in this mode, so the lab is fresh.
 func TestRecord(t *testing.T) {
-	out := os.Getenv("RBD_DR_RECORD")
-	if out == "" || os.Getenv("RBD_DR_E2E_CEPH") != "1" {
-		t.Skip("set RBD_DR_RECORD=DIR and RBD_DR_E2E_CEPH=1 (make record)")
+	testdata := os.Getenv("RBD_DR_RECORD")
+	if testdata == "" || os.Getenv("RBD_DR_E2E_CEPH") != "1" {
+		t.Skip("set RBD_DR_RECORD=TESTDATA and RBD_DR_E2E_CEPH=1 (make record)")
 	}
+	out := filepath.Join(testdata, rbdtest.ReleaseDir(cephVersion))
 	r := &recorder{t: t, dir: out + ".new", img: pool + "/img1"}
 	if err := os.RemoveAll(r.dir); err != nil {
 		t.Fatal(err)
@@ -391,8 +393,8 @@ func (r *recorder) readme() string {
 			osName = string(m[1])
 		}
 	}
-	ver, _ := exec.Command("dpkg-query", "-W", "-f=ceph ${Version}", "ceph-common").Output()
-	fmt.Fprintf(&s, readmeHead, osName, ver, time.Now().UTC().Format("2006-01-02"))
+	ver, _ := exec.Command("ceph", "--version").Output() // the release's own, root or host
+	fmt.Fprintf(&s, readmeHead, osName, strings.TrimSpace(string(ver)), time.Now().UTC().Format("2006-01-02"))
 	for _, row := range r.stages {
 		fmt.Fprintf(&s, "| %s |\n", strings.Join(row, " | "))
 	}
