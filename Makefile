@@ -47,10 +47,11 @@ e2e-cmpserver: tools ## Argo CD's own cmp-server (v2 and v3) against the built b
 # 20.2 (Tentacle), trixie 18.2 (Reef), bookworm the host's 16.2 (Pacific).
 # CEPH_FULL runs every scenario; CEPH_CORE_SUITES run CEPH_CORE: planned
 # relocation, forced failover and failback, twenty images (the floor ratios)
-# and team isolation, in CEPH_CORE_ROUNDS rounds of measure.
+# team isolation and the mon caps each step needs, in CEPH_CORE_ROUNDS rounds
+# of measure.
 CEPH_FULL        ?= sid
 CEPH_CORE_SUITES ?= trixie bookworm
-CEPH_CORE        ?= TestScenarios/(2_|4_|8_|9_)
+CEPH_CORE        ?= TestScenarios/(2_|4_|8_|9_|11_)
 CEPH_CORE_ROUNDS ?= 3
 
 e2e-ceph: tools ## the two-site Ceph lab on each Ceph release: the scenarios with the real hook binary (root)

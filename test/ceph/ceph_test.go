@@ -511,6 +511,7 @@ func TestScenarios(t *testing.T) {
 	scenario(t, "4 disaster and 5 return of the lost site", disasterAndReturn)
 	scenario(t, "9 the team user cannot touch another team's images", tenantIsolation)
 	scenario(t, "10 the recovery point: schedules, the rpo-check and status", recoveryPoint)
+	scenario(t, "11 the mon caps each step needs", monCaps)
 }
 
 // scenario runs one scenario as a subtest and counts it, when -run selects
@@ -690,6 +691,88 @@ func makeImage(dir, spec string, mib int) error {
 }
 
 var isolation []string
+
+// monCaps measures which mon caps each step needs on this release. The
+// team's user has mon 'profile rbd', with which a key may blocklist any
+// single client of the cluster; here each step runs first as a user with
+// mon 'allow r' (no blocklisting; the same osd and mgr caps), and only if
+// Ceph refuses that user, again as the team's, so the scenario goes on.
+// The cases: a planned relocation, then a forced failover from a site that
+// died while a client held the image's lock, and that site's return (the
+// demote of its stale primary, whose lock holder is dead, and the resync).
+// Each outcome is printed as `mon-caps <version> <case> allow-r <ok|refused>`.
+func monCaps(t *testing.T) {
+	monR, readR := map[string]rbd.Conn{}, map[string]rbd.Conn{}
+	for _, site := range []string{"site-a", "site-b"} {
+		var err error
+		if monR[site], err = userWith(site, "team-monr", "mon", "allow r", "osd", "profile rbd pool="+pool, "mgr", "profile rbd pool="+pool); err != nil {
+			t.Fatal(err)
+		}
+		if readR[site], err = userWith(site, "peer-monr", "mon", "allow r", "osd", "profile rbd-read-only pool="+pool); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// try runs a step as the mon 'allow r' user, then as the team's if Ceph
+	// refused it; any other failure ends the test.
+	try := func(name, site, step string, args ...string) {
+		t.Helper()
+		r := hookWith(t, monR[site], readR, site, step, append([]string{"--pools=" + pool}, args...)...)
+		outcome := "ok"
+		if r.code != 0 {
+			if !permissionDenied.MatchString(r.stdout + r.stderr) {
+				t.Fatalf("%s as mon 'allow r': exit %d, not a permission error:\n%s\n%s", name, r.code, r.stdout, r.stderr)
+			}
+			outcome = "refused"
+			if r := hookWith(t, teams[site], readers, site, step, append([]string{"--pools=" + pool}, args...)...); r.code != 0 {
+				t.Fatalf("%s as the team's user (mon 'profile rbd'): exit %d\n%s\n%s", name, r.code, r.stdout, r.stderr)
+			}
+		}
+		line := fmt.Sprintf("mon-caps %s %s allow-r %s", cephVersion, name, outcome)
+		fmt.Println(line)
+		timeMu.Lock()
+		isolation = append(isolation, line)
+		timeMu.Unlock()
+	}
+
+	spec := newImage(t, "moncaps", 8)
+	try("planned-demote", "site-a", "demote", "--timeout=3m", spec)
+	try("planned-prepare", "site-b", "prepare", "--timeout=3m", spec)
+	try("planned-promote", "site-b", "promote", "--timeout=3m", spec)
+	try("planned-demote-back", "site-b", "demote", "--timeout=3m", spec)
+	try("planned-promote-back", "site-a", "promote", "--timeout=3m", spec)
+
+	// site-a dies while a client writes to the image and holds its lock.
+	waitCaughtUp(t, "site-a", "site-b", spec)
+	c := conns["site-a"]
+	writer := exec.Command("rbd", "--conf", c.Conf, "--keyring", c.Keyring, "--id", c.ID,
+		"bench", "--io-type", "write", "--io-size", "4K", "--io-threads", "1", "--io-total", "100G", "--io-pattern", "rand", spec)
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Wait() //nolint:errcheck // killed below; its exit says nothing
+	locked := false
+	for deadline := time.Now().Add(time.Minute); !locked && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		out, err := rbdRun("site-a", "lock", "ls", "--format", "json", spec)
+		locked = err == nil && strings.Contains(string(out), "auto ")
+	}
+	if !locked {
+		t.Fatal("the writer never took the image's lock")
+	}
+	if _, err := lab.Run("kill", "site-a"); err != nil {
+		t.Fatal(err)
+	}
+	_ = writer.Process.Kill()
+	try("forced-promote", "site-b", "promote", "--timeout=4m", "--force", noPeerReader, spec)
+	if _, err := lab.Run("start", "site-a"); err != nil {
+		t.Fatal(err)
+	}
+	try("return-demote-dead-lock-holder", "site-a", "demote", "--timeout=3m", "--force-promoted", noPeerReader, spec)
+	try("return-resync", "site-a", "resync", "--timeout=5m", "--force-promoted", spec)
+	waitSynced(t, "site-b", "site-a", spec)
+	if !primary(t, "site-b", spec) || primary(t, "site-a", spec) {
+		t.Fatal("site-b must be the only primary after the return")
+	}
+}
 
 // imageFacts is what a tenant must not be able to change of an image, as
 // the admin sees it on both sites: data, role, mirroring and snapshots.
