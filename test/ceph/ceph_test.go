@@ -601,8 +601,7 @@ func tenantIsolation(t *testing.T) {
 			if try.reader {
 				c = layout.readers[try.site]
 			}
-			out, err := exec.Command("rbd", append([]string{"--conf", os.DevNull, "--id", c.ID, "--keyfile", c.KeyFile,
-				"--mon_host", c.MonHost}, try.args...)...).CombinedOutput()
+			out, err := exec.Command("rbd", append(connArgs(c), try.args...)...).CombinedOutput()
 			switch {
 			case err == nil:
 				t.Errorf("%s: team A's %s could %s on %s (rbd %s):\n%s", layout.name, c.ID, try.what, try.site, strings.Join(try.args, " "), out)
@@ -633,6 +632,18 @@ func tenantIsolation(t *testing.T) {
 	timeMu.Lock()
 	isolation = append(isolation, line)
 	timeMu.Unlock()
+}
+
+// connArgs are rbd's arguments to connect as c: a conf and keyring, or
+// (as the Jobs connect) a key file and the monitors.
+func connArgs(c rbd.Conn) []string {
+	args := []string{"--conf", cmp.Or(c.Conf, os.DevNull), "--id", c.ID}
+	for flag, value := range map[string]string{"--keyring": c.Keyring, "--keyfile": c.KeyFile, "--mon_host": c.MonHost} {
+		if value != "" {
+			args = append(args, flag, value)
+		}
+	}
+	return args
 }
 
 // attack is one thing team A tries on team B's image, as its writing user
