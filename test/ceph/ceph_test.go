@@ -703,86 +703,93 @@ func makeImage(dir, spec string, mib int) error {
 
 var isolation []string
 
-// monCaps measures which mon caps each step needs on this release. The
-// team's user has mon 'profile rbd', with which a key may blocklist any
-// single client of the cluster; here each step runs first as a user with
-// mon 'allow r' (no blocklisting; the same osd and mgr caps), and only if
-// Ceph refuses that user, again as the team's, so the scenario goes on.
-// The cases: a planned relocation, then a forced failover from a site that
-// died while a client held the image's lock, and that site's return (the
-// demote of its stale primary, whose lock holder is dead, and the resync).
-// Each outcome is printed as `mon-caps <version> <case> allow-r <ok|refused>`.
-func monCaps(t *testing.T) {
-	monR, readR := map[string]rbd.Conn{}, map[string]rbd.Conn{}
+// monR runs steps as a user with mon 'allow r' (no blocklisting) and the
+// team's osd and mgr caps, to measure which mon caps each step needs on
+// this release: the team's user has mon 'profile rbd', with which a key may
+// blocklist any single client of the cluster. Scenario 11 measures a planned
+// relocation; scenario 4 and 5 a forced failover from a site that died
+// while a client held the image's lock, and that site's return (the demote
+// of its stale primary, whose lock holder is dead, and the resync).
+type monR struct {
+	users, readers map[string]rbd.Conn
+}
+
+var monROnce = sync.OnceValues(func() (*monR, error) {
+	m := &monR{users: map[string]rbd.Conn{}, readers: map[string]rbd.Conn{}}
 	for _, site := range []string{"site-a", "site-b"} {
 		var err error
-		if monR[site], err = userWith(site, "team-monr", "mon", "allow r", "osd", "profile rbd pool="+pool, "mgr", "profile rbd pool="+pool); err != nil {
-			t.Fatal(err)
+		if m.users[site], err = userWith(site, "team-monr", "mon", "allow r", "osd", "profile rbd pool="+pool, "mgr", "profile rbd pool="+pool); err != nil {
+			return nil, err
 		}
-		if readR[site], err = userWith(site, "peer-monr", "mon", "allow r", "osd", "profile rbd-read-only pool="+pool); err != nil {
-			t.Fatal(err)
+		if m.readers[site], err = userWith(site, "peer-monr", "mon", "allow r", "osd", "profile rbd-read-only pool="+pool); err != nil {
+			return nil, err
 		}
 	}
-	// try runs a step as the mon 'allow r' user, then as the team's if Ceph
-	// refused it; any other failure ends the test.
-	try := func(name, site, step string, args ...string) {
-		t.Helper()
-		r := hookWith(t, monR[site], readR, site, step, append([]string{"--pools=" + pool}, args...)...)
-		outcome := "ok"
-		if r.code != 0 {
-			if !permissionDenied.MatchString(r.stdout + r.stderr) {
-				t.Fatalf("%s as mon 'allow r': exit %d, not a permission error:\n%s\n%s", name, r.code, r.stdout, r.stderr)
-			}
-			outcome = "refused"
-			if r := hookWith(t, teams[site], readers, site, step, append([]string{"--pools=" + pool}, args...)...); r.code != 0 {
-				t.Fatalf("%s as the team's user (mon 'profile rbd'): exit %d\n%s\n%s", name, r.code, r.stdout, r.stderr)
-			}
-		}
-		line := fmt.Sprintf("mon-caps %s %s allow-r %s", cephVersion, name, outcome)
-		fmt.Println(line)
-		timeMu.Lock()
-		isolation = append(isolation, line)
-		timeMu.Unlock()
-	}
+	return m, nil
+})
 
+// tryMonR runs a step as the mon 'allow r' user, then as the team's if
+// Ceph refused it (so the scenario goes on); any other failure ends the
+// test. It prints `mon-caps <version> <case> allow-r <ok|refused>`.
+func tryMonR(t *testing.T, name, site, step string, args ...string) {
+	t.Helper()
+	m, err := monROnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"--pools=" + pool}, args...)
+	r := hookWith(t, m.users[site], m.readers, site, step, args...)
+	outcome := "ok"
+	if r.code != 0 {
+		if !permissionDenied.MatchString(r.stdout + r.stderr) {
+			t.Fatalf("%s as mon 'allow r': exit %d, not a permission error:\n%s\n%s", name, r.code, r.stdout, r.stderr)
+		}
+		outcome = "refused"
+		if r := hookWith(t, teams[site], readers, site, step, args...); r.code != 0 {
+			t.Fatalf("%s as the team's user (mon 'profile rbd'): exit %d\n%s\n%s", name, r.code, r.stdout, r.stderr)
+		}
+	}
+	line := fmt.Sprintf("mon-caps %s %s allow-r %s", cephVersion, name, outcome)
+	fmt.Println(line)
+	timeMu.Lock()
+	isolation = append(isolation, line)
+	timeMu.Unlock()
+}
+
+// monCaps: a planned relocation there and back, each step first as the
+// mon 'allow r' user (scenario 4 and 5 measure the forced failover).
+func monCaps(t *testing.T) {
 	spec := newImage(t, "moncaps", 8)
-	try("planned-demote", "site-a", "demote", "--timeout=3m", spec)
-	try("planned-prepare", "site-b", "prepare", "--timeout=3m", spec)
-	try("planned-promote", "site-b", "promote", "--timeout=3m", spec)
-	try("planned-demote-back", "site-b", "demote", "--timeout=3m", spec)
-	try("planned-promote-back", "site-a", "promote", "--timeout=3m", spec)
+	tryMonR(t, "planned-demote", "site-a", "demote", "--timeout=3m", spec)
+	tryMonR(t, "planned-prepare", "site-b", "prepare", "--timeout=3m", spec)
+	tryMonR(t, "planned-promote", "site-b", "promote", "--timeout=3m", spec)
+	tryMonR(t, "planned-demote-back", "site-b", "demote", "--timeout=3m", spec)
+	tryMonR(t, "planned-promote-back", "site-a", "promote", "--timeout=3m", spec)
+	if !primary(t, "site-a", spec) || primary(t, "site-b", spec) {
+		t.Fatal("site-a must be the only primary after the relocation back")
+	}
+}
 
-	// site-a dies while a client writes to the image and holds its lock.
-	waitCaughtUp(t, "site-a", "site-b", spec)
+// lockHolder writes to spec on site-a as a client that holds its exclusive
+// lock, as an app does, until killed.
+func lockHolder(t *testing.T, spec string) *exec.Cmd {
+	t.Helper()
 	c := conns["site-a"]
 	writer := exec.Command("rbd", "--conf", c.Conf, "--keyring", c.Keyring, "--id", c.ID,
 		"bench", "--io-type", "write", "--io-size", "4K", "--io-threads", "1", "--io-total", "100G", "--io-pattern", "rand", spec)
 	if err := writer.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer writer.Wait() //nolint:errcheck // killed below; its exit says nothing
-	locked := false
-	for deadline := time.Now().Add(time.Minute); !locked && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		out, err := rbdRun("site-a", "lock", "ls", "--format", "json", spec)
-		locked = err == nil && strings.Contains(string(out), "auto ")
-	}
-	if !locked {
-		t.Fatal("the writer never took the image's lock")
-	}
-	if _, err := lab.Run("kill", "site-a"); err != nil {
-		t.Fatal(err)
+		if err == nil && strings.Contains(string(out), "auto ") {
+			return writer
+		}
 	}
 	_ = writer.Process.Kill()
-	try("forced-promote", "site-b", "promote", "--timeout=4m", "--force", noPeerReader, spec)
-	if _, err := lab.Run("start", "site-a"); err != nil {
-		t.Fatal(err)
-	}
-	try("return-demote-dead-lock-holder", "site-a", "demote", "--timeout=3m", "--force-promoted", noPeerReader, spec)
-	try("return-resync", "site-a", "resync", "--timeout=5m", "--force-promoted", spec)
-	waitSynced(t, "site-b", "site-a", spec)
-	if !primary(t, "site-b", spec) || primary(t, "site-a", spec) {
-		t.Fatal("site-b must be the only primary after the return")
-	}
+	_ = writer.Wait()
+	t.Fatalf("the writer never took %s's lock", spec)
+	return nil
 }
 
 // imageFacts is what a tenant must not be able to change of an image, as
@@ -1215,6 +1222,10 @@ func disasterAndReturn(t *testing.T) {
 			hooked = append(hooked, newImage(t, fmt.Sprintf("disaster-%d", i), 8))
 		}
 	}
+	// The mon caps of a forced failover and of the return: an image whose
+	// writer holds its lock when site-a dies (tryMonR).
+	locked := newImage(t, "disaster-locked", 8)
+	writer := lockHolder(t, locked)
 	replicated := checksum(t, "site-a", spec)
 	writeData(t, "site-a", spec) // written after the last mirror snapshot: lost with site-a
 	lost := checksum(t, "site-a", spec)
@@ -1225,6 +1236,8 @@ func disasterAndReturn(t *testing.T) {
 		t.Fatalf("killing site-a: %v", err)
 	}
 	killed := time.Now()
+	_ = writer.Process.Kill() // the app dies with its site
+	_ = writer.Wait()
 
 	r := hook(t, "site-b", "promote", "--timeout=45s", spec)
 	if r.code == 0 || !strings.Contains(r.stderr, "forcePromote: true") {
@@ -1249,6 +1262,7 @@ func disasterAndReturn(t *testing.T) {
 			record("4 forced promote after site-a was killed", time.Since(killed))
 		}
 	}
+	tryMonR(t, "forced-promote", "site-b", "promote", "--timeout=4m", "--force", noPeerReader, locked)
 	t.Logf("forced failover of 1 image: floor %v, hooks %v", floorTook, hookTook)
 	floorRatio("forced-failover-1-image-peer-dead", median(hookTook), median(floorTook))
 	if !strings.Contains(r.stdout, "forced: data as of") {
@@ -1317,6 +1331,8 @@ func disasterAndReturn(t *testing.T) {
 	}
 	mustHook(t, "site-a", "resync", append([]string{"--timeout=5m", "--force-promoted"}, all...)...)
 	record("5 return of site-a: demote and resync", time.Since(back))
+	tryMonR(t, "return-demote-dead-lock-holder", "site-a", "demote", "--timeout=3m", "--force-promoted", noPeerReader, locked)
+	tryMonR(t, "return-resync", "site-a", "resync", "--timeout=5m", "--force-promoted", locked)
 	waitSynced(t, "site-b", "site-a", spec)
 	if got := checksum(t, "site-a", spec); got != afterDisaster {
 		t.Fatalf("site-a holds %s after the resync, want site-b's %s, written after the disaster", got, afterDisaster)
