@@ -4,6 +4,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -209,15 +210,27 @@ func warnings(p *config.Policy, o Options) []string {
 // them over. Claims of one name in one namespace are found the same way:
 // both apps would own, stop and move one claim.
 func sharedImages(p *config.Policy, o Options) []string {
-	mine := map[string]bool{}
-	claims := map[string]bool{}
-	for _, v := range p.Volumes {
-		mine[v.Spec()] = true
-		claims[v.PVC] = true
-	}
 	namespace := o.Namespace
 	if namespace == "" {
 		namespace = p.Apps.Namespace
+	}
+	// An image is pool/image in the RADOS namespace the settings give the
+	// app's namespace: apps of two teams may name the same pool and image,
+	// each in its own RADOS namespace.
+	target := func(v config.Volume, ns string) string {
+		v.Namespace = ""
+		if o.Settings != nil {
+			if t, err := o.Settings.Tenant(ns); err == nil {
+				v.Namespace = t.RadosNamespace
+			}
+		}
+		return v.Spec()
+	}
+	mine := map[string]bool{}
+	claims := map[string]bool{}
+	for _, v := range p.Volumes {
+		mine[target(v, namespace)] = true
+		claims[v.PVC] = true
 	}
 	self := filepath.Join(o.AppDir, config.FileName)
 	var w []string
@@ -236,9 +249,10 @@ func sharedImages(p *config.Policy, o Options) []string {
 			unreadable++
 			return nil
 		}
+		otherNS := cmp.Or(other.Apps.Namespace, namespace)
 		for _, v := range other.Volumes {
-			if mine[v.Spec()] {
-				w = append(w, fmt.Sprintf("%s is also declared in %s: two apps would fail over the same image", v.Spec(), other.File))
+			if spec := target(v, otherNS); mine[spec] {
+				w = append(w, fmt.Sprintf("%s is also declared in %s: two apps would fail over the same image", spec, other.File))
 			}
 			if claims[v.PVC] && other.Apps.Namespace == namespace {
 				w = append(w, fmt.Sprintf("claim %s/%s is also declared in %s, in the same namespace: two apps would own, stop and fail over one claim", namespace, v.PVC, other.File))

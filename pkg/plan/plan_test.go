@@ -205,3 +205,55 @@ func TestChangeAgainstRunning(t *testing.T) {
 		}
 	}
 }
+
+// With RADOS namespaces, an image is pool/namespace/image: two apps of one
+// namespace on the same image are warned of (by their full target); apps of
+// two teams that name the same pool and image, each in its own RADOS
+// namespace, are not.
+func TestSharedImagesInRadosNamespaces(t *testing.T) {
+	root := t.TempDir()
+	_, src := example(t)
+	for _, app := range []string{"shop", "blog", "team-b"} {
+		if err := os.CopyFS(filepath.Join(root, app), os.DirFS(src.AppDir)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// shop deploys to wordpress, as blog does; team-b to its own namespace.
+	for app, ns := range map[string]string{"shop": "wordpress", "team-b": "team-b"} {
+		file := filepath.Join(root, app, config.FileName)
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, append(b, "apps:\n  namespace: "+ns+"\n"...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settings := *src.Settings
+	settings.Namespaces = append([]config.TenantSetting(nil), settings.Namespaces...)
+	for i := range settings.Namespaces {
+		if settings.Namespaces[i].Namespace == "wordpress" {
+			settings.Namespaces[i].RadosNamespace = "wp"
+			other := settings.Namespaces[i]
+			other.Namespace, other.RadosNamespace = "team-b", "team-b"
+			settings.Namespaces = append(settings.Namespaces, other)
+			break
+		}
+	}
+	p, err := config.Load(filepath.Join(root, "blog"), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.RepoRoot, src.AppDir, src.Namespace, src.Settings = root, filepath.Join(root, "blog"), "wordpress", &settings
+	pl, err := plan.Make(p, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(pl.Warnings, "\n")
+	if !strings.Contains(all, "replicapool/wp/csi-vol-mysql is also declared in shop/rbd-dr.yaml") {
+		t.Errorf("the same image in one RADOS namespace was not warned of:\n%s", all)
+	}
+	if strings.Contains(all, "team-b/rbd-dr.yaml") {
+		t.Errorf("another team's image of the same name, in its own RADOS namespace, was taken for this one:\n%s", all)
+	}
+}
