@@ -1223,7 +1223,11 @@ func disasterAndReturn(t *testing.T) {
 		}
 	}
 	// The mon caps of a forced failover and of the return: an image whose
-	// writer holds its lock when site-a dies (tryMonR).
+	// writer holds its lock when site-a dies (tryMonR, whose users are made
+	// now, while site-a is up).
+	if _, err := monROnce(); err != nil {
+		t.Fatal(err)
+	}
 	locked := newImage(t, "disaster-locked", 8)
 	writer := lockHolder(t, locked)
 	replicated := checksum(t, "site-a", spec)
