@@ -108,6 +108,13 @@ type TenantSetting struct {
 	// PeerReader, if set, lets demote and promote read the peer cluster's
 	// snapshots; without it they judge from this site's signals only.
 	PeerReader *PeerReader `yaml:"peerReader"`
+	// ForceUser, if set, is the CephX user of the Ceph Jobs rendered while
+	// git says forcePromote: true, and of no other: the return of a lost
+	// site demotes its stale primary, whose lock holder died with the site,
+	// and breaking that lock blocklists it, which needs mon 'profile rbd'.
+	// With it, cephUser needs only mon 'allow r' and cannot blocklist any
+	// client of the cluster (docs/security.md).
+	ForceUser *CephCredential `yaml:"forceUser"`
 	// RPO is the recovery point promised to the namespace's apps: the
 	// interval of the mirror snapshot schedule the platform sets on both
 	// sites (e.g. 5m). Prepare and promote refuse to leave an image primary
@@ -118,16 +125,20 @@ type TenantSetting struct {
 	Interval time.Duration `yaml:"-"`
 }
 
-// PeerReader is a read-only CephX user made on every site (mon 'profile
-// rbd', osd 'profile rbd-read-only pool=<pool>' per pool), never the peer's
-// rbd-mirror key, which writes to all the peer's pools.
-type PeerReader struct {
+// CephCredential is a CephX user and the Secret key that holds its key.
+type CephCredential struct {
 	// User is the CephX user without client., the same name on every site.
 	User string `yaml:"user"`
-	// Secret is the Secret in the app's namespace that holds User's key as
-	// made on the other site: a site's Jobs read the other site with it.
+	// Secret is the Secret in the app's namespace that holds User's key.
 	Secret SecretKeyRef `yaml:"secret"`
 }
+
+// PeerReader is a read-only CephX user made on every site (mon 'profile
+// rbd', osd 'profile rbd-read-only pool=<pool>' per pool), never the peer's
+// rbd-mirror key, which writes to all the peer's pools. Its Secret holds
+// User's key as made on the other site: a site's Jobs read the other site
+// with it.
+type PeerReader = CephCredential
 
 // SecretKeyRef names one key of a Secret in the app's namespace.
 type SecretKeyRef struct {
@@ -170,11 +181,33 @@ func (t TenantSetting) Places() []string {
 
 // UserCaps are the CephX caps of the namespace's writing user (cephUser),
 // the smallest with which every step runs: rbd on its pools, confined to
-// its RADOS namespace if it has one, and the mgr's rbd profile on the same
-// for the mirror snapshot schedules. manifests/tenant's CephClient gives
+// its RADOS namespace if it has one, the mgr's rbd profile on the same for
+// the mirror snapshot schedules, and mon 'profile rbd', or only mon 'allow
+// r' when forceUser takes the Jobs of a forced failover (measured on every
+// release: make e2e's mon-caps lines). manifests/tenant's CephClient gives
 // the same.
 func (t TenantSetting) UserCaps() map[string]string {
+	mon := "profile rbd"
+	if t.ForceUser != nil {
+		mon = "allow r" // no blocklisting: only forceUser may
+	}
+	return map[string]string{"mon": mon, "osd": t.grants("profile rbd"), "mgr": t.grants("profile rbd")}
+}
+
+// ForceCaps are the caps of forceUser: cephUser's with mon 'profile rbd',
+// which may blocklist the dead holder of an image's lock.
+func (t TenantSetting) ForceCaps() map[string]string {
 	return map[string]string{"mon": "profile rbd", "osd": t.grants("profile rbd"), "mgr": t.grants("profile rbd")}
+}
+
+// KeyFor is the user and Secret key a Ceph Job uses: forceUser's for a
+// Job rendered while git says forcePromote: true, when the settings give
+// one, and cephUser's otherwise.
+func (t TenantSetting) KeyFor(forced bool) CephCredential {
+	if forced && t.ForceUser != nil {
+		return *t.ForceUser
+	}
+	return CephCredential{User: t.CephUser, Secret: t.CephSecret}
 }
 
 // ReaderCaps are the caps of the namespace's peer reader: read-only, on
@@ -328,6 +361,17 @@ func (v *validator) settings(s *Settings) {
 		v.radosNamespace(s, at, t)
 		v.cephCredential(at+".cephUser", at+".cephSecret", t.CephUser, &t.CephSecret)
 		t.Interval = v.rpo(at+".rpo", t.RPO)
+		if f := t.ForceUser; f != nil {
+			v.cephCredential(at+".forceUser.user", at+".forceUser.secret", f.User, &f.Secret)
+			switch {
+			case f.User == t.CephUser:
+				v.addf(at+".forceUser.user", "%q is also cephUser: the forced failover's user must be a separate one (mon 'profile rbd'), so that cephUser can go without it; create one and name it here", f.User)
+			case f.Secret == t.CephSecret:
+				v.addf(at+".forceUser.secret", "is cephSecret's Secret and key (%s, key %s): the forced failover's user needs a key of its own", f.Secret.Name, f.Secret.Key)
+			case t.PeerReader != nil && (f.User == t.PeerReader.User || f.Secret == t.PeerReader.Secret):
+				v.addf(at+".forceUser", "is the peer reader's user or Secret key: the forced failover's user is a writing user of this site, with a key of its own")
+			}
+		}
 		if r := t.PeerReader; r != nil {
 			v.cephCredential(at+".peerReader.user", at+".peerReader.secret", r.User, &r.Secret)
 			switch {
@@ -461,6 +505,11 @@ func (v *validator) sharedCredentials(s *Settings) {
 	}
 	for i, t := range s.Namespaces {
 		claim(fmt.Sprintf("namespaces[%d].cephUser", i), t.CephUser, i)
+	}
+	for i, t := range s.Namespaces {
+		if t.ForceUser != nil {
+			claim(fmt.Sprintf("namespaces[%d].forceUser.user", i), t.ForceUser.User, i)
+		}
 	}
 	for i, t := range s.Namespaces {
 		if t.PeerReader != nil {

@@ -438,3 +438,35 @@ func TestSettingsSharedPools(t *testing.T) {
 		t.Errorf("a bad name in sharedPools: %v", err)
 	}
 }
+
+// forceUser: a user and key of its own, in no other namespace.
+func TestSettingsForceUser(t *testing.T) {
+	with := strings.Replace(settings, "    rpo: 5m\n", "    rpo: 5m\n    forceUser: {user: web-force, secret: {name: rbd-dr-ceph-web-force}}\n", 1)
+	s, err := config.ParseSettings([]byte(with), "settings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, _ := s.Tenant("web")
+	if got := web.KeyFor(true); got.User != "web-force" || got.Secret.Key != "web-force" {
+		t.Errorf("a forced Job's key: %+v", got)
+	}
+	if got := web.KeyFor(false); got.User != "web" {
+		t.Errorf("a planned Job's key: %+v", got)
+	}
+	for _, c := range []struct{ old, new, want string }{
+		{"user: web-force", "user: web", `namespaces[0].forceUser.user: "web" is also cephUser`},
+		{"secret: {name: rbd-dr-ceph-web-force}}", "secret: {name: rbd-dr-ceph-web, key: web}}", "namespaces[0].forceUser.secret: is cephSecret's Secret and key"},
+		{"user: web-force", "user: web-peer", "namespaces[0].forceUser: is the peer reader's user or Secret key"},
+		{"user: web-force", "user: \"-x\"", `namespaces[0].forceUser.user: "-x" is not a CephX user name`},
+	} {
+		bad := strings.Replace(with, c.old, c.new, 1)
+		if _, err := config.ParseSettings([]byte(bad), "settings.yaml"); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s -> %s: %v, want %q", c.old, c.new, err, c.want)
+		}
+	}
+	// One forceUser for two namespaces.
+	two := strings.Replace(twoTeams, "    rpo: 5m\n", "    rpo: 5m\n    forceUser: {user: team-force, secret: {name: f}}\n", 2)
+	if _, err := config.ParseSettings([]byte(two), "settings.yaml"); err == nil || !strings.Contains(err.Error(), `namespaces[1].forceUser.user: "team-force" is already namespaces[0].forceUser.user`) {
+		t.Errorf("a forceUser shared by two namespaces: %v", err)
+	}
+}

@@ -194,8 +194,12 @@ func cephJob(pl *placement, req hookcmd.Request, wave int) *job {
 func cephPod(pl *placement, req hookcmd.Request) podSpec {
 	never := false
 	bin := volumeMount{Name: "rbd-dr-bin", MountPath: binDir}
+	// A Job of a forced failover runs as forceUser where the settings give
+	// one: only it may blocklist the dead holder of a stale primary's lock.
+	key := pl.tenant.KeyFor(req.Force || req.ForcePromoted)
+	req.Ceph.ID = key.User
 	mounts := []volumeMount{{Name: bin.Name, MountPath: bin.MountPath, ReadOnly: true}, cephKey.mount()}
-	volumes := []volume{cephKey.volume(pl.tenant.CephSecret)}
+	volumes := []volume{cephKey.volume(key.Secret)}
 	if r := pl.tenant.PeerReader; r != nil && pl.peer != nil && req.Step.ReadsPeer() {
 		req.Peer = rbd.Conn{ID: r.User, KeyFile: peerKey.file(), MonHost: strings.Join(pl.peer.Monitors, ",")}
 		mounts = append(mounts, peerKey.mount())

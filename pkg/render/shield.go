@@ -6,6 +6,7 @@ import (
 
 	"sigs.k8s.io/kustomize/api/resmap"
 
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/hookcmd"
 )
 
@@ -16,8 +17,10 @@ import (
 // did not (quiesce's account would then run with them).
 func shield(app resmap.ResMap, pl *placement) error {
 	keys := []string{pl.tenant.CephSecret.Name}
-	if r := pl.tenant.PeerReader; r != nil {
-		keys = append(keys, r.Secret.Name)
+	for _, c := range []*config.CephCredential{pl.tenant.PeerReader, pl.tenant.ForceUser} {
+		if c != nil {
+			keys = append(keys, c.Secret.Name)
+		}
 	}
 	hookAccount := objectName(pl.policy.Name, string(hookcmd.Quiesce))
 	for _, res := range app.Resources() {

@@ -87,6 +87,9 @@ func (l *loop) cephClients(t *testing.T, tenants []*tenant) map[string]map[strin
 		if p := ten.PeerReader; p != nil {
 			out[p.User] = ten.ReaderCaps()
 		}
+		if f := ten.ForceUser; f != nil {
+			out[f.User] = ten.ForceCaps()
+		}
 	}
 	for _, o := range l.kustomizeBuild(t, "manifests/tenant") {
 		if o.GetKind() != "CephClient" {
@@ -177,8 +180,9 @@ func toAny(ss []string) []any {
 }
 
 // tenantSecrets are the Secrets of a tenant on site, as the settings name
-// them: the team user's key (made on site) in cephSecret, and the peer
-// reader's key made on the other site in peerReader.secret.
+// them: the team user's key (made on site) in cephSecret, the peer reader's
+// key made on the other site in peerReader.secret, and forceUser's (made on
+// site) in forceUser.secret.
 func tenantSecrets(t *testing.T, ten *tenant, site, other string, keyOf func(site, user string) (string, error)) []*corev1.Secret {
 	t.Helper()
 	put := func(name, item, site, user string) *corev1.Secret {
@@ -189,18 +193,26 @@ func tenantSecrets(t *testing.T, ten *tenant, site, other string, keyOf func(sit
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ten.Namespace, Name: name}, StringData: map[string]string{item: key}}
 	}
 	out := []*corev1.Secret{put(ten.CephSecret.Name, ten.CephSecret.Key, site, ten.CephUser)}
-	if p := ten.PeerReader; p != nil {
-		s := put(p.Secret.Name, p.Secret.Key, other, p.User)
-		if s.Name == out[0].Name {
+	add := func(s *corev1.Secret) {
+		for _, have := range out {
+			if have.Name != s.Name {
+				continue
+			}
 			for k, v := range s.StringData {
-				if old, ok := out[0].StringData[k]; ok && old != v {
+				if old, ok := have.StringData[k]; ok && old != v {
 					t.Fatalf("the settings of %s put two keys under %s in Secret %s", ten.Namespace, k, s.Name)
 				}
-				out[0].StringData[k] = v
+				have.StringData[k] = v
 			}
-			return out
+			return
 		}
 		out = append(out, s)
+	}
+	if p := ten.PeerReader; p != nil {
+		add(put(p.Secret.Name, p.Secret.Key, other, p.User))
+	}
+	if f := ten.ForceUser; f != nil {
+		add(put(f.Secret.Name, f.Secret.Key, site, f.User))
 	}
 	return out
 }
