@@ -49,20 +49,29 @@ e2e-cmpserver: tools ## Argo CD's own cmp-server (v2 and v3) against the built b
 # failover and return (4, 5), twenty images and one relocated there and back
 # (8: the planned relocation and the floor ratios), team isolation (9) and the
 # mon caps of a planned relocation (11), measuring in CEPH_CORE_ROUNDS rounds.
+# The core releases run side by side, each with its own lab on its own
+# loopback addresses, after the full run (which runs alone: its timings are
+# the reference ones).
 CEPH_FULL        ?= sid
 CEPH_CORE_SUITES ?= trixie bookworm
 CEPH_CORE        ?= TestScenarios/(4_|8_|9_|11_)
 CEPH_CORE_ROUNDS ?= 1
 
 e2e-ceph: tools ## the two-site Ceph lab on each Ceph release: the scenarios with the real hook binary (root)
-	@mkdir -p bin; failed=; for suite in $(CEPH_FULL) $(CEPH_CORE_SUITES); do \
-	  run=TestScenarios; rounds=3; if [ "$$suite" != "$(CEPH_FULL)" ]; then run='$(CEPH_CORE)'; rounds=$(CEPH_CORE_ROUNDS); fi; \
-	  echo "== Ceph of Debian $$suite: -run $$run"; log=bin/e2e-ceph-$$suite.log; rc=0; t0=$$(date +%s); \
-	  RBD_DR_CEPH_SUITE=$$suite RBD_DR_CEPH_ROUNDS=$$rounds RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v -run "$$run" ./test/ceph > $$log 2>&1 || rc=$$?; \
-	  grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|ceph-version|tenant-isolation|floor-ratio|rpo-check-|  [0-9]+ )' $$log; \
-	  echo "== Ceph of Debian $$suite: exit $$rc in $$(( $$(date +%s) - t0 )) s"; \
-	  if [ $$rc -ne 0 ]; then failed="$$failed $$suite"; hack/failed-tests.sh $$log 150; echo "----- the log's end -----"; tail -40 $$log; fi; \
-	done; if [ -n "$$failed" ]; then echo "e2e-ceph failed on:$$failed"; exit 1; fi
+	@mkdir -p bin; failed=; \
+	run_suite() { suite=$$1 run=$$2 rounds=$$3 ips=$$4; log=bin/e2e-ceph-$$suite.log; t0=$$(date +%s); rc=0; \
+	  env $$ips RBD_DR_CEPH_SUITE=$$suite RBD_DR_CEPH_ROUNDS=$$rounds RBD_DR_E2E_CEPH=1 $(GO) test -count=1 -timeout 60m -v -run "$$run" ./test/ceph > $$log 2>&1 || rc=$$?; \
+	  echo "$$rc $$(( $$(date +%s) - t0 ))" > bin/e2e-ceph-$$suite.rc; }; \
+	report() { suite=$$1; log=bin/e2e-ceph-$$suite.log; read rc took < bin/e2e-ceph-$$suite.rc; \
+	  grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|ceph e2e|ceph-version|tenant-isolation|mon-caps|floor-ratio|rpo-check-|  [0-9]+ )' $$log; \
+	  echo "== Ceph of Debian $$suite: exit $$rc in $$took s"; \
+	  if [ "$$rc" != 0 ]; then failed="$$failed $$suite"; hack/failed-tests.sh $$log 150; echo "----- the log's end -----"; tail -40 $$log; fi; }; \
+	for suite in $(CEPH_FULL); do echo "== Ceph of Debian $$suite: every scenario"; run_suite $$suite TestScenarios 3 CEPH_LAB_IP_A=127.0.0.1; report $$suite; done; \
+	n=0; for suite in $(CEPH_CORE_SUITES); do \
+	  echo "== Ceph of Debian $$suite: $(CEPH_CORE), beside the other core releases (each its own lab and addresses)"; \
+	  run_suite $$suite '$(CEPH_CORE)' $(CEPH_CORE_ROUNDS) "CEPH_LAB_IP_A=127.0.0.$$((11 + 2 * n)) CEPH_LAB_IP_B=127.0.0.$$((12 + 2 * n))" & n=$$((n + 1)); \
+	done; wait; for suite in $(CEPH_CORE_SUITES); do report $$suite; done; \
+	if [ -n "$$failed" ]; then echo "e2e-ceph failed on:$$failed"; exit 1; fi
 
 e2e-fullloop: tools ## the whole loop: git, Argo CD, three real API servers, node agents, hook Jobs, Ceph (root; builds kube/Argo CD once)
 	@mkdir -p bin; rc=0; RBD_DR_E2E_FULLLOOP=1 $(GO) test -count=1 -timeout 85m -v -run TestFullLoop ./test/fullloop > bin/e2e-fullloop.log 2>&1 || rc=$$?; \

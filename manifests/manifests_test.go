@@ -342,12 +342,15 @@ func tenantFolder(t *testing.T) (*config.Settings, config.TenantSetting, v1alpha
 // to its namespace on its sites, and no other cluster-scoped kind than PVs.
 func TestTenant(t *testing.T) {
 	settings, tenant, project, clients := tenantFolder(t)
-	pool := tenant.Pools[0]
-	if caps := clients[tenant.CephUser]; !reflect.DeepEqual(caps, map[string]string{"mon": "profile rbd", "osd": "profile rbd pool=" + pool, "mgr": "profile rbd pool=" + pool}) {
-		t.Errorf("CephClient %s caps %v, want mon 'profile rbd', osd 'profile rbd pool=%s', mgr 'profile rbd pool=%[2]s' (the schedules)", tenant.CephUser, caps, pool)
+	want := map[string]map[string]string{tenant.CephUser: tenant.UserCaps()}
+	if r := tenant.PeerReader; r != nil {
+		want[r.User] = tenant.ReaderCaps()
 	}
-	if want := []string{tenant.CephUser, tenant.PeerReader.User}; !reflect.DeepEqual(slices.Sorted(maps.Keys(clients)), want) {
-		t.Errorf("CephClients %v, want the settings' cephUser and peerReader.user %v", slices.Sorted(maps.Keys(clients)), want)
+	if f := tenant.ForceUser; f != nil {
+		want[f.User] = tenant.ForceCaps()
+	}
+	if !reflect.DeepEqual(clients, want) {
+		t.Errorf("CephClients %v, want the settings' users with the caps the settings give them %v", clients, want)
 	}
 
 	if project.Name != tenant.Project {
@@ -425,7 +428,7 @@ func TestPeerReaderIsReadOnly(t *testing.T) {
 	for i, pool := range tenant.Pools {
 		osd[i] = "profile rbd-read-only pool=" + pool
 	}
-	if want := map[string]string{"mon": "profile rbd", "osd": strings.Join(osd, ", ")}; !reflect.DeepEqual(caps, want) {
+	if want := map[string]string{"mon": "allow r", "osd": strings.Join(osd, ", ")}; !reflect.DeepEqual(caps, want) {
 		t.Errorf("CephClient %s caps %v, want exactly %v: read-only, on the team's pools", tenant.PeerReader.User, caps, want)
 	}
 }

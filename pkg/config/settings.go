@@ -133,8 +133,8 @@ type CephCredential struct {
 	Secret SecretKeyRef `yaml:"secret"`
 }
 
-// PeerReader is a read-only CephX user made on every site (mon 'profile
-// rbd', osd 'profile rbd-read-only pool=<pool>' per pool), never the peer's
+// PeerReader is a read-only CephX user made on every site (mon 'allow r',
+// osd 'profile rbd-read-only pool=<pool>' per pool), never the peer's
 // rbd-mirror key, which writes to all the peer's pools. Its Secret holds
 // User's key as made on the other site: a site's Jobs read the other site
 // with it.
@@ -211,9 +211,10 @@ func (t TenantSetting) KeyFor(forced bool) CephCredential {
 }
 
 // ReaderCaps are the caps of the namespace's peer reader: read-only, on
-// the same places as UserCaps.
+// the same places as UserCaps, and mon 'allow r': a reader never breaks a
+// lock, so it never blocklists (measured: the mon-caps lines of make e2e).
 func (t TenantSetting) ReaderCaps() map[string]string {
-	return map[string]string{"mon": "profile rbd", "osd": t.grants("profile rbd-read-only")}
+	return map[string]string{"mon": "allow r", "osd": t.grants("profile rbd-read-only")}
 }
 
 // grants is profile on each of the namespace's places, as a cap says it.
