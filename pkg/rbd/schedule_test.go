@@ -262,3 +262,75 @@ func (a *argvRecorder) Run(ctx context.Context, argv []string) (rbd.Output, erro
 	a.argv = append(a.argv, argv)
 	return a.Runner.Run(ctx, argv)
 }
+
+// The levels of a RADOS namespace, as `schedule ls --recursive` printed them
+// on the 20.2 lab for a key confined to replicapool/teama: an image of the
+// namespace takes its own level, then the namespace's, then the pool's.
+func TestCoveringInARadosNamespace(t *testing.T) {
+	var scheds []rbd.Schedule
+	doc := `[{"pool":"replicapool","namespace":"-","image":"-","items":[{"interval":"3m","start_time":""}]},` +
+		`{"pool":"replicapool","namespace":"teama","image":"-","items":[{"interval":"2m","start_time":""}]},` +
+		`{"pool":"replicapool","namespace":"teama","image":"a1","items":[{"interval":"1m","start_time":""}]}]`
+	if err := json.Unmarshal([]byte(doc), &scheds); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		img      rbd.Image
+		interval time.Duration
+		level    string
+	}{
+		{rbd.Image{Pool: "replicapool", Namespace: "teama", Name: "a1"}, time.Minute, "image replicapool/teama/a1"},
+		{rbd.Image{Pool: "replicapool", Namespace: "teama", Name: "a2"}, 2 * time.Minute, "namespace replicapool/teama"},
+		{rbd.Image{Pool: "replicapool", Namespace: "teamb", Name: "a1"}, 3 * time.Minute, "pool replicapool"},
+		// an image outside any namespace never takes a namespace's level
+		{rbd.Image{Pool: "replicapool", Name: "a1"}, 3 * time.Minute, "pool replicapool"},
+	} {
+		got, ok, err := rbd.Covering(scheds, c.img)
+		if err != nil || !ok || got.Interval != c.interval || got.Level != c.level {
+			t.Errorf("%s: got %+v %v %v, want every %s from %s", c.img, got, ok, err, c.interval, c.level)
+		}
+	}
+	if _, ok, _ := rbd.Covering(scheds[1:2], rbd.Image{Pool: "replicapool", Name: "x"}); ok {
+		t.Error("teama's namespace level covers an image outside any namespace")
+	}
+}
+
+// In a RADOS namespace every pool-level call names it: the schedule status,
+// and rados's read of the image header.
+func TestCallsNameTheRadosNamespace(t *testing.T) {
+	img := rbd.Image{Pool: "replicapool", Namespace: "teama", Name: "img3"}
+	if img.CapScope() != "pool=replicapool namespace=teama" || img.ScheduleScope() != "--pool replicapool --namespace teama" {
+		t.Errorf("scopes %q, %q", img.CapScope(), img.ScheduleScope())
+	}
+	if out := (rbd.Image{Pool: "p", Name: "i"}); out.CapScope() != "pool=p" || out.ScheduleScope() != "--pool p" {
+		t.Errorf("scopes outside a namespace %q, %q", out.CapScope(), out.ScheduleScope())
+	}
+	meta := &argvRecorder{Runner: &rbdtest.Replay{T: t, Queues: map[string][]rbd.Output{
+		"info":       {{Stdout: []byte(`{"name":"img3","id":"1037e8e8bb39"}`)}},
+		"getomapval": {{Stdout: []byte("v")}},
+	}}}
+	if _, _, err := (&rbd.Client{Runner: meta}).HeaderMeta(context.Background(), img, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if len(meta.argv) != 2 || !strings.Contains(strings.Join(meta.argv[1], " "), "--pool replicapool --namespace teama getomapval rbd_header.1037e8e8bb39") {
+		t.Errorf("rados outside the namespace: %v", meta.argv)
+	}
+	status := &argvRecorder{Runner: answerAll(`[]`)}
+	cl := &rbd.Client{Runner: status}
+	if _, err := cl.ScheduleStatus(context.Background(), img.Place()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.ScheduleStatus(context.Background(), "bad/place/x"); err == nil {
+		t.Error("a place of three parts was asked for")
+	}
+	if len(status.argv) != 1 || !strings.Contains(strings.Join(status.argv[0], " "), "schedule status --pool replicapool --namespace teama") {
+		t.Errorf("schedule status outside the namespace: %v", status.argv)
+	}
+}
+
+// answerAll answers every command with stdout.
+type answerAll string
+
+func (a answerAll) Run(context.Context, []string) (rbd.Output, error) {
+	return rbd.Output{Stdout: []byte(a)}, nil
+}
