@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -94,6 +95,17 @@ func adoptCmd(sys system) *cobra.Command {
 	return cmd
 }
 
+// radosNamespaces are the RADOS namespaces of the found images, each once.
+func radosNamespaces(found []adopt.Claim) []string {
+	var out []string
+	for _, c := range found {
+		if ns := c.Volume.Namespace; ns != "" && !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
 // adoptSteps prints what is left to do, with the names filled in.
 func adoptSteps(w io.Writer, found []adopt.Claim, retained []string, applied bool, namespace string) {
 	var pvcs, pvs, specs []string
@@ -101,6 +113,10 @@ func adoptSteps(w io.Writer, found []adopt.Claim, retained []string, applied boo
 		pvcs, pvs, specs = append(pvcs, c.Volume.PVC), append(pvs, c.PV), append(specs, c.Volume.Spec())
 	}
 	fmt.Fprintln(w, "\nnext, to take the app over without losing a byte:")
+	if ns := radosNamespaces(found); len(ns) > 0 {
+		fmt.Fprintf(w, "  0. the images are in RADOS namespace %s: the platform's settings must give namespace %s\n", strings.Join(ns, ", "), namespace)
+		fmt.Fprintln(w, "     radosNamespace: that namespace (one per app namespace) and its clusterIDs, or the plugin looks for them outside it")
+	}
 	if applied {
 		fmt.Fprintf(w, "  1. reclaim policy Retain on every volume (changed now: %d)\n", len(retained))
 	} else {

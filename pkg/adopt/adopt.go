@@ -110,14 +110,16 @@ func claimOf(ctx context.Context, kube dynamic.Interface, pvc *corev1.Persistent
 	case !config.ValidCephName(pool) || !config.ValidCephName(image):
 		// They are written into rbd-dr.yaml as they are: checked as its loader would.
 		return Claim{}, fmt.Errorf("its PersistentVolume %s names pool %q and image %q, which are not valid Ceph names", pv.Name, pool, image)
-	case attrs["radosNamespace"] != "":
-		return Claim{}, fmt.Errorf("its image %s/%s is in RADOS namespace %s, which argocd-rbd-dr cannot move yet", pool, image, attrs["radosNamespace"])
+	case attrs["radosNamespace"] != "" && !config.ValidCephName(attrs["radosNamespace"]):
+		return Claim{}, fmt.Errorf("its PersistentVolume %s names RADOS namespace %q, which is not a valid Ceph name", pv.Name, attrs["radosNamespace"])
 	}
 	size, ok := pv.Spec.Capacity[corev1.ResourceStorage]
 	if !ok {
 		return Claim{}, fmt.Errorf("its PersistentVolume %s states no storage capacity", pv.Name)
 	}
-	vol := config.Volume{PVC: pvc.Name, Pool: pool, Image: image, Size: size.String(), ImageFeatures: attrs["imageFeatures"], FSType: csi.FSType}
+	// ceph-csi names the image's RADOS namespace in the volume context; in
+	// rbd-dr.yaml it is the platform's settings that give it (radosNamespace).
+	vol := config.Volume{PVC: pvc.Name, Pool: pool, Namespace: attrs["radosNamespace"], Image: image, Size: size.String(), ImageFeatures: attrs["imageFeatures"], FSType: csi.FSType}
 	return Claim{Volume: vol, PV: pv.Name, Policy: pv.Spec.PersistentVolumeReclaimPolicy}, nil
 }
 

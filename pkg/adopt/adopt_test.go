@@ -76,7 +76,7 @@ func TestFindRefuses(t *testing.T) {
 	objs = append(objs, claim("nfs", "pvc-2", &corev1.CSIPersistentVolumeSource{Driver: "nfs.csi.k8s.io", VolumeHandle: "x"})...)
 	objs = append(objs, claim("noimage", "pvc-3", &corev1.CSIPersistentVolumeSource{Driver: "rook-ceph.rbd.csi.ceph.com", VolumeHandle: "x", VolumeAttributes: map[string]string{"pool": "replicapool"}})...)
 	ns := rbdCSI("replicapool", "csi-vol-4")
-	ns.VolumeAttributes["radosNamespace"] = "team-a"
+	ns.VolumeAttributes["radosNamespace"] = "-team-a"
 	objs = append(objs, claim("inns", "pvc-4", ns)...)
 	objs = append(objs, claim("odd", "pvc-5", rbdCSI("replicapool", "img: {x}\nsize"))...)
 	pending := claim("pending", "", nil)[0].(*corev1.PersistentVolumeClaim)
@@ -90,7 +90,7 @@ func TestFindRefuses(t *testing.T) {
 	for _, want := range []string{
 		"claim shop/nfs: its PersistentVolume pvc-2 is not an RBD volume of ceph-csi (CSI driver nfs.csi.k8s.io)",
 		`claim shop/noimage: its PersistentVolume pvc-3 has no pool or imageName in its CSI volume attributes (pool "replicapool", imageName "")`,
-		"claim shop/inns: its image replicapool/csi-vol-4 is in RADOS namespace team-a",
+		`claim shop/inns: its PersistentVolume pvc-4 names RADOS namespace "-team-a", which is not a valid Ceph name`,
 		"claim shop/pending: is Pending, not bound",
 		`claim shop/odd: its PersistentVolume pvc-5 names pool "replicapool" and image "img: {x}\nsize", which are not valid Ceph names`,
 	} {
@@ -122,3 +122,18 @@ func TestFindRefuses(t *testing.T) {
 }
 
 var errForbidden = apierrors.NewForbidden(schema.GroupResource{Resource: "persistentvolumeclaims"}, "", errors.New("no rights"))
+
+// A volume ceph-csi provisioned in a RADOS namespace (it names it in the
+// volume context) is found with it: the target is pool/namespace/image.
+func TestFindInARadosNamespace(t *testing.T) {
+	src := rbdCSI("replicapool", "csi-vol-4")
+	src.VolumeAttributes["radosNamespace"] = "team-a"
+	kube := kubefake.Cluster(t, claim("data", "pvc-4", src)...)
+	found, err := adopt.Find(context.Background(), kube, "shop", nil)
+	if err != nil || len(found) != 1 {
+		t.Fatalf("%v %+v", err, found)
+	}
+	if v := found[0].Volume; v.Namespace != "team-a" || v.Spec() != "replicapool/team-a/csi-vol-4" || v.Pool != "replicapool" || v.Image != "csi-vol-4" {
+		t.Errorf("%+v", v)
+	}
+}
