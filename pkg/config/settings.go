@@ -362,6 +362,16 @@ func (v *validator) settings(s *Settings) {
 		v.radosNamespace(s, at, t)
 		v.cephCredential(at+".cephUser", at+".cephSecret", t.CephUser, &t.CephSecret)
 		t.Interval = v.rpo(at+".rpo", t.RPO)
+		if r := t.PeerReader; r != nil {
+			v.cephCredential(at+".peerReader.user", at+".peerReader.secret", r.User, &r.Secret)
+			switch {
+			case r.User == t.CephUser:
+				v.addf(at+".peerReader.user", "%q is also cephUser: the peer reader must be a separate, read-only user (mon 'allow r', osd 'profile rbd-read-only pool=<pool>'); create one and name it here", r.User)
+			case r.Secret == t.CephSecret:
+				v.addf(at+".peerReader.secret", "is cephSecret's Secret and key (%s, key %s): the peer reader's key, made on the other site, needs a key of its own", r.Secret.Name, r.Secret.Key)
+			}
+		}
+		// After peerReader's, whose Secret key is then filled in.
 		if f := t.ForceUser; f != nil {
 			v.cephCredential(at+".forceUser.user", at+".forceUser.secret", f.User, &f.Secret)
 			switch {
@@ -371,15 +381,6 @@ func (v *validator) settings(s *Settings) {
 				v.addf(at+".forceUser.secret", "is cephSecret's Secret and key (%s, key %s): the forced failover's user needs a key of its own", f.Secret.Name, f.Secret.Key)
 			case t.PeerReader != nil && (f.User == t.PeerReader.User || f.Secret == t.PeerReader.Secret):
 				v.addf(at+".forceUser", "is the peer reader's user or Secret key: the forced failover's user is a writing user of this site, with a key of its own")
-			}
-		}
-		if r := t.PeerReader; r != nil {
-			v.cephCredential(at+".peerReader.user", at+".peerReader.secret", r.User, &r.Secret)
-			switch {
-			case r.User == t.CephUser:
-				v.addf(at+".peerReader.user", "%q is also cephUser: the peer reader must be a separate, read-only user (mon 'profile rbd', osd 'profile rbd-read-only pool=<pool>'); create one and name it here", r.User)
-			case r.Secret == t.CephSecret:
-				v.addf(at+".peerReader.secret", "is cephSecret's Secret and key (%s, key %s): the peer reader's key, made on the other site, needs a key of its own", r.Secret.Name, r.Secret.Key)
 			}
 		}
 	}

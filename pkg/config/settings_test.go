@@ -458,6 +458,8 @@ func TestSettingsForceUser(t *testing.T) {
 		{"secret: {name: rbd-dr-ceph-web-force}}", "secret: {name: rbd-dr-ceph-web, key: web}}", "namespaces[0].forceUser.secret: is cephSecret's Secret and key"},
 		{"user: web-force", "user: web-peer", "namespaces[0].forceUser: is the peer reader's user or Secret key"},
 		{"user: web-force", "user: \"-x\"", `namespaces[0].forceUser.user: "-x" is not a CephX user name`},
+		// the peer reader's Secret key, its key named by default (user)
+		{"secret: {name: rbd-dr-ceph-web-force}}", "secret: {name: rbd-dr-ceph-peer, key: web-peer}}", "namespaces[0].forceUser: is the peer reader's user or Secret key"},
 	} {
 		bad := strings.Replace(with, c.old, c.new, 1)
 		if _, err := config.ParseSettings([]byte(bad), "settings.yaml"); err == nil || !strings.Contains(err.Error(), c.want) {

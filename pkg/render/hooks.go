@@ -78,7 +78,7 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 }
 
 // cephRequest is what every Ceph step of the app is given: its images, its
-// pools, and the namespace's Ceph user on this site's monitors.
+// pools, and this site's monitors; cephPod picks the Ceph user.
 func cephRequest(pl *placement) hookcmd.Request {
 	p := pl.policy
 	images := make([]string, len(p.Volumes))
@@ -87,7 +87,7 @@ func cephRequest(pl *placement) hookcmd.Request {
 	}
 	return hookcmd.Request{
 		Timeout: p.Hooks.StepTimeout, Parallelism: p.Hooks.Parallelism, Targets: images, Pools: pl.tenant.Places(),
-		Ceph: rbd.Conn{ID: pl.tenant.CephUser, KeyFile: cephKey.file(), MonHost: strings.Join(pl.ceph.Monitors, ",")},
+		Ceph: rbd.Conn{KeyFile: cephKey.file(), MonHost: strings.Join(pl.ceph.Monitors, ",")},
 	}
 }
 
