@@ -33,6 +33,7 @@ import (
 
 	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/render"
 )
 
@@ -302,8 +303,9 @@ func TestSettingsConfigMap(t *testing.T) {
 }
 
 // tenantFolder is tenant/ built, with the example settings' entry for its
-// namespace: the AppProject and the CephClients' caps by name.
-func tenantFolder(t *testing.T) (*config.Settings, config.TenantSetting, v1alpha1.AppProject, map[string]map[string]string) {
+// namespace: the AppProject, the CephClients' caps by name and the
+// CephBlockPoolRadosNamespaces.
+func tenantFolder(t *testing.T) (*config.Settings, config.TenantSetting, v1alpha1.AppProject, map[string]map[string]string, []unstructured.Unstructured) {
 	t.Helper()
 	settings, err := config.LoadSettings(filepath.Join("..", "examples", "rbd-dr-settings.yaml"))
 	if err != nil {
@@ -314,6 +316,7 @@ func tenantFolder(t *testing.T) (*config.Settings, config.TenantSetting, v1alpha
 		t.Fatal(err)
 	}
 	var project v1alpha1.AppProject
+	var radosNamespaces []unstructured.Unstructured
 	clients := map[string]map[string]string{}
 	for _, r := range build(t, "tenant").Resources() {
 		y, err := r.AsYAML()
@@ -329,11 +332,51 @@ func tenantFolder(t *testing.T) (*config.Settings, config.TenantSetting, v1alpha
 				t.Fatal(err)
 			}
 			clients[client.GetName()], _, _ = unstructured.NestedStringMap(client.Object, "spec", "caps")
+		case "CephBlockPoolRadosNamespace":
+			var ns unstructured.Unstructured
+			if err := yaml.Unmarshal(y, &ns.Object); err != nil {
+				t.Fatal(err)
+			}
+			radosNamespaces = append(radosNamespaces, ns)
 		default:
 			t.Errorf("unexpected %s", r.GetKind())
 		}
 	}
-	return settings, tenant, project, clients
+	return settings, tenant, project, clients, radosNamespaces
+}
+
+// tenant/ makes the team's RADOS namespace in each of its pools, as the
+// settings name it, mirrored per image with a snapshot schedule at the rpo
+// the settings promise: the team's keys are confined to it.
+func TestTenantRadosNamespace(t *testing.T) {
+	_, tenant, _, _, got := tenantFolder(t)
+	if tenant.RadosNamespace == "" {
+		t.Fatal("the example settings give namespace wordpress no radosNamespace; the example is meant to confine the team")
+	}
+	var pools []string
+	for _, ns := range got {
+		pool, _, _ := unstructured.NestedString(ns.Object, "spec", "blockPoolName")
+		pools = append(pools, pool)
+		if ns.GetName() != tenant.RadosNamespace {
+			t.Errorf("CephBlockPoolRadosNamespace %s, want the settings' radosNamespace %s", ns.GetName(), tenant.RadosNamespace)
+		}
+		if mode, _, _ := unstructured.NestedString(ns.Object, "spec", "mirroring", "mode"); mode != "image" {
+			t.Errorf("CephBlockPoolRadosNamespace %s: mirroring mode %q, want image (the plugin enables each image)", ns.GetName(), mode)
+		}
+		schedules, _, _ := unstructured.NestedSlice(ns.Object, "spec", "mirroring", "snapshotSchedules")
+		var intervals []string
+		for _, s := range schedules {
+			if m, ok := s.(map[string]any); ok {
+				intervals = append(intervals, fmt.Sprint(m["interval"]))
+			}
+		}
+		if want := []string{tenant.RPO}; !reflect.DeepEqual(intervals, want) {
+			t.Errorf("CephBlockPoolRadosNamespace %s: snapshot schedules %v, want the settings' rpo %v", ns.GetName(), intervals, want)
+		}
+	}
+	if !reflect.DeepEqual(pools, tenant.Pools) {
+		t.Errorf("RADOS namespaces in pools %v, want one in each of the settings' pools %v", pools, tenant.Pools)
+	}
 }
 
 // tenant/ is what the platform adds per team: a CephClient with the smallest
@@ -341,7 +384,7 @@ func tenantFolder(t *testing.T) (*config.Settings, config.TenantSetting, v1alpha
 // the team's Applications deploy exactly what the plugin renders for its app,
 // to its namespace on its sites, and no other cluster-scoped kind than PVs.
 func TestTenant(t *testing.T) {
-	settings, tenant, project, clients := tenantFolder(t)
+	settings, tenant, project, clients, _ := tenantFolder(t)
 	want := map[string]map[string]string{tenant.CephUser: tenant.UserCaps()}
 	if r := tenant.PeerReader; r != nil {
 		want[r.User] = tenant.ReaderCaps()
@@ -412,11 +455,12 @@ func TestTenant(t *testing.T) {
 }
 
 // The peer reader, whose key lies in the team's namespace on the OTHER site,
-// can read that site's images of the team's pools and change nothing: osd
-// 'profile rbd-read-only' per pool and nothing else writable, so a leaked
+// can read that site's images of the team's pools (of its RADOS namespace in
+// them) and change nothing: osd 'profile rbd-read-only' per pool and nothing
+// else writable, so a leaked
 // key cannot demote, promote, resync or write an image there.
 func TestPeerReaderIsReadOnly(t *testing.T) {
-	_, tenant, _, clients := tenantFolder(t)
+	_, tenant, _, clients, _ := tenantFolder(t)
 	if tenant.PeerReader == nil {
 		t.Fatal("the example settings give namespace wordpress no peerReader")
 	}
@@ -426,7 +470,7 @@ func TestPeerReaderIsReadOnly(t *testing.T) {
 	}
 	osd := make([]string, len(tenant.Pools))
 	for i, pool := range tenant.Pools {
-		osd[i] = "profile rbd-read-only pool=" + pool
+		osd[i] = "profile rbd-read-only " + rbd.Image{Pool: pool, Namespace: tenant.RadosNamespace}.CapScope()
 	}
 	if want := map[string]string{"mon": "allow r", "osd": strings.Join(osd, ", ")}; !reflect.DeepEqual(caps, want) {
 		t.Errorf("CephClient %s caps %v, want exactly %v: read-only, on the team's pools", tenant.PeerReader.User, caps, want)

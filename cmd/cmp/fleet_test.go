@@ -196,8 +196,8 @@ func TestPlanAll(t *testing.T) {
 		"2 apps, 2 change",
 		"blog  site-a  passive",
 		"shop  site-b  active",
-		"  - shop: replicapool/blog-mysql is also declared in apps/blog/rbd-dr.yaml",
-		"  - blog: replicapool/blog-mysql is also declared in apps/shop/rbd-dr.yaml",
+		"  - shop: replicapool/wordpress/blog-mysql is also declared in apps/blog/rbd-dr.yaml",
+		"  - blog: replicapool/wordpress/blog-mysql is also declared in apps/shop/rbd-dr.yaml",
 		"  - blog: claim wordpress/wp-pv-claim is also declared in apps/shop/rbd-dr.yaml, in the same namespace",
 	} {
 		if !strings.Contains(out, want) {

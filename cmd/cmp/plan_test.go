@@ -84,7 +84,7 @@ func TestPlanWarnings(t *testing.T) {
 	}
 	_, out, stderr := runIn(t, ".", nil, "plan", filepath.Join(root, "apps", "blog"), "--repo-root", root, "--namespace", "wordpress")
 	for _, want := range []string{
-		"replicapool/csi-vol-mysql is also declared in apps/shop/rbd-dr.yaml: two apps would fail over the same image",
+		"replicapool/wordpress/csi-vol-mysql is also declared in apps/shop/rbd-dr.yaml: two apps would fail over the same image",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing warning %q in\n%s%s", want, out, stderr)

@@ -27,6 +27,9 @@ type Lab struct {
 	Dir    string
 	// Env is added to the script's environment (and to nothing else).
 	Env []string
+	// CephRoot is the Debian root folder of the lab's Ceph release (set by
+	// Release; "" is the host's own Ceph).
+	CephRoot string
 }
 
 // New is the lab of the repository at root in dir; ips, if given, are the
@@ -156,6 +159,7 @@ func (l *Lab) Release(root, suite, binDir string) (path string, err error) {
 		return "", fmt.Errorf("hack/ceph-root bin: %w: %s", err, out)
 	}
 	l.Env = append(l.Env, "CEPH_LAB_ROOT="+cephRoot)
+	l.CephRoot = cephRoot
 	return binDir + string(os.PathListSeparator) + path, nil
 }
 

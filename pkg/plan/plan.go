@@ -249,7 +249,16 @@ func sharedImages(p *config.Policy, o Options) []string {
 			unreadable++
 			return nil
 		}
+		// The other app's images are in the RADOS namespace of its own
+		// namespace when the settings know that one; else its Application
+		// may deploy it anywhere, this app's namespace included: compare as
+		// if there, so a shared image is never missed.
 		otherNS := cmp.Or(other.Apps.Namespace, namespace)
+		if o.Settings != nil {
+			if _, err := o.Settings.Tenant(otherNS); err != nil {
+				otherNS = namespace
+			}
+		}
 		for _, v := range other.Volumes {
 			if spec := target(v, otherNS); mine[spec] {
 				w = append(w, fmt.Sprintf("%s is also declared in %s: two apps would fail over the same image", spec, other.File))

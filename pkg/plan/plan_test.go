@@ -66,7 +66,7 @@ func TestStepsPerRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	images := []string{"replicapool/csi-vol-mysql", "replicapool/csi-vol-wordpress"}
+	images := []string{"replicapool/wordpress/csi-vol-mysql", "replicapool/wordpress/csi-vol-wordpress"}
 
 	passive := site(t, pl, "site-a")
 	want := []step{{0, "quiesce access", "RBAC", false}, {1, "quiesce", "Job", false}, {2, "demote", "Job", false}, {3, "resync", "Job", false}}
@@ -166,7 +166,7 @@ func TestSharedImagesWarning(t *testing.T) {
 	}
 	all := strings.Join(pl.Warnings, "\n")
 	for _, want := range []string{
-		"replicapool/csi-vol-mysql is also declared in shop/rbd-dr.yaml",
+		"replicapool/wordpress/csi-vol-mysql is also declared in shop/rbd-dr.yaml",
 		"1 other rbd-dr.yaml file(s) beside this app could not be read",
 	} {
 		if !strings.Contains(all, want) {

@@ -53,7 +53,7 @@ func TestRPOCheckCronJob(t *testing.T) {
 		c := pod.Containers[0]
 		req, err := hookcmd.Parse(c.Command[2], c.Args)
 		if err != nil || req.Step != hookcmd.RPOCheck || req.RPO != 5*time.Minute || req.Ceph.ID != "wordpress" || req.Peer.ID != "" ||
-			!slices.Equal(req.Targets, []string{"replicapool/csi-vol-mysql", "replicapool/csi-vol-wordpress"}) || req.Timeout >= 5*time.Minute {
+			!slices.Equal(req.Targets, []string{"replicapool/wordpress/csi-vol-mysql", "replicapool/wordpress/csi-vol-wordpress"}) || req.Timeout >= 5*time.Minute {
 			t.Errorf("%s: %v %+v", site, err, req)
 		}
 		if *pod.AutomountServiceAccountToken || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot || len(pod.Volumes) != 2 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -76,6 +77,20 @@ func (l *loop) startLab(t *testing.T) {
 		ips:   map[string]string{sites[0]: labIPs[0], sites[1]: labIPs[1]},
 	}
 	l.lab = lb
+	// The lab and every Ceph client (the harness's, the hook Jobs' and the
+	// app's) run the Ceph of RBD_DR_FULLLOOP_CEPH_SUITE: by default sid's
+	// 20.2, the release current Rook runs; bookworm is the host's 16.2.
+	suite := envOr("RBD_DR_FULLLOOP_CEPH_SUITE", "sid")
+	path, err := lb.Release(l.root, suite, filepath.Join(l.run, "ceph-bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Setenv("PATH", path)
+	version, err := cephlab.Version()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("fullloop: Ceph %s (Debian suite %s)\n", version, suite)
 	if err := lb.Up(); err != nil {
 		t.Fatal(err)
 	}

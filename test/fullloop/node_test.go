@@ -2,6 +2,7 @@ package fullloop
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/cephlab"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
 
@@ -34,6 +36,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	l.startLab(t)
 	t.Logf("Ceph lab up in %.1fs (%s)", time.Since(begin).Seconds(), l.lab.Dir)
 	tenants := l.tenants(t)
+	l.grant(t, tenants)
 	var pools, namespaces []string
 	for _, ten := range tenants {
 		for _, p := range ten.Pools {
@@ -86,6 +89,56 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	}
 }
 
+// grant gives each app's volumes the RADOS namespace of the namespace it
+// deploys to, as the plugin does (Settings.Grant): from here on the suite
+// names every image as the Jobs do, pool/namespace/image in a namespace.
+func (l *loop) grant(t *testing.T, tenants []*tenant) {
+	t.Helper()
+	settings, err := config.LoadSettings(l.app.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ten := range tenants {
+		for _, a := range ten.apps {
+			if _, err := settings.Grant(a.policy, ten.Namespace); err != nil {
+				t.Fatalf("the app %s in namespace %s: %v", a.source, ten.Namespace, err)
+			}
+		}
+	}
+}
+
+// writeCSIConfig writes ceph-csi's cluster config for a site as Rook
+// publishes it: the site's clusterID, and one per RADOS namespace of the
+// settings (Rook's CephBlockPoolRadosNamespace), with the site's monitors.
+// The node agent stages a PV only through a clusterID it finds there.
+func (l *loop) writeCSIConfig(t *testing.T, site, file string) {
+	t.Helper()
+	settings, err := config.LoadSettings(l.app.settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := settings.Site(site)
+	if !ok {
+		t.Fatalf("site %s is not in the settings", site)
+	}
+	entries := []cephlab.CSICluster{{ClusterID: s.ClusterID, Monitors: s.Monitors}}
+	for _, ten := range settings.Namespaces {
+		if ten.RadosNamespace == "" {
+			continue
+		}
+		e := cephlab.CSICluster{ClusterID: ten.ClusterID(s), Monitors: s.Monitors}
+		e.RBD.RadosNamespace = ten.RadosNamespace
+		entries = append(entries, e)
+	}
+	body, err := json.MarshalIndent(entries, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // checkSecretsMatch fails unless every key a rendered Job reads (mounted)
 // is in a Secret the platform made from the settings, holding the same key.
 func checkSecretsMatch(t *testing.T, site string, a *app, mounted, made []*corev1.Secret) {
@@ -119,10 +172,12 @@ func (l *loop) startNodes(ctx context.Context, t *testing.T) {
 			t.Fatal(err)
 		}
 		conn := l.lab.conns[site]
+		csiConfig := filepath.Join(dir, "ceph-csi-config.json")
+		l.writeCSIConfig(t, site, csiConfig)
 		p, err := start(c.dir, "nodeagent", nil, filepath.Join(l.bin, "nodeagent"), "agent",
 			"--kubeconfig", kubeconfig, "--node", node, "--dir", dir, "--api", strings.TrimPrefix(c.url, "https://"),
 			"--our-image", ours, "--our-binary", filepath.Join(l.bin, "argocd-rbd-dr"), "--ceph-image", ceph,
-			"--ceph-conf", conn.conf)
+			"--ceph-root", l.lab.CephRoot, "--ceph-conf", conn.conf, "--csi-config", csiConfig)
 		if err != nil {
 			t.Fatal(err)
 		}

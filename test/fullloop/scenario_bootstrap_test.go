@@ -172,7 +172,7 @@ func (l *loop) podReport(ctx context.Context, site string) string {
 func (l *loop) checkPrimary(ctx context.Context, t *testing.T, want string) {
 	t.Helper()
 	for _, v := range l.app.policy.Volumes {
-		spec := v.Pool + "/" + v.Image
+		spec := v.Spec()
 		for _, site := range l.app.sites() {
 			if l.dead[site] {
 				continue
@@ -247,9 +247,15 @@ type marker struct {
 func (l *loop) markers(t *testing.T, site string) map[string]*marker {
 	t.Helper()
 	conn := l.lab.conns[site]
-	args := []string{"marker", "--conf", conn.conf, "--keyring", conn.keyring, "--id", conn.id}
+	// The lab's release's python3 and librbd: the first python3 on PATH once
+	// startLab set it (hack/ceph-root's wrapper), else Debian's own.
+	python, err := exec.LookPath("python3")
+	if err != nil || l.lab.CephRoot == "" {
+		python = "/usr/bin/python3"
+	}
+	args := []string{"marker", "--conf", conn.conf, "--keyring", conn.keyring, "--id", conn.id, "--python", python}
 	for _, v := range l.app.policy.Volumes {
-		args = append(args, v.Pool+"/"+v.Image)
+		args = append(args, v.Spec())
 	}
 	cmd := exec.Command(filepath.Join(l.bin, "nodeagent"), args...)
 	var stderr strings.Builder

@@ -113,7 +113,7 @@ func (l *loop) waitReplaying(ctx context.Context, t *testing.T, site string) {
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
 		for _, v := range l.app.policy.Volumes {
-			spec := v.Pool + "/" + v.Image
+			spec := v.Spec()
 			out, err := l.lab.rbd(ctx, site, "mirror", "image", "status", spec)
 			if err != nil {
 				last = err.Error()

@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rbd-dr/argocd-rbd-dr/internal/cephlab"
 )
 
 // agent is one node.
@@ -32,7 +34,8 @@ type agent struct {
 	dir    string
 	self   string // this binary
 	images imageMap
-	api    string // host:port pods reach the API server at (no kube-proxy here)
+	csi    []cephlab.CSICluster // ceph-csi's cluster config: clusterID -> RADOS namespace
+	api    string               // host:port pods reach the API server at (no kube-proxy here)
 
 	readySince metav1.Time
 
@@ -50,9 +53,17 @@ func agentMain(args []string) error {
 	fs.StringVar(&a.images.ours, "our-image", "", "the project's image")
 	fs.StringVar(&a.images.ourBinary, "our-binary", "", "the built argocd-rbd-dr that the project's image runs")
 	fs.StringVar(&a.images.ceph, "ceph-image", "", "Rook's Ceph image")
+	fs.StringVar(&a.images.cephRoot, "ceph-root", "", "a Debian root folder with the lab's Ceph release (hack/ceph-root), the image of Rook's Ceph and of the app stand-in; empty: the host's /")
 	fs.StringVar(&a.images.cephConf, "ceph-conf", "", "the site's Ceph conf (its monitors), for the app stand-in's volumes; the user is each volume's node-stage Secret's, as ceph-csi maps it")
+	csiConfig := fs.String("csi-config", "", "ceph-csi's cluster config (config.json), which maps each PV's clusterID to its RADOS namespace")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *csiConfig != "" {
+		var err error
+		if a.csi, err = cephlab.ReadCSIConfig(*csiConfig); err != nil {
+			return err
+		}
 	}
 	if *kubeconfig == "" || a.node == "" || a.dir == "" || a.api == "" || a.images.ours == "" || a.images.ourBinary == "" || a.images.ceph == "" {
 		return fmt.Errorf("agent needs --kubeconfig, --node, --dir, --api, --our-image, --our-binary and --ceph-image")

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
 // marker is what the app stand-in keeps in the first block of each volume:
@@ -24,18 +26,20 @@ type marker struct {
 }
 
 // librbdScript reads or writes the marker block through librbd (python3-rbd,
-// part of Debian's ceph-common). argv: conf keyring id pool image [rw].
+// part of Debian's ceph-common). argv: conf keyring id pool namespace image
+// [rw]; namespace is "" for the pool's default one.
 // Without rw it prints the block and ends. With rw it prints the block (one
 // line), reads the next block from stdin (one line), writes and flushes it,
 // prints "ok" and keeps the image open until stdin closes, as a running app
 // holds its volume: one connection per volume, read and write.
 const librbdScript = `
 import sys, rados, rbd
-conf, keyring, cid, pool, image = sys.argv[1:6]
+conf, keyring, cid, pool, namespace, image = sys.argv[1:7]
 cluster = rados.Rados(conffile=conf, rados_id=cid, conf={'keyring': keyring})
 cluster.connect(timeout=30)
 ioctx = cluster.open_ioctx(pool)
-if len(sys.argv) > 6:
+ioctx.set_namespace(namespace)
+if len(sys.argv) > 7:
     img = rbd.Image(ioctx, image)
     print(img.read(0, 4096).rstrip(b'\0').decode(), flush=True)
     data = sys.stdin.readline().rstrip('\n').encode().ljust(4096, b'\0')
@@ -50,33 +54,37 @@ img.close(); ioctx.close(); cluster.shutdown()
 `
 
 // debianPython is Debian's python3, the one python3-rbd belongs to (a
-// python3 earlier on PATH, e.g. pyenv's, has no rados module).
+// python3 earlier on PATH, e.g. pyenv's, has no rados module). In a
+// container it is the Ceph image's (the agent's --ceph-root).
 const debianPython = "/usr/bin/python3"
 
-type cephFlags struct{ conf, keyring, id string }
+type cephFlags struct{ conf, keyring, id, python string }
 
 func (c *cephFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&c.conf, "conf", "", "Ceph conf")
 	fs.StringVar(&c.keyring, "keyring", "", "keyring")
 	fs.StringVar(&c.id, "id", "admin", "CephX id")
+	fs.StringVar(&c.python, "python", debianPython, "the python3 with the rados and rbd modules of the lab's Ceph release")
 }
 
-func splitSpec(spec string) (pool, image string, err error) {
-	pool, image, ok := strings.Cut(spec, "/")
-	if !ok || pool == "" || image == "" {
-		return "", "", fmt.Errorf("%q is not pool/image", spec)
+// librbd runs librbdScript on the image spec (pool/image or
+// pool/namespace/image), with extra arguments after it.
+func (c cephFlags) librbd(spec string, extra ...string) (*exec.Cmd, error) {
+	img, err := rbd.ParseImage(spec)
+	if err != nil {
+		return nil, err
 	}
-	return pool, image, nil
+	args := []string{"-c", librbdScript, c.conf, c.keyring, c.id, img.Pool, img.Namespace, img.Name}
+	return exec.Command(c.python, append(args, extra...)...), nil
 }
 
 // readMarker is the marker on the image (nil when nothing was written yet).
 func readMarker(c cephFlags, spec string) (*marker, error) {
-	pool, image, err := splitSpec(spec)
+	cmd, err := c.librbd(spec)
 	if err != nil {
 		return nil, err
 	}
 	var stderr bytes.Buffer
-	cmd := exec.Command(debianPython, "-c", librbdScript, c.conf, c.keyring, c.id, pool, image)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -134,11 +142,10 @@ func appMain(args []string) error {
 		}
 	}()
 	for _, spec := range fs.Args() {
-		pool, image, err := splitSpec(spec)
+		h, err := c.librbd(spec, "rw")
 		if err != nil {
 			return err
 		}
-		h := exec.Command(debianPython, "-c", librbdScript, c.conf, c.keyring, c.id, pool, image, "rw")
 		h.Stderr = os.Stderr
 		// Dies with the app: a killed app must not leave the image open.
 		h.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -15,6 +15,7 @@ import (
 // mount below is its own and goes away with it.
 type containerSpec struct {
 	Dir          string  // per-container folder on the host: upper, work, root
+	Image        string  // the image's root folder: the overlay's lower layer ("" is the host's /)
 	Mounts       []mount // volumes, and the host programs the image maps to
 	ReadOnlyRoot bool
 	UID, GID     *int64
@@ -31,9 +32,10 @@ type mount struct {
 }
 
 // containerMain sets up the container's view and execs its command. The
-// root is an overlayfs with the host's / as the read-only lower layer, so the
-// container sees the host's programs and libraries (the "image") and its
-// writes (mount points included) land in its own upper layer.
+// root is an overlayfs with the image's folder (the host's / unless the spec
+// names another) as the read-only lower layer, so the container sees that
+// folder's programs and libraries and its writes (mount points included)
+// land in its own upper layer.
 func containerMain(args []string) error {
 	if len(args) != 1 {
 		return fmt.Errorf("usage: nodeagent container SPEC.json")
@@ -55,7 +57,11 @@ func containerMain(args []string) error {
 			return err
 		}
 	}
-	if err := syscall.Mount("overlay", root, "overlay", 0, "lowerdir=/,upperdir="+upper+",workdir="+work); err != nil {
+	lower := s.Image
+	if lower == "" {
+		lower = "/"
+	}
+	if err := syscall.Mount("overlay", root, "overlay", 0, "lowerdir="+lower+",upperdir="+upper+",workdir="+work); err != nil {
 		return fmt.Errorf("overlay root: %w", err)
 	}
 	for _, d := range []string{"/proc", "/sys", "/dev"} {

@@ -14,10 +14,12 @@ import (
 )
 
 // imageMap says what runs for which image: there is no image store here,
-// the host's programs are the images.
+// the host's programs are the images, and a Debian root folder with the
+// lab's Ceph release (hack/ceph-root) is Rook's image and the app's.
 type imageMap struct {
 	ours, ourBinary string
 	ceph            string
+	cephRoot        string // "" is the host's /
 	cephConf        string
 }
 
@@ -90,7 +92,8 @@ func (r *podRunner) containerSpec(ctx context.Context, c corev1.Container, cdir 
 			argv = append([]string{"argocd-rbd-dr"}, c.Args...)
 		}
 	case img.ceph:
-		// Rook's image: the host's rbd and ceph, as they are.
+		// Rook's image: the Ceph root's rbd and ceph, as they are.
+		s.Image = img.cephRoot
 	default:
 		// The app: it opens its RBD volumes itself, as the image would
 		// through the kernel's mapping.
@@ -122,8 +125,10 @@ func (r *podRunner) containerSpec(ctx context.Context, c corev1.Container, cdir 
 			// A Job's pod (a CronJob's run): write, then finish.
 			argv = slices.Insert(argv, 2, "--once") // after "rbd-dr-app app"
 		}
-		// The app's own image and user do not exist here.
+		// The app's own image and user do not exist here: it runs on the
+		// Ceph root, whose librbd is the lab's release.
 		s.UID, s.GID, s.FSGroup, s.ReadOnlyRoot = nil, nil, nil, false
+		s.Image = img.cephRoot
 	}
 	s.Argv = argv
 	return s, ready, nil

@@ -11,6 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rbd-dr/argocd-rbd-dr/internal/cephlab"
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
 // setUpVolumes writes each volume of the pod into a host folder, as the
@@ -244,8 +247,9 @@ func (r *podRunner) field(path string) (string, error) {
 // stageUser is a CephX user and its key, from a node-stage Secret.
 type stageUser struct{ id, key string }
 
-// rbdImage is the pool/image behind a PVC, as ceph-csi finds it: its bound
-// PV's pool, and its imageName (a volume ceph-csi provisioned) or its
+// rbdImage is the image behind a PVC, as ceph-csi finds it: its bound PV's
+// pool, the RADOS namespace ceph-csi's config gives the PV's clusterID (with
+// a config), and its imageName (a volume ceph-csi provisioned) or its
 // volumeHandle (a static volume, as the plugin renders); and the user
 // ceph-csi maps it with, from the node-stage Secret the PV names (its keys
 // userID and userKey), read with the node's identity as the kubelet's CSI
@@ -278,9 +282,14 @@ func (r *podRunner) rbdImage(ctx context.Context, claim string) (string, stageUs
 	if user.id == "" || user.key == "" {
 		return "", stageUser{}, fmt.Errorf("node-stage Secret %s/%s has no userID and userKey", ref.Namespace, ref.Name)
 	}
-	image := csi.VolumeHandle
+	img := rbd.Image{Pool: csi.VolumeAttributes["pool"], Name: csi.VolumeHandle}
 	if name := csi.VolumeAttributes["imageName"]; name != "" {
-		image = name
+		img.Name = name
 	}
-	return csi.VolumeAttributes["pool"] + "/" + image, user, nil
+	if r.a.csi != nil {
+		if img.Namespace, err = cephlab.RadosNamespace(r.a.csi, csi.VolumeAttributes["clusterID"]); err != nil {
+			return "", stageUser{}, fmt.Errorf("pv %s: %w", pv.Name, err)
+		}
+	}
+	return img.String(), user, nil
 }
