@@ -155,6 +155,16 @@ func (r *recorder) statusIs(site, state, desc string) func() bool {
 	}
 }
 
+// reads: site's mirror status reads as our code reads it, replaying or not,
+// and with its first peer claiming primary or not.
+func (r *recorder) reads(site string, replaying, peerPrimary bool) func() bool {
+	return func() bool {
+		st, err := client(site).MirrorStatus(context.Background(), image(r.img))
+		peer := err == nil && len(st.PeerSites) > 0 && st.PeerSites[0].ClaimsPrimary()
+		return err == nil && st.Replaying() == replaying && peer == peerPrimary
+	}
+}
+
 func (r *recorder) write(site string, mib int) {
 	rbdCmd(r.t, site, "bench", "--io-type", "write", "--io-size", "64K", "--io-total", fmt.Sprintf("%dM", mib), "--io-pattern", "rand", r.img)
 }
@@ -209,6 +219,9 @@ func (r *recorder) script() {
 	r.waitFor(time.Minute, "b holds a's newest snapshot", r.synced(a, b))
 	r.waitFor(time.Minute, "b reports up+replaying", r.statusIs(b, `up\+replaying`, ""))
 	r.waitFor(time.Minute, "a reports up+stopped", r.statusIs(a, `up\+stopped`, ""))
+	// Tentacle reports up+replaying before its description holds the
+	// copied snapshot's timestamp: the stage is the steady state after it.
+	r.waitFor(time.Minute, "b reads as replaying a's snapshots, a as its primary peer", r.reads(b, true, true))
 	r.sameData()
 	r.stage("s1_replaying", "a primary, b a healthy non-primary copy replaying a's snapshots", a, b)
 	r.act("s1_promote_b_while_a_primary", b, "non-forced promote on b while a is primary", 16, "mirror", "image", "promote", img)
@@ -339,7 +352,9 @@ func (r *recorder) script() {
 	}
 	r.timing("resync of a, request to replaying with b's newest snapshot, s", time.Since(start))
 
-	// s11: resynced
+	// s11: resynced. Tentacle has a's record of its peer b ("status not
+	// found") for a while after the resync: the stage is once it has.
+	r.waitFor(time.Minute, "a reads as replaying b's snapshots, b as its primary peer", r.reads(a, true, true))
 	r.stage("s11_resynced", "a resynced from b: b primary, a replaying", a, b)
 	r.sameData()
 }

@@ -23,12 +23,15 @@ import (
 // Everything the suite knows about the app comes from its rbd-dr.yaml and
 // from what the plugin renders, never from constants.
 type app struct {
-	source   string // the folder it was copied from, as given
-	bin      string // the built argocd-rbd-dr
-	repo     string // the git repository (its working tree)
-	path     string // the app folder inside it
-	policy   *config.Policy
-	settings string // the platform's settings file the suite made (RBD_DR_SETTINGS)
+	source string // the folder it was copied from, as given
+	bin    string // the built argocd-rbd-dr
+	repo   string // the git repository (its working tree)
+	path   string // the app folder inside it
+	policy *config.Policy
+	// radosNamespace is the RADOS namespace the settings give the app's
+	// namespace (loop.grant): its volumes' images are there.
+	radosNamespace string
+	settings       string // the platform's settings file the suite made (RBD_DR_SETTINGS)
 	// oneMove: the app runs only the bootstrap and one relocation.
 	oneMove bool
 }
@@ -92,13 +95,26 @@ func newApp(t *testing.T, bin, src, repo, settingsFile string) *app {
 	if err := os.CopyFS(a.dir(), os.DirFS(src)); err != nil {
 		t.Fatalf("copying the app folder %s: %v", src, err)
 	}
-	var err error
-	if a.policy, err = config.Load(a.dir(), a.repo); err != nil {
+	if err := a.load(); err != nil {
 		t.Fatalf("the app under test is not valid: %v", err)
 	}
 	a.git(t, "init", "-q", "-b", "main")
 	a.commit(t, "the app under test: "+filepath.Base(src))
 	return a
+}
+
+// load reads the app's rbd-dr.yaml (again, after an edit) and names its
+// volumes as the plugin does: in the RADOS namespace the settings give.
+func (a *app) load() error {
+	p, err := config.Load(a.dir(), a.repo)
+	if err != nil {
+		return err
+	}
+	for i := range p.Volumes {
+		p.Volumes[i].Namespace = a.radosNamespace
+	}
+	a.policy = p
+	return nil
 }
 
 // addTenants appends each YAML mapping in tenants to the settings'

@@ -132,8 +132,7 @@ func newFleet(t *testing.T, bin, repo, settings string, sites []string) []*app {
 		name := fmt.Sprintf("fleet-%02d", i)
 		a := &app{source: "generated fleet app " + name, bin: bin, repo: repo, path: "apps/" + name, settings: settings}
 		writeFleetApp(t, a.dir(), name, sites, 0)
-		var err error
-		if a.policy, err = config.Load(a.dir(), repo); err != nil {
+		if err := a.load(); err != nil {
 			t.Fatalf("the fleet app %s: %v", name, err)
 		}
 		apps = append(apps, a)
@@ -252,8 +251,7 @@ func (l *loop) fleetRelocate(ctx context.Context, t *testing.T, to string, progr
 		t.Fatal(err)
 	}
 	for _, a := range l.fleet {
-		var err error
-		if a.policy, err = config.Load(a.dir(), a.repo); err != nil {
+		if err := a.load(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -103,6 +103,7 @@ func (l *loop) grant(t *testing.T, tenants []*tenant) {
 			if _, err := settings.Grant(a.policy, ten.Namespace); err != nil {
 				t.Fatalf("the app %s in namespace %s: %v", a.source, ten.Namespace, err)
 			}
+			a.radosNamespace = ten.RadosNamespace
 		}
 	}
 }

@@ -78,7 +78,8 @@ func (l *loop) checkPeerReaders(ctx context.Context, t *testing.T, site string, 
 			}
 			t.Logf("%s's %s Job reads %s on its peer (%s as %s): %d snapshot(s)", site, cj.req.Step, img, p.MonHost, p.ID, len(snaps))
 		}
-		probe := images[0].Pool + "/rbd-dr-peer-write-probe"
+		// In the images' own RADOS namespace: where the reader's caps reach.
+		probe := rbd.Image{Pool: images[0].Pool, Namespace: images[0].Namespace, Name: "rbd-dr-peer-write-probe"}.String()
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		out, err := exec.CommandContext(wctx, "rbd", "--conf", os.DevNull, "--id", p.ID, "--keyfile", keyFile, "--mon_host", p.MonHost,
 			"create", "--size", "1M", probe).CombinedOutput()

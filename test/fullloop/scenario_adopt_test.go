@@ -74,7 +74,7 @@ func newAdoptee(t *testing.T, bin, root, repo, settings string) *app {
 	if err != nil || changed == 0 {
 		t.Fatalf("setting namespace %s in the copy of %s: %v (%d kustomizations changed)", adoptName, src, err, changed)
 	}
-	if a.policy, err = config.Load(a.dir(), a.repo); err != nil {
+	if err = a.load(); err != nil {
 		t.Fatal(err)
 	}
 	a.git(t, "init", "-q", "-b", "main")
@@ -143,7 +143,7 @@ func (l *loop) adopt(ctx context.Context, t *testing.T) {
 	}
 	out := a.run(t, "adopt", "--kubeconfig", kubeconfig, "-n", adoptName, "--write", filepath.Join(a.dir(), config.FileName), "--apply")
 	t.Logf("argocd-rbd-dr adopt:\n%s", out)
-	if a.policy, err = config.Load(a.dir(), a.repo); err != nil {
+	if err = a.load(); err != nil {
 		t.Fatalf("rbd-dr.yaml as adopt wrote it: %v", err)
 	}
 	if len(a.policy.Volumes) != len(pvs) {

@@ -10,8 +10,6 @@ import (
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/rbd-dr/argocd-rbd-dr/pkg/config"
 )
 
 const stepLabel = "rbd-dr.io/step"
@@ -52,8 +50,7 @@ func (l *loop) activate(t *testing.T, site string, force bool) string {
 	}
 	l.app.run(t, args...)
 	rev := l.app.commit(t, fmt.Sprintf("activate %s (force %v)", site, force))
-	var err error
-	if l.app.policy, err = config.Load(l.app.dir(), l.app.repo); err != nil {
+	if err := l.app.load(); err != nil {
 		t.Fatal(err)
 	}
 	return rev
