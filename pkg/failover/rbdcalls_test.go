@@ -2,6 +2,7 @@ package failover_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -36,6 +37,19 @@ func TestDemoteCallFailing(t *testing.T) {
 		}
 		if failover.Report([]failover.Result{res}).Err() == nil {
 			t.Error("the report does not fail the step")
+		}
+	})
+	t.Run("a gone lock holder the user may not blocklist: refused, saying what holds it and what to do", func(t *testing.T) {
+		// What Ceph 20.2 printed in the full loop, to a user with mon 'allow r',
+		// when the app's process had died without releasing the lock.
+		gone := &rbd.CmdError{Args: []string{"mirror", "image", "demote"}, ExitCode: 13,
+			Stderr: "2026-12-06T02:06:54.123+0000 7f5f56ffd6c0 -1 librbd::managed_lock::BreakRequest: 0x5588799ed590 handle_blocklist: failed to blocklist lock owner: (13) Permission denied"}
+		f := &fake{primary: true, snaps: proven(), statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511100)}, demote: []error{gone}}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !errors.Is(res.Err, rbd.ErrLockHolderGone) || !strings.Contains(res.Err.Error(), "still holds the image's exclusive lock") ||
+			!strings.Contains(res.Err.Error(), "rbd lock ls "+img.String()) || res.Action == "demoted" || f.count("demote") != 1 {
+			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("already non-primary: done", func(t *testing.T) {

@@ -26,6 +26,11 @@ var (
 	// ErrDenied: the user's caps do not allow the call (EPERM or EACCES);
 	// a schedule read without mgr caps says so too.
 	ErrDenied = errors.New("the Ceph user's caps do not allow it")
+	// ErrLockHolderGone: the call needed the image's exclusive lock, its
+	// holder did not answer (gone without releasing it: a dead node, an
+	// unclean unmap), and breaking the lock blocklists the holder, which the
+	// user's mon caps do not allow ('profile rbd' does). Also ErrDenied.
+	ErrLockHolderGone = errors.New("a client that is gone holds the image's lock")
 )
 
 // CmdError is a failed rbd call: what was run and what rbd said.
@@ -51,6 +56,8 @@ func (e *CmdError) Is(target error) bool {
 		return strings.Contains(e.Stderr, "already primary")
 	case ErrNotPrimary:
 		return strings.Contains(e.Stderr, "image is not primary") || strings.Contains(e.Stderr, "is already non-primary")
+	case ErrLockHolderGone:
+		return strings.Contains(e.Stderr, "failed to blocklist lock owner")
 	case ErrDenied:
 		return e.ExitCode == 1 && strings.Contains(e.Stderr, "Operation not permitted") || e.ExitCode == 13 || strings.Contains(e.Stderr, "Permission denied")
 	case ErrNotFound:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -33,7 +34,12 @@ type marker struct {
 // prints "ok" and keeps the image open until stdin closes, as a running app
 // holds its volume: one connection per volume, read and write.
 const librbdScript = `
-import sys, rados, rbd
+import signal, sys, rados, rbd
+# The pod's SIGTERM goes to the whole process group: the image is closed
+# (its lock released) when the app closes stdin, as ceph-csi unmaps a
+# volume after the container stopped.
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 conf, keyring, cid, pool, namespace, image = sys.argv[1:7]
 cluster = rados.Rados(conffile=conf, rados_id=cid, conf={'keyring': keyring})
 cluster.connect(timeout=30)
@@ -52,6 +58,10 @@ else:
     sys.stdout.write(img.read(0, 4096).rstrip(b'\0').decode())
 img.close(); ioctx.close(); cluster.shutdown()
 `
+
+// holderGrace is how long the app waits, once stopped, for librbd to close
+// its images (and release their locks) before it kills the holders.
+const holderGrace = 20 * time.Second
 
 // debianPython is Debian's python3, the one python3-rbd belongs to (a
 // python3 earlier on PATH, e.g. pyenv's, has no rados module). In a
@@ -134,11 +144,29 @@ func appMain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var holders []*exec.Cmd
+	type holder struct {
+		cmd   *exec.Cmd
+		stdin io.Closer
+	}
+	var holders []holder
 	defer func() {
+		// Closing stdin makes each holder close its image, which releases
+		// the image's exclusive lock, as ceph-csi's unmap does when a pod
+		// stops; one that has not finished in time is killed (a crash: the
+		// lock stays behind, with a holder that is gone).
 		for _, h := range holders {
-			_ = h.Process.Kill()
-			_ = h.Wait()
+			_ = h.stdin.Close()
+		}
+		deadline := time.Now().Add(holderGrace)
+		for _, h := range holders {
+			done := make(chan struct{})
+			go func() { _ = h.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(time.Until(deadline)):
+				_ = h.cmd.Process.Kill()
+				<-done
+			}
 		}
 	}()
 	for _, spec := range fs.Args() {
@@ -153,7 +181,6 @@ func appMain(args []string) error {
 		if err != nil {
 			return err
 		}
-		defer stdin.Close()
 		out, err := h.StdoutPipe()
 		if err != nil {
 			return err
@@ -161,7 +188,7 @@ func appMain(args []string) error {
 		if err := h.Start(); err != nil {
 			return err
 		}
-		holders = append(holders, h)
+		holders = append(holders, holder{h, stdin})
 		lines := bufio.NewReader(out)
 		first, err := lines.ReadString('\n')
 		if err != nil {
