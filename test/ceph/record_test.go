@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rbd-dr/argocd-rbd-dr/internal/cephlab"
 	"github.com/rbd-dr/argocd-rbd-dr/internal/rbdtest"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
@@ -165,6 +166,16 @@ func (r *recorder) reads(site string, replaying, peerPrimary bool) func() bool {
 	}
 }
 
+// peerHasCopied: site's record of its first peer says the peer replayed
+// site's newest mirror snapshot (rbd.PeerSite.HasCopied).
+func (r *recorder) peerHasCopied(site string) func() bool {
+	return func() bool {
+		newest, ok := rbd.LatestMirror(r.snaps(site))
+		st, err := client(site).MirrorStatus(context.Background(), image(r.img))
+		return ok && err == nil && len(st.PeerSites) > 0 && st.PeerSites[0].HasCopied(newest.Timestamp.Unix())
+	}
+}
+
 func (r *recorder) write(site string, mib int) {
 	rbdCmd(r.t, site, "bench", "--io-type", "write", "--io-size", "64K", "--io-total", fmt.Sprintf("%dM", mib), "--io-pattern", "rand", r.img)
 }
@@ -222,6 +233,10 @@ func (r *recorder) script() {
 	// Tentacle reports up+replaying before its description holds the
 	// copied snapshot's timestamp: the stage is the steady state after it.
 	r.waitFor(time.Minute, "b reads as replaying a's snapshots, a as its primary peer", r.reads(b, true, true))
+	// Tentacle's record of a synced snapshot has no local_snapshot_timestamp
+	// until its next status update (up to rbd-mirror's 30 s timer): the
+	// stage is once a's view of b says the copy is there.
+	r.waitFor(2*time.Minute, "a's record of b holds the copy of a's newest snapshot", r.peerHasCopied(a))
 	r.sameData()
 	r.stage("s1_replaying", "a primary, b a healthy non-primary copy replaying a's snapshots", a, b)
 	r.act("s1_promote_b_while_a_primary", b, "non-forced promote on b while a is primary", 16, "mirror", "image", "promote", img)
@@ -407,6 +422,9 @@ func (r *recorder) readme() string {
 		if m := regexp.MustCompile(`(?m)^PRETTY_NAME="?([^"\n]*)`).FindSubmatch(b); m != nil {
 			osName = string(m[1])
 		}
+	}
+	if suite := os.Getenv("RBD_DR_CEPH_SUITE"); suite != "" && suite != cephlab.HostSuite {
+		osName += ", with the Ceph of Debian " + suite + " run from a hack/ceph-root folder"
 	}
 	ver, _ := exec.Command("ceph", "--version").Output() // the release's own, root or host
 	fmt.Fprintf(&s, readmeHead, osName, strings.TrimSpace(string(ver)), time.Now().UTC().Format("2006-01-02"))
