@@ -36,7 +36,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	l.startLab(t)
 	t.Logf("Ceph lab up in %.1fs (%s)", time.Since(begin).Seconds(), l.lab.Dir)
 	tenants := l.tenants(t)
-	l.grant(t, tenants)
+	l.grant(tenants)
 	var pools, namespaces []string
 	for _, ten := range tenants {
 		for _, p := range ten.Pools {
@@ -90,20 +90,17 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 }
 
 // grant gives each app's volumes the RADOS namespace of the namespace it
-// deploys to, as the plugin does (Settings.Grant): from here on the suite
-// names every image as the Jobs do, pool/namespace/image in a namespace.
-func (l *loop) grant(t *testing.T, tenants []*tenant) {
-	t.Helper()
-	settings, err := config.LoadSettings(l.app.settings)
-	if err != nil {
-		t.Fatal(err)
-	}
+// deploys to, as the plugin does (Settings.Grant, which the render checks):
+// from here on the suite names every image as the Jobs do,
+// pool/namespace/image in a namespace. The adoptee's volumes come later,
+// from adopt, and get it as they are read (app.load).
+func (l *loop) grant(tenants []*tenant) {
 	for _, ten := range tenants {
 		for _, a := range ten.apps {
-			if _, err := settings.Grant(a.policy, ten.Namespace); err != nil {
-				t.Fatalf("the app %s in namespace %s: %v", a.source, ten.Namespace, err)
-			}
 			a.radosNamespace = ten.RadosNamespace
+			for i := range a.policy.Volumes {
+				a.policy.Volumes[i].Namespace = a.radosNamespace
+			}
 		}
 	}
 }
