@@ -14,7 +14,7 @@ MUTATE_COVERAGE   ?= 75
 SITE      ?= site-b
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: help build render test e2e e2e-cmpserver e2e-ceph e2e-fullloop bench lint fuzz update tools mutate record
+.PHONY: help build render test e2e e2e-cmpserver e2e-ceph e2e-fullloop prebuild bench lint fuzz update tools mutate record
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -72,6 +72,14 @@ e2e-ceph: tools ## the two-site Ceph lab on each Ceph release: the scenarios wit
 	  run_suite $$suite '$(CEPH_CORE)' $(CEPH_CORE_ROUNDS) "CEPH_LAB_IP_A=127.0.0.$$((11 + 2 * n)) CEPH_LAB_IP_B=127.0.0.$$((12 + 2 * n))" & n=$$((n + 1)); \
 	done; wait; for suite in $(CEPH_CORE_SUITES); do report $$suite; done; \
 	if [ -n "$$failed" ]; then echo "e2e-ceph failed on:$$failed"; exit 1; fi
+
+# The slow builds the end-to-end suites need, each cached outside the clone
+# and keyed by what determines it (so a warm run returns at once): the full
+# loop's kube and Argo CD binaries and the Ceph roots of the releases other
+# than the host's. .ci/run starts it beside the first suites.
+prebuild: ## build (or find cached) kube, Argo CD and the Ceph roots the e2e suites use (root)
+	hack/fullloop-build.sh kube argocd >/dev/null
+	@for suite in $(CEPH_FULL) $(CEPH_CORE_SUITES); do [ "$$suite" = bookworm ] || hack/ceph-root path $$suite >/dev/null || exit 1; done
 
 e2e-fullloop: tools ## the whole loop: git, Argo CD, three real API servers, node agents, hook Jobs, Ceph (root; builds kube/Argo CD once)
 	@mkdir -p bin; rc=0; RBD_DR_E2E_FULLLOOP=1 $(GO) test -count=1 -timeout 85m -v -run TestFullLoop ./test/fullloop > bin/e2e-fullloop.log 2>&1 || rc=$$?; \
