@@ -658,3 +658,21 @@ func TestPeerMirrorUUIDOfEveryRelease(t *testing.T) {
 		t.Errorf("both keys: %+v %v", p, err)
 	}
 }
+
+// A demote that must break a gone client's lock, as a user who may not
+// blocklist (what Ceph 20.2 printed in the full loop), reads as
+// ErrLockHolderGone, and as ErrDenied; other refusals are not the former.
+func TestLockHolderGone(t *testing.T) {
+	gone := &rbd.CmdError{Args: []string{"mirror", "image", "demote"}, ExitCode: 13,
+		Stderr: "2026-12-06T02:06:54.123+0000 7f5f56ffd6c0 -1 librbd::managed_lock::BreakRequest: 0x5588799ed590 handle_blocklist: failed to blocklist lock owner: (13) Permission denied"}
+	if !errors.Is(gone, rbd.ErrLockHolderGone) || !errors.Is(gone, rbd.ErrDenied) {
+		t.Errorf("%v is not ErrLockHolderGone and ErrDenied", gone)
+	}
+	if !strings.Contains(gone.Error(), "librbd::managed_lock::BreakRequest: handle_blocklist: failed to blocklist lock owner: (13) Permission denied") {
+		t.Errorf("the message lost rbd's words: %v", gone)
+	}
+	denied := &rbd.CmdError{ExitCode: 13, Stderr: "rbd: error opening image img2: (13) Permission denied"}
+	if errors.Is(denied, rbd.ErrLockHolderGone) {
+		t.Errorf("%v read as a gone lock holder", denied)
+	}
+}
