@@ -23,7 +23,7 @@ func (s *imageStep) demoteImage(ctx context.Context) error {
 	}
 	if err := s.c.Demote(ctx, s.img); err != nil && !errors.Is(err, rbd.ErrNotPrimary) {
 		if errors.Is(err, rbd.ErrLockHolderGone) {
-			return fmt.Errorf("not demoted: a client that is gone still holds the image's exclusive lock (a pod on a node that died, or a volume not unmapped cleanly), and taking the lock over blocklists that client, which this step's Ceph user may not do (mon 'allow r'); find the holder with `rbd lock ls %s` and, once sure it is dead, the platform team breaks the lock with an admin key (`rbd lock rm`); the next sync then demotes: %w", s.img, err)
+			return fmt.Errorf("not demoted: a client that is gone still holds the image's exclusive lock (a pod on a node that died, or a volume not unmapped cleanly), and taking the lock over blocklists that client, which this step's Ceph user may not do (its mon caps lack 'profile rbd', as the team's user's do when the settings give a forceUser); find the holder with `rbd lock ls %s` and, once sure it is dead, the platform team breaks the lock with an admin key (`rbd lock rm`); the next sync then demotes: %w", s.img, err)
 		}
 		return err
 	}
