@@ -105,11 +105,8 @@ func (l *loop) grant(tenants []*tenant) {
 	}
 }
 
-// writeCSIConfig writes ceph-csi's cluster config for a site as Rook
-// publishes it: the site's clusterID, and one per RADOS namespace of the
-// settings (Rook's CephBlockPoolRadosNamespace), with the site's monitors.
-// The node agent stages a PV only through a clusterID it finds there.
-func (l *loop) writeCSIConfig(t *testing.T, site, file string) {
+// siteSettings are the suite's settings and the entry of one site in them.
+func (l *loop) siteSettings(t *testing.T, site string) (*config.Settings, config.SiteSettings) {
 	t.Helper()
 	settings, err := config.LoadSettings(l.app.settings)
 	if err != nil {
@@ -119,6 +116,16 @@ func (l *loop) writeCSIConfig(t *testing.T, site, file string) {
 	if !ok {
 		t.Fatalf("site %s is not in the settings", site)
 	}
+	return settings, s
+}
+
+// writeCSIConfig writes ceph-csi's cluster config for a site as Rook
+// publishes it: the site's clusterID, and one per RADOS namespace of the
+// settings (Rook's CephBlockPoolRadosNamespace), with the site's monitors.
+// The node agent stages a PV only through a clusterID it finds there.
+func (l *loop) writeCSIConfig(t *testing.T, site, file string) {
+	t.Helper()
+	settings, s := l.siteSettings(t, site)
 	entries := []cephlab.CSICluster{{ClusterID: s.ClusterID, Monitors: s.Monitors}}
 	for _, ten := range settings.Namespaces {
 		if ten.RadosNamespace == "" {
@@ -224,14 +231,7 @@ const nodeStageUser = "csi-rbd-node"
 // volume with it, as ceph-csi would, never with the lab's admin key.
 func (l *loop) nodeStage(ctx context.Context, t *testing.T, site string) {
 	t.Helper()
-	settings, err := config.LoadSettings(l.app.settings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, ok := settings.Site(site)
-	if !ok {
-		t.Fatalf("site %s is not in the settings", site)
-	}
+	_, s := l.siteSettings(t, site)
 	key, err := l.lab.cephUser(site, nodeStageUser, map[string]string{"mon": "profile rbd", "mgr": "allow rw", "osd": "profile rbd"})
 	if err != nil {
 		t.Fatal(err)
