@@ -73,6 +73,11 @@ const (
 	// poll gives way to back-off (Pacific can hang on a demote snapshot that
 	// rbd-mirror was copying when it restarted).
 	DefaultStall = 10 * time.Second
+	// DefaultClaimWatch is how long promote reads the peer's claim to be
+	// primary every Poll (one batched status read for all images), so it
+	// acts on the demotion at once: a relocation's demote runs beside it
+	// and lands within this in the lab and the full loop.
+	DefaultClaimWatch = 2 * time.Minute
 	// DefaultHintTimeout bounds a read that only paces a wait or adds to the
 	// report: with the peer site dead, a snap ls here was seen to hang.
 	DefaultHintTimeout = 10 * time.Second
@@ -105,6 +110,9 @@ type Options struct {
 	BothPrimaryGrace time.Duration
 	// Stall is how long a copy may make no progress before polling backs off.
 	Stall time.Duration
+	// ClaimWatch is how long promote reads only the status, every Poll,
+	// between its backed-off full checks while the peer claims primary.
+	ClaimWatch time.Duration
 	// RPO is the recovery point promised to the app's namespace: prepare
 	// and promote refuse an image that no mirror snapshot schedule covers at
 	// least this often. Zero checks nothing.
@@ -141,6 +149,7 @@ func (o *Options) defaults() {
 	set(&o.NonForcedFirst, DefaultNonForcedFirst)
 	set(&o.BothPrimaryGrace, DefaultBothPrimaryGrace)
 	set(&o.Stall, DefaultStall)
+	set(&o.ClaimWatch, DefaultClaimWatch)
 	if o.Parallelism < 1 {
 		o.Parallelism = config.DefaultParallelism
 	}

@@ -36,11 +36,13 @@ func TestPromoteForced(t *testing.T) {
 		}
 	})
 	t.Run("peer dead but its watch not expired: waits for down+, then forces", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{peerDeadNotExpired, peerDeadNotExpired, peerDeadNotExpired, peerDown}, promote: []error{notYet}, snaps: peerLists}
+		f := &fake{statuses: []rbd.MirrorStatus{peerDeadNotExpired, peerDeadNotExpired, peerDeadNotExpired, peerDeadNotExpired, peerDown}, promote: []error{notYet}, snaps: peerLists}
 		o, _ := opts()
 		o.Force = true
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
-		if res.Err != nil || res.Action != "force-promoted" || f.count("promote --force") != 1 || f.count("promote") != 4 {
+		// full checks at 0, 0.2 and 0.6 s, the status alone at 0.4 and
+		// 0.8 s, which shows down+: forced in that round
+		if res.Err != nil || res.Action != "force-promoted" || f.count("promote --force") != 1 || f.count("promote") != 4 || res.Took != 4*failover.DefaultPoll {
 			t.Fatalf("%+v, calls %v", res, f.calls)
 		}
 	})

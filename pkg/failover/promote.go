@@ -39,7 +39,8 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 // non-forced promote, which succeeds once the peer's demotion has replayed
 // here, and retries while Ceph says "not yet": every Poll while this site's
 // snapshot list shows the peer's demote snapshot arriving, backing off while
-// the peer has not demoted. Only with Force, and only once the peer is
+// the peer has not demoted (then reading only the peer's claim in between,
+// claimWatch). Only with Force, and only once the peer is
 // demonstrably gone (or, up, has not claimed primary for NonForcedFirst), does
 // it force, reporting how old the promoted data is. Either way it then
 // checks that the peer does not also claim primary. Before anything, with
@@ -122,7 +123,12 @@ func (s *imageStep) promote(ctx context.Context) error {
 	start := o.Clock.Now()
 	forceWhy := ""
 	first := true
+	claim := claimWatch{until: start.Add(o.ClaimWatch)}
 	err := waitUntil(ctx, o, s.deadline, func() (bool, pace, error) {
+		if claim.stillClaimed(ctx, s) {
+			return false, fast, nil
+		}
+		claim.on = false
 		if !first {
 			s.hint(ctx)
 		}
@@ -176,6 +182,9 @@ func (s *imageStep) promote(ctx context.Context) error {
 		if serr == nil && peerDemoted(st) && o.Clock.Now().Sub(start) < o.Stall {
 			next = fast
 		}
+		if claim.saw(st, serr, o) {
+			next = fast
+		}
 		if !o.Force {
 			return false, next, nil
 		}
@@ -198,6 +207,50 @@ func (s *imageStep) promote(ctx context.Context) error {
 		return fmt.Errorf("not promoted: the copy of the peer's demote snapshot %s (Ceph Pacific can hang when rbd-mirror restarts mid-copy; restart this site's rbd-mirror) (%v): %w", watch.why(), last, err)
 	}
 	return fmt.Errorf("not promoted: the peer site has not demoted it or its demotion has not replayed here (%v). If the peer site is lost, set forcePromote: true in rbd-dr.yaml; the writes after the last mirror snapshot are then lost: %w", last, err)
+}
+
+// claimWatch paces promote while the peer's status record says its copy is
+// primary, which it says until the moment it demotes (the record changes at
+// once; only its replay details wait for rbd-mirror's 30 s timer). The full
+// checks (this site's snapshot list, a promote attempt) back off as long
+// waits do; between them, for ClaimWatch, only the status is read, every
+// Poll. The status comes from one pool-wide read shared by every image
+// (rbd.Batched), so a step of twenty images costs one rbd call a Poll, and
+// the demotion is acted on within a Poll of showing, not up to PollCap late.
+type claimWatch struct {
+	on    bool          // the last status read says the peer claims primary
+	until time.Time     // the status-only reads end (the step's start + ClaimWatch)
+	next  time.Time     // the next full check is due
+	delay time.Duration // the wait from the last full check to the next
+}
+
+// stillClaimed reads the status, unless a full check is due or the watch is
+// off or over, and says whether the peer still claims primary: then this
+// round does nothing more.
+func (w *claimWatch) stillClaimed(ctx context.Context, s *imageStep) bool {
+	now := s.o.Clock.Now()
+	if !w.on || !now.Before(w.next) || !now.Before(w.until) {
+		return false
+	}
+	st, err := s.c.MirrorStatus(ctx, s.img)
+	p, ok := firstPeer(st)
+	return err == nil && ok && p.ClaimsPrimary()
+}
+
+// saw takes a full check's status read: while the peer claims primary, the
+// next full check is due after a doubled wait, and it says whether to read
+// the status again after Poll meanwhile.
+func (w *claimWatch) saw(st rbd.MirrorStatus, err error, o Options) bool {
+	p, ok := firstPeer(st)
+	w.on = err == nil && ok && p.ClaimsPrimary()
+	if !w.on {
+		w.delay = 0
+		return false
+	}
+	w.delay = min(max(2*w.delay, o.Poll), o.PollCap)
+	now := o.Clock.Now()
+	w.next = now.Add(w.delay)
+	return now.Before(w.until)
 }
 
 // primarySince says whether the peer's own snapshots (s.peer, a read-only

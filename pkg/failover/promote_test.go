@@ -52,17 +52,57 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("%d tries in %s, want %d fast ones, then about one per %s", n, o.Timeout, fastTries, failover.DefaultPollCap)
 		}
 	})
-	t.Run("peer not demoted yet: backs off, then speeds up when the demotion arrives", func(t *testing.T) {
+	t.Run("peer not demoted yet: full checks back off, the status alone is read every Poll between them", func(t *testing.T) {
 		primaryThere := status(t, "s3_b_replaying", "b")
-		f := &fake{statuses: []rbd.MirrorStatus{primaryThere, primaryThere, primaryThere, primaryThere, status(t, "s4_b_sees_demoted", "b")}, promote: []error{notYet, notYet, notYet, notYet, nil},
-			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
+		statuses := []rbd.MirrorStatus{}
+		for range 10 {
+			statuses = append(statuses, primaryThere)
+		}
+		f := &fake{statuses: append(statuses, status(t, "s4_b_sees_demoted", "b")), promote: []error{notYet, notYet, notYet, notYet, nil},
+			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
 		o, _ := opts()
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
-		if want := (1 + 2 + 4 + 1) * failover.DefaultPoll; res.Took != want {
-			t.Errorf("took %s, want %s", res.Took, want)
+		// full checks at 0, 0.2, 0.6 and 1.4 s (the next due at 3.0 s), the
+		// status alone read every 0.2 s between them; the 11th read (the
+		// first is the split-brain check's), at 1.8 s, shows the demotion,
+		// and the promote follows in the same round
+		if want := 9 * failover.DefaultPoll; res.Took != want {
+			t.Errorf("took %s, want %s (the demotion acted on as soon as the status shows it)", res.Took, want)
+		}
+		if f.count("promote") != 5 || f.count("snaps") != 5 {
+			t.Errorf("%d promotes and %d snapshot lists, want 5 each: none between the full checks; calls %v", f.count("promote"), f.count("snaps"), f.calls)
+		}
+	})
+	t.Run("the status-only reads end after ClaimWatch; the full checks go on backing off", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
+		o, _ := opts()
+		o.ClaimWatch = 30 * time.Second
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		// one read a Poll for 30 s, then one per full check (about one
+		// per PollCap for the other 90 s)
+		if n, watched := f.count("status"), int(o.ClaimWatch/failover.DefaultPoll); n < watched || n > watched+40 {
+			t.Errorf("%d status reads in %s, want about %d in the watch, then one per %s", n, o.Timeout, watched, failover.DefaultPollCap)
+		}
+		if n := f.count("promote"); n < 30 || n > 40 {
+			t.Errorf("%d tries in %s, want about one per %s", n, o.Timeout, failover.DefaultPollCap)
+		}
+	})
+	t.Run("a status read that fails between full checks brings the full check forward", func(t *testing.T) {
+		primaryThere := status(t, "s3_b_replaying", "b")
+		f := &statusErrAt{fake: fake{statuses: []rbd.MirrorStatus{primaryThere, primaryThere, primaryThere, primaryThere, status(t, "s4_b_sees_demoted", "b")},
+			promote: []error{notYet, notYet, nil}, snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, demotedCopy(true, 16)}}, at: 4}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		// the split-brain check's read, full checks at 0 and 0.2 s; the
+		// status-only read at 0.4 s fails: the full check runs at once
+		if res.Action != "promoted" || res.Took != 2*failover.DefaultPoll || f.count("promote") != 3 {
+			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("peer never demotes: fails with what to do, never forces, checks seldom", func(t *testing.T) {
@@ -210,6 +250,20 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
+}
+
+// statusErrAt is a fake whose at-th status read fails.
+type statusErrAt struct {
+	fake
+	at, n int
+}
+
+func (f *statusErrAt) MirrorStatus(ctx context.Context, img rbd.Image) (rbd.MirrorStatus, error) {
+	st, err := f.fake.MirrorStatus(ctx, img)
+	if f.n++; f.n == f.at {
+		return rbd.MirrorStatus{}, errors.New("rbd: mirror pool status: timed out")
+	}
+	return st, err
 }
 
 func TestPromoteBothPrimaryFailsLoudly(t *testing.T) {
