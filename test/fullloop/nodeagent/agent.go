@@ -76,6 +76,10 @@ func agentMain(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The kubelet's own client limits (KubeletConfiguration kubeAPIQPS and
+	// kubeAPIBurst, 50 and 100 since Kubernetes 1.27); client-go's defaults
+	// (5 and 10) throttled the bulk app's twenty pods starting at once.
+	cfg.QPS, cfg.Burst = 50, 100
 	if a.client, err = kubernetes.NewForConfig(cfg); err != nil {
 		return err
 	}
