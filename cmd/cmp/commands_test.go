@@ -148,9 +148,15 @@ func TestHookRefuses(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "hook quiesce runs inside the cluster") {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
+	// A demote told its claims looks for their pods, and cannot outside a
+	// cluster: it stops before any rbd call, with no report.
+	code, out, stderr := runIn(t, ".", nil, "hook", "demote", "--pools=replicapool", "--namespace=shop", "--claims=data", "--ceph-conf=/nonexistent/ceph.conf", "replicapool/img")
+	if code != 1 || out != "" || !strings.Contains(stderr, "hook demote runs inside the cluster") {
+		t.Errorf("exit %d: %s\n%s", code, stderr, out)
+	}
 	// A target outside the pools this app may move is refused before any
 	// step runs: no report is printed.
-	code, out, stderr := runIn(t, ".", nil, "hook", "promote", "--pools=replicapool", "--ceph-conf=/nonexistent/ceph.conf", "replicapool/img", "otherpool/img")
+	code, out, stderr = runIn(t, ".", nil, "hook", "promote", "--pools=replicapool", "--ceph-conf=/nonexistent/ceph.conf", "replicapool/img", "otherpool/img")
 	if code != 1 || out != "" || !strings.Contains(stderr, "hook promote: otherpool/img is in pool otherpool, which this app may not move (--pools=replicapool); nothing was done") {
 		t.Errorf("exit %d: %s\n%s", code, stderr, out)
 	}

@@ -73,7 +73,7 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 	o := stepOptions(r)
 	var report failover.Report
 	if r.Step == hookcmd.Quiesce {
-		kube, err := inCluster()
+		kube, err := inCluster(r.Step)
 		if err != nil {
 			return err
 		}
@@ -99,6 +99,17 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		}
 		switch r.Step {
 		case hookcmd.Demote:
+			if len(r.Claims) > 0 {
+				kube, err := inCluster(r.Step)
+				if err != nil {
+					return err
+				}
+				claims := map[string]string{}
+				for i, img := range images {
+					claims[img.String()] = r.Claims[i]
+				}
+				o.InUse = failover.PodsMounting(kube, r.Namespace, claims)
+			}
 			report = failover.Demote(ctx, c, peer, images, o)
 		case hookcmd.Resync:
 			report = failover.Resync(ctx, c, images, o)
@@ -154,10 +165,10 @@ func rpoCheck(ctx context.Context, sys system, c rpo.Reader, r hookcmd.Request, 
 }
 
 // inCluster is the API client of the Job's ServiceAccount.
-func inCluster() (dynamic.Interface, error) {
+func inCluster(step hookcmd.Step) (dynamic.Interface, error) {
 	cfg, err := rest.InClusterConfig()
 	if err != nil {
-		return nil, fmt.Errorf("hook quiesce runs inside the cluster, with the ServiceAccount the renderer creates: %w", err)
+		return nil, fmt.Errorf("hook %s runs inside the cluster, with the ServiceAccount the renderer creates (demote needs it only with --claims): %w", step, err)
 	}
 	kube, err := dynamic.NewForConfig(cfg)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
@@ -16,6 +17,9 @@ func (s *imageStep) demoteImage(ctx context.Context) error {
 	}
 	primary, err := s.isPrimary(ctx)
 	if err != nil || !primary {
+		return err
+	}
+	if err := s.unmounted(ctx); err != nil {
 		return err
 	}
 	if err := s.awaitPeerCopy(ctx); err != nil {
@@ -44,6 +48,30 @@ func (s *imageStep) demoteImage(ctx context.Context) error {
 // rewrites those details only every 30 s, so this one lags).
 func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
 	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, (*imageStep).demoteImage)
+}
+
+// unmounted waits until no pod mounts the image's volume (o.InUse; nil
+// checks nothing). Quiesce, the wave before, stops the app, but Argo CD can
+// count a stale quiesce Job of an earlier sync as this sync's and start
+// demote at once (argoproj/gitops-engine issue 446): demote must not rely
+// on the order alone.
+func (s *imageStep) unmounted(ctx context.Context) error {
+	if s.o.InUse == nil {
+		return nil
+	}
+	var pods []string
+	err := waitUntil(ctx, s.o, s.deadline, func() (bool, pace, error) {
+		var err error
+		pods, err = s.o.InUse(ctx, s.img)
+		if err != nil {
+			return false, backOff, fmt.Errorf("not demoted: finding the pods that mount its volume failed, and an image is never demoted under a running pod: %w", err)
+		}
+		return len(pods) == 0, backOff, nil
+	})
+	if err != nil && len(pods) > 0 {
+		return fmt.Errorf("not demoted: pods still mount its volume (%s); the quiesce step stops the app's workloads first, and a pod it does not stop (a Job's, a bare pod) must be stopped by hand: %w", strings.Join(pods, ", "), err)
+	}
+	return err
 }
 
 // awaitPeerCopy waits until the peer holds a complete copy of this

@@ -3,11 +3,15 @@ package failover_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/rbd-dr/argocd-rbd-dr/internal/rbdtest"
+	"github.com/rbd-dr/argocd-rbd-dr/internal/testutil/kubefake"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/failover"
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
@@ -324,5 +328,85 @@ func TestDemoteOnRecordedStaleClaim(t *testing.T) {
 		if got := l.Count("mirror image demote") == 1; got != c.demoted || !strings.Contains(text, c.why) {
 			t.Errorf("peer %s: %+v, calls %v", c.peerSnaps, res, l.Calls())
 		}
+	}
+}
+
+// The demote never acts while a pod mounts the image's volume, whatever
+// order Argo CD ran the hooks in (a stale quiesce counted as done).
+func TestDemoteWaitsForThePodsToGo(t *testing.T) {
+	ready := func() *fake {
+		return &fake{primary: true, snaps: [][]rbd.Snapshot{list(own(4, 1795511100, "primary"), own(5, 1795511193, "primary", peerUUID))},
+			statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511100)}}
+	}
+	// inUse answers each check with the next list of pods, keeping the last.
+	inUse := func(f *fake, answers ...[]string) func(context.Context, rbd.Image) ([]string, error) {
+		return func(_ context.Context, got rbd.Image) ([]string, error) {
+			if got != img {
+				t.Errorf("asked about %s", got)
+			}
+			f.record("pods")
+			if f.count("demote") > 0 {
+				t.Error("pods checked after the demote")
+			}
+			return next(&answers), nil
+		}
+	}
+	t.Run("pods still stopping: demotes once they are gone", func(t *testing.T) {
+		f := ready()
+		o, _ := opts()
+		o.InUse = inUse(f, []string{"web-0"}, []string{"web-0"}, nil)
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		// checks at 0, 0.2 and 0.6 s (back-off)
+		if res.Err != nil || res.Action != "demoted" || f.count("demote") != 1 || f.count("pods") != 3 || res.Took != 3*failover.DefaultPoll {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("a pod that never goes: not demoted, the pod named", func(t *testing.T) {
+		f := ready()
+		o, _ := opts()
+		o.InUse = inUse(f, []string{"web-0", "backup-x1"})
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("demote") != 0 || !strings.Contains(res.Err.Error(), "pods still mount its volume (web-0, backup-x1)") || res.After != "primary" {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the pods cannot be listed: not demoted", func(t *testing.T) {
+		f := ready()
+		o, _ := opts()
+		o.InUse = func(context.Context, rbd.Image) ([]string, error) {
+			return nil, errors.New(`pods is forbidden: User "system:serviceaccount:shop:x" cannot list resource "pods"`)
+		}
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("demote") != 0 || !strings.Contains(res.Err.Error(), "an image is never demoted under a running pod: pods is forbidden") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("already non-primary: the pods are not looked at", func(t *testing.T) {
+		f := &fake{primary: false, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}}
+		o, _ := opts()
+		o.InUse = inUse(f, []string{"web-0"})
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "none" || f.count("pods") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+}
+
+func TestPodsMounting(t *testing.T) {
+	kube := kubefake.Cluster(t,
+		pod("web-0", "data", "web", corev1.PodRunning), pod("web-1", "data", "web", corev1.PodPending),
+		pod("old-job", "logs", "job", corev1.PodSucceeded), pod("other-0", "unrelated", "other", corev1.PodRunning),
+	)
+	logs := rbd.Image{Pool: "replicapool", Name: "img2"}
+	inUse := failover.PodsMounting(kube, "shop", map[string]string{img.String(): "data", logs.String(): "logs"})
+	if pods, err := inUse(context.Background(), img); err != nil || !slices.Equal(pods, []string{"web-0", "web-1"}) {
+		t.Errorf("data: %v %v", pods, err)
+	}
+	if pods, err := inUse(context.Background(), logs); err != nil || len(pods) != 0 {
+		t.Errorf("logs (only a finished pod): %v %v", pods, err)
+	}
+	other := rbd.Image{Pool: "replicapool", Name: "nope"}
+	if _, err := inUse(context.Background(), other); err == nil || !strings.Contains(err.Error(), "no PVC was given for replicapool/nope") {
+		t.Errorf("an image without a claim: %v", err)
 	}
 }

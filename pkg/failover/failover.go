@@ -120,6 +120,9 @@ type Options struct {
 	// Kinds are the kinds quiesce stops: pkg/workload's Core, and the
 	// Rollouts or taught kinds the renderer passes (nil: Core).
 	Kinds workload.Catalog
+	// InUse says which pods still mount an image's volume (PodsMounting):
+	// demote waits until none does before demoting it. Nil checks nothing.
+	InUse func(ctx context.Context, img rbd.Image) ([]string, error)
 	// Clock is the time source of every wait (tests replace it).
 	Clock Clock
 	Log   log.FieldLogger

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 	model "github.com/rbd-dr/argocd-rbd-dr/pkg/workload"
 )
 
@@ -83,6 +84,20 @@ func Quiesce(ctx context.Context, kube dynamic.Interface, namespace string, pvcs
 	}
 	o.Log.WithField("namespace", namespace).Info("no pod uses the volumes")
 	return report
+}
+
+// PodsMounting is Options.InUse for the images' claims (image spec to PVC
+// name) in namespace: the pods, not yet finished, that mount the claim. An
+// image it was not given a claim for is an error, not "unused".
+func PodsMounting(kube dynamic.Interface, namespace string, claims map[string]string) func(context.Context, rbd.Image) ([]string, error) {
+	return func(ctx context.Context, img rbd.Image) ([]string, error) {
+		pvc, ok := claims[img.String()]
+		if !ok {
+			return nil, fmt.Errorf("no PVC was given for %s, so the pods that mount it cannot be found", img)
+		}
+		users, err := podsUsing(ctx, kube, namespace, []string{pvc})
+		return users[pvc], err
+	}
 }
 
 // podsUsing maps each PVC to the pods (not yet finished) that mount it.

@@ -79,8 +79,14 @@ type Request struct {
 	Step Step
 	// Targets are pool/image specs, or PVC names for quiesce.
 	Targets []string
-	// Namespace is where quiesce finds the PVCs and workloads.
-	Namespace   string
+	// Namespace is where quiesce finds the PVCs and workloads, and where
+	// demote looks for pods that still mount its images' Claims.
+	Namespace string
+	// Claims are the PVCs of demote's images, in the targets' order: with
+	// them (and Namespace) demote waits until no pod mounts an image's claim
+	// before demoting it, whatever Argo CD's hook bookkeeping did with
+	// quiesce. Without them it does not look (a person, the lab).
+	Claims      []string
 	Timeout     time.Duration
 	Parallelism int
 	// Force lets promote use --force: only when rbd-dr.yaml says forcePromote.
@@ -131,16 +137,22 @@ const (
 	flagPeerKeyFile   = "peer-ceph-keyfile"
 	flagPeerMonHost   = "peer-ceph-mon-host"
 	flagWorkloadKind  = "workload-kind"
+	flagClaims        = "claims"
 )
 
 // Args is the command line of the request after `hook <step>`.
 func (r Request) Args() []string {
 	var args []string
-	if r.Step == Quiesce {
+	if r.Step == Quiesce || len(r.Claims) > 0 {
 		args = append(args, "--"+flagNamespace+"="+r.Namespace)
+	}
+	if r.Step == Quiesce {
 		for _, k := range r.Kinds {
 			args = append(args, "--"+flagWorkloadKind+"="+k.Flag())
 		}
+	}
+	if len(r.Claims) > 0 {
+		args = append(args, "--"+flagClaims+"="+strings.Join(r.Claims, ","))
 	}
 	args = append(args, "--"+flagTimeout+"="+r.Timeout.String(), fmt.Sprintf("--%s=%d", flagParallelism, r.Parallelism))
 	if r.Force {
@@ -202,6 +214,8 @@ func FlagSet(step Step, r *Request) *pflag.FlagSet {
 		fs.BoolVar(&r.Force, flagForce, false, "allow rbd mirror image promote --force (only when rbd-dr.yaml says forcePromote: true)")
 	case Demote:
 		fs.BoolVar(&r.ForcePromoted, flagForcePromoted, false, "rbd-dr.yaml says forcePromote: true: without the peer's snapshots, only then is the peer's status claim to be primary taken as a forced failover")
+		fs.StringVar(&r.Namespace, flagNamespace, "", "the app's namespace, where --claims are (with --claims)")
+		fs.StringSliceVar(&r.Claims, flagClaims, nil, "the PVCs of the images, in their order: no image is demoted while a pod in --namespace mounts its claim (needs the in-cluster ServiceAccount the renderer creates; unset: pods are not checked)")
 	case Resync:
 		fs.BoolVar(&r.ForcePromoted, flagForcePromoted, false, "rbd-dr.yaml says forcePromote: true (required: resync acts only after a forced failover)")
 	}
@@ -261,15 +275,15 @@ func (r Request) Validate() error {
 		return fmt.Errorf("hook %s: the peer's user and key need --%s or --%s, where the peer cluster is", r.Step, flagPeerConf, flagPeerMonHost)
 	}
 	if r.Step == Quiesce {
-		if errs := validation.IsDNS1123Label(r.Namespace); len(errs) > 0 {
-			return fmt.Errorf("hook quiesce: --namespace %q is not a namespace name", r.Namespace)
+		return r.validClaims(r.Targets)
+	}
+	if len(r.Claims) > 0 || r.Namespace != "" {
+		if len(r.Claims) != len(r.Targets) {
+			return fmt.Errorf("hook %s: --%s gives %d PVCs for %d images: give one per image, in the images' order, with --%s", r.Step, flagClaims, len(r.Claims), len(r.Targets), flagNamespace)
 		}
-		for _, pvc := range r.Targets {
-			if errs := validation.IsDNS1123Subdomain(pvc); len(errs) > 0 {
-				return fmt.Errorf("hook quiesce: %q is not a PVC name", pvc)
-			}
+		if err := r.validClaims(r.Claims); err != nil {
+			return err
 		}
-		return nil
 	}
 	images, err := r.Images()
 	if err != nil {
@@ -285,6 +299,19 @@ func (r Request) Validate() error {
 				where = "RADOS namespace " + img.Place()
 			}
 			return fmt.Errorf("hook %s: %s is in %s, which this app may not move (--%s=%s); nothing was done", r.Step, img, where, flagPools, strings.Join(r.Pools, ","))
+		}
+	}
+	return nil
+}
+
+// validClaims checks the namespace and the PVC names that reach the API.
+func (r Request) validClaims(pvcs []string) error {
+	if errs := validation.IsDNS1123Label(r.Namespace); len(errs) > 0 {
+		return fmt.Errorf("hook %s: --%s %q is not a namespace name", r.Step, flagNamespace, r.Namespace)
+	}
+	for _, pvc := range pvcs {
+		if errs := validation.IsDNS1123Subdomain(pvc); len(errs) > 0 {
+			return fmt.Errorf("hook %s: %q is not a PVC name", r.Step, pvc)
 		}
 	}
 	return nil

@@ -32,6 +32,7 @@ func TestArgsRoundTrip(t *testing.T) {
 			{Group: "example.com", Version: "v1beta1", Resource: "exports", Name: "Export", PodSpec: []string{"spec", "pod"}, StopPath: []string{"spec", "suspend"}, StopValue: true},
 		}},
 		withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a", "pool/b"}, Timeout: 15 * time.Minute, Parallelism: 4, Pools: []string{"pool"}}),
+		withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a", "pool/ns/b"}, Namespace: "shop", Claims: []string{"data", "logs"}, Timeout: time.Minute, Parallelism: 1, Pools: []string{"pool", "pool/ns"}}),
 		withCeph(hookcmd.Request{Step: hookcmd.Demote, Targets: []string{"pool/a"}, Timeout: time.Minute, Parallelism: 1, ForcePromoted: true, Pools: []string{"pool"}}),
 		withCeph(hookcmd.Request{Step: hookcmd.Promote, Targets: []string{"pool/a", "two/b"}, Timeout: time.Hour, Parallelism: 1, Force: true, Pools: []string{"pool", "two"}}),
 		{Step: hookcmd.Resync, Targets: []string{"pool/a"}, Timeout: time.Hour, Parallelism: 1, ForcePromoted: true, Pools: []string{"pool"}},
@@ -42,7 +43,7 @@ func TestArgsRoundTrip(t *testing.T) {
 			t.Errorf("%s %v: %v", r.Step, r.Args(), err)
 			continue
 		}
-		if got.Step != r.Step || !slices.Equal(got.Targets, r.Targets) || got.Namespace != r.Namespace ||
+		if got.Step != r.Step || !slices.Equal(got.Targets, r.Targets) || got.Namespace != r.Namespace || !slices.Equal(got.Claims, r.Claims) ||
 			got.Timeout != r.Timeout || got.Parallelism != r.Parallelism || got.Force != r.Force || got.ForcePromoted != r.ForcePromoted ||
 			!slices.Equal(got.Pools, r.Pools) || got.Ceph != r.Ceph || got.Peer != r.Peer || !reflect.DeepEqual(got.Kinds, r.Kinds) {
 			t.Errorf("round trip of %+v gave %+v", r, got)
@@ -80,6 +81,11 @@ func TestParseRefuses(t *testing.T) {
 		{"demote", []string{"--pools=p", "--peer-ceph-id=ro", "p/i"}, "need --peer-ceph-conf or --peer-ceph-mon-host"},
 		{"demote", []string{"--pools=p", "--peer-ceph-keyfile=/k", "p/i"}, "need --peer-ceph-conf or --peer-ceph-mon-host"},
 		{"quiesce", []string{"data"}, `--namespace "" is not a namespace name`},
+		{"demote", []string{"--pools=p", "--namespace=shop", "--claims=data", "p/a", "p/b"}, "--claims gives 1 PVCs for 2 images: give one per image"},
+		{"demote", []string{"--pools=p", "--namespace=shop", "p/a"}, "--claims gives 0 PVCs for 1 images"},
+		{"demote", []string{"--pools=p", "--claims=data", "p/a"}, `hook demote: --namespace "" is not a namespace name`},
+		{"demote", []string{"--pools=p", "--namespace=shop", "--claims=Data_1", "p/a"}, `hook demote: "Data_1" is not a PVC name`},
+		{"promote", []string{"--pools=p", "--claims=data", "p/a"}, "unknown flag: --claims"},
 		{"quiesce", []string{"--namespace=shop", "Data_1"}, `"Data_1" is not a PVC name`},
 		{"quiesce", []string{"--namespace=shop"}, "give at least one PVC name"},
 		{"quiesce", []string{"--namespace=shop", "--workload-kind=example.com/v1/data;bases/Database:spec.template.spec:spec.replicas=0", "data"}, "resource"},

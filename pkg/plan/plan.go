@@ -157,7 +157,7 @@ func then(res *render.Result, kinds workload.Catalog) string {
 }
 
 // steps reads the hooks back: Jobs with their command line, parsed by the
-// hook contract itself, and the quiesce RBAC as one step.
+// hook contract itself, and the hooks' RBAC (quiesce's and demote's) as one step.
 func steps(hooks []render.Object) ([]Step, error) {
 	var out []Step
 	rbac := -1 // index of the RBAC step in out
@@ -167,7 +167,7 @@ func steps(hooks []render.Object) ([]Step, error) {
 		step := u.GetLabels()[render.StepLabel]
 		if u.GetKind() != "Job" {
 			if rbac < 0 {
-				out = append(out, Step{Wave: wave, Step: step + " access", Kind: "RBAC", Namespace: u.GetNamespace()})
+				out = append(out, Step{Wave: wave, Step: "hook access", Kind: "RBAC", Namespace: u.GetNamespace()})
 				rbac = len(out) - 1
 			}
 			out[rbac].Targets = append(out[rbac].Targets, u.GetKind()+"/"+u.GetName())

@@ -69,11 +69,11 @@ func TestStepsPerRole(t *testing.T) {
 	images := []string{"replicapool/wordpress/csi-vol-mysql", "replicapool/wordpress/csi-vol-wordpress"}
 
 	passive := site(t, pl, "site-a")
-	want := []step{{0, "quiesce access", "RBAC", false}, {1, "quiesce", "Job", false}, {2, "demote", "Job", false}, {3, "resync", "Job", false}}
+	want := []step{{0, "hook access", "RBAC", false}, {1, "quiesce", "Job", false}, {2, "demote", "Job", false}, {3, "resync", "Job", false}}
 	if got := steps(passive); !reflect.DeepEqual(got, want) || passive.Role != "passive" || passive.AppWave != 0 {
 		t.Errorf("site-a (%s, app wave %d): %v, want passive, 0, %v", passive.Role, passive.AppWave, got, want)
 	}
-	if got := passive.Steps[0].Targets; len(got) != 3 || !strings.HasPrefix(got[0], "ServiceAccount/") {
+	if got := passive.Steps[0].Targets; len(got) != 6 || got[0] != "ServiceAccount/wordpress-rbd-dr-quiesce" || got[3] != "ServiceAccount/wordpress-rbd-dr-demote" {
 		t.Errorf("the RBAC step lists %v", got)
 	}
 	if got := passive.Steps[1].Targets; !reflect.DeepEqual(got, []string{"mysql-pv-claim", "wp-pv-claim"}) || passive.Steps[1].Namespace != "wordpress" {

@@ -58,7 +58,9 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 		quiesce.Step, quiesce.Namespace, quiesce.Targets = hookcmd.Quiesce, pl.namespace, pvcs
 		quiesce.Kinds = pl.stops
 		demote.Step, demote.ForcePromoted = hookcmd.Demote, p.ForcePromote
-		objs = append(objs, quiesceRBAC(p, pl.namespace, model.Core.With(pl.stops...))...)
+		demote.Namespace, demote.Claims = pl.namespace, pvcs
+		objs = append(objs, hookRBAC(p, pl.namespace, hookcmd.Quiesce, quiesceRules(model.Core.With(pl.stops...)))...)
+		objs = append(objs, hookRBAC(p, pl.namespace, hookcmd.Demote, []policyRule{podsList})...)
 		objs = append(objs, quiesceJob(pl, quiesce), cephJob(pl, demote, waveRole))
 		if p.ForcePromote {
 			resync := base
@@ -205,8 +207,16 @@ func cephPod(pl *placement, req hookcmd.Request) podSpec {
 		mounts = append(mounts, peerKey.mount())
 		volumes = append(volumes, peerKey.volume(r.Secret))
 	}
+	// Demote reads which pods mount its claims (hookRBAC) with a token of
+	// its own account; the other Ceph steps get no token at all.
+	account, token := "", &never
+	if len(req.Claims) > 0 {
+		yes := true
+		account, token = objectName(pl.policy.Name, string(req.Step)), &yes
+	}
 	return scheduled(pl, podSpec{
-		AutomountServiceAccountToken: &never,
+		ServiceAccountName:           account,
+		AutomountServiceAccountToken: token,
 		SecurityContext:              podSecurity(),
 		RestartPolicy:                "Never",
 		InitContainers: []container{{
@@ -294,21 +304,24 @@ func quiesceRules(kinds model.Catalog) []policyRule {
 		}
 		rules[i].Resources = append(rules[i].Resources, k.Resource)
 	}
-	return append(rules, policyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}})
+	return append(rules, podsList)
 }
 
-// quiesceRBAC lets the quiesce Job do what failover.Quiesce does, in the
-// app's namespace only (quiesceRules). These are hooks of an earlier wave,
-// so they exist before the Job starts.
-func quiesceRBAC(p *config.Policy, namespace string, kinds model.Catalog) []any {
-	name := objectName(p.Name, string(hookcmd.Quiesce))
-	meta := hookMeta(p, name, namespace, hookcmd.Quiesce, waveRBAC)
+// podsList lets quiesce and demote see which pods mount the volumes.
+var podsList = policyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}}
+
+// hookRBAC is the ServiceAccount of a hook that calls the API (quiesce:
+// quiesceRules; demote: podsList), with rules in the app's namespace only.
+// These are hooks of an earlier wave, so they exist before the Job starts.
+func hookRBAC(p *config.Policy, namespace string, step hookcmd.Step, rules []policyRule) []any {
+	name := objectName(p.Name, string(step))
+	meta := hookMeta(p, name, namespace, step, waveRBAC)
 	return []any{
 		&serviceAccount{typeMeta: typeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, Metadata: meta},
 		&role{
 			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			Metadata: meta,
-			Rules:    quiesceRules(kinds),
+			Rules:    rules,
 		},
 		&roleBinding{
 			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},

@@ -94,6 +94,9 @@ func checkQuiesceRole(t *testing.T, res *render.Result, custom bool) {
 				t.Fatalf("the quiesce Job's args %v: %v", args, err)
 			}
 		case "Role":
+			if obj.GetLabels()["rbd-dr.io/step"] != string(hookcmd.Quiesce) {
+				continue
+			}
 			if err := yaml.UnmarshalStrict(mustJSON(t, obj), &role); err != nil {
 				t.Fatal(err)
 			}
@@ -188,4 +191,83 @@ func customObject(apiVersion, kind, name, namespace, pvc string) *unstructured.U
 			"volumes": []any{map[string]any{"name": "data", "persistentVolumeClaim": map[string]any{"claimName": pvc}}},
 		}}},
 	}}
+}
+
+// The demote Role grants exactly what demote does against the API: it lists
+// the pods that mount each image's claim (failover.PodsMounting, run as the
+// rendered Job's command line says); its pod runs as that Role's account,
+// and the other Ceph Jobs get no token.
+func TestDemoteRoleIsWhatDemoteUses(t *testing.T) {
+	res := renderExample(t, "site-b", render.Passive, nil)
+	var role rbacv1.Role
+	var binding rbacv1.RoleBinding
+	var demote hookcmd.Request
+	var pod corev1.PodSpec
+	for _, obj := range objects(t, toYAML(t, res)) {
+		step := obj.GetLabels()["rbd-dr.io/step"]
+		switch {
+		case obj.GetKind() == "Job" && step == string(hookcmd.Demote):
+			var job batchv1.Job
+			if err := yaml.UnmarshalStrict(mustJSON(t, obj), &job); err != nil {
+				t.Fatal(err)
+			}
+			pod = job.Spec.Template.Spec
+			var err error
+			if demote, err = hookcmd.Parse(string(hookcmd.Demote), pod.Containers[0].Args); err != nil {
+				t.Fatalf("the demote Job's args: %v", err)
+			}
+		case obj.GetKind() == "Role" && step == string(hookcmd.Demote):
+			if err := yaml.UnmarshalStrict(mustJSON(t, obj), &role); err != nil {
+				t.Fatal(err)
+			}
+		case obj.GetKind() == "RoleBinding" && step == string(hookcmd.Demote):
+			if err := yaml.UnmarshalStrict(mustJSON(t, obj), &binding); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if role.Name == "" || len(demote.Claims) == 0 || demote.Namespace != role.Namespace {
+		t.Fatalf("demote Role %q, claims %v in %q", role.Name, demote.Claims, demote.Namespace)
+	}
+	if pod.ServiceAccountName != role.Name || pod.AutomountServiceAccountToken == nil || !*pod.AutomountServiceAccountToken ||
+		binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Name != role.Name {
+		t.Errorf("the demote pod runs as %q (token %v); binding %+v", pod.ServiceAccountName, pod.AutomountServiceAccountToken, binding)
+	}
+	images, err := demote.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := map[string]string{}
+	for i, img := range images {
+		claims[img.String()] = demote.Claims[i]
+	}
+	kube := kubefake.Cluster(t)
+	inUse := failover.PodsMounting(kube, demote.Namespace, claims)
+	for _, img := range images {
+		if pods, err := inUse(context.Background(), img); err != nil || len(pods) != 0 {
+			t.Errorf("%s: %v %v", img, pods, err)
+		}
+	}
+	want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}}}
+	for _, a := range kube.Actions() {
+		if a.GetResource().Resource != "pods" || a.GetVerb() != "list" || a.GetNamespace() != demote.Namespace {
+			t.Errorf("demote does %s %s in %q, which its Role does not grant", a.GetVerb(), a.GetResource().Resource, a.GetNamespace())
+		}
+	}
+	if len(kube.Actions()) == 0 || fmt.Sprint(role.Rules) != fmt.Sprint(want) {
+		t.Errorf("demote made %d requests; its Role grants %+v, want %+v", len(kube.Actions()), role.Rules, want)
+	}
+	// the other Ceph Jobs run without a token
+	for _, r := range []render.Role{render.Active, render.Passive} {
+		for _, obj := range objects(t, toYAML(t, renderExample(t, "site-a", r, nil))) {
+			step := obj.GetLabels()["rbd-dr.io/step"]
+			if obj.GetKind() != "Job" || step == string(hookcmd.Demote) || step == string(hookcmd.Quiesce) {
+				continue
+			}
+			token, _, _ := unstructured.NestedBool(obj.Object, "spec", "template", "spec", "automountServiceAccountToken")
+			if sa, _, _ := unstructured.NestedString(obj.Object, "spec", "template", "spec", "serviceAccountName"); token || sa != "" {
+				t.Errorf("%s Job %s: account %q, token %v", r, obj.GetName(), sa, token)
+			}
+		}
+	}
 }

@@ -228,7 +228,8 @@ func mustJSON(t *testing.T, obj *unstructured.Unstructured) []byte {
 // The role table of docs/architecture.md, read back with Argo CD's own hook
 // and wave functions.
 func TestHookWavesPerRole(t *testing.T) {
-	rbac := []hookStep{{0, "ServiceAccount", "quiesce", false}, {0, "Role", "quiesce", false}, {0, "RoleBinding", "quiesce", false}}
+	rbac := []hookStep{{0, "ServiceAccount", "quiesce", false}, {0, "Role", "quiesce", false}, {0, "RoleBinding", "quiesce", false},
+		{0, "ServiceAccount", "demote", false}, {0, "Role", "demote", false}, {0, "RoleBinding", "demote", false}}
 	cases := []struct {
 		name  string
 		role  render.Role

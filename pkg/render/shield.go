@@ -14,7 +14,7 @@ import (
 // rely on: a Secret by the name of a key Secret the Ceph Jobs mount (Argo
 // CD would then write the team's own content over the platform's key),
 // and a RoleBinding that gives a hook's ServiceAccount rights the plugin
-// did not (quiesce's account would then run with them).
+// did not (quiesce's or demote's account would then run with them).
 func shield(app resmap.ResMap, pl *placement) error {
 	keys := []string{pl.tenant.CephSecret.Name}
 	for _, c := range []*config.CephCredential{pl.tenant.PeerReader, pl.tenant.ForceUser} {
@@ -22,7 +22,7 @@ func shield(app resmap.ResMap, pl *placement) error {
 			keys = append(keys, c.Secret.Name)
 		}
 	}
-	hookAccount := objectName(pl.policy.Name, string(hookcmd.Quiesce))
+	hookAccounts := []string{objectName(pl.policy.Name, string(hookcmd.Quiesce)), objectName(pl.policy.Name, string(hookcmd.Demote))}
 	for _, res := range app.Resources() {
 		kind, group := res.GetKind(), res.GetGvk().Group
 		switch {
@@ -37,8 +37,9 @@ func shield(app resmap.ResMap, pl *placement) error {
 			for _, s := range subjects {
 				sub, _ := s.(map[string]any)
 				ns, _ := sub["namespace"].(string)
-				if sub["kind"] == "ServiceAccount" && sub["name"] == hookAccount && (ns == "" || ns == pl.namespace) {
-					return refuse(fmt.Errorf("RoleBinding %s binds ServiceAccount %s, the quiesce hook's own: the hook runs with exactly the rights the plugin gives it; remove the binding from the overlay", res.GetName(), hookAccount), res)
+				name, _ := sub["name"].(string)
+				if sub["kind"] == "ServiceAccount" && slices.Contains(hookAccounts, name) && (ns == "" || ns == pl.namespace) {
+					return refuse(fmt.Errorf("RoleBinding %s binds ServiceAccount %s, a hook's own: the hook runs with exactly the rights the plugin gives it; remove the binding from the overlay", res.GetName(), name), res)
 				}
 			}
 		}

@@ -27,8 +27,8 @@ func (l *loop) can(ctx context.Context, t *testing.T, site, user, verb, group, r
 // API servers; here the suite shows none of them is more than it needs:
 // Argo CD's controller on the sites is not cluster-admin, the quiesce step's
 // ServiceAccount can patch workloads and list pods in the app's namespace
-// and nothing beyond,
-// and the Ceph Jobs run without a ServiceAccount token.
+// and nothing beyond, demote's can only list those pods, and the other Ceph
+// Jobs run without a ServiceAccount token.
 //
 // It runs right after a relocation. Seen on the full loop (2026-12-05):
 // after a second full sync in quick succession (the steady state), the
@@ -58,25 +58,29 @@ func (l *loop) rbac(ctx context.Context, t *testing.T) {
 				continue
 			}
 			sa := "system:serviceaccount:" + j.Namespace + ":" + spec.ServiceAccountName
-			for _, ok := range []struct{ verb, group, resource, sub string }{
-				{"patch", "apps", "deployments", ""},
-				{"patch", "apps", "statefulsets", ""},
-				{"patch", "batch", "cronjobs", ""},
-				{"list", "", "pods", ""},
-			} {
-				if !l.can(ctx, t, site, sa, ok.verb, ok.group, ok.resource, ok.sub, j.Namespace) {
-					t.Errorf("%s: %s may not %s %s/%s in %s (%s)", site, sa, ok.verb, ok.resource, ok.sub, j.Namespace, l.hookRBAC(ctx, site, j.Namespace, spec.ServiceAccountName))
+			type right struct{ verb, group, resource, ns string }
+			// quiesce stops the app's workloads and watches their pods;
+			// demote only looks for pods that still mount its claims
+			ok := []right{{"list", "", "pods", j.Namespace}}
+			no := []right{{"get", "", "secrets", j.Namespace}, {"delete", "", "pods", j.Namespace}, {"create", "batch", "jobs", j.Namespace},
+				{"list", "", "pods", "kube-system"}, {"patch", "apps", "deployments", "kube-system"}}
+			stops := []right{{"patch", "apps", "deployments", j.Namespace}, {"patch", "apps", "statefulsets", j.Namespace}, {"patch", "batch", "cronjobs", j.Namespace}}
+			switch step := j.Labels[stepLabel]; step {
+			case "quiesce":
+				ok = append(ok, stops...)
+			case "demote":
+				no = append(no, stops...)
+			default:
+				t.Errorf("%s: Job %s/%s (step %q) runs as ServiceAccount %s: only quiesce and demote call the API", site, j.Namespace, j.Name, step, spec.ServiceAccountName)
+			}
+			for _, r := range ok {
+				if !l.can(ctx, t, site, sa, r.verb, r.group, r.resource, "", r.ns) {
+					t.Errorf("%s: %s may not %s %s in %s (%s)", site, sa, r.verb, r.resource, r.ns, l.hookRBAC(ctx, site, j.Namespace, spec.ServiceAccountName))
 				}
 			}
-			for _, no := range []struct{ verb, group, resource, ns string }{
-				{"get", "", "secrets", j.Namespace},
-				{"delete", "", "pods", j.Namespace},
-				{"create", "batch", "jobs", j.Namespace},
-				{"list", "", "pods", "kube-system"},
-				{"patch", "apps", "deployments", "kube-system"},
-			} {
-				if l.can(ctx, t, site, sa, no.verb, no.group, no.resource, "", no.ns) {
-					t.Errorf("%s: %s may %s %s in %s: more than quiesce needs", site, sa, no.verb, no.resource, no.ns)
+			for _, r := range no {
+				if l.can(ctx, t, site, sa, r.verb, r.group, r.resource, "", r.ns) {
+					t.Errorf("%s: %s may %s %s in %s: more than its step needs", site, sa, r.verb, r.resource, r.ns)
 				}
 			}
 		}
