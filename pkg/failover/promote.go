@@ -210,13 +210,14 @@ func (s *imageStep) promote(ctx context.Context) error {
 }
 
 // claimWatch paces promote while the peer's status record says its copy is
-// primary, which it says until the moment it demotes (the record changes at
-// once; only its replay details wait for rbd-mirror's 30 s timer). The full
-// checks (this site's snapshot list, a promote attempt) back off as long
-// waits do; between them, for ClaimWatch, only the status is read, every
-// Poll. The status comes from one pool-wide read shared by every image
-// (rbd.Batched), so a step of twenty images costs one rbd call a Poll, and
-// the demotion is acted on within a Poll of showing, not up to PollCap late.
+// primary, which it stops saying within seconds of the peer's demotion (a
+// state change is written at once, not on rbd-mirror's 30 s timer; the lab
+// saw 2 to 5 s). The full checks (this site's snapshot list, a promote
+// attempt) back off as long waits do, as before; between them, for
+// ClaimWatch, only the status is read, every Poll. The status comes from one
+// pool-wide read shared by every image (rbd.Batched), so a step of twenty
+// images costs one rbd call a Poll, and the demotion is acted on within a
+// Poll of the record showing it, not up to PollCap late.
 type claimWatch struct {
 	on    bool          // the last status read says the peer claims primary
 	until time.Time     // the status-only reads end (the step's start + ClaimWatch)
