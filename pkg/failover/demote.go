@@ -36,7 +36,8 @@ func (s *imageStep) demoteImage(ctx context.Context) error {
 }
 
 // Demote (passive site) demotes each primary image; a non-primary one is
-// left alone. It never demotes a primary whose peer does not hold a complete
+// left alone. It never demotes a primary that a pod still mounts (o.InUse:
+// it waits for the pods to go), and never one whose peer does not hold a complete
 // copy of its newest own snapshot: demoting then would let the peer promote
 // an older copy (the flip-flop split-brain), unless the peer is primary
 // after a forced failover, which the demotion resolves (forcedFailover says
