@@ -377,7 +377,7 @@ func TestDemoteWaitsForThePodsToGo(t *testing.T) {
 			return nil, errors.New(`pods is forbidden: User "system:serviceaccount:shop:x" cannot list resource "pods"`)
 		}
 		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
-		if res.Err == nil || f.count("demote") != 0 || !strings.Contains(res.Err.Error(), "an image is never demoted under a running pod: pods is forbidden") {
+		if res.Err == nil || f.count("demote") != 0 || !strings.HasPrefix(res.Err.Error(), "not demoted: finding the pods that mount its volume failed, and an image is never demoted under a running pod: pods is forbidden") {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
