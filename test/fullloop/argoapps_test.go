@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -125,6 +126,14 @@ func explain(app *v1alpha1.Application) string {
 	for _, c := range app.Status.Conditions {
 		fmt.Fprintf(&b, "\n    condition %s: %s", c.Type, c.Message)
 	}
+	for _, r := range app.Status.Resources {
+		if r.Health != nil && r.Health.Status != "Healthy" {
+			fmt.Fprintf(&b, "\n    %s %s/%s health %s: %s", r.Kind, r.Namespace, r.Name, r.Health.Status, r.Health.Message)
+		}
+	}
+	if app.Status.ReconciledAt != nil {
+		fmt.Fprintf(&b, "\n    last reconciled by Argo CD at %s", app.Status.ReconciledAt.Format(time.RFC3339))
+	}
 	return b.String()
 }
 
@@ -132,20 +141,33 @@ func explain(app *v1alpha1.Application) string {
 func (l *loop) waitApps(ctx context.Context, t *testing.T, timeout time.Duration, what string, ok func(*v1alpha1.Application) bool, names ...string) {
 	t.Helper()
 	last := map[string]*v1alpha1.Application{}
+	begin, reported := time.Now(), false
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		if err := checkAlive(); err != nil {
 			return false, err
 		}
 		all := true
+		var waiting []string
 		for _, n := range names {
 			app, err := l.application(ctx, n)
+			if apierrors.IsNotFound(err) {
+				delete(last, n)
+			}
 			if err != nil {
-				last[n] = nil
+				// a read cut short (the poll's deadline) keeps the last one
 				all = false
 				continue
 			}
 			last[n] = app
-			all = all && ok(app)
+			if !ok(app) {
+				all = false
+				waiting = append(waiting, fmt.Sprintf("\n  %s: %s", n, explain(app)))
+			}
+		}
+		// Evidence while it lasts, once: what a long wait waits for.
+		if !all && !reported && time.Since(begin) > 2*time.Minute {
+			reported = true
+			fmt.Printf("fullloop: still waiting for %s after %.0fs:%s\n", what, time.Since(begin).Seconds(), strings.Join(waiting, ""))
 		}
 		return all, nil
 	})

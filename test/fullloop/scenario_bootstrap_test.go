@@ -221,7 +221,13 @@ func (l *loop) bootstrap(ctx context.Context, t *testing.T, prev map[string]*mar
 		names = append(names, n)
 	}
 	rev := l.app.git(t, "rev-parse", "HEAD")
-	l.waitApps(ctx, t, 6*time.Minute, "the app-of-apps and every site synced and healthy", func(a *v1alpha1.Application) bool { return synced(a, rev) }, names...)
+	// Ten minutes: the 20-volume app's passive site has been seen to stay
+	// Progressing, its sync done, until Argo CD's periodic reconcile looked
+	// at it again (the controller resyncs its Applications every 3 minutes,
+	// --app-resync, and refreshes one whose last reconcile is older than
+	// timeout.reconciliation plus jitter: 3m38s and 5m38s after that sync
+	// in two runs). The wait prints what it waits for after 2 minutes.
+	l.waitApps(ctx, t, 10*time.Minute, "the app-of-apps and every site synced and healthy", func(a *v1alpha1.Application) bool { return synced(a, rev) }, names...)
 	t.Logf("all Applications synced and healthy %.1fs after the parent was created", time.Since(begin).Seconds())
 	l.waitServing(ctx, t, active, 3*time.Minute)
 	t.Logf("the app serves on %s %.1fs after the parent was created", active, time.Since(begin).Seconds())
