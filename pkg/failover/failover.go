@@ -74,9 +74,9 @@ const (
 	// rbd-mirror was copying when it restarted).
 	DefaultStall = 10 * time.Second
 	// DefaultClaimWatch is how long promote reads the peer's claim to be
-	// primary every Poll (one batched status read for all images), so it
-	// acts on the demotion at once: a relocation's demote runs beside it
-	// and lands within this in the lab and the full loop.
+	// primary every Poll (one batched status read for all images) between
+	// its backed-off full checks: a relocation's demote runs beside it and,
+	// in the lab and the full loop, lands well within this.
 	DefaultClaimWatch = 2 * time.Minute
 	// DefaultHintTimeout bounds a read that only paces a wait or adds to the
 	// report: with the peer site dead, a snap ls here was seen to hang.
