@@ -78,6 +78,10 @@ const (
 	// its backed-off full checks: a relocation's demote runs beside it and,
 	// in the lab and the full loop, lands well within this.
 	DefaultClaimWatch = 2 * time.Minute
+	// DefaultSnapWatch is the largest step whose promote lists each image's
+	// snapshots every Poll while the peer claims primary, instead of
+	// reading the status shared by all (claimWatch): a process per image.
+	DefaultSnapWatch = 2
 	// DefaultHintTimeout bounds a read that only paces a wait or adds to the
 	// report: with the peer site dead, a snap ls here was seen to hang.
 	DefaultHintTimeout = 10 * time.Second
@@ -113,6 +117,9 @@ type Options struct {
 	// ClaimWatch is how long promote reads only the status, every Poll,
 	// between its backed-off full checks while the peer claims primary.
 	ClaimWatch time.Duration
+	// SnapWatch is the largest step whose claim watch lists each image's
+	// snapshots instead of reading the status; negative: none.
+	SnapWatch int
 	// RPO is the recovery point promised to the app's namespace: prepare
 	// and promote refuse an image that no mirror snapshot schedule covers at
 	// least this often. Zero checks nothing.
@@ -153,6 +160,9 @@ func (o *Options) defaults() {
 	set(&o.BothPrimaryGrace, DefaultBothPrimaryGrace)
 	set(&o.Stall, DefaultStall)
 	set(&o.ClaimWatch, DefaultClaimWatch)
+	if o.SnapWatch == 0 {
+		o.SnapWatch = DefaultSnapWatch
+	}
 	if o.Parallelism < 1 {
 		o.Parallelism = config.DefaultParallelism
 	}

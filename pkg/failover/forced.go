@@ -61,7 +61,10 @@ func (s *imageStep) forcePromote(ctx context.Context, why string) error {
 	if err := s.c.Promote(ctx, s.img, true, timeout); err != nil && !errors.Is(err, rbd.ErrAlreadyPrimary) {
 		return fmt.Errorf("forced promote failed: %w", err)
 	}
-	res.Action = "force-promoted"
+	res.Action = forcePromoted
 	o.Log.WithField("image", s.img.String()).Warn(res.Note)
 	return nil
 }
+
+// forcePromoted is the report's action of a forced promote.
+const forcePromoted = "force-promoted"

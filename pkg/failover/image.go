@@ -16,10 +16,12 @@ import (
 // and what they write (the image's report row), carried as one value so
 // that each rule takes only what it adds.
 type imageStep struct {
-	img  rbd.Image
-	c    Rbd  // this site's cluster
-	peer Peer // the peer cluster, read-only; nil when not given
-	o    Options
+	img rbd.Image
+	// count is how many images the step works on.
+	count int
+	c     Rbd  // this site's cluster
+	peer  Peer // the peer cluster, read-only; nil when not given
+	o     Options
 	// deadline is when the step's budget ends on o.Clock.
 	deadline time.Time
 	res      *Result
@@ -42,6 +44,7 @@ func step(ctx context.Context, images []rbd.Image, each imageStep, work func(*im
 	each.o.defaults()
 	each.schedules = &scheduleRead{}
 	each.deadline = each.o.Clock.Now().Add(each.o.Timeout)
+	each.count = len(images)
 	ctx, cancel := context.WithTimeout(ctx, each.o.Timeout)
 	defer cancel()
 	return forEach(ctx, images, each.o, func(ctx context.Context, img rbd.Image, res *Result) error {

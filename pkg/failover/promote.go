@@ -28,8 +28,10 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 			return err
 		}
 		s.res.After = "primary"
-		if err := s.stamp(ctx); err != nil {
-			return err
+		if s.res.Action == forcePromoted {
+			if err := s.stamp(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	return s.peerNotPrimary(ctx)
@@ -40,7 +42,8 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 // here, and retries while Ceph says "not yet": every Poll while this site's
 // snapshot list shows the peer's demote snapshot arriving, backing off while
 // the peer has not demoted (then reading only the peer's claim in between,
-// claimWatch). Only with Force, and only once the peer is
+// claimWatch; no promote is tried while the peer's record says it is
+// primary and its demotion has not arrived). Only with Force, and only once the peer is
 // demonstrably gone (or, up, has not claimed primary for NonForcedFirst), does
 // it force, reporting how old the promoted data is. Either way it then
 // checks that the peer does not also claim primary. Before anything, with
@@ -123,17 +126,30 @@ func (s *imageStep) promote(ctx context.Context) error {
 	start := o.Clock.Now()
 	forceWhy := ""
 	first := true
-	claim := claimWatch{until: start.Add(o.ClaimWatch)}
+	claim := claimWatch{until: start.Add(o.ClaimWatch), listSnaps: s.count <= o.SnapWatch && !o.Force}
 	err := waitUntil(ctx, o, s.deadline, func() (bool, pace, error) {
 		if claim.stillClaimed(ctx, s) {
 			return false, fast, nil
 		}
 		claim.on = false
-		if !first {
+		if !first && !claim.listed {
 			s.hint(ctx)
 		}
-		first = false
+		first, claim.listed = false, false
 		newest, _ := rbd.LatestMirror(s.snaps)
+		// The status, read at most once a round (for every image at
+		// once, rbd.Batched), says whether the peer claims primary and
+		// paces the next round.
+		var st rbd.MirrorStatus
+		var serr error
+		read := false
+		status := func() (rbd.MirrorStatus, error) {
+			if !read {
+				st, serr = c.MirrorStatus(ctx, img)
+				read = true
+			}
+			return st, serr
+		}
 		switch {
 		case s.snapsErr != nil:
 			// Without the list, a promote could land on a partial copy.
@@ -160,6 +176,12 @@ func (s *imageStep) promote(ctx context.Context) error {
 			if watch.arriving(s.snaps, o) {
 				return false, fast, nil
 			}
+		case !arrived(newest) && claimsPrimary(status()):
+			// Ceph refuses a promote while the peer's daemon says it is
+			// primary and its demotion has not arrived here: an attempt
+			// would only cost an rbd process per image, beside the
+			// peer's demote.
+			last = errors.New("its status record here says the peer's copy is primary")
 		default:
 			err := c.Promote(ctx, img, false, o.ForceTimeout)
 			switch {
@@ -177,7 +199,7 @@ func (s *imageStep) promote(ctx context.Context) error {
 		// The peer stops claiming primary the moment it demotes (only the
 		// replay details wait for rbd-mirror's 30 s timer): its demotion is
 		// then due here within seconds, so look again soon, for a while.
-		st, serr := c.MirrorStatus(ctx, img)
+		status()
 		next := backOff
 		if serr == nil && peerDemoted(st) && o.Clock.Now().Sub(start) < o.Stall {
 			next = fast
@@ -218,22 +240,41 @@ func (s *imageStep) promote(ctx context.Context) error {
 // pool-wide read shared by every image (rbd.Batched), so a step of twenty
 // images costs one rbd call a Poll, and the demotion is acted on within a
 // Poll of the record showing it, not up to PollCap late.
+//
+// A step of at most o.SnapWatch images lists each image's snapshots in the
+// watch instead: the copy of the peer's demote snapshot shows there as it
+// arrives, before the record stops claiming primary, at an rbd process per
+// image a Poll.
 type claimWatch struct {
-	on    bool          // the last status read says the peer claims primary
-	until time.Time     // the status-only reads end (the step's start + ClaimWatch)
-	next  time.Time     // the next full check is due
-	delay time.Duration // the wait from the last full check to the next
+	on        bool          // the last status read says the peer claims primary
+	until     time.Time     // the status-only reads end (the step's start + ClaimWatch)
+	next      time.Time     // the next full check is due
+	delay     time.Duration // the wait from the last full check to the next
+	listSnaps bool          // the watch lists the snapshots, not the status
+	listed    bool          // s.snaps was just listed by the watch
 }
 
-// stillClaimed reads the status, unless a full check is due or the watch is
-// off or over, and says whether the peer still claims primary: then this
+// stillClaimed reads the status (or lists the snapshots), unless a full
+// check is due or the watch is off or over, and says whether the peer still
+// claims primary (or its demotion has not started to arrive): then this
 // round does nothing more.
 func (w *claimWatch) stillClaimed(ctx context.Context, s *imageStep) bool {
+	w.listed = false
 	now := s.o.Clock.Now()
 	if !w.on || !now.Before(w.next) || !now.Before(w.until) {
 		return false
 	}
-	st, err := s.c.MirrorStatus(ctx, s.img)
+	if w.listSnaps {
+		s.hint(ctx)
+		w.listed = true
+		latest, _ := rbd.LatestMirror(s.snaps)
+		return s.snapsErr == nil && !(latest.Copy() && latest.Demoted())
+	}
+	return claimsPrimary(s.c.MirrorStatus(ctx, s.img))
+}
+
+// claimsPrimary: the peer's daemon says its copy is primary.
+func claimsPrimary(st rbd.MirrorStatus, err error) bool {
 	p, ok := firstPeer(st)
 	return err == nil && ok && p.ClaimsPrimary()
 }
@@ -242,8 +283,7 @@ func (w *claimWatch) stillClaimed(ctx context.Context, s *imageStep) bool {
 // next full check is due after a doubled wait, and it says whether to read
 // the status again after Poll meanwhile.
 func (w *claimWatch) saw(st rbd.MirrorStatus, err error, o Options) bool {
-	p, ok := firstPeer(st)
-	w.on = err == nil && ok && p.ClaimsPrimary()
+	w.on = claimsPrimary(st, err)
 	if !w.on {
 		w.delay = 0
 		return false

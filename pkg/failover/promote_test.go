@@ -3,6 +3,8 @@ package failover_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,9 +60,10 @@ func TestPromoteWithoutForce(t *testing.T) {
 		for range 10 {
 			statuses = append(statuses, primaryThere)
 		}
-		f := &fake{statuses: append(statuses, status(t, "s4_b_sees_demoted", "b")), promote: []error{notYet, notYet, notYet, notYet, nil},
+		f := &fake{statuses: append(statuses, status(t, "s4_b_sees_demoted", "b")), promote: []error{nil},
 			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
 		o, _ := opts()
+		o.SnapWatch = -1 // the status watch of a larger step
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" {
 			t.Errorf("%+v, calls %v", res, f.calls)
@@ -72,13 +75,14 @@ func TestPromoteWithoutForce(t *testing.T) {
 		if want := 9 * failover.DefaultPoll; res.Took != want {
 			t.Errorf("took %s, want %s (the demotion acted on as soon as the status shows it)", res.Took, want)
 		}
-		if f.count("promote") != 5 || f.count("snaps") != 5 {
-			t.Errorf("%d promotes and %d snapshot lists, want 5 each: none between the full checks; calls %v", f.count("promote"), f.count("snaps"), f.calls)
+		if f.count("promote") != 1 || f.count("snaps") != 5 {
+			t.Errorf("%d promotes and %d snapshot lists, want 1 and 5: no promote while the status says the peer is primary (Ceph would refuse it), no list between the full checks; calls %v", f.count("promote"), f.count("snaps"), f.calls)
 		}
 	})
 	t.Run("the status-only reads end after ClaimWatch; the full checks go on backing off", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
 		o, _ := opts()
+		o.SnapWatch = -1 // the status watch of a larger step
 		o.ClaimWatch = 30 * time.Second
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || f.count("promote --force") != 0 {
@@ -89,31 +93,73 @@ func TestPromoteWithoutForce(t *testing.T) {
 		if n, watched := f.count("status"), int(o.ClaimWatch/failover.DefaultPoll); n < watched || n > watched+40 {
 			t.Errorf("%d status reads in %s, want about %d in the watch, then one per %s", n, o.Timeout, watched, failover.DefaultPollCap)
 		}
-		if n := f.count("promote"); n < 30 || n > 40 {
-			t.Errorf("%d tries in %s, want about one per %s", n, o.Timeout, failover.DefaultPollCap)
+		if n := f.count("snaps"); n < 30 || n > 40 || f.count("promote") != 0 {
+			t.Errorf("%d full checks and %d promotes in %s, want about one check per %s and no promote while the peer claims primary", n, f.count("promote"), o.Timeout, failover.DefaultPollCap)
+		}
+	})
+	t.Run("a small step lists its snapshots in the watch: the demotion is acted on as it arrives, before the record says so", func(t *testing.T) {
+		primaryThere := status(t, "s3_b_replaying", "b")
+		statuses := []rbd.MirrorStatus{}
+		for range 8 {
+			statuses = append(statuses, primaryThere) // the record lags the demotion
+		}
+		f := &fake{statuses: append(statuses, status(t, "s4_b_sees_demoted", "b")), promote: []error{nil},
+			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, demotedCopy(true, 16)}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+		// the split-brain check's read, full checks at 0 and 0.2 s; the
+		// watch's list at 0.4 s shows the complete copy: promoted then,
+		// with that list, while the record still says primary
+		before := f.calls[:slices.Index(f.calls, "promote")]
+		if n, m := countOf(before, "status"), countOf(before, "snaps"); n != 3 || m != 3 {
+			t.Errorf("%d status reads and %d lists before the promote, want 3 and 3; calls %v", n, m, f.calls)
+		}
+	})
+	t.Run("the watch lists the snapshots of one or two images, and reads only the shared status for more", func(t *testing.T) {
+		for images := 1; images <= 3; images++ {
+			f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, snaps: [][]rbd.Snapshot{peerPrimary}}
+			o, _ := opts()
+			o.Timeout, o.Parallelism = 3*time.Second, 3
+			var step []rbd.Image
+			for i := range images {
+				step = append(step, rbd.Image{Pool: "replicapool", Name: fmt.Sprintf("img%d", i)})
+			}
+			failover.Promote(context.Background(), f, nil, step, o)
+			// a full check reads both; a watch round one or the other (the
+			// fake's clock is shared, so only the mix is compared)
+			lists, reads := f.count("snaps"), f.count("status")
+			small := images <= failover.DefaultSnapWatch
+			if small && lists <= 2*reads || !small && lists >= reads || f.count("promote") != 0 {
+				t.Errorf("%d images: %d lists, %d status reads and %d promotes; calls %v", images, lists, reads, f.count("promote"), f.calls)
+			}
 		}
 	})
 	t.Run("a status read that fails between full checks brings the full check forward", func(t *testing.T) {
 		primaryThere := status(t, "s3_b_replaying", "b")
 		f := &statusErrAt{fake: fake{statuses: []rbd.MirrorStatus{primaryThere, primaryThere, primaryThere, primaryThere, status(t, "s4_b_sees_demoted", "b")},
-			promote: []error{notYet, notYet, nil}, snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, demotedCopy(true, 16)}}, at: 4}
+			promote: []error{nil}, snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, demotedCopy(true, 16)}}, at: 4}
 		o, _ := opts()
+		o.SnapWatch = -1 // the status watch of a larger step
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		// the split-brain check's read, full checks at 0 and 0.2 s; the
 		// status-only read at 0.4 s fails: the full check runs at once
-		if res.Action != "promoted" || res.Took != 2*failover.DefaultPoll || f.count("promote") != 3 {
+		if res.Action != "promoted" || res.Took != 2*failover.DefaultPoll || f.count("promote") != 1 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("peer never demotes: fails with what to do, never forces, checks seldom", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
 		o, _ := opts()
+		o.SnapWatch = -1 // the status watch of a larger step
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
-		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || f.count("promote --force") != 0 || res.After != "non-primary" {
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || !strings.Contains(res.Err.Error(), "its status record here says the peer's copy is primary") || f.count("promote --force") != 0 || res.After != "non-primary" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
-		if n := f.count("promote"); n < 30 || n > 40 {
-			t.Errorf("%d tries in %s, want about one per %s", n, o.Timeout, failover.DefaultPollCap)
+		if n := f.count("snaps"); n < 30 || n > 40 || f.count("promote") != 0 {
+			t.Errorf("%d checks and %d promotes in %s, want about one check per %s and no promote while the peer claims primary", n, f.count("promote"), o.Timeout, failover.DefaultPollCap)
 		}
 	})
 	t.Run("a copy that stops moving is not waited for at full speed", func(t *testing.T) {
@@ -368,7 +414,7 @@ func TestPromoteOnRecordedDisaster(t *testing.T) {
 		o.Force = force
 		res := only(t, failover.Promote(context.Background(), &rbd.Client{Runner: l}, nil, []rbd.Image{img}, o))
 		want := map[bool]string{false: "set forcePromote: true", true: "reports itself primary"}[force]
-		if res.Err == nil || !strings.Contains(res.Err.Error(), want) || l.Count("mirror image promote") == 0 || l.Count("mirror image promote --force") != 0 {
+		if res.Err == nil || !strings.Contains(res.Err.Error(), want) || l.Count("mirror image promote") != 0 || l.Count("mirror image promote --force") != 0 {
 			t.Errorf("force %t: %+v, calls %v", force, res, l.Calls())
 		}
 	}
@@ -423,4 +469,14 @@ func TestPromoteOnRecordedOwnDemotionWhilePeerPrimary(t *testing.T) {
 	if res.Err == nil || l.Count("mirror image promote") != 0 || !strings.Contains(res.Err.Error(), "the peer has been primary since") {
 		t.Errorf("%+v, calls %v", res, l.Calls())
 	}
+}
+
+func countOf(calls []string, call string) int {
+	n := 0
+	for _, c := range calls {
+		if c == call {
+			n++
+		}
+	}
+	return n
 }

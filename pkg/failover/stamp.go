@@ -7,17 +7,21 @@ import (
 	"time"
 )
 
-// PromotedAt is the image metadata key where promote records when it made
-// the image primary. Snapshot mirroring carries it to the other site with
-// the data, so each copy says when its line of data was last promoted: the
-// one promoted later holds the newer data. Demote reads it to tell a peer
-// that was force-promoted after this site (this copy is stale) from a peer
-// that was primary before this site was force-promoted (its copy is stale).
+// PromotedAt is the image metadata key where a forced promote records when
+// it made the image primary: where the two copies' histories split.
+// Snapshot mirroring carries it to the other site with the data, and a
+// planned promote continues the peer's history, record included, so each
+// copy says when its line of data last split off: the later split holds
+// the newer data. Demote reads it to tell a peer that was force-promoted
+// after this site (this copy is stale) from a peer that was primary before
+// this site was force-promoted (its copy is stale).
 const PromotedAt = "rbd-dr.io/promoted-at"
 
-// stamp records that this step just promoted the image. A stamp that
+// stamp records that this step just force-promoted the image. A stamp that
 // cannot be written fails the step: without it, a later demote could take
-// this newer data for the older.
+// this newer data for the older. A planned promote writes none: its copy
+// already carries the record of its line (and an rbd process per image
+// less at the end of every relocation).
 func (s *imageStep) stamp(ctx context.Context) error {
 	now := s.o.Clock.Now().UTC().Format(time.RFC3339Nano)
 	err := waitUntil(ctx, s.o, s.deadline, func() (bool, pace, error) {
@@ -60,9 +64,9 @@ func (s *imageStep) claimNewer(ctx context.Context, site string) (done bool, why
 	if peer, _ := time.Parse(time.RFC3339Nano, peerAt); peerSet && !peer.Before(own) {
 		return true, "", nil
 	}
-	when := "was never promoted by argocd-rbd-dr"
+	when := "was never force-promoted by argocd-rbd-dr"
 	if peerSet {
-		when = "was promoted at " + peerAt
+		when = "was force-promoted at " + peerAt
 	}
 	return false, "", fmt.Errorf("not demoted: peer %s claims primary, but its copy %s, before this copy was (%s): its data is the older, and demoting here would throw away every write made here since. This is a failback that skipped the resync: set activeSite back to this site (forcePromote: true) so that %s is demoted and resynced from here, then relocate with forcePromote: false (docs/operations.md#failback-after-a-disaster); nothing was changed: %w", site, when, ownAt, site, errStaleClaim)
 }

@@ -11,35 +11,55 @@ import (
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
 
-// Promote records when it made the image primary, and only then.
+// A forced promote records when it made the image primary (where the
+// histories split); a planned one continues the peer's history and keeps
+// the record its copy carries.
 func TestPromoteRecordsWhen(t *testing.T) {
-	t.Run("promoted", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}}
+	peerDown := status(t, "s3_b_replaying", "b")
+	peerDown.PeerSites[0].State = "down+stopped"
+	forced := func(setMetaErr ...error) (*fake, failover.Options) {
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, setMetaErr: setMetaErr,
+			meta: map[string]string{failover.PromotedAt: "2026-11-01T00:00:00Z"}}
 		o, _ := opts()
+		o.Force = true
+		return f, o
+	}
+	t.Run("force-promoted: recorded", func(t *testing.T) {
+		f, o := forced()
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
-		if res.Err != nil || res.Action != "promoted" || f.meta[failover.PromotedAt] != "2026-11-24T09:02:30Z" {
+		if res.Err != nil || res.Action != "force-promoted" || f.meta[failover.PromotedAt] != "2026-11-24T09:02:30Z" {
 			t.Errorf("%+v, meta %v, calls %v", res, f.meta, f.calls)
+		}
+	})
+	t.Run("promoted without force: the carried record stays", func(t *testing.T) {
+		for _, force := range []bool{false, true} { // a forced failover whose peer demoted in time promotes without force
+			f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, meta: map[string]string{failover.PromotedAt: "2026-11-01T00:00:00Z"}}
+			o, _ := opts()
+			o.Force = force
+			res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+			if res.Err != nil || res.Action != "promoted" || f.count("set meta") != 0 || f.meta[failover.PromotedAt] != "2026-11-01T00:00:00Z" {
+				t.Errorf("force %t: %+v, meta %v, calls %v", force, res, f.meta, f.calls)
+			}
 		}
 	})
 	t.Run("already primary: the time of the real promotion stays", func(t *testing.T) {
 		f := &fake{primary: true, meta: map[string]string{failover.PromotedAt: "2026-11-01T00:00:00Z"}, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "a")}}
 		o, _ := opts()
+		o.Force = true
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || f.count("set meta") != 0 || f.meta[failover.PromotedAt] != "2026-11-01T00:00:00Z" {
 			t.Errorf("%+v, meta %v, calls %v", res, f.meta, f.calls)
 		}
 	})
 	t.Run("the record fails once: retried", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, setMetaErr: []error{errors.New("timed out"), nil}}
-		o, _ := opts()
+		f, o := forced(errors.New("timed out"), nil)
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
-		if res.Err != nil || f.count("set meta") != 2 || f.meta[failover.PromotedAt] == "" {
+		if res.Err != nil || f.count("set meta") != 2 || f.meta[failover.PromotedAt] != "2026-11-24T09:02:30Z" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("the record keeps failing: the step fails and says the command", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, setMetaErr: []error{errors.New("Operation not permitted")}}
-		o, _ := opts()
+		f, o := forced(errors.New("Operation not permitted"))
 		o.Timeout = 30 * time.Second
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "promoted, but recording when (rbd image-meta set replicapool/img1 rbd-dr.io/promoted-at ") {
@@ -66,8 +86,8 @@ func TestDemoteRefusesAnOlderClaim(t *testing.T) {
 		demoted  bool
 		why      string
 	}{
-		{"peer promoted before this site", forcedHere, "2026-11-20T12:00:00Z", true, false, "its copy was promoted at 2026-11-20T12:00:00Z, before this copy was (2026-11-24T09:00:00Z)"},
-		{"peer never promoted by the tool", forcedHere, "", true, false, "its copy was never promoted by argocd-rbd-dr"},
+		{"peer promoted before this site", forcedHere, "2026-11-20T12:00:00Z", true, false, "its copy was force-promoted at 2026-11-20T12:00:00Z, before this copy was (2026-11-24T09:00:00Z)"},
+		{"peer never force-promoted by the tool", forcedHere, "", true, false, "its copy was never force-promoted by argocd-rbd-dr"},
 		{"peer promoted after this site", forcedHere, "2026-11-24T09:01:00Z", true, true, "a forced failover: its own snapshots say so"},
 		{"no record here (before the tool recorded it)", "", "2026-11-20T12:00:00Z", true, true, "a forced failover"},
 		{"no peer reader: git decides", forcedHere, "2026-11-20T12:00:00Z", false, true, "rbd-dr.yaml says forcePromote: true"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // PoolMirrorStatus is `rbd mirror pool status --verbose`: the status of every
@@ -51,16 +52,29 @@ func markGoneSites(images []MirrorStatus) {
 // process costs a connection to the monitors and the OSDs: on a small node
 // those processes, not Ceph, set the pace.
 //
-// A caller never gets a status read before it asked: while a pool read runs,
-// new callers wait for the next one, which starts as the running one ends.
+// A caller never gets a status read before it asked: a read waits Gather
+// before its rbd process starts, and callers that ask meanwhile join it;
+// once the process runs, new callers wait for the next read, which starts
+// as the running one ends.
 type Batched struct {
 	*Client
-	mu    sync.Mutex
-	pools map[string]*poolReads
+	// Gather is how long a read waits for more callers before it starts:
+	// a step's images ask together (released by the same read before), and
+	// without it the first would start a read alone and the rest would wait
+	// for a second one.
+	Gather time.Duration
+	mu     sync.Mutex
+	pools  map[string]*poolReads
 }
 
+// DefaultGather is Batched's Gather: goroutines released together ask
+// within microseconds; one rbd process takes a tenth of a second or more.
+const DefaultGather = 20 * time.Millisecond
+
 // NewBatched batches c's status reads.
-func NewBatched(c *Client) *Batched { return &Batched{Client: c, pools: map[string]*poolReads{}} }
+func NewBatched(c *Client) *Batched {
+	return &Batched{Client: c, Gather: DefaultGather, pools: map[string]*poolReads{}}
+}
 
 // poolReads is one pool's read in flight and the one queued behind it.
 type poolReads struct{ running, next *poolRead }
@@ -74,6 +88,7 @@ type poolRead struct {
 	waiters  int
 	ctx      context.Context
 	cancel   context.CancelFunc
+	launched bool // its rbd process has started: later callers need the next read
 	finished bool
 }
 
@@ -107,6 +122,10 @@ func (b *Batched) join(pool string) *poolRead {
 		p = &poolReads{}
 		b.pools[pool] = p
 	}
+	if r := p.running; r != nil && !r.launched && r.ctx.Err() == nil { // still gathering
+		r.waiters++
+		return r
+	}
 	if p.next == nil || p.next.ctx.Err() != nil { // none queued, or all its callers gave up
 		ctx, cancel := context.WithCancel(context.Background())
 		p.next = &poolRead{done: make(chan struct{}), ctx: ctx, cancel: cancel}
@@ -124,6 +143,13 @@ func (b *Batched) start(pool string, p *poolReads) {
 	r := p.next
 	p.running, p.next = r, nil
 	go func() {
+		select {
+		case <-time.After(b.Gather):
+		case <-r.ctx.Done():
+		}
+		b.mu.Lock()
+		r.launched = true
+		b.mu.Unlock()
 		byName, err := b.Client.PoolMirrorStatus(r.ctx, pool)
 		b.mu.Lock()
 		defer b.mu.Unlock()

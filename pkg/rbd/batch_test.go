@@ -153,6 +153,45 @@ func TestBatchedSharesOneReadAndNeverAnswersFromAnOlderOne(t *testing.T) {
 	}
 }
 
+// Twenty images that ask together, as a step's images do when one read
+// releases them all, share one read: the first caller's read waits Gather
+// for the others before its rbd process starts.
+func TestBatchedGathersCallersThatAskTogether(t *testing.T) {
+	var names []string
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("img%02d", i))
+	}
+	g := newGated(names...)
+	close(g.release)
+	b := NewBatched(&Client{Runner: g})
+	b.Gather = 300 * time.Millisecond // room for a loaded test machine to start 20 goroutines
+	start := make(chan struct{})
+	got := make([]MirrorStatus, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			st, err := b.MirrorStatus(context.Background(), Image{Pool: "p", Name: name})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = st
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, st := range got {
+		if st.Name != names[i] || st.Description != "read 1" {
+			t.Errorf("caller %d got %+v, want %s from read 1", i, st, names[i])
+		}
+	}
+	if g.poolReads != 1 {
+		t.Errorf("%d pool reads, want 1", g.poolReads)
+	}
+}
+
 // An image the pool does not list is asked on its own, so the caller gets
 // rbd's own answer for it.
 func TestBatchedAsksForAnUnlistedImageOnItsOwn(t *testing.T) {

@@ -1337,7 +1337,7 @@ func disasterAndReturn(t *testing.T) {
 	writeData(t, "site-b", spec)
 	afterDisaster := checksum(t, "site-b", spec)
 	shortcut := hook(t, "site-b", "demote", "--timeout=30s", "--force-promoted", spec)
-	if shortcut.code == 0 || !primary(t, "site-b", spec) || !strings.Contains(shortcut.stdout+shortcut.stderr, "not demoted: peer site-a claims primary, but its copy was never promoted by argocd-rbd-dr, before this copy was") {
+	if shortcut.code == 0 || !primary(t, "site-b", spec) || !strings.Contains(shortcut.stdout+shortcut.stderr, "not demoted: peer site-a claims primary, but its copy was never force-promoted by argocd-rbd-dr, before this copy was") {
 		t.Fatalf("site-b's demote gave way to site-a's older claim (exit %d):\n%s\n%s", shortcut.code, shortcut.stdout, shortcut.stderr)
 	}
 	if got := checksum(t, "site-b", spec); got != afterDisaster {
