@@ -34,6 +34,9 @@ type imageStep struct {
 	schedules *scheduleRead
 	// scheduleNote says which schedule covers the image, for the report.
 	scheduleNote string
+	// claimUntil ends promote's waits on the peer's claim to be primary
+	// (o.ClaimWatch after the image's promote began).
+	claimUntil time.Time
 }
 
 // step runs work, a step's work on one image (a method of imageStep), over

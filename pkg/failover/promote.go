@@ -11,6 +11,8 @@ import (
 
 // promoteImage is Promote's work on one image; Promote, below, says its rules.
 func (s *imageStep) promoteImage(ctx context.Context) error {
+	s.claimUntil = s.o.Clock.Now().Add(s.o.ClaimWatch)
+	s.untilPeerDemotes(ctx)
 	s.hint(ctx)
 	primary, err := s.isPrimary(ctx)
 	if err != nil {
@@ -35,6 +37,31 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 		}
 	}
 	return s.peerNotPrimary(ctx)
+}
+
+// untilPeerDemotes waits, in a step larger than o.SnapWatch, while the
+// peer's record says its copy is primary and this copy is replaying from
+// it, until the claim watch ends (o.ClaimWatch after the image's promote
+// began; claimWatch below): nothing can be promoted before the peer
+// demotes, and reading the status is one rbd process for the whole step
+// (rbd.Batched) where listing every image's snapshots is one per image, on
+// the monitors and OSDs the peer's demotion is about to be replayed into.
+// It only waits: the checks after it decide. A forced promote goes on at
+// once (the peer's record is all it has), and so does a small step, whose
+// claim watch lists the snapshots anyway.
+func (s *imageStep) untilPeerDemotes(ctx context.Context) {
+	o := s.o
+	if o.Force || s.count <= o.SnapWatch {
+		return
+	}
+	until := s.claimUntil
+	if s.deadline.Before(until) {
+		until = s.deadline
+	}
+	_ = waitUntil(ctx, o, until, func() (bool, pace, error) {
+		st, err := s.c.MirrorStatus(ctx, s.img)
+		return !claimsPrimary(st, err) || !st.Replaying(), fast, nil
+	})
 }
 
 // Promote (active site) makes each image primary. It asks Ceph for a
@@ -126,7 +153,7 @@ func (s *imageStep) promote(ctx context.Context) error {
 	start := o.Clock.Now()
 	forceWhy := ""
 	first := true
-	claim := claimWatch{until: start.Add(o.ClaimWatch), listSnaps: s.count <= o.SnapWatch && !o.Force}
+	claim := claimWatch{until: s.claimUntil, listSnaps: s.count <= o.SnapWatch && !o.Force}
 	err := waitUntil(ctx, o, s.deadline, func() (bool, pace, error) {
 		if claim.stillClaimed(ctx, s) {
 			return false, fast, nil
@@ -247,7 +274,7 @@ func (s *imageStep) promote(ctx context.Context) error {
 // image a Poll.
 type claimWatch struct {
 	on        bool          // the last status read says the peer claims primary
-	until     time.Time     // the status-only reads end (the step's start + ClaimWatch)
+	until     time.Time     // the status-only reads end (imageStep.claimUntil)
 	next      time.Time     // the next full check is due
 	delay     time.Duration // the wait from the last full check to the next
 	listSnaps bool          // the watch lists the snapshots, not the status

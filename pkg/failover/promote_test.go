@@ -54,35 +54,33 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("%d tries in %s, want %d fast ones, then about one per %s", n, o.Timeout, fastTries, failover.DefaultPollCap)
 		}
 	})
-	t.Run("peer not demoted yet: full checks back off, the status alone is read every Poll between them", func(t *testing.T) {
+	t.Run("a larger step waits on the shared status alone while the peer claims primary: no list, no promote until it shows the demotion", func(t *testing.T) {
 		primaryThere := status(t, "s3_b_replaying", "b")
 		statuses := []rbd.MirrorStatus{}
 		for range 10 {
 			statuses = append(statuses, primaryThere)
 		}
 		f := &fake{statuses: append(statuses, status(t, "s4_b_sees_demoted", "b")), promote: []error{nil},
-			snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, peerPrimary, peerPrimary, demotedCopy(true, 16)}}
+			snaps: [][]rbd.Snapshot{demotedCopy(true, 16)}}
 		o, _ := opts()
-		o.SnapWatch = -1 // the status watch of a larger step
+		o.SnapWatch = -1 // a step larger than the snapshot watch
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err != nil || res.Action != "promoted" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
-		// full checks at 0, 0.2, 0.6 and 1.4 s (the next due at 3.0 s), the
-		// status alone read every 0.2 s between them; the 11th read (the
-		// first is the split-brain check's), at 1.8 s, shows the demotion,
-		// and the promote follows in the same round
-		if want := 9 * failover.DefaultPoll; res.Took != want {
+		// the status every 0.2 s; the 11th read, at 2 s, shows the
+		// demotion, and the list and the promote follow in that round
+		if want := 10 * failover.DefaultPoll; res.Took != want {
 			t.Errorf("took %s, want %s (the demotion acted on as soon as the status shows it)", res.Took, want)
 		}
-		if f.count("promote") != 1 || f.count("snaps") != 5 {
-			t.Errorf("%d promotes and %d snapshot lists, want 1 and 5: no promote while the status says the peer is primary (Ceph would refuse it), no list between the full checks; calls %v", f.count("promote"), f.count("snaps"), f.calls)
+		if i := slices.Index(f.calls, "snaps"); i != 11 || f.count("snaps") != 1 || f.count("promote") != 1 {
+			t.Errorf("want 11 status reads, then one list and one promote; calls %v", f.calls)
 		}
 	})
-	t.Run("the status-only reads end after ClaimWatch; the full checks go on backing off", func(t *testing.T) {
+	t.Run("the wait on the status ends after ClaimWatch; the full checks go on backing off", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
 		o, _ := opts()
-		o.SnapWatch = -1 // the status watch of a larger step
+		o.SnapWatch = -1 // a step larger than the snapshot watch
 		o.ClaimWatch = 30 * time.Second
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || f.count("promote --force") != 0 {
@@ -93,8 +91,9 @@ func TestPromoteWithoutForce(t *testing.T) {
 		if n, watched := f.count("status"), int(o.ClaimWatch/failover.DefaultPoll); n < watched || n > watched+40 {
 			t.Errorf("%d status reads in %s, want about %d in the watch, then one per %s", n, o.Timeout, watched, failover.DefaultPollCap)
 		}
-		if n := f.count("snaps"); n < 30 || n > 40 || f.count("promote") != 0 {
-			t.Errorf("%d full checks and %d promotes in %s, want about one check per %s and no promote while the peer claims primary", n, f.count("promote"), o.Timeout, failover.DefaultPollCap)
+		// full checks only after the watch: about one per PollCap for 90 s
+		if n := f.count("snaps"); n < 20 || n > 30 || f.count("promote") != 0 {
+			t.Errorf("%d full checks and %d promotes in %s, want about one check per %s after the watch and no promote while the peer claims primary", n, f.count("promote"), o.Timeout, failover.DefaultPollCap)
 		}
 	})
 	t.Run("a small step lists its snapshots in the watch: the demotion is acted on as it arrives, before the record says so", func(t *testing.T) {
@@ -137,29 +136,29 @@ func TestPromoteWithoutForce(t *testing.T) {
 			}
 		}
 	})
-	t.Run("a status read that fails between full checks brings the full check forward", func(t *testing.T) {
+	t.Run("a status read that fails ends the wait on the status: the checks decide at once", func(t *testing.T) {
 		primaryThere := status(t, "s3_b_replaying", "b")
 		f := &statusErrAt{fake: fake{statuses: []rbd.MirrorStatus{primaryThere, primaryThere, primaryThere, primaryThere, status(t, "s4_b_sees_demoted", "b")},
-			promote: []error{nil}, snaps: [][]rbd.Snapshot{peerPrimary, peerPrimary, demotedCopy(true, 16)}}, at: 4}
+			promote: []error{nil}, snaps: [][]rbd.Snapshot{demotedCopy(true, 16)}}, at: 4}
 		o, _ := opts()
-		o.SnapWatch = -1 // the status watch of a larger step
+		o.SnapWatch = -1 // a step larger than the snapshot watch
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
-		// the split-brain check's read, full checks at 0 and 0.2 s; the
-		// status-only read at 0.4 s fails: the full check runs at once
-		if res.Action != "promoted" || res.Took != 2*failover.DefaultPoll || f.count("promote") != 1 {
+		// the status at 0, 0.2 and 0.4 s; the read at 0.6 s fails: the
+		// list shows the demotion here, and the promote follows
+		if res.Action != "promoted" || res.Took != 3*failover.DefaultPoll || f.count("promote") != 1 || slices.Index(f.calls, "snaps") != 4 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
 	t.Run("peer never demotes: fails with what to do, never forces, checks seldom", func(t *testing.T) {
 		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}, promote: []error{notYet}, snaps: [][]rbd.Snapshot{peerPrimary}}
 		o, _ := opts()
-		o.SnapWatch = -1 // the status watch of a larger step
+		o.SnapWatch, o.ClaimWatch = -1, 30*time.Second // a larger step; full checks after the watch
 		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "set forcePromote: true") || !strings.Contains(res.Err.Error(), "its status record here says the peer's copy is primary") || f.count("promote --force") != 0 || res.After != "non-primary" {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
-		if n := f.count("snaps"); n < 30 || n > 40 || f.count("promote") != 0 {
-			t.Errorf("%d checks and %d promotes in %s, want about one check per %s and no promote while the peer claims primary", n, f.count("promote"), o.Timeout, failover.DefaultPollCap)
+		if n := f.count("snaps"); n < 20 || n > 30 || f.count("promote") != 0 {
+			t.Errorf("%d checks and %d promotes in %s, want about one check per %s after the watch and no promote while the peer claims primary", n, f.count("promote"), o.Timeout, failover.DefaultPollCap)
 		}
 	})
 	t.Run("a copy that stops moving is not waited for at full speed", func(t *testing.T) {
@@ -310,6 +309,28 @@ func (f *statusErrAt) MirrorStatus(ctx context.Context, img rbd.Image) (rbd.Mirr
 		return rbd.MirrorStatus{}, errors.New("rbd: mirror pool status: timed out")
 	}
 	return st, err
+}
+
+// The wait on the status alone (a step larger than the snapshot watch) is
+// only for a copy that replays from a peer claiming primary: a copy that is
+// primary here too, or a forced promote, goes to the checks at once.
+func TestPromoteWaitsOnTheStatusOnlyForAReplayingCopy(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		f     *fake
+		force bool
+		lists int // the call that is the first list
+	}{
+		{"primary here too", &fake{primary: true, statuses: []rbd.MirrorStatus{status(t, "s5_b_back_both_primary", "a")}}, false, 1},
+		{"forced", &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}}, true, 0},
+	} {
+		o, _ := opts()
+		o.SnapWatch, o.Force, o.Timeout = -1, c.force, 5*time.Second
+		failover.Promote(context.Background(), c.f, nil, []rbd.Image{img}, o)
+		if i := slices.Index(c.f.calls, "snaps"); i != c.lists {
+			t.Errorf("%s: the first list is call %d, want %d; calls %v", c.name, i, c.lists, c.f.calls)
+		}
+	}
 }
 
 func TestPromoteBothPrimaryFailsLoudly(t *testing.T) {
