@@ -389,13 +389,17 @@ func (l *loop) startArgo(ctx context.Context, t *testing.T) {
 
 	kubeconfig := l.tokenKubeconfig(ctx, t, "argocd-application-controller")
 	// The controller's metrics listener binds 0.0.0.0 (Argo CD has no flag
-	// for its address); it is the one listener not on loopback.
+	// for its address); it is the one listener not on loopback. Its
+	// processors are Argo CD's defaults (20 status, 10 operation): an
+	// operation holds its processor through each pause between waves, so
+	// the fleet's ten Applications of a RollingSync step move together, as
+	// docs/platform.md sizes it.
 	mustStart("argocd-application-controller", []string{"ARGOCD_FAKE_IN_CLUSTER=true", "KUBECONFIG=" + kubeconfig,
 		"ARGOCD_SYNC_WAVE_DELAY=1"},
 		filepath.Join(a.dir, "argocd-application-controller"), "--namespace", argoNS,
 		"--repo-server", "127.0.0.1:"+port("repo"), "--repo-server-plaintext", "--redis", redis,
 		"--metrics-port", port("controller-metrics"), "--loglevel", "info",
-		"--status-processors", "4", "--operation-processors", "4", "--self-heal-timeout-seconds", "2")
+		"--status-processors", "20", "--operation-processors", "10", "--self-heal-timeout-seconds", "2")
 	l.startAppSetController(ctx, t, true)
 	// Give them a moment to fail on bad flags or config.
 	time.Sleep(3 * time.Second)
