@@ -240,6 +240,35 @@ func TestBatchedCallersThatGiveUp(t *testing.T) {
 	}
 }
 
+// Callers that all give up while their read still gathers stop it: the
+// read counts each caller that joined it.
+func TestBatchedGatheringReadAbandoned(t *testing.T) {
+	g := newGated("img")
+	b := NewBatched(&Client{Runner: g})
+	b.Gather = time.Minute // the callers give up long before it ends
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := b.MirrorStatus(ctx, Image{Pool: "p", Name: "img"})
+			errs <- err
+		}()
+	}
+	waitFor(t, "both callers on the gathering read", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		p := b.pools["p"]
+		return p != nil && p.running != nil && !p.running.launched && p.running.waiters == 2
+	})
+	cancel()
+	for range 2 {
+		if err := recv(t, errs); !errors.Is(err, context.Canceled) {
+			t.Errorf("err %v", err)
+		}
+	}
+	waitFor(t, "the abandoned read stopped", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.cancelled == 1 })
+}
+
 // A queued read whose callers all gave up is not the one a later caller
 // gets: that caller waits for a read of its own.
 func TestBatchedQueuedReadAbandonedThenJoined(t *testing.T) {
