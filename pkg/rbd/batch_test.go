@@ -102,6 +102,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// askEach asks b for each name's status at once, each in its own goroutine;
+// the func it returns waits for every answer, in the names' order.
+func askEach(t *testing.T, b *Batched, names []string) func() []MirrorStatus {
+	got := make([]MirrorStatus, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := b.MirrorStatus(context.Background(), Image{Pool: "p", Name: name})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = st
+		}()
+	}
+	return func() []MirrorStatus { wg.Wait(); return got }
+}
+
 // Twenty images ask while a read runs: they share the next read, which
 // starts after they asked, and each gets its own entry of it.
 func TestBatchedSharesOneReadAndNeverAnswersFromAnOlderOne(t *testing.T) {
@@ -122,19 +141,7 @@ func TestBatchedSharesOneReadAndNeverAnswersFromAnOlderOne(t *testing.T) {
 		first <- st
 	}()
 	recv(t, g.entered) // read 1 runs; everyone below asked after it started
-	got := make([]MirrorStatus, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, err := b.MirrorStatus(ctx, Image{Pool: "p", Name: name})
-			if err != nil {
-				t.Error(err)
-			}
-			got[i] = st
-		}()
-	}
+	results := askEach(t, b, names)
 	waitFor(t, "20 callers queued", func() bool { return queued(b, "p") == len(names) })
 	send(t, g.release)
 	if st := recv(t, first); st.Name != "img00" || st.Description != "read 1" {
@@ -142,8 +149,7 @@ func TestBatchedSharesOneReadAndNeverAnswersFromAnOlderOne(t *testing.T) {
 	}
 	recv(t, g.entered)
 	send(t, g.release)
-	wg.Wait()
-	for i, st := range got {
+	for i, st := range results() {
 		if st.Name != names[i] || st.Description != "read 2" {
 			t.Errorf("caller %d got %+v, want %s from read 2", i, st, names[i])
 		}
@@ -165,24 +171,7 @@ func TestBatchedGathersCallersThatAskTogether(t *testing.T) {
 	close(g.release)
 	b := NewBatched(&Client{Runner: g})
 	b.Gather = 300 * time.Millisecond // room for a loaded test machine to start 20 goroutines
-	start := make(chan struct{})
-	got := make([]MirrorStatus, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			st, err := b.MirrorStatus(context.Background(), Image{Pool: "p", Name: name})
-			if err != nil {
-				t.Error(err)
-			}
-			got[i] = st
-		}()
-	}
-	close(start)
-	wg.Wait()
-	for i, st := range got {
+	for i, st := range askEach(t, b, names)() {
 		if st.Name != names[i] || st.Description != "read 1" {
 			t.Errorf("caller %d got %+v, want %s from read 1", i, st, names[i])
 		}
