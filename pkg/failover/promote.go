@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
@@ -167,16 +168,7 @@ func (s *imageStep) promote(ctx context.Context) error {
 		// The status, read at most once a round (for every image at
 		// once, rbd.Batched), says whether the peer claims primary and
 		// paces the next round.
-		var st rbd.MirrorStatus
-		var serr error
-		read := false
-		status := func() (rbd.MirrorStatus, error) {
-			if !read {
-				st, serr = c.MirrorStatus(ctx, img)
-				read = true
-			}
-			return st, serr
-		}
+		status := sync.OnceValues(func() (rbd.MirrorStatus, error) { return c.MirrorStatus(ctx, img) })
 		switch {
 		case s.snapsErr != nil:
 			// Without the list, a promote could land on a partial copy.
@@ -226,7 +218,7 @@ func (s *imageStep) promote(ctx context.Context) error {
 		// The peer stops claiming primary the moment it demotes (only the
 		// replay details wait for rbd-mirror's 30 s timer): its demotion is
 		// then due here within seconds, so look again soon, for a while.
-		status()
+		st, serr := status()
 		next := backOff
 		if serr == nil && peerDemoted(st) && o.Clock.Now().Sub(start) < o.Stall {
 			next = fast
