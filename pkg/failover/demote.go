@@ -43,10 +43,13 @@ func (s *imageStep) demoteImage(ctx context.Context) error {
 // after a forced failover, which the demotion resolves (forcedFailover says
 // when its claim is believed).
 //
-// The proof, most direct first: the peer's own snapshot list (read with
-// peer, a read-only user there; nil skips it) shows the complete copy; or
-// the peer's status here says it has replayed that snapshot (rbd-mirror
-// rewrites those details only every 30 s, so this one lags).
+// The proof: the peer's links on this primary's snapshots (awaitPeerCopy);
+// the peer's own snapshot list (read with peer, a read-only user there; nil
+// skips it) shows the complete copy; or the peer's status here says it has
+// replayed that snapshot (rbd-mirror rewrites those details only every
+// 30 s, so the record can say so late, never early). The list costs an rbd
+// process per image, the status one read for the whole step: a step of
+// more than o.SnapWatch images asks the status before the list.
 func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
 	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, (*imageStep).demoteImage)
 }
@@ -102,6 +105,19 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 			res.Note = fmt.Sprintf("the peer unlinked itself from the older snapshots: its copy of snapshot %d is complete", newest.ID)
 			return true, fast, nil
 		}
+		st, err := s.c.MirrorStatus(ctx, s.img)
+		if err != nil {
+			return false, backOff, err
+		}
+		p, ok := firstPeer(st)
+		recorded := ok && recordProves(p, s.snaps, newest)
+		// The record comes from one read for the whole step
+		// (rbd.Batched), the peer's list from an rbd process per image:
+		// a step larger than o.SnapWatch takes the record's word first.
+		if recorded && !inFlight && s.count > o.SnapWatch {
+			res.Note = fmt.Sprintf("peer %s reports snapshot %d replayed", p.SiteName, newest.ID)
+			return true, fast, nil
+		}
 		var copies []rbd.Snapshot // the peer's, nil when not read
 		if s.peer != nil {
 			var err error
@@ -117,11 +133,6 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 				inFlight = true
 			}
 		}
-		st, err := s.c.MirrorStatus(ctx, s.img)
-		if err != nil {
-			return false, backOff, err
-		}
-		p, ok := firstPeer(st)
 		forced, claim := false, ""
 		if ok && p.ClaimsPrimary() {
 			forced, claim = forcedFailover(copies, o.ForcePromoted)
@@ -138,7 +149,7 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 			}
 			res.Note = fmt.Sprintf("peer %s is primary (%s): this copy is stale", p.SiteName, claim)
 			return true, fast, nil
-		case !inFlight && p.HasCopied(newest.Timestamp.Unix()):
+		case recorded && !inFlight:
 			res.Note = fmt.Sprintf("peer %s reports snapshot %d replayed", p.SiteName, newest.ID)
 			return true, fast, nil
 		case inFlight && p.Known():
@@ -167,6 +178,19 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 		return fmt.Errorf("not demoted: the peer has not confirmed a complete copy of this primary's newest snapshot (%s), so demoting could lose the writes since; check the peer's rbd-mirror, and if the peer site is lost keep this site active: %w", why, err)
 	}
 	return nil
+}
+
+// recordProves says whether the peer's status record shows a complete copy
+// of newest, this primary's newest own snapshot. The record names the
+// snapshot it copied by its time in whole seconds, so it proves nothing
+// when another own snapshot was taken in the same second.
+func recordProves(p rbd.PeerSite, snaps []rbd.Snapshot, newest rbd.Snapshot) bool {
+	for _, o := range snaps {
+		if o.Own() && o.ID != newest.ID && o.Timestamp.Unix() == newest.Timestamp.Unix() {
+			return false
+		}
+	}
+	return p.HasCopied(newest.Timestamp.Unix())
 }
 
 // linksProve says whether the links' "caught up" (no peer linked to an

@@ -3,6 +3,7 @@ package failover_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -110,6 +111,46 @@ func TestDemote(t *testing.T) {
 		o, _ := opts()
 		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
 		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "reports snapshot 5 replayed") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the record shows the copy: a step of more than SnapWatch images does not read the peer's lists", func(t *testing.T) {
+		for n := 1; n <= failover.DefaultSnapWatch+1; n++ {
+			f := &fake{primary: true, snaps: [][]rbd.Snapshot{single}, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511193)},
+				peerSnaps: [][]rbd.Snapshot{list(copied(8, 5, "non-primary", true, 16))}}
+			o, _ := opts()
+			var images []rbd.Image
+			for i := range n {
+				images = append(images, rbd.Image{Pool: "replicapool", Name: fmt.Sprintf("img%d", i)})
+			}
+			want, note := n, "the peer holds a complete copy of snapshot 5"
+			if n > failover.DefaultSnapWatch {
+				want, note = 0, "reports snapshot 5 replayed"
+			}
+			for _, res := range failover.Demote(context.Background(), f, peer{f}, images, o) {
+				if res.Err != nil || res.Action != "demoted" || !strings.Contains(res.Note, note) {
+					t.Errorf("%d images: %+v", n, res)
+				}
+			}
+			if f.count("peer snaps") != want || f.count("demote") != n {
+				t.Errorf("%d images: calls %v", n, f.calls)
+			}
+		}
+	})
+	t.Run("another own snapshot of the same second: the record proves nothing, the peer's list decides", func(t *testing.T) {
+		// the record names snapshots by the second: it may show snapshot 4's copy
+		twins := list(own(4, 1795511193, "primary"), own(5, 1795511193, "primary"))
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{twins}, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511193)}}
+		o, _ := opts()
+		o.Timeout = 30 * time.Second
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("demote") != 0 {
+			t.Errorf("demoted on a record that may name the older twin: %+v, calls %v", res, f.calls)
+		}
+		f = &fake{primary: true, snaps: [][]rbd.Snapshot{twins}, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511193)},
+			peerSnaps: [][]rbd.Snapshot{list(copied(7, 4, "non-primary", true, 16), copied(8, 5, "non-primary", true, 16))}}
+		res = only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || f.count("demote") != 1 || !strings.Contains(res.Note, "the peer holds a complete copy of snapshot 5") {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})

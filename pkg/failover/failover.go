@@ -78,9 +78,10 @@ const (
 	// its backed-off full checks: a relocation's demote runs beside it and,
 	// in the lab and the full loop, lands well within this.
 	DefaultClaimWatch = 2 * time.Minute
-	// DefaultSnapWatch is the largest step whose promote lists each image's
-	// snapshots every Poll while the peer claims primary, instead of
-	// reading the status shared by all (claimWatch): a process per image.
+	// DefaultSnapWatch is the largest step that lists each image's
+	// snapshots (a process per image) where a larger one first reads the
+	// status shared by all: promote every Poll while the peer claims
+	// primary (claimWatch), demote for its proof of the peer's copy.
 	DefaultSnapWatch = 2
 	// DefaultHintTimeout bounds a read that only paces a wait or adds to the
 	// report: with the peer site dead, a snap ls here was seen to hang.
@@ -117,8 +118,9 @@ type Options struct {
 	// ClaimWatch is how long promote reads only the status, every Poll,
 	// between its backed-off full checks while the peer claims primary.
 	ClaimWatch time.Duration
-	// SnapWatch is the largest step whose claim watch lists each image's
-	// snapshots instead of reading the status; negative: none.
+	// SnapWatch is the largest step that lists each image's snapshots
+	// instead of reading the status first (DefaultSnapWatch); negative:
+	// none.
 	SnapWatch int
 	// RPO is the recovery point promised to the app's namespace: prepare
 	// and promote refuse an image that no mirror snapshot schedule covers at

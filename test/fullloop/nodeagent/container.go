@@ -6,8 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // containerSpec is what the agent hands the process that becomes one
@@ -48,6 +51,9 @@ func containerMain(args []string) error {
 	if err := json.Unmarshal(body, &s); err != nil {
 		return fmt.Errorf("%s: %w", args[0], err)
 	}
+	// The exec below must run on the thread dieWithAgent arms.
+	runtime.LockOSThread()
+	agent := os.Getppid()
 	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making / private in the container's mount namespace: %w", err)
 	}
@@ -114,6 +120,9 @@ func containerMain(args []string) error {
 	if len(s.Argv) == 0 {
 		return fmt.Errorf("the container has no command")
 	}
+	if err := dieWithAgent(agent); err != nil {
+		return err
+	}
 	for _, e := range s.Env {
 		if k, v, ok := strings.Cut(e, "="); ok && k == "PATH" {
 			os.Setenv("PATH", v)
@@ -124,6 +133,23 @@ func containerMain(args []string) error {
 		return fmt.Errorf("command %q: %w", s.Argv[0], err)
 	}
 	return syscall.Exec(path, s.Argv, s.Env)
+}
+
+// dieWithAgent arms the parent-death signal again: the agent starts each
+// container with Pdeathsig SIGKILL, but the kernel clears it when the
+// process changes its user or group (Setuid above), and a pod with
+// runAsUser then outlived a SIGKILLed node (the full loop's disaster) with
+// its volumes open. The signal belongs to the calling thread, which must be
+// the one that execs; agent is the parent's pid before the change: if it
+// is gone already, the signal would never come.
+func dieWithAgent(agent int) error {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("setting the parent-death signal: %w", err)
+	}
+	if os.Getppid() != agent {
+		return fmt.Errorf("the node agent is gone")
+	}
+	return nil
 }
 
 // inRoot resolves path inside root the way the container will see it:
