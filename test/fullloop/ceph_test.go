@@ -76,6 +76,11 @@ func (l *loop) startLab(t *testing.T) {
 		labOf: map[string]string{sites[0]: "site-a", sites[1]: "site-b"},
 		ips:   map[string]string{sites[0]: labIPs[0], sites[1]: labIPs[1]},
 	}
+	// Sized for the fleet as docs/platform.md §7 says: rbd-mirror copies
+	// every snapshot of a move (the schedule's, each demotion) through
+	// rbd_mirror_concurrent_image_syncs slots, Ceph's default 5, so twenty
+	// volumes moved by one commit would queue four deep.
+	lb.Env = append(lb.Env, "CEPH_LAB_IMAGE_SYNCS="+envOr("RBD_DR_FULLLOOP_IMAGE_SYNCS", "20"))
 	l.lab = lb
 	// The lab and every Ceph client (the harness's, the hook Jobs' and the
 	// app's) run the Ceph of RBD_DR_FULLLOOP_CEPH_SUITE: by default sid's
