@@ -301,6 +301,8 @@ func (l *loop) fleetSteady(ctx context.Context, t *testing.T) {
 	}, names...)
 	took := time.Since(begin)
 	fmt.Printf("steady-state fleet %d %.1f %.2f\n", len(l.fleet), took.Seconds(), took.Seconds()/float64(len(l.fleet)))
+	// Where it went: the hooks' spans beside Argo CD's.
+	l.breakdown(ctx, t, "steady-state fleet", l.fleet, names, begin, begin.Add(took))
 	keep := l.app
 	for _, a := range l.fleet {
 		l.app = a
