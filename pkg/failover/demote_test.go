@@ -137,6 +137,35 @@ func TestDemote(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a step of more than SnapWatch images: while the peer is linked to the older snapshot, the record is not believed", func(t *testing.T) {
+		behind := list(own(4, 1, "primary", peerUUID), own(5, 1795511193, "primary", peerUUID))
+		caughtUp := list(own(4, 1, "primary"), own(5, 1795511193, "primary", peerUUID))
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{behind, behind, behind, behind, caughtUp}, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511193)}}
+		o, _ := opts()
+		images := []rbd.Image{{Pool: "replicapool", Name: "a"}, {Pool: "replicapool", Name: "b"}, {Pool: "replicapool", Name: "c"}}
+		for _, res := range failover.Demote(context.Background(), f, nil, images, o) {
+			if res.Err != nil || res.Action != "demoted" || !strings.Contains(res.Note, "unlinked itself") {
+				t.Errorf("demoted on the record while the links said the copy runs: %+v", res)
+			}
+		}
+	})
+	t.Run("a copy from the peer in the same second does not void the record", func(t *testing.T) {
+		// only own snapshots are what the peer's record names
+		cp := copied(3, 2, "non-primary", true, 16)
+		cp.Timestamp.Time = time.Unix(1795511193, 0).UTC()
+		f := &fake{primary: true, snaps: [][]rbd.Snapshot{list(cp, own(5, 1795511193, "primary"))}, statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511193)},
+			peerSnaps: [][]rbd.Snapshot{list(copied(8, 5, "non-primary", true, 16))}}
+		o, _ := opts()
+		images := []rbd.Image{{Pool: "replicapool", Name: "a"}, {Pool: "replicapool", Name: "b"}, {Pool: "replicapool", Name: "c"}}
+		for _, res := range failover.Demote(context.Background(), f, peer{f}, images, o) {
+			if res.Err != nil || !strings.Contains(res.Note, "reports snapshot 5 replayed") {
+				t.Errorf("%+v", res)
+			}
+		}
+		if f.count("peer snaps") != 0 {
+			t.Errorf("calls %v", f.calls)
+		}
+	})
 	t.Run("another own snapshot of the same second: the record proves nothing, the peer's list decides", func(t *testing.T) {
 		// the record names snapshots by the second: it may show snapshot 4's copy
 		twins := list(own(4, 1795511193, "primary"), own(5, 1795511193, "primary"))

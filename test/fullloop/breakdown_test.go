@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -90,8 +91,62 @@ func (l *loop) breakdown(ctx context.Context, t *testing.T, what string, apps []
 	for _, k := range order {
 		parts = append(parts, fmt.Sprintf("%s@%s %s", k.step, k.site, steps[k]))
 	}
+	for _, site := range l.app.sites() {
+		if !l.dead[site] {
+			parts = append(parts, l.podStarts(ctx, t, site, nss, commit.Truncate(time.Second))...)
+		}
+	}
 	parts = append(parts, fmt.Sprintf("ready +%.1fs", ready.Sub(commit).Seconds()))
 	line := fmt.Sprintf("time-breakdown %s: %s", what, strings.Join(parts, " | "))
 	fmt.Println(line)
 	return line
+}
+
+// podStarts says how the app's pods on site (in namespaces nss, made after
+// since, hook and rpo-check pods left out) started: when they were made
+// (the workload applied), when the node started them, and when they were
+// Ready, as spans after since, with their number.
+func (l *loop) podStarts(ctx context.Context, t *testing.T, site string, nss []string, since time.Time) []string {
+	t.Helper()
+	var made, started, ready *span
+	n := 0
+	widen := func(s **span, at time.Time) {
+		d := at.Sub(since)
+		if *s == nil {
+			*s = &span{from: d, to: d}
+		}
+		(*s).from, (*s).to = min((*s).from, d), max((*s).to, d)
+	}
+	for _, ns := range nss {
+		list, err := l.sites[site].client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "!" + stepLabel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list.Items {
+			if p.CreationTimestamp.Time.Before(since) {
+				continue
+			}
+			n++
+			widen(&made, p.CreationTimestamp.Time)
+			if p.Status.StartTime != nil {
+				widen(&started, p.Status.StartTime.Time)
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+					widen(&ready, c.LastTransitionTime.Time)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := fmt.Sprintf("pods@%s (%d) made %s", site, n, made)
+	if started != nil {
+		out += fmt.Sprintf(", started %s", started)
+	}
+	if ready != nil {
+		out += fmt.Sprintf(", ready %s", ready)
+	}
+	return []string{out}
 }
