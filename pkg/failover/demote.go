@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/rbd-dr/argocd-rbd-dr/pkg/rbd"
 )
@@ -105,18 +106,17 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 			res.Note = fmt.Sprintf("the peer unlinked itself from the older snapshots: its copy of snapshot %d is complete", newest.ID)
 			return true, fast, nil
 		}
-		st, err := s.c.MirrorStatus(ctx, s.img)
-		if err != nil {
-			return false, backOff, err
-		}
-		p, ok := firstPeer(st)
-		recorded := ok && recordProves(p, s.snaps, newest)
 		// The record comes from one read for the whole step
 		// (rbd.Batched), the peer's list from an rbd process per image:
-		// a step larger than o.SnapWatch takes the record's word first.
-		if recorded && !inFlight && s.count > o.SnapWatch {
-			res.Note = fmt.Sprintf("peer %s reports snapshot %d replayed", p.SiteName, newest.ID)
-			return true, fast, nil
+		// a step larger than o.SnapWatch takes the record's word first; a
+		// smaller one reads the record only if the list did not prove it.
+		status := sync.OnceValues(func() (rbd.MirrorStatus, error) { return s.c.MirrorStatus(ctx, s.img) })
+		if s.count > o.SnapWatch && !inFlight {
+			st, err := status()
+			if p, ok := firstPeer(st); err == nil && ok && recordProves(p, s.snaps, newest) {
+				res.Note = fmt.Sprintf("peer %s reports snapshot %d replayed", p.SiteName, newest.ID)
+				return true, fast, nil
+			}
 		}
 		var copies []rbd.Snapshot // the peer's, nil when not read
 		if s.peer != nil {
@@ -133,6 +133,11 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 				inFlight = true
 			}
 		}
+		st, err := status()
+		if err != nil {
+			return false, backOff, err
+		}
+		p, ok := firstPeer(st)
 		forced, claim := false, ""
 		if ok && p.ClaimsPrimary() {
 			forced, claim = forcedFailover(copies, o.ForcePromoted)
@@ -149,7 +154,7 @@ func (s *imageStep) awaitPeerCopy(ctx context.Context) error {
 			}
 			res.Note = fmt.Sprintf("peer %s is primary (%s): this copy is stale", p.SiteName, claim)
 			return true, fast, nil
-		case recorded && !inFlight:
+		case !inFlight && recordProves(p, s.snaps, newest):
 			res.Note = fmt.Sprintf("peer %s reports snapshot %d replayed", p.SiteName, newest.ID)
 			return true, fast, nil
 		case inFlight && p.Known():

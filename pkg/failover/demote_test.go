@@ -135,6 +135,10 @@ func TestDemote(t *testing.T) {
 			if f.count("peer snaps") != want || f.count("demote") != n {
 				t.Errorf("%d images: calls %v", n, f.calls)
 			}
+			// a small step whose peer list proves the copy reads no status
+			if n <= failover.DefaultSnapWatch && f.count("status") != 0 {
+				t.Errorf("%d images: the status was read beside the proving list: calls %v", n, f.calls)
+			}
 		}
 	})
 	t.Run("a step of more than SnapWatch images: while the peer is linked to the older snapshot, the record is not believed", func(t *testing.T) {
