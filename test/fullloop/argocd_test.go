@@ -398,7 +398,7 @@ func (l *loop) startArgo(ctx context.Context, t *testing.T) {
 		"ARGOCD_SYNC_WAVE_DELAY=1"},
 		filepath.Join(a.dir, "argocd-application-controller"), "--namespace", argoNS,
 		"--repo-server", "127.0.0.1:"+port("repo"), "--repo-server-plaintext", "--redis", redis,
-		"--metrics-port", port("controller-metrics"), "--loglevel", "info",
+		"--metrics-port", port("controller-metrics"), "--loglevel", controllerLogLevel(),
 		"--status-processors", "20", "--operation-processors", "10", "--self-heal-timeout-seconds", "2")
 	l.startAppSetController(ctx, t, true)
 	// Give them a moment to fail on bad flags or config.
@@ -430,4 +430,14 @@ func (l *loop) startAppSetController(ctx context.Context, t *testing.T, progress
 		t.Fatal(err)
 	}
 	a.procs[name] = p
+}
+
+// controllerLogLevel is RBD_DR_FULLLOOP_CONTROLLER_LOGLEVEL or info: debug
+// logs each refresh the controller asks for and why (slower, for a look at
+// what Argo CD waited for; with RBD_DR_FULLLOOP_KEEP=1 to keep the log).
+func controllerLogLevel() string {
+	if v := os.Getenv("RBD_DR_FULLLOOP_CONTROLLER_LOGLEVEL"); v != "" {
+		return v
+	}
+	return "info"
 }

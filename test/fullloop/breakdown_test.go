@@ -150,3 +150,55 @@ func (l *loop) podStarts(ctx context.Context, t *testing.T, site string, nss []s
 	}
 	return []string{out}
 }
+
+// bootstrapBreakdown says where an app-of-apps bootstrap's time went, after
+// begin: each site's sync, when the kube-controller-manager bound the app's
+// claims there (its last status write of each claim), and when Argo CD last
+// changed the site's health and last reconciled it. A gap between the
+// claims bound and the health is Argo CD not looking again.
+func (l *loop) bootstrapBreakdown(ctx context.Context, t *testing.T, begin time.Time, children map[string]string) {
+	t.Helper()
+	since := func(at time.Time) time.Duration { return at.Sub(begin.Truncate(time.Second)) }
+	nss := namespaces(l.app.render(t, l.app.sites()[0], "active"))
+	var parts []string
+	for _, site := range l.app.sites() {
+		a, err := l.application(ctx, children[site])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op := a.Status.OperationState; op != nil && op.FinishedAt != nil {
+			parts = append(parts, fmt.Sprintf("sync@%s %s", site, span{since(op.StartedAt.Time), since(op.FinishedAt.Time)}))
+		}
+		var bound *span
+		n := 0
+		for _, ns := range nss {
+			list, err := l.sites[site].client.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range list.Items {
+				for _, f := range c.ManagedFields {
+					if f.Manager != "kube-controller-manager" || f.Subresource != "status" || f.Time == nil {
+						continue
+					}
+					n++
+					d := since(f.Time.Time)
+					if bound == nil {
+						bound = &span{d, d}
+					}
+					bound.from, bound.to = min(bound.from, d), max(bound.to, d)
+				}
+			}
+		}
+		if bound != nil {
+			parts = append(parts, fmt.Sprintf("claims@%s (%d) bound %s", site, n, bound))
+		}
+		if h := a.Status.Health.LastTransitionTime; h != nil {
+			parts = append(parts, fmt.Sprintf("%s@%s +%.0fs", strings.ToLower(string(a.Status.Health.Status)), site, since(h.Time).Seconds()))
+		}
+		if r := a.Status.ReconciledAt; r != nil {
+			parts = append(parts, fmt.Sprintf("reconciled@%s +%.0fs", site, since(r.Time).Seconds()))
+		}
+	}
+	fmt.Printf("time-breakdown bootstrap %s: %s\n", l.app.name(), strings.Join(parts, " | "))
+}

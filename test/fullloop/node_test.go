@@ -54,7 +54,13 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	if err := l.lab.Namespaces(namespaces...); err != nil {
 		t.Fatal(err)
 	}
+	begin = time.Now()
 	l.createImages(ctx, t, l.rendered())
+	t.Logf("images made, mirrored and copied to every site in %.1fs", time.Since(begin).Seconds())
+	begin = time.Now()
+	defer func() {
+		t.Logf("CephX users, Secrets and every app's peer reads checked in %.1fs", time.Since(begin).Seconds())
+	}()
 	caps := l.cephClients(t, tenants)
 	keyOf := func(site, user string) (string, error) {
 		c, ok := caps[user]

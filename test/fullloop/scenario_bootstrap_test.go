@@ -229,6 +229,7 @@ func (l *loop) bootstrap(ctx context.Context, t *testing.T, prev map[string]*mar
 	// in two runs). The wait prints what it waits for after 2 minutes.
 	l.waitApps(ctx, t, 10*time.Minute, "the app-of-apps and every site synced and healthy", func(a *v1alpha1.Application) bool { return synced(a, rev) }, names...)
 	t.Logf("all Applications synced and healthy %.1fs after the parent was created", time.Since(begin).Seconds())
+	l.bootstrapBreakdown(ctx, t, begin, children)
 	l.waitServing(ctx, t, active, 3*time.Minute)
 	t.Logf("the app serves on %s %.1fs after the parent was created", active, time.Since(begin).Seconds())
 	l.checkPrimary(ctx, t, active)
