@@ -150,8 +150,11 @@ func Apps(p *config.Policy, o AppsOptions) ([]byte, error) {
 				},
 				Destination: appDestination{Server: cluster.Cluster, Namespace: p.Apps.Namespace},
 				SyncPolicy: appSyncPolicy{
-					Automated:   appAutomated{Prune: *p.Apps.Prune, SelfHeal: *p.Apps.SelfHeal},
-					SyncOptions: []string{"CreateNamespace=true"},
+					Automated: appAutomated{Prune: *p.Apps.Prune, SelfHeal: *p.Apps.SelfHeal},
+					// ApplyOutOfSyncOnly: a move changes the workloads' replicas,
+					// not the volumes; Argo CD applies what changed and skips the
+					// volumes' wave (claimwave.go) when nothing in it did.
+					SyncOptions: []string{"CreateNamespace=true", "ApplyOutOfSyncOnly=true"},
 					Retry: appRetry{Limit: *p.Apps.Retry.Limit, Backoff: appBackoff{
 						Duration: p.Apps.Retry.Backoff, Factor: *p.Apps.Retry.Factor, MaxDuration: p.Apps.Retry.MaxDuration,
 					}},

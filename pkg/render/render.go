@@ -192,6 +192,9 @@ func Render(p *config.Policy, o Options) (*Result, error) {
 	if r.Volumes, err = bindVolumes(pl, app); err != nil {
 		return nil, refused(err)
 	}
+	if err := waveClaims(app, r.Volumes); err != nil {
+		return nil, refused(err)
+	}
 	if err := protect(p, pl.kinds, app); err != nil {
 		return nil, refused(err)
 	}
