@@ -35,6 +35,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	begin := time.Now()
 	l.startLab(t)
 	t.Logf("Ceph lab up in %.1fs (%s)", time.Since(begin).Seconds(), l.lab.Dir)
+	begin = time.Now()
 	tenants := l.tenants(t)
 	l.grant(tenants)
 	var pools, namespaces []string
@@ -54,6 +55,7 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 	if err := l.lab.Namespaces(namespaces...); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("pools %v and RADOS namespaces %v made in %.1fs", pools, namespaces, time.Since(begin).Seconds())
 	begin = time.Now()
 	l.createImages(ctx, t, l.rendered())
 	t.Logf("images made, mirrored and copied to every site in %.1fs", time.Since(begin).Seconds())
@@ -62,12 +64,22 @@ func (l *loop) startCeph(ctx context.Context, t *testing.T) {
 		t.Logf("CephX users, Secrets and every app's peer reads checked in %.1fs", time.Since(begin).Seconds())
 	}()
 	caps := l.cephClients(t, tenants)
+	// Each user is made once per site: every app's Jobs ask for the keys
+	// they mount, and each ask is two ceph commands (seconds, in a root).
+	keys := map[[2]string]string{}
 	keyOf := func(site, user string) (string, error) {
+		if key, ok := keys[[2]string{site, user}]; ok {
+			return key, nil
+		}
 		c, ok := caps[user]
 		if !ok {
 			return "", fmt.Errorf("the Ceph Jobs read as %s, a user the settings give no namespace", user)
 		}
-		return l.lab.cephUser(site, user, c)
+		key, err := l.lab.cephUser(site, user, c)
+		if err == nil {
+			keys[[2]string{site, user}] = key
+		}
+		return key, err
 	}
 	sites := l.app.sites()
 	for i, site := range sites {
@@ -169,6 +181,8 @@ func checkSecretsMatch(t *testing.T, site string, a *app, mounted, made []*corev
 
 // startNodes starts one node agent per site and waits for its Node to be Ready.
 func (l *loop) startNodes(ctx context.Context, t *testing.T) {
+	begin := time.Now()
+	defer func() { t.Logf("node agents built, started and Ready in %.1fs", time.Since(begin).Seconds()) }()
 	l.goBuild(t, "nodeagent", "./test/fullloop/nodeagent")
 	ours, ceph := hookImages(t, l.app.render(t, l.app.sites()[0], "active"))
 	for _, site := range l.app.sites() {
