@@ -119,7 +119,7 @@ func appStatus(ctx context.Context, f appFlags, sf statusFlags, settings *config
 	}
 	images := make([]rbd.Image, len(p.Volumes))
 	for i, v := range p.Volumes {
-		images[i] = rbd.Image{Pool: v.Pool, Name: v.Image}
+		images[i] = v.Target() // in the RADOS namespace Grant gave it
 	}
 	var out []rpo.Image
 	for _, s := range p.Sites {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,5 +88,46 @@ func TestStatusBadInput(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1, nothing on stdout, one line with %q", code, out, stderr, c.want)
 			}
 		})
+	}
+}
+
+// An app in a RADOS namespace: status reads its images there
+// (pool/namespace/image), as the Jobs do.
+func TestStatusReadsTheRadosNamespace(t *testing.T) {
+	body, err := os.ReadFile("testdata/settings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := "  - namespace: shop\n    project: shop\n    pools: [replicapool]\n"
+	if !strings.Contains(string(body), tenant) {
+		t.Fatalf("testdata/settings.yaml no longer has %q", tenant)
+	}
+	withNS := strings.Replace(string(body), tenant, tenant+"    radosNamespace: shop\n    clusterIDs: {site-a: ns-a, site-b: ns-b}\n", 1)
+	settings := filepath.Join(t.TempDir(), "settings.yaml")
+	if err := os.WriteFile(settings, []byte(withNS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RBD_FAKE_IMAGE", "replicapool/shop/img2")
+	args := statusArgs(t, "-o", "json")
+	for i := range args {
+		if args[i] == "--settings" {
+			args[i+1] = settings
+		}
+	}
+	code, out, stderr := runIn(t, ".", nil, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc struct{ Images []struct{ Site, Image, Role, Error string } }
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(doc.Images) != 2 {
+		t.Fatalf("%d rows, want one per site: %s", len(doc.Images), out)
+	}
+	for _, img := range doc.Images {
+		if img.Image != "replicapool/shop/img2" || img.Role == "" || img.Error != "" {
+			t.Errorf("%s: %+v, want replicapool/shop/img2 read there", img.Site, img)
+		}
 	}
 }
