@@ -118,7 +118,9 @@ func TestStatusReadsTheRadosNamespace(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var doc struct{ Images []struct{ Site, Image, Role, Error string } }
+	var doc struct {
+		Images []struct{ Site, Image, Role, Error string }
+	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
