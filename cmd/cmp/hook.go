@@ -88,7 +88,7 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 		if r.Step == hookcmd.RPOCheck {
 			ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 			defer cancel()
-			return rpoCheck(ctx, sys, local, r, images)
+			return rpoCheck(ctx, sys, rbd.NewBatched(local), r, images)
 		}
 		c := rbd.NewBatched(local)
 		var peer failover.Peer // a nil *rbd.Client would not be a nil Peer
@@ -134,7 +134,7 @@ func rpoCheck(ctx context.Context, sys system, c rpo.Reader, r hookcmd.Request, 
 	if user == "" {
 		user = "admin"
 	}
-	observed, err := rpo.Read(ctx, c, "", "client."+user, images)
+	observed, err := rpo.Read(ctx, c, "", "client."+user, images, r.Parallelism)
 	if err != nil {
 		return fmt.Errorf("hook rpo-check: %w", err)
 	}

@@ -130,7 +130,7 @@ func appStatus(ctx context.Context, f appFlags, sf statusFlags, settings *config
 		if user == "" {
 			user = "admin"
 		}
-		observed, err := rpo.Read(ctx, client, s.Name, "client."+user, images)
+		observed, err := rpo.Read(ctx, rbd.NewBatched(client), s.Name, "client."+user, images, config.DefaultParallelism)
 		if errors.Is(err, rbd.ErrDenied) {
 			return nil, err
 		}

@@ -243,6 +243,14 @@ func (l *loop) fleetRelocate(ctx context.Context, t *testing.T, to string, progr
 		ws = append(ws, l.expectServing(t, a, to)...)
 		volumes += len(a.policy.Volumes)
 	}
+	keep := l.app
+	var waited time.Duration
+	for _, a := range l.fleet {
+		l.app = a
+		waited += l.settle(ctx, t)
+	}
+	l.app = keep
+	t.Logf("waited %.1fs for every image's newest snapshot to be copied before the commit", waited.Seconds())
 	begin := time.Now()
 	out := l.fleet[0].run(t, "activate", to, "--all", filepath.Join(l.fleet[0].repo, "apps"))
 	t.Logf("argocd-rbd-dr activate %s --all apps/:\n%s", to, out)
@@ -264,7 +272,6 @@ func (l *loop) fleetRelocate(ctx context.Context, t *testing.T, to string, progr
 	}
 	fmt.Printf("fleet-relocation %d %d %.1f (%s -> %s, %s)\n", len(l.fleet), volumes, took.Seconds(), from, to, mode)
 	l.breakdown(ctx, t, fmt.Sprintf("fleet %s -> %s (%s)", from, to, mode), l.fleet, l.fleetNames(), begin, begin.Add(took))
-	keep := l.app
 	for _, a := range l.fleet {
 		l.app = a
 		l.checkPrimary(ctx, t, to)

@@ -66,6 +66,9 @@ func (l *loop) relocate(ctx context.Context, t *testing.T, to string) {
 		t.Fatalf("%s is already active", to)
 	}
 	children := l.childNames(t)
+	if waited := l.settle(ctx, t); waited > 2*time.Second {
+		t.Logf("waited %.1fs for every image's newest snapshot to be copied before the commit", waited.Seconds())
+	}
 	begin := time.Now()
 	rev := l.activate(t, to, false)
 	if err := l.refresh(ctx, append([]string{l.parentName()}, mapValues(children)...)...); err != nil {
