@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -9,16 +10,9 @@ import (
 )
 
 // wavePolicy protects three claims: two of StatefulSet db's template data
-// (data-db-0, data-db-1) and one that Deployment web mounts (logs).
-const wavePolicy = `apiVersion: rbd-dr.io/v1alpha1
-kind: FailoverPolicy
-activeSite: a
-sites:
-  - name: a
-    overlay: overlay
-  - name: b
-    overlay: overlay
-volumes:
+// (data-db-0, data-db-1) and one that Deployment web mounts (logs); the
+// rest is policy's.
+var wavePolicy = policy[:strings.Index(policy, "volumes:")] + `volumes:
   - {pvc: data-db-0, pool: pool1, image: db0, size: 1Gi}
   - {pvc: data-db-1, pool: pool1, image: db1, size: 1Gi}
   - {pvc: logs, pool: pool1, image: logs, size: 1Gi}
