@@ -1487,8 +1487,16 @@ func rpoSettings(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The scenario's image is in the pool itself (replicapool/rpo), so the
+	// example's wordpress namespace loses its RADOS namespace here: status
+	// reads each image where the settings put it (pool/namespace/image).
+	settings := strings.Replace(string(b), "rpo: 5m", "rpo: 1m", 1)
+	settings = regexp.MustCompile(`(?m)^    radosNamespace: wordpress\n(^    #.*\n)*^    clusterIDs:\n(^      .*\n)+`).ReplaceAllString(settings, "")
+	if strings.Contains(settings, "radosNamespace: wordpress") {
+		t.Fatal("examples/rbd-dr-settings.yaml changed shape: its wordpress radosNamespace and clusterIDs are no longer where rpoSettings removes them")
+	}
 	path := filepath.Join(t.TempDir(), "settings.yaml")
-	if err := os.WriteFile(path, []byte(strings.Replace(string(b), "rpo: 5m", "rpo: 1m", 1)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(settings), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
