@@ -83,7 +83,21 @@ func waveClaims(app resmap.ResMap, volumes []Object) error {
 		}
 		return w, found
 	}
+	// Only the claims bound to the app's static PVs: those bind at once.
+	// Another claim (dynamically provisioned, perhaps WaitForFirstConsumer)
+	// may bind only once the StatefulSet's pod exists, which a wave before
+	// it would never let happen.
+	bound := map[string]bool{}
+	for _, obj := range volumes {
+		if obj["kind"] == "PersistentVolume" {
+			name, _, _ := unstructured.NestedString(obj, "spec", "claimRef", "name")
+			bound[name] = true
+		}
+	}
 	for name, res := range claims {
+		if !bound[name] {
+			continue
+		}
 		own := res.GetAnnotations()
 		if _, set := own[WaveAnnotation]; set {
 			continue

@@ -135,3 +135,24 @@ func TestOverlayClaimOfAStatefulSetGetsItsWave(t *testing.T) {
 		t.Errorf("the overlay's claim data-db-1 and its PV have waves %q and %q, want -1 and -1", pvcs["data-db-1"], pvs["data-db-1"])
 	}
 }
+
+// A claim that no volume of rbd-dr.yaml names is left alone even when a
+// StatefulSet's template names it: it may be provisioned dynamically and
+// bind only once the StatefulSet's pod exists (WaitForFirstConsumer), which
+// a wave before the StatefulSet would never let happen.
+func TestUnprotectedClaimKeepsNoWave(t *testing.T) {
+	files := waveApp("{name: db}", "")
+	files["app/overlay/kustomization.yaml"] = "resources: [db.yaml, web.yaml, scratch.yaml]\n"
+	files["app/overlay/scratch.yaml"] = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data-db-2}\nspec: {accessModes: [ReadWriteOnce], storageClassName: fast, resources: {requests: {storage: 1Gi}}}\n"
+	res, err := renderInline(t, render.Active, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pvcs := claimWaves(t, res)
+	if w, ok := pvcs["data-db-2"]; !ok || w != "" {
+		t.Errorf("the claim data-db-2, which rbd-dr.yaml does not protect, has wave %q (present: %v), want none", w, ok)
+	}
+	if pvcs["data-db-0"] != "-1" {
+		t.Errorf("the protected claim data-db-0 has wave %q, want -1", pvcs["data-db-0"])
+	}
+}
