@@ -129,8 +129,8 @@ func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
 // rpoCheckParallelism caps how many images an rpo-check reads at once: it
 // runs in the background, on every app's schedule, and a burst of twenty
 // rbd processes would compete with a move on the same node; four at a time
-// with their statuses in shared pool reads still reads a 20-image app in a
-// quarter of the time one at a time took.
+// (statuses in shared pool reads) still reads a large app in fewer rounds
+// than one at a time.
 const rpoCheckParallelism = 4
 
 // rpoCheck judges every image's copy against the promised recovery point,

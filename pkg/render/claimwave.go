@@ -69,10 +69,8 @@ func waveClaims(app resmap.ResMap, volumes []Object) error {
 	}
 	// claimWave is the wave of the claim named so, and whether it has one.
 	claimWave := func(name string, own map[string]string) (int, bool) {
-		if _, ok := own[WaveAnnotation]; ok {
-			return wave(own), true
-		}
-		if _, ok := own[helmWeightAnnotation]; ok {
+		_, set := own[WaveAnnotation]
+		if _, weighted := own[helmWeightAnnotation]; set || weighted {
 			return wave(own), true
 		}
 		w, found := 0, false

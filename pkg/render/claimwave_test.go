@@ -120,17 +120,24 @@ func TestClaimsGoAWaveBeforeTheirStatefulSet(t *testing.T) {
 	}
 }
 
-// A claim of the overlay that a StatefulSet's template names gets the wave
-// too (bound in place, not added).
-func TestOverlayClaimOfAStatefulSetGetsItsWave(t *testing.T) {
+// waveAppWithClaim renders waveApp (site a, active) with one more claim in
+// the overlay and returns the PVs' and PVCs' waves.
+func waveAppWithClaim(t *testing.T, claim string) (pvs, pvcs map[string]string) {
+	t.Helper()
 	files := waveApp("{name: db}", "")
 	files["app/overlay/kustomization.yaml"] = "resources: [db.yaml, web.yaml, claim.yaml]\n"
-	files["app/overlay/claim.yaml"] = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data-db-1}\nspec: {accessModes: [ReadWriteOnce]}\n"
+	files["app/overlay/claim.yaml"] = claim
 	res, err := renderInline(t, render.Active, files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pvs, pvcs := claimWaves(t, res)
+	return claimWaves(t, res)
+}
+
+// A claim of the overlay that a StatefulSet's template names gets the wave
+// too (bound in place, not added).
+func TestOverlayClaimOfAStatefulSetGetsItsWave(t *testing.T) {
+	pvs, pvcs := waveAppWithClaim(t, "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data-db-1}\nspec: {accessModes: [ReadWriteOnce]}\n")
 	if pvcs["data-db-1"] != "-1" || pvs["data-db-1"] != "-1" {
 		t.Errorf("the overlay's claim data-db-1 and its PV have waves %q and %q, want -1 and -1", pvcs["data-db-1"], pvs["data-db-1"])
 	}
@@ -141,14 +148,7 @@ func TestOverlayClaimOfAStatefulSetGetsItsWave(t *testing.T) {
 // bind only once the StatefulSet's pod exists (WaitForFirstConsumer), which
 // a wave before the StatefulSet would never let happen.
 func TestUnprotectedClaimKeepsNoWave(t *testing.T) {
-	files := waveApp("{name: db}", "")
-	files["app/overlay/kustomization.yaml"] = "resources: [db.yaml, web.yaml, scratch.yaml]\n"
-	files["app/overlay/scratch.yaml"] = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data-db-2}\nspec: {accessModes: [ReadWriteOnce], storageClassName: fast, resources: {requests: {storage: 1Gi}}}\n"
-	res, err := renderInline(t, render.Active, files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, pvcs := claimWaves(t, res)
+	_, pvcs := waveAppWithClaim(t, "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data-db-2}\nspec: {accessModes: [ReadWriteOnce], storageClassName: fast, resources: {requests: {storage: 1Gi}}}\n")
 	if w, ok := pvcs["data-db-2"]; !ok || w != "" {
 		t.Errorf("the claim data-db-2, which rbd-dr.yaml does not protect, has wave %q (present: %v), want none", w, ok)
 	}
