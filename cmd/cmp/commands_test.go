@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sigs.k8s.io/yaml"
 	"slices"
 	"strings"
@@ -167,6 +168,14 @@ func TestHookRefuses(t *testing.T) {
 	code, out, stderr = runIn(t, ".", nil, "hook", "demote", "--timeout=10s", "--pools=replicapool", "--ceph-conf=/nonexistent/ceph.conf", "replicapool/img")
 	if code != 1 || !strings.Contains(stderr, "hook demote: 1 of 1 failed: replicapool/img") || !strings.Contains(out, "TARGET") {
 		t.Errorf("exit %d: %s\n%s", code, stderr, out)
+	}
+	// A step that ran says last how long it took (the hook time of a sync)
+	// and whether it failed; one refused before it ran says nothing of it.
+	if !regexp.MustCompile(`level=info msg="step finished" result=failed step=demote targets=1 took=[0-9.]+m?s\nargocd-rbd-dr: hook demote: 1 of 1 failed`).MatchString(stderr) {
+		t.Errorf("no step-finished line at the end:\n%s", stderr)
+	}
+	if _, _, stderr := runIn(t, ".", nil, "hook", "promote", "--pools=replicapool", "replicapool/img", "otherpool/img"); strings.Contains(stderr, "step finished") {
+		t.Errorf("a refused step says it finished:\n%s", stderr)
 	}
 }
 

@@ -68,8 +68,18 @@ func stepOptions(r hookcmd.Request) failover.Options {
 	return failover.Options{Timeout: r.Timeout, Parallelism: r.Parallelism, Force: r.Force, ForcePromoted: r.ForcePromoted, RPO: r.RPO, Kinds: workload.Core.With(r.Kinds...), Log: log.StandardLogger()}
 }
 
-// runStep runs a validated request and prints its per-target report.
-func runStep(ctx context.Context, sys system, r hookcmd.Request) error {
+// runStep runs a validated request and prints its per-target report. Its
+// last log line says how long the step took: the hook time a sync costs,
+// apart from the Job's and pod's own start.
+func runStep(ctx context.Context, sys system, r hookcmd.Request) (err error) {
+	start := time.Now()
+	defer func() {
+		result := "ok"
+		if err != nil {
+			result = "failed" // the error itself is printed last
+		}
+		log.WithFields(log.Fields{"step": string(r.Step), "targets": len(r.Targets), "result": result, "took": time.Since(start).Round(time.Millisecond).String()}).Info("step finished")
+	}()
 	o := stepOptions(r)
 	var report failover.Report
 	if r.Step == hookcmd.Quiesce {

@@ -529,6 +529,7 @@ func scenario(t *testing.T, name string, fn func(*testing.T)) {
 	ran := false
 	passed := t.Run(name, func(t *testing.T) {
 		ran = true
+		defer lockScenario(t)()
 		fn(t)
 	})
 	if ran {
@@ -1091,6 +1092,7 @@ func manyImages(t *testing.T) {
 		})
 	}
 	var floor1, floor20, hook1, hook20 []time.Duration
+	measured := measure(t)
 	for range rounds {
 		writeAll("site-a")
 		floor1 = append(floor1, rawRelocate(t, "site-a", "site-b", one))
@@ -1101,6 +1103,7 @@ func manyImages(t *testing.T) {
 		hook20 = append(hook20, relocateDefaults(t, "site-b", "site-a", specs...))
 		checkAll("site-a")
 	}
+	measured()
 	t.Logf("relocation of 1 image: floor %v, hooks %v", floor1, hook1)
 	t.Logf("relocation of 20 images: floor %v, hooks %v", floor20, hook20)
 	record("8 relocation of 1 image (hooks, defaults, median)", median(hook1))
@@ -1266,6 +1269,9 @@ func disasterAndReturn(t *testing.T) {
 	if lost == replicated {
 		t.Fatal("the unreplicated write changed nothing")
 	}
+	// From the kill to the last forced promote, no other lab runs (the
+	// measurement lock): the time from the kill is recorded too.
+	measured := measure(t)
 	if _, err := lab.Run("kill", "site-a"); err != nil {
 		t.Fatalf("killing site-a: %v", err)
 	}
@@ -1296,6 +1302,7 @@ func disasterAndReturn(t *testing.T) {
 			record("4 forced promote after site-a was killed", time.Since(killed))
 		}
 	}
+	measured()
 	tryMonR(t, "forced-promote", "site-b", "promote", "--timeout=4m", "--force", noPeerReader, locked)
 	t.Logf("forced failover of 1 image: floor %v, hooks %v", floorTook, hookTook)
 	floorRatio("forced-failover-1-image-peer-dead", median(hookTook), median(floorTook))

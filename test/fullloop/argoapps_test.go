@@ -137,11 +137,44 @@ func explain(app *v1alpha1.Application) string {
 	return b.String()
 }
 
+// brief is an Application's state in one line: sync and health, the
+// revision compared, and the operation's phase and start.
+func brief(app *v1alpha1.Application) string {
+	rev := app.Status.Sync.Revision
+	if len(rev) > 8 {
+		rev = rev[:8]
+	}
+	s := fmt.Sprintf("%s/%s at %s", app.Status.Sync.Status, app.Status.Health.Status, rev)
+	if op := app.Status.OperationState; op != nil {
+		s += fmt.Sprintf(", operation %s (started %s)", op.Phase, op.StartedAt.UTC().Format(time.TimeOnly))
+	}
+	if app.Operation != nil {
+		s += ", operation requested"
+	}
+	for _, r := range app.Status.Resources {
+		if r.Health != nil && r.Health.Status != "Healthy" {
+			s += fmt.Sprintf("; %s %s %s", r.Kind, r.Name, r.Health.Status)
+		}
+		if r.Status != v1alpha1.SyncStatusCodeSynced {
+			s += fmt.Sprintf("; %s %s %s", r.Kind, r.Name, r.Status)
+		}
+	}
+	return s
+}
+
 // waitApps waits until every named Application satisfies ok.
 func (l *loop) waitApps(ctx context.Context, t *testing.T, timeout time.Duration, what string, ok func(*v1alpha1.Application) bool, names ...string) {
 	t.Helper()
 	last := map[string]*v1alpha1.Application{}
-	begin, reported := time.Now(), false
+	begin := time.Now()
+	reported := begin
+	// timeline: each Application's state whenever it changes, logged at the
+	// end: what a long wait waited for, after the fact.
+	seen := map[string]string{}
+	var timeline []string
+	defer func() {
+		t.Logf("%s, each Application's state as it changed:\n%s", what, strings.Join(timeline, "\n"))
+	}()
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		if err := checkAlive(); err != nil {
 			return false, err
@@ -159,14 +192,18 @@ func (l *loop) waitApps(ctx context.Context, t *testing.T, timeout time.Duration
 				continue
 			}
 			last[n] = app
+			if st := brief(app); st != seen[n] {
+				seen[n] = st
+				timeline = append(timeline, fmt.Sprintf("  +%.0fs %s: %s", time.Since(begin).Seconds(), n, st))
+			}
 			if !ok(app) {
 				all = false
 				waiting = append(waiting, fmt.Sprintf("\n  %s: %s", n, explain(app)))
 			}
 		}
-		// Evidence while it lasts, once: what a long wait waits for.
-		if !all && !reported && time.Since(begin) > 2*time.Minute {
-			reported = true
+		// Evidence while it lasts, every two minutes: what a long wait waits for.
+		if !all && time.Since(reported) > 2*time.Minute {
+			reported = time.Now()
 			fmt.Printf("fullloop: still waiting for %s after %.0fs:%s\n", what, time.Since(begin).Seconds(), strings.Join(waiting, ""))
 		}
 		return all, nil

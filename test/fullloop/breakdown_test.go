@@ -3,6 +3,7 @@ package fullloop
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -201,4 +202,50 @@ func (l *loop) bootstrapBreakdown(ctx context.Context, t *testing.T, begin time.
 		}
 	}
 	fmt.Printf("time-breakdown bootstrap %s: %s\n", l.app.name(), strings.Join(parts, " | "))
+}
+
+// stepTook reads the hook's last log line, `msg="step finished" ...
+// took=812ms` (cmd/cmp runStep): the step's own time, without its Job's and
+// pod's start.
+var stepTook = regexp.MustCompile(`msg="step finished" .*result=ok .*took=([0-9.]+[a-zµ]+)`)
+
+// hookTime is the sum of the step times of every sync hook (rpo-check
+// left out) that app a ran on any site since the given time, and the steps
+// summed, as "promote@site-b 0.61s".
+func (l *loop) hookTime(ctx context.Context, t *testing.T, a *app, since time.Time) (time.Duration, []string) {
+	t.Helper()
+	var total time.Duration
+	var parts []string
+	for _, site := range a.sites() {
+		if l.dead[site] {
+			continue
+		}
+		for _, ns := range namespaces(a.render(t, site, "active")) {
+			list, err := l.sites[site].client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: stepLabel + ",rbd-dr.io/app=" + a.policy.Name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range list.Items {
+				j := &list.Items[i]
+				step := j.Labels[stepLabel]
+				if step == "rpo-check" || j.CreationTimestamp.Time.Before(since.Truncate(time.Second)) {
+					continue
+				}
+				m := stepTook.FindStringSubmatch(l.jobLog(ctx, site, j))
+				if m == nil {
+					t.Errorf("%s@%s (Job %s): no step-finished line in its log", step, site, j.Name)
+					continue
+				}
+				d, err := time.ParseDuration(m[1])
+				if err != nil {
+					t.Errorf("%s@%s: %v", step, site, err)
+					continue
+				}
+				total += d
+				parts = append(parts, fmt.Sprintf("%s@%s %.2fs", step, site, d.Seconds()))
+			}
+		}
+	}
+	slices.Sort(parts)
+	return total, parts
 }

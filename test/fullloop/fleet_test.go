@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -310,6 +311,20 @@ func (l *loop) fleetSteady(ctx context.Context, t *testing.T) {
 	fmt.Printf("steady-state fleet %d %.1f %.2f\n", len(l.fleet), took.Seconds(), took.Seconds()/float64(len(l.fleet)))
 	// Where it went: the hooks' spans beside Argo CD's.
 	l.breakdown(ctx, t, "steady-state fleet", l.fleet, names, begin, begin.Add(took))
+	// The hook time per app: its steps' own time (their last log line),
+	// which the goal (under 1 s an app) is about; the rest of the wall time
+	// is Argo CD's, the Jobs' and the pods'.
+	var per []time.Duration
+	for _, a := range l.fleet {
+		d, steps := l.hookTime(ctx, t, a, begin)
+		if len(steps) == 0 {
+			t.Errorf("%s: no hook step ran in the steady-state sync", a.policy.Name)
+		}
+		t.Logf("%s: hook time %.2fs (%s)", a.policy.Name, d.Seconds(), strings.Join(steps, ", "))
+		per = append(per, d)
+	}
+	slices.Sort(per)
+	fmt.Printf("steady-state hook-time %d median %.2f max %.2f (seconds per app: its hook steps' own time, from their logs)\n", len(per), per[len(per)/2].Seconds(), per[len(per)-1].Seconds())
 	keep := l.app
 	for _, a := range l.fleet {
 		l.app = a
