@@ -33,12 +33,17 @@ func (l *loop) breakdown(ctx context.Context, t *testing.T, what string, apps []
 	since := func(at time.Time) time.Duration { return at.Sub(commit.Truncate(time.Second)) }
 	parts := []string{}
 	var sync span
+	var retried []string
 	for i, name := range applications {
 		a, err := l.application(ctx, name)
 		if err != nil || a.Status.OperationState == nil {
 			continue
 		}
 		op := a.Status.OperationState
+		// A retried sync ran its PreSync hooks again from the start.
+		if op.RetryCount > 0 {
+			retried = append(retried, fmt.Sprintf("%s x%d", name, op.RetryCount))
+		}
 		start := since(op.StartedAt.Time)
 		if i == 0 || start < sync.from {
 			sync.from = start
@@ -48,6 +53,9 @@ func (l *loop) breakdown(ctx context.Context, t *testing.T, what string, apps []
 		}
 	}
 	parts = append(parts, "sync "+sync.String())
+	if len(retried) > 0 {
+		parts = append(parts, "retried "+strings.Join(retried, ", "))
+	}
 	names := map[string]bool{}
 	var nss []string
 	for _, a := range apps {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -185,6 +186,16 @@ func (l *loop) startNodes(ctx context.Context, t *testing.T) {
 	defer func() { t.Logf("node agents built, started and Ready in %.1fs", time.Since(begin).Seconds()) }()
 	l.goBuild(t, "nodeagent", "./test/fullloop/nodeagent")
 	ours, ceph := hookImages(t, l.app.render(t, l.app.sites()[0], "active"))
+	// The pods (the apps, the hook Jobs, the rpo-checks) run niced: here
+	// they share two cores with three API servers and Argo CD, which on a
+	// real installation run on nodes of their own. Starved, Argo CD's
+	// application controller timed out on a Lua health check (a fixed one
+	// second), failed the running sync with a ComparisonError, and its
+	// retry re-ran the PreSync hooks mid-move.
+	nice, err := strconv.Atoi(envOr("RBD_DR_FULLLOOP_POD_NICE", "10"))
+	if err != nil || nice < 0 || nice > 19 {
+		t.Fatalf("RBD_DR_FULLLOOP_POD_NICE=%q: give a niceness from 0 to 19", os.Getenv("RBD_DR_FULLLOOP_POD_NICE"))
+	}
 	for _, site := range l.app.sites() {
 		c := l.sites[site]
 		node := nodeName(site)
@@ -202,7 +213,7 @@ func (l *loop) startNodes(ctx context.Context, t *testing.T) {
 		p, err := start(c.dir, "nodeagent", nil, filepath.Join(l.bin, "nodeagent"), "agent",
 			"--kubeconfig", kubeconfig, "--node", node, "--dir", dir, "--api", strings.TrimPrefix(c.url, "https://"),
 			"--our-image", ours, "--our-binary", filepath.Join(l.bin, "argocd-rbd-dr"), "--ceph-image", ceph,
-			"--ceph-root", l.lab.CephRoot, "--ceph-conf", conn.conf, "--csi-config", csiConfig)
+			"--ceph-root", l.lab.CephRoot, "--ceph-conf", conn.conf, "--csi-config", csiConfig, "--pod-nice", strconv.Itoa(nice))
 		if err != nil {
 			t.Fatal(err)
 		}

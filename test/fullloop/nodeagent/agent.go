@@ -55,6 +55,7 @@ func agentMain(args []string) error {
 	fs.StringVar(&a.images.ceph, "ceph-image", "", "Rook's Ceph image")
 	fs.StringVar(&a.images.cephRoot, "ceph-root", "", "a Debian root folder with the lab's Ceph release (hack/ceph-root), the image of Rook's Ceph and of the app stand-in; empty: the host's /")
 	fs.StringVar(&a.images.cephConf, "ceph-conf", "", "the site's Ceph conf (its monitors), for the app stand-in's volumes; the user is each volume's node-stage Secret's, as ceph-csi maps it")
+	fs.IntVar(&a.images.podNice, "pod-nice", 0, "every container's CPU niceness (0-19): on one machine, the pods yield to the control planes, as on nodes of their own")
 	csiConfig := fs.String("csi-config", "", "ceph-csi's cluster config (config.json), which maps each PV's clusterID to its RADOS namespace")
 	if err := fs.Parse(args); err != nil {
 		return err

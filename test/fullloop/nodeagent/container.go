@@ -26,6 +26,8 @@ type containerSpec struct {
 	WorkingDir   string
 	Argv         []string
 	Env          []string
+	// Nice is the container's CPU niceness (the agent's --pod-nice).
+	Nice int
 }
 
 type mount struct {
@@ -54,6 +56,13 @@ func containerMain(args []string) error {
 	// The exec below must run on the thread dieWithAgent arms.
 	runtime.LockOSThread()
 	agent := os.Getppid()
+	// Niceness is per thread on Linux: set on the thread that execs, the
+	// command and every thread it makes inherit it.
+	if s.Nice != 0 {
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, s.Nice); err != nil {
+			return fmt.Errorf("nice %d: %w", s.Nice, err)
+		}
+	}
 	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making / private in the container's mount namespace: %w", err)
 	}

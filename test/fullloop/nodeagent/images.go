@@ -21,6 +21,7 @@ type imageMap struct {
 	ceph            string
 	cephRoot        string // "" is the host's /
 	cephConf        string
+	podNice         int // every container's niceness
 }
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -40,7 +41,7 @@ func (r *podRunner) containerSpec(ctx context.Context, c corev1.Container, cdir 
 	if termPath == "" {
 		termPath = corev1.TerminationMessagePathDefault
 	}
-	s := &containerSpec{Dir: cdir, WorkingDir: c.WorkingDir, Mounts: []mount{{Source: term, Target: termPath, File: true}}}
+	s := &containerSpec{Dir: cdir, WorkingDir: c.WorkingDir, Mounts: []mount{{Source: term, Target: termPath, File: true}}, Nice: r.a.images.podNice}
 	r.mu.Lock()
 	vols := r.volumes
 	images := r.rbdImages
