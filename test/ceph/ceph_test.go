@@ -1269,9 +1269,6 @@ func disasterAndReturn(t *testing.T) {
 	if lost == replicated {
 		t.Fatal("the unreplicated write changed nothing")
 	}
-	// From the kill to the last forced promote, no other lab runs (the
-	// measurement lock): the time from the kill is recorded too.
-	measured := measure(t)
 	if _, err := lab.Run("kill", "site-a"); err != nil {
 		t.Fatalf("killing site-a: %v", err)
 	}
@@ -1302,7 +1299,6 @@ func disasterAndReturn(t *testing.T) {
 			record("4 forced promote after site-a was killed", time.Since(killed))
 		}
 	}
-	measured()
 	tryMonR(t, "forced-promote", "site-b", "promote", "--timeout=4m", "--force", noPeerReader, locked)
 	t.Logf("forced failover of 1 image: floor %v, hooks %v", floorTook, hookTook)
 	floorRatio("forced-failover-1-image-peer-dead", median(hookTook), median(floorTook))
