@@ -70,7 +70,7 @@ e2e-ceph: tools ## the two-site Ceph lab on each Ceph release: the scenarios wit
 	  if [ "$$rc" != 0 ]; then failed="$$failed $$suite"; hack/failed-tests.sh $$log 150; echo "----- the log's end -----"; tail -40 $$log; fi; }; \
 	for suite in $(CEPH_FULL); do echo "== Ceph of Debian $$suite: every scenario"; run_suite $$suite TestScenarios 3 CEPH_LAB_IP_A=127.0.0.1; report $$suite; done; \
 	n=0; for suite in $(CEPH_CORE_SUITES); do \
-	  echo "== Ceph of Debian $$suite: $(CEPH_CORE), beside the other core releases (each its own lab and addresses; a floor measurement runs while the others' scenarios wait)"; \
+	  echo "== Ceph of Debian $$suite: $(CEPH_CORE), beside the other core releases (each its own lab and addresses; scenario 8's relocations are measured while the other's scenarios wait)"; \
 	  run_suite $$suite '$(CEPH_CORE)' $(CEPH_CORE_ROUNDS) "CEPH_LAB_IP_A=127.0.0.$$((11 + 2 * n)) CEPH_LAB_IP_B=127.0.0.$$((12 + 2 * n)) RBD_DR_CEPH_MEASURE_LOCK=$(CURDIR)/bin/e2e-ceph-measure.lock" & n=$$((n + 1)); \
 	done; wait; for suite in $(CEPH_CORE_SUITES); do report $$suite; done; \
 	if [ -n "$$failed" ]; then echo "e2e-ceph failed on:$$failed"; exit 1; fi
