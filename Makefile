@@ -34,8 +34,8 @@ tools: $(TOOLS)/kustomize ## install the kustomize CLI the tests compare against
 $(TOOLS)/kustomize:
 	GOBIN=$(TOOLS) GOFLAGS= $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(strip $(KUSTOMIZE_VERSION))
 
-test: tools ## unit tests: config, render goldens, bad-input cases, plugin.yaml drift
-	$(GO) test $$($(GO) list ./... | grep -v /test/)
+test: tools ## unit tests: config, render goldens, bad-input cases, plugin.yaml drift; test/ceph without a lab (its scenarios skip, the measurement lock is tested)
+	$(GO) test $$($(GO) list ./... | grep -v /test/) ./test/ceph
 
 e2e: e2e-cmpserver e2e-ceph e2e-fullloop ## end-to-end suites: Argo CD's own cmp-server (v2 and v3), the README walk-through, the two-site Ceph lab, the whole loop (root)
 
