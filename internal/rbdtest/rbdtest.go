@@ -80,7 +80,7 @@ func Write(dir, name string, out rbd.Output) error {
 var verbs = []string{
 	"mirror image promote --force", "mirror image promote", "mirror image demote",
 	"mirror image resync", "mirror image status", "mirror pool status", "snap ls", "info",
-	"image-meta set", "image-meta get", "getomapval",
+	"image-meta set", "image-meta get", "getomapval", "lock ls",
 }
 
 // Verb is the rbd verb of a command line ("snap ls", "mirror image promote

@@ -29,6 +29,9 @@ type Rbd interface {
 	MirrorStatus(ctx context.Context, img rbd.Image) (rbd.MirrorStatus, error)
 	Snapshots(ctx context.Context, img rbd.Image) ([]rbd.Snapshot, error)
 	Promote(ctx context.Context, img rbd.Image, force bool, timeout time.Duration) error
+	// Lockers lists the image's lock holders: a forced promote checks that
+	// this site's rbd-mirror let go of it.
+	Lockers(ctx context.Context, img rbd.Image) ([]rbd.Locker, error)
 	Demote(ctx context.Context, img rbd.Image) error
 	Resync(ctx context.Context, img rbd.Image) error
 	Schedules(ctx context.Context) ([]rbd.Schedule, error)
@@ -66,6 +69,10 @@ const (
 	// DefaultNonForcedFirst is how long a forced promote keeps trying without
 	// --force while the peer is up but neither primary nor demoted.
 	DefaultNonForcedFirst = 30 * time.Second
+	// DefaultMirrorLetGo is how long, after a forced promote, this site's
+	// rbd-mirror may keep the image's exclusive lock before the step fails:
+	// one that is well lets go within seconds of the promote.
+	DefaultMirrorLetGo = 30 * time.Second
 	// DefaultBothPrimaryGrace is how long a peer's claim to be primary may
 	// last after this site's promote before the step fails loudly.
 	DefaultBothPrimaryGrace = 45 * time.Second
@@ -110,6 +117,10 @@ type Options struct {
 	// only slow is not split-brained. A peer whose status is down+ (its
 	// rbd-mirror's watch expired) is gone and does not wait for it.
 	NonForcedFirst time.Duration
+	// MirrorLetGo is how long, after a forced promote, this site's
+	// rbd-mirror may keep the image's exclusive lock (then nothing else can
+	// write it) before the step fails.
+	MirrorLetGo time.Duration
 	// BothPrimaryGrace is how long a peer's claim to be primary may last
 	// after this site's promote before the step fails loudly.
 	BothPrimaryGrace time.Duration
@@ -159,6 +170,7 @@ func (o *Options) defaults() {
 	set(&o.PollCap, DefaultPollCap)
 	set(&o.ForceTimeout, DefaultForceTimeout)
 	set(&o.NonForcedFirst, DefaultNonForcedFirst)
+	set(&o.MirrorLetGo, DefaultMirrorLetGo)
 	set(&o.BothPrimaryGrace, DefaultBothPrimaryGrace)
 	set(&o.Stall, DefaultStall)
 	set(&o.ClaimWatch, DefaultClaimWatch)

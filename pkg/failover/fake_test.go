@@ -82,7 +82,10 @@ type fake struct {
 	// meta and peerMeta are this site's and the peer's image metadata.
 	meta, peerMeta map[string]string
 	setMetaErr     []error
-	calls          []string
+	// lockers are the image's lock holders, read after a forced promote.
+	lockers    [][]rbd.Locker
+	lockersErr error
+	calls      []string
 }
 
 func (f *fake) record(call string) {
@@ -160,6 +163,13 @@ func (f *fake) Promote(_ context.Context, _ rbd.Image, force bool, _ time.Durati
 		f.primary = true
 	}
 	return err
+}
+
+func (f *fake) Lockers(context.Context, rbd.Image) ([]rbd.Locker, error) {
+	f.record("lockers")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return next(&f.lockers), f.lockersErr
 }
 
 func (f *fake) Demote(context.Context, rbd.Image) error {
@@ -282,6 +292,9 @@ func lab(t *testing.T, queues map[string][]string) *rbdtest.Replay {
 	// recorded before (Ceph 16.2's answer for a key that is not set).
 	r := &rbdtest.Replay{T: t, Queues: map[string][]rbd.Output{
 		"image-meta set": {{}},
+		// Nobody holds the image (Ceph 16.2's answer then; the forced
+		// promote's check that this site's rbd-mirror let go).
+		"lock ls":        {{Stdout: []byte("[]\n")}},
 		"image-meta get": {{ExitCode: 2, Stderr: []byte("failed to get metadata rbd-dr.io/promoted-at of image : (2) No such file or directory\nrbd: getting metadata failed: (2) No such file or directory\n")}},
 	}}
 	for verb, names := range queues {

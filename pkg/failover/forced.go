@@ -59,6 +59,9 @@ func (s *imageStep) forcePromote(ctx context.Context, why string) error {
 	o.Log.WithField("image", s.img.String()).Warnf("forcing the promote: git says forcePromote: true and %s", why)
 	timeout := min(o.ForceTimeout, s.deadline.Sub(o.Clock.Now()))
 	if err := s.c.Promote(ctx, s.img, true, timeout); err != nil && !errors.Is(err, rbd.ErrAlreadyPrimary) {
+		if holder := s.mirrorHolder(ctx); holder != "" && errors.Is(err, rbd.ErrTimeout) {
+			return fmt.Errorf("forced promote did not finish: it waits for this site's rbd-mirror (%s) to close the image, %s: %w", holder, stuckMirror, err)
+		}
 		return fmt.Errorf("forced promote failed: %w", err)
 	}
 	res.Action = forcePromoted
@@ -68,3 +71,56 @@ func (s *imageStep) forcePromote(ctx context.Context, why string) error {
 
 // forcePromoted is the report's action of a forced promote.
 const forcePromoted = "force-promoted"
+
+// stuckMirror says why this site's rbd-mirror can keep an image open after
+// its peer site died, and what to do.
+const stuckMirror = "which it does not while it waits on the lost site " +
+	"(a snapshot copy cut off midway: Ceph gives up on no operation on the peer unless the platform sets " +
+	"rados_osd_op_timeout and rados_mon_op_timeout for client.rbd-mirror-peer on each site, docs/platform.md); " +
+	"the platform team restarts this site's rbd-mirror (Rook: delete the rook-ceph-rbd-mirror pod) and the next sync goes on"
+
+// mirrorHolder names this site's rbd-mirror if it holds the image's lock
+// ("client.4146 on host"), or says "" (not it, or it cannot be told: the
+// reads failed or the status names no daemon).
+func (s *imageStep) mirrorHolder(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, DefaultHintTimeout)
+	defer cancel()
+	st, err := s.c.MirrorStatus(ctx, s.img)
+	client := st.Daemon.Client()
+	if err != nil || client == "" {
+		return ""
+	}
+	lockers, err := s.c.Lockers(ctx, s.img)
+	if err != nil {
+		s.o.Log.WithField("image", s.img.String()).WithError(err).Warn("reading who holds the image's lock")
+		return ""
+	}
+	for _, l := range lockers {
+		if l.Locker == client {
+			return client + " on " + st.Daemon.Hostname
+		}
+	}
+	return ""
+}
+
+// mirrorLetGo waits, up to o.MirrorLetGo, until this site's rbd-mirror no
+// longer holds the force-promoted image's exclusive lock. Ceph's forced
+// promote waits for the daemon only on its first attempt: a retry, after
+// the first was cut off, promotes at once, and an rbd-mirror stuck on the
+// lost site then keeps the lock, so the app's writes would fail (the full
+// loop saw its pods never start).
+func (s *imageStep) mirrorLetGo(ctx context.Context) error {
+	until := s.o.Clock.Now().Add(s.o.MirrorLetGo)
+	if s.deadline.Before(until) {
+		until = s.deadline
+	}
+	holder := ""
+	err := waitUntil(ctx, s.o, until, func() (bool, pace, error) {
+		holder = s.mirrorHolder(ctx)
+		return holder == "", backOff, nil
+	})
+	if err != nil {
+		return fmt.Errorf("promoted, but this site's rbd-mirror (%s) still holds the image's exclusive lock after %s, so the app could not write it; the rbd-mirror must close the image, %s: %w", holder, s.o.MirrorLetGo, stuckMirror, err)
+	}
+	return nil
+}

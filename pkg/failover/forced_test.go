@@ -3,6 +3,7 @@ package failover_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -217,4 +218,119 @@ func TestForcedPromoteOverOwnDemotionSaysWhatIsLost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A forced promote is not done while this site's rbd-mirror holds the
+// image's exclusive lock: one stuck on the lost site never lets go, and the
+// app's writes then fail (the full loop, Ceph 20.2: the retry of a promote
+// cut off after 2 minutes promoted at once, and the pods never started).
+// The lab: `rbd lock ls` names client.<instance_id> of the daemon that the
+// image's status names (daemon_service).
+func TestForcedPromoteWaitsForThisSitesRbdMirror(t *testing.T) {
+	peerDown := status(t, "s3_b_replaying", "b") // reported by daemon instance 4132 on vm
+	peerDown.PeerSites[0].State = "down+stopped"
+	noDaemon := peerDown
+	noDaemon.Daemon = rbd.MirrorDaemon{}
+	daemon := []rbd.Locker{{ID: "auto 94594378923904", Locker: "client.4132", Address: "127.0.0.1:0/3761145153"}}
+	app := []rbd.Locker{{ID: "auto 140417848907856", Locker: "client.4999", Address: "127.0.0.1:0/2845806438"}}
+	cutOff := fmt.Errorf("rbd mirror image promote --force: %w", rbd.ErrTimeout)
+	forced := func(f *fake) (failover.Result, *fake) {
+		o, _ := opts()
+		o.Force = true
+		return only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o)), f
+	}
+	gone := func(lockers ...[]rbd.Locker) *fake {
+		return &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}, lockers: lockers}
+	}
+	t.Run("lets go after two reads: done, once it has", func(t *testing.T) {
+		res, f := forced(gone(daemon, daemon, nil))
+		// reads at 0, 0.2 and 0.6 s (backing off)
+		if res.Err != nil || res.Action != "force-promoted" || f.count("lockers") != 3 || res.Took != 3*failover.DefaultPoll {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("never lets go: fails after MirrorLetGo, naming the daemon and what to do", func(t *testing.T) {
+		res, f := forced(gone(daemon))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "this site's rbd-mirror (client.4132 on vm) still holds the image's exclusive lock after 30s") ||
+			!strings.Contains(res.Err.Error(), "restarts this site's rbd-mirror") || !strings.Contains(res.Err.Error(), "client.rbd-mirror-peer") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if res.Took < failover.DefaultMirrorLetGo || res.Took > failover.DefaultMirrorLetGo+failover.DefaultPollCap {
+			t.Errorf("gave up after %s, want %s", res.Took, failover.DefaultMirrorLetGo)
+		}
+	})
+	t.Run("the step's deadline comes first: fails at it", func(t *testing.T) {
+		o, _ := opts()
+		o.Force, o.Timeout = true, 10*time.Second
+		f := gone(daemon)
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "still holds the image's exclusive lock") || res.Took != o.Timeout {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("another client holds it (the app): done at once", func(t *testing.T) {
+		res, f := forced(gone(app))
+		if res.Err != nil || res.Action != "force-promoted" || f.count("lockers") != 1 || res.Took != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the status names no daemon: nothing to compare, done", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{noDaemon}, promote: []error{notYet}, lockers: [][]rbd.Locker{daemon}}
+		res, f := forced(f)
+		if res.Err != nil || res.Action != "force-promoted" || f.count("lockers") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the holders cannot be read: done, with a warning", func(t *testing.T) {
+		f := gone(daemon)
+		f.lockersErr = errors.New("rbd lock ls: permission denied")
+		o, logs := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || !strings.Contains(logs.String(), "reading who holds the image's lock") {
+			t.Errorf("%+v, calls %v\n%s", res, f.calls, logs)
+		}
+	})
+	t.Run("a sync that finds it primary already checks too", func(t *testing.T) {
+		f := gone(daemon)
+		f.primary = true
+		res, f := forced(f)
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "still holds the image's exclusive lock") || f.count("promote --force") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("without forcePromote nothing is read", func(t *testing.T) {
+		f := gone(daemon)
+		f.primary = true
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if f.count("lockers") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the forced promote cut off while the daemon holds the image: says it waits for it", func(t *testing.T) {
+		f := gone(daemon)
+		f.forced = []error{cutOff}
+		res, f := forced(f)
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "forced promote did not finish: it waits for this site's rbd-mirror (client.4132 on vm) to close the image") ||
+			!errors.Is(res.Err, rbd.ErrTimeout) || res.Action == "force-promoted" {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("cut off, nobody else holds it: the plain failure", func(t *testing.T) {
+		f := gone(app)
+		f.forced = []error{cutOff}
+		res, f := forced(f)
+		if res.Err == nil || !strings.HasPrefix(res.Err.Error(), "forced promote failed: ") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("refused while the daemon holds it: the plain failure", func(t *testing.T) {
+		f := gone(daemon)
+		f.forced = []error{refused("mirror", "image", "promote", "--force")}
+		res, f := forced(f)
+		if res.Err == nil || !strings.HasPrefix(res.Err.Error(), "forced promote failed: ") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
 }

@@ -37,6 +37,13 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 			}
 		}
 	}
+	if s.o.Force {
+		// Also when a sync finds it primary already: an earlier one may
+		// have promoted it past a stuck rbd-mirror.
+		if err := s.mirrorLetGo(ctx); err != nil {
+			return err
+		}
+	}
 	return s.peerNotPrimary(ctx)
 }
 

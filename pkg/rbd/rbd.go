@@ -214,3 +214,18 @@ func (c *Client) Resync(ctx context.Context, img Image) error {
 	_, err := c.run(ctx, 0, "mirror", "image", "resync", img.String())
 	return err
 }
+
+// Locker is one holder of an image's lock, as `rbd lock ls` lists it: the
+// exclusive lock's holder is the client that may write the image now.
+type Locker struct {
+	ID      string `json:"id"`
+	Locker  string `json:"locker"` // the holder's RADOS client: "client.4146"
+	Address string `json:"address"`
+}
+
+// Lockers is `rbd lock ls`: who holds the image's locks (16.2, 18.2 and
+// 20.2 print the same list).
+func (c *Client) Lockers(ctx context.Context, img Image) ([]Locker, error) {
+	var list []Locker
+	return list, c.runJSON(ctx, &list, "lock", "ls", img.String())
+}

@@ -676,3 +676,37 @@ func TestLockHolderGone(t *testing.T) {
 		t.Errorf("%v read as a gone lock holder", denied)
 	}
 }
+
+// A forced promote compares the image's lock holders with the rbd-mirror
+// that reports the image: `rbd lock ls` as Ceph 16.2 and 20.2 print it (the
+// lab, an rbd-mirror holding a non-primary image) and the status's
+// daemon_service.
+func TestLockersAndTheDaemonOfAStatus(t *testing.T) {
+	held := rbd.Output{Stdout: []byte(`[{"id":"auto 94594378923904","locker":"client.4146","address":"127.0.0.1:0/3761145153"}]` + "\n")}
+	r := &rbdtest.Replay{T: t, Queues: map[string][]rbd.Output{
+		"mirror image status": {rbdtest.Load(t, rbdtest.Dir, "s4_promoted_b.site-b.status")},
+		"lock ls":             {held, {Stdout: []byte("[]\n")}, {Stdout: []byte("not json")}},
+	}}
+	c := &rbd.Client{Runner: r}
+	img := rbd.Image{Pool: "replicapool", Namespace: "team", Name: "img1"}
+	st, err := c.MirrorStatus(context.Background(), img)
+	if err != nil || st.Daemon.Client() != "client.4563" || st.Daemon.Hostname != "vm" || st.Daemon.DaemonID != "b" {
+		t.Errorf("daemon %+v (%v)", st.Daemon, err)
+	}
+	if c := (rbd.MirrorDaemon{}).Client(); c != "" {
+		t.Errorf("a status without a daemon names client %q", c)
+	}
+	lockers, err := c.Lockers(context.Background(), img)
+	if err != nil || len(lockers) != 1 || lockers[0] != (rbd.Locker{ID: "auto 94594378923904", Locker: "client.4146", Address: "127.0.0.1:0/3761145153"}) {
+		t.Errorf("%+v (%v)", lockers, err)
+	}
+	if argv := r.Argv()[1]; strings.Join(argv, " ") != "rbd lock ls replicapool/team/img1 --format json" {
+		t.Errorf("ran %q", argv)
+	}
+	if lockers, err := c.Lockers(context.Background(), img); err != nil || len(lockers) != 0 {
+		t.Errorf("nobody holds it: %+v (%v)", lockers, err)
+	}
+	if _, err := c.Lockers(context.Background(), img); err == nil || !strings.Contains(err.Error(), "rbd lock ls replicapool/team/img1: reading its JSON") {
+		t.Errorf("unreadable: %v", err)
+	}
+}

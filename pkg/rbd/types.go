@@ -27,11 +27,32 @@ func (i Info) Primary() bool { return i.Mirroring != nil && i.Mirroring.Primary 
 // MirrorStatus is `rbd mirror image status --format json`: the local
 // rbd-mirror's view and, per peer site, the peer's.
 type MirrorStatus struct {
-	Name        string     `json:"name"`
-	GlobalID    string     `json:"global_id"`
-	State       string     `json:"state"`
-	Description string     `json:"description"`
-	PeerSites   []PeerSite `json:"peer_sites"`
+	Name        string `json:"name"`
+	GlobalID    string `json:"global_id"`
+	State       string `json:"state"`
+	Description string `json:"description"`
+	// Daemon is this site's rbd-mirror that reports the image (and, while
+	// it replays the image, holds it open).
+	Daemon    MirrorDaemon `json:"daemon_service"`
+	PeerSites []PeerSite   `json:"peer_sites"`
+}
+
+// MirrorDaemon is an rbd-mirror daemon as a status names it. InstanceID is
+// the global id of its RADOS client: the "client.<id>" a lock or a watch of
+// an image it has open names.
+type MirrorDaemon struct {
+	InstanceID string `json:"instance_id"`
+	DaemonID   string `json:"daemon_id"`
+	Hostname   string `json:"hostname"`
+}
+
+// Client is the RADOS client name of the daemon ("client.4146"), or "" if
+// the status names none.
+func (d MirrorDaemon) Client() string {
+	if d.InstanceID == "" {
+		return ""
+	}
+	return "client." + d.InstanceID
 }
 
 // PeerSite is one peer's status of the image.
