@@ -521,6 +521,75 @@ func TestScenarios(t *testing.T) {
 	scenario(t, "9 the team user cannot touch another team's images", tenantIsolation)
 	scenario(t, "10 the recovery point: schedules, the rpo-check and status", recoveryPoint)
 	scenario(t, "11 the mon caps each step needs", monCaps)
+	// Last: it leaves site-a dead and its peer ops unbounded.
+	scenario(t, "12 forced promote past an rbd-mirror stuck on the lost site", stuckMirror)
+}
+
+// stuckMirror: site-a dies while site-b's rbd-mirror copies a snapshot, with
+// the rbd-mirrors' peer operations unbounded (Ceph's default; the lab bounds
+// them as docs/platform.md asks, and then the forced promote goes through).
+// Ceph's forced promote waits for site-b's rbd-mirror to close the image,
+// which waits on the dead site: the step fails, naming that daemon and the
+// remedy, and the image is left to no one. Once the daemon is restarted, the
+// next forced promote goes through and the image takes writes.
+func stuckMirror(t *testing.T) {
+	// site-b's daemon reads the bound from site-a, when it connects.
+	for _, opt := range []string{"rados_osd_op_timeout", "rados_mon_op_timeout"} {
+		if out, err := lab.Run("ceph", "site-a", "config", "rm", "client.rbd-mirror-peer", opt); err != nil {
+			t.Fatalf("unbounding site-b's rbd-mirror: %v\n%s", err, out)
+		}
+	}
+	restartMirror(t, "site-b")
+	spec := pool + "/stuck"
+	rbdCmd(t, "site-a", "create", "--size", "1G", "--image-feature", "layering,exclusive-lock", spec)
+	rbdCmd(t, "site-a", "mirror", "image", "enable", spec, "snapshot")
+	if err := synced("site-a", "site-b", spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbdRun("site-a", "bench", "--io-type", "write", "--io-size", "4M", "--io-total", "768M", "--io-pattern", "seq", spec); err != nil {
+		t.Fatal(err)
+	}
+	rbdCmd(t, "site-a", "mirror", "image", "snapshot", spec)
+	copying := ""
+	for deadline := time.Now().Add(time.Minute); copying == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		snaps, err := client("site-b").Snapshots(context.Background(), image(spec))
+		if s, ok := rbd.LatestMirror(snaps); err == nil && ok && s.Copy() && !s.Namespace.Complete && s.Namespace.LastCopiedObjectNumber > 0 {
+			copying = fmt.Sprintf("snapshot %d at object %d", s.ID, s.Namespace.LastCopiedObjectNumber)
+		}
+	}
+	if copying == "" {
+		t.Fatal("site-b's rbd-mirror did not start copying the 768 MiB snapshot within a minute")
+	}
+	if _, err := lab.Run("kill", "site-a"); err != nil {
+		t.Fatalf("killing site-a: %v", err)
+	}
+	t.Logf("site-a killed while site-b copied %s", copying)
+	killed := time.Now()
+
+	r := hook(t, "site-b", "promote", "--timeout=90s", "--force", spec)
+	out := r.stdout + r.stderr
+	if r.code == 0 || !strings.Contains(out, "this site's rbd-mirror (client.") || !strings.Contains(out, "restarts this site's rbd-mirror") {
+		t.Fatalf("the forced promote past a stuck rbd-mirror must fail, naming the daemon and what to do (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("refused after %s: %s", r.took.Round(time.Second), lastLines(r.stderr, 1))
+
+	restartMirror(t, "site-b")
+	mustHookForced(t, spec)
+	if err := write("site-b", spec); err != nil {
+		t.Fatalf("the force-promoted image takes no writes: %v", err)
+	}
+	record("12 forced promote past a stuck rbd-mirror (refused, daemon restarted, promoted)", time.Since(killed))
+}
+
+// restartMirror stops a site's rbd-mirror and starts it again.
+func restartMirror(t *testing.T, site string) {
+	t.Helper()
+	if out, err := lab.Run("stop", site, "rbd-mirror"); err != nil {
+		t.Fatalf("stopping %s's rbd-mirror: %v\n%s", site, err, out)
+	}
+	if out, err := lab.Run("start", site); err != nil {
+		t.Fatalf("starting %s's rbd-mirror: %v\n%s", site, err, out)
+	}
 }
 
 // scenario runs one scenario as a subtest and counts it, when -run selects
