@@ -59,7 +59,9 @@ func (s *imageStep) forcePromote(ctx context.Context, why string) error {
 	o.Log.WithField("image", s.img.String()).Warnf("forcing the promote: git says forcePromote: true and %s", why)
 	timeout := min(o.ForceTimeout, s.deadline.Sub(o.Clock.Now()))
 	if err := s.c.Promote(ctx, s.img, true, timeout); err != nil && !errors.Is(err, rbd.ErrAlreadyPrimary) {
-		if holder := s.mirrorHolder(ctx); holder != "" && errors.Is(err, rbd.ErrTimeout) {
+		// The promote may have used up the step's budget: the reads that
+		// say why get their own few seconds.
+		if holder := s.mirrorHolder(context.WithoutCancel(ctx)); holder != "" && errors.Is(err, rbd.ErrTimeout) {
 			return fmt.Errorf("forced promote did not finish: it waits for this site's rbd-mirror (%s) to close the image, %s: %w", holder, stuckMirror, err)
 		}
 		return fmt.Errorf("forced promote failed: %w", err)
@@ -79,15 +81,19 @@ const stuckMirror = "which it does not while it waits on the lost site " +
 	"rados_osd_op_timeout and rados_mon_op_timeout for client.rbd-mirror-peer on each site, docs/platform.md); " +
 	"the platform team restarts this site's rbd-mirror (Rook: delete the rook-ceph-rbd-mirror pod) and the next sync goes on"
 
-// mirrorHolder names this site's rbd-mirror if it holds the image's lock
-// ("client.4146 on host"), or says "" (not it, or it cannot be told: the
-// reads failed or the status names no daemon).
+// mirrorHolder names this site's rbd-mirror if it still works the image
+// (its status here is one of replaying, syncing, starting or stopping the
+// replay, not stopped) and holds the image's lock: "client.4146", with the
+// host where the status names the daemon. Only a user whose mon caps may
+// query the services sees the daemon's instance (a team's user on 20.2 does
+// not); then the lock's holder is taken for it, as nothing else holds a
+// non-primary image, or one just promoted, while the daemon works it. ""
+// says it is not it, or that it cannot be told (a read failed).
 func (s *imageStep) mirrorHolder(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(ctx, DefaultHintTimeout)
 	defer cancel()
 	st, err := s.c.MirrorStatus(ctx, s.img)
-	client := st.Daemon.Client()
-	if err != nil || client == "" {
+	if err != nil || !st.Replayer() {
 		return ""
 	}
 	lockers, err := s.c.Lockers(ctx, s.img)
@@ -95,9 +101,13 @@ func (s *imageStep) mirrorHolder(ctx context.Context) string {
 		s.o.Log.WithField("image", s.img.String()).WithError(err).Warn("reading who holds the image's lock")
 		return ""
 	}
+	daemon := st.Daemon.Client()
 	for _, l := range lockers {
-		if l.Locker == client {
-			return client + " on " + st.Daemon.Hostname
+		switch {
+		case daemon == "":
+			return l.Locker
+		case l.Locker == daemon:
+			return daemon + " on " + st.Daemon.Hostname
 		}
 	}
 	return ""

@@ -274,8 +274,21 @@ func TestForcedPromoteWaitsForThisSitesRbdMirror(t *testing.T) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
-	t.Run("the status names no daemon: nothing to compare, done", func(t *testing.T) {
-		f := &fake{statuses: []rbd.MirrorStatus{noDaemon}, promote: []error{notYet}, lockers: [][]rbd.Locker{daemon}}
+	t.Run("the status names no daemon (a team's user on 20.2): the holder is taken for it", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{noDaemon}, promote: []error{notYet}, lockers: [][]rbd.Locker{daemon, nil}}
+		res, f := forced(f)
+		if res.Err != nil || res.Action != "force-promoted" || f.count("lockers") != 2 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		f = &fake{statuses: []rbd.MirrorStatus{noDaemon}, promote: []error{notYet}, lockers: [][]rbd.Locker{app}}
+		if res, f = forced(f); res.Err == nil || !strings.Contains(res.Err.Error(), "this site's rbd-mirror (client.4999) still holds") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("the daemon let go (up+stopped): a holder is not it, done", func(t *testing.T) {
+		stopped := peerDown
+		stopped.State, stopped.Description = "up+stopped", "local image is primary"
+		f := &fake{statuses: []rbd.MirrorStatus{peerDown, stopped}, promote: []error{notYet}, lockers: [][]rbd.Locker{daemon}}
 		res, f := forced(f)
 		if res.Err != nil || res.Action != "force-promoted" || f.count("lockers") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)

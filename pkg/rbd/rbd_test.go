@@ -693,6 +693,12 @@ func TestLockersAndTheDaemonOfAStatus(t *testing.T) {
 	if err != nil || st.Daemon.Client() != "client.4563" || st.Daemon.Hostname != "vm" || st.Daemon.DaemonID != "b" {
 		t.Errorf("daemon %+v (%v)", st.Daemon, err)
 	}
+	for state, works := range map[string]bool{"up+replaying": true, "up+syncing": true, "up+starting_replay": true, "up+stopping_replay": true,
+		"up+stopped": false, "up+error": false, "down+replaying": false, "up+unknown": false} {
+		if got := (rbd.MirrorStatus{State: state}).Replayer(); got != works {
+			t.Errorf("%s: the daemon works the image: %v, want %v", state, got, works)
+		}
+	}
 	if c := (rbd.MirrorDaemon{}).Client(); c != "" {
 		t.Errorf("a status without a daemon names client %q", c)
 	}

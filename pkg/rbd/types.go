@@ -123,6 +123,17 @@ func (s MirrorStatus) SplitBrain() bool {
 // Error: the local copy's replay failed (split-brain included).
 func (s MirrorStatus) Error() bool { return s.Known() && strings.HasSuffix(s.State, "+error") }
 
+// Replayer says this site's rbd-mirror works the image as a copy: it
+// replays, syncs, or is starting or stopping the replay (then it has the
+// image open). "up+stopped" is a daemon that let go.
+func (s MirrorStatus) Replayer() bool {
+	switch s.State {
+	case "up+replaying", "up+syncing", "up+starting_replay", "up+stopping_replay":
+		return true
+	}
+	return false
+}
+
 // Replaying: a healthy non-primary copy following its primary.
 func (s MirrorStatus) Replaying() bool { return s.Known() && s.State == "up+replaying" }
 

@@ -541,24 +541,24 @@ func stuckMirror(t *testing.T) {
 	}
 	restartMirror(t, "site-b")
 	spec := pool + "/stuck"
-	rbdCmd(t, "site-a", "create", "--size", "1G", "--image-feature", "layering,exclusive-lock", spec)
+	rbdCmd(t, "site-a", "create", "--size", "4G", "--image-feature", "layering,exclusive-lock", spec)
 	rbdCmd(t, "site-a", "mirror", "image", "enable", spec, "snapshot")
 	if err := synced("site-a", "site-b", spec); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rbdRun("site-a", "bench", "--io-type", "write", "--io-size", "4M", "--io-total", "768M", "--io-pattern", "seq", spec); err != nil {
+	if _, err := rbdRun("site-a", "bench", "--io-type", "write", "--io-size", "4M", "--io-total", "2G", "--io-pattern", "seq", spec); err != nil {
 		t.Fatal(err)
 	}
 	rbdCmd(t, "site-a", "mirror", "image", "snapshot", spec)
 	copying := ""
 	for deadline := time.Now().Add(time.Minute); copying == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		snaps, err := client("site-b").Snapshots(context.Background(), image(spec))
-		if s, ok := rbd.LatestMirror(snaps); err == nil && ok && s.Copy() && !s.Namespace.Complete && s.Namespace.LastCopiedObjectNumber > 0 {
+		if s, ok := rbd.LatestMirror(snaps); err == nil && ok && s.Copy() && !s.Namespace.Complete {
 			copying = fmt.Sprintf("snapshot %d at object %d", s.ID, s.Namespace.LastCopiedObjectNumber)
 		}
 	}
 	if copying == "" {
-		t.Fatal("site-b's rbd-mirror did not start copying the 768 MiB snapshot within a minute")
+		t.Fatal("site-b's rbd-mirror did not start copying the 2 GiB snapshot within a minute")
 	}
 	if _, err := lab.Run("kill", "site-a"); err != nil {
 		t.Fatalf("killing site-a: %v", err)
