@@ -716,3 +716,27 @@ func TestLockersAndTheDaemonOfAStatus(t *testing.T) {
 		t.Errorf("unreadable: %v", err)
 	}
 }
+
+// A forced promote cut off after its first mark leaves an orphan snapshot
+// newest: non-primary, no peer's uuid (the 20.2 lab: `mirror (non-primary
+// peer_uuids:[] :18446744073709551614 copied)`). librbd reads the image as
+// non-primary then; so must the steps, or a retry would skip the promote.
+func TestOrphanSnapshotIsNotPrimary(t *testing.T) {
+	var snaps []rbd.Snapshot
+	if err := json.Unmarshal([]byte(`[
+	 {"id":3,"name":".mirror.non_primary.g.c1","namespace":{"type":"mirror","state":"non-primary","mirror_peer_uuids":[],"complete":true,"primary_mirror_uuid":"479538ee","primary_snap_id":3}},
+	 {"id":5,"name":".mirror.non_primary.g.o1","namespace":{"type":"mirror","state":"non-primary","mirror_peer_uuids":[],"complete":true,"primary_mirror_uuid":"","primary_snap_id":18446744073709551614}}]`), &snaps); err != nil {
+		t.Fatal(err)
+	}
+	if snaps[1].Own() || snaps[1].Copy() {
+		t.Errorf("the orphan snapshot read as own %v, copy %v", snaps[1].Own(), snaps[1].Copy())
+	}
+	if primary, ok := rbd.PrimaryFromSnapshots(snaps); primary || !ok {
+		t.Errorf("an image whose newest mirror snapshot is an orphan: primary %v (ok %v)", primary, ok)
+	}
+	own := snaps[1]
+	own.Namespace.State = "primary"
+	if !own.Own() {
+		t.Error("a primary snapshot without a peer's uuid is this site's own")
+	}
+}

@@ -188,8 +188,12 @@ func (s Snapshot) Mirror() bool { return s.Namespace.Type == "mirror" }
 func (s Snapshot) Copy() bool { return s.Mirror() && s.Namespace.PrimaryMirrorUUID != "" }
 
 // Own says whether this is a mirror snapshot this site took as primary
-// (its demote snapshot included).
-func (s Snapshot) Own() bool { return s.Mirror() && s.Namespace.PrimaryMirrorUUID == "" }
+// (its demote snapshot included). Not an orphan snapshot: non-primary with
+// no peer's uuid, the mark a forced promote leaves first (librbd reads the
+// image as non-primary, "orphan", until the promote's own snapshot).
+func (s Snapshot) Own() bool {
+	return s.Mirror() && s.Namespace.PrimaryMirrorUUID == "" && s.Namespace.State != "non-primary"
+}
 
 // Demoted says whether this mirror snapshot marks a demotion: the demoting
 // site's own, or its copy on the peer.
