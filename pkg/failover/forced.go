@@ -114,11 +114,10 @@ func (s *imageStep) mirrorHolder(ctx context.Context) string {
 }
 
 // mirrorLetGo waits, up to o.MirrorLetGo, until this site's rbd-mirror no
-// longer holds the force-promoted image's exclusive lock. Ceph's forced
-// promote waits for the daemon only on its first attempt: a retry, after
-// the first was cut off, promotes at once, and an rbd-mirror stuck on the
-// lost site then keeps the lock, so the app's writes would fail (the full
-// loop saw its pods never start).
+// longer holds the force-promoted image's exclusive lock: while it does,
+// the app's writes fail. Ceph's forced promote waits for the daemon to
+// close the image only when it must leave an orphan snapshot or roll back
+// (librbd mirror/snapshot/PromoteRequest); otherwise it promotes at once.
 func (s *imageStep) mirrorLetGo(ctx context.Context) error {
 	until := s.o.Clock.Now().Add(s.o.MirrorLetGo)
 	if s.deadline.Before(until) {

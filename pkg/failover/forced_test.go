@@ -222,10 +222,10 @@ func TestForcedPromoteOverOwnDemotionSaysWhatIsLost(t *testing.T) {
 
 // A forced promote is not done while this site's rbd-mirror holds the
 // image's exclusive lock: one stuck on the lost site never lets go, and the
-// app's writes then fail (the full loop, Ceph 20.2: the retry of a promote
-// cut off after 2 minutes promoted at once, and the pods never started).
-// The lab: `rbd lock ls` names client.<instance_id> of the daemon that the
-// image's status names (daemon_service).
+// app's writes then fail. The 20.2 lab: `rbd lock ls` names
+// client.<instance_id> of the daemon that the image's status names
+// (daemon_service, which a team's user does not see), its status still
+// up+replaying.
 func TestForcedPromoteWaitsForThisSitesRbdMirror(t *testing.T) {
 	peerDown := status(t, "s3_b_replaying", "b") // reported by daemon instance 4132 on vm
 	peerDown.PeerSites[0].State = "down+stopped"

@@ -39,7 +39,7 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 	}
 	if s.o.Force {
 		// Also when a sync finds it primary already: an earlier one may
-		// have promoted it past a stuck rbd-mirror.
+		// have promoted it while a stuck rbd-mirror held it.
 		if err := s.mirrorLetGo(ctx); err != nil {
 			return err
 		}
