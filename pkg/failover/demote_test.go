@@ -407,6 +407,49 @@ func TestDemoteOnRecordedStaleClaim(t *testing.T) {
 
 // The demote never acts while a pod mounts the image's volume, whatever
 // order Argo CD ran the hooks in (a stale quiesce counted as done).
+// A step that asks the status before the peer's list (more than SnapWatch
+// images, or no peer reader) reads it beside its own list, and judges the
+// links and the record of a round on one read; a small step with a peer
+// reader asks the peer first and reads no status it does not need.
+func TestDemoteReadsTheStatusOnceARound(t *testing.T) {
+	unproven := func() *fake {
+		// links caught up, the record older than the older snapshot: only
+		// the peer's own list proves the copy
+		return &fake{primary: true, snaps: [][]rbd.Snapshot{list(own(4, 1795511100, "primary"), own(5, 1795511193, "primary", peerUUID))},
+			statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511000)}, peerSnaps: [][]rbd.Snapshot{list(copied(8, 5, "non-primary", true, 16))}}
+	}
+	t.Run("a large step: one status read for the links and the record, then the peer", func(t *testing.T) {
+		f := unproven()
+		o, _ := opts()
+		o.SnapWatch = -1 // a step larger than the snapshot watch
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "demoted" || !strings.Contains(res.Note, "the peer holds a complete copy of snapshot 5") ||
+			f.count("status") != 1 || f.count("peer snaps") != 1 || slices.Index(f.calls, "status") > slices.Index(f.calls, "peer snaps") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("a small step with a peer reader: the peer first, no status", func(t *testing.T) {
+		f := unproven()
+		// still linked to the older snapshot: the links prove nothing,
+		// and ask no status either
+		f.snaps = [][]rbd.Snapshot{list(own(4, 1795511100, "primary", peerUUID), own(5, 1795511193, "primary", peerUUID))}
+		o, _ := opts()
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "demoted" || f.count("status") != 0 || f.count("peer snaps") != 1 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("a large step on a non-primary image: the status was read beside the list", func(t *testing.T) {
+		f := &fake{primary: false, statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b")}}
+		o, _ := opts()
+		o.SnapWatch = -1
+		res := only(t, failover.Demote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "none" || f.count("status") != 1 || f.count("peer snaps") != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+}
+
 func TestDemoteWaitsForThePodsToGo(t *testing.T) {
 	ready := func() *fake {
 		return &fake{primary: true, snaps: [][]rbd.Snapshot{list(own(4, 1795511100, "primary"), own(5, 1795511193, "primary", peerUUID))},
@@ -430,8 +473,9 @@ func TestDemoteWaitsForThePodsToGo(t *testing.T) {
 		o, _ := opts()
 		o.InUse = inUse(f, []string{"web-0"}, []string{"web-0"}, nil)
 		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
-		// checks at 0, 0.2 and 0.6 s (back-off)
-		if res.Err != nil || res.Action != "demoted" || f.count("demote") != 1 || f.count("pods") != 3 || res.Took != 3*failover.DefaultPoll {
+		// checks at 0, 0.2 and 0.6 s (back-off); the status read beside
+		// the list is that old by then, and read again
+		if res.Err != nil || res.Action != "demoted" || f.count("demote") != 1 || f.count("pods") != 3 || res.Took != 3*failover.DefaultPoll || f.count("status") != 2 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
