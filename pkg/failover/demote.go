@@ -73,8 +73,9 @@ func Demote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options
 // unmounted waits until no pod mounts the image's volume (o.InUse; nil
 // checks nothing), and says whether it found any. Quiesce, the wave
 // before, stops the app, but Argo CD can count a stale quiesce Job of an
-// earlier sync as this sync's and start demote at once (argoproj/gitops-engine issue 446): demote must not rely
-// on the order alone.
+// earlier sync as this sync's and start demote at once
+// (argoproj/gitops-engine issue 446): demote must not rely on the order
+// alone.
 func (s *imageStep) unmounted(ctx context.Context) (waited bool, err error) {
 	if s.o.InUse == nil {
 		return false, nil

@@ -405,8 +405,6 @@ func TestDemoteOnRecordedStaleClaim(t *testing.T) {
 	}
 }
 
-// The demote never acts while a pod mounts the image's volume, whatever
-// order Argo CD ran the hooks in (a stale quiesce counted as done).
 // A step that asks the status before the peer's list (more than SnapWatch
 // images, or no peer reader) reads it beside its own list, and judges the
 // links and the record of a round on one read; a small step with a peer
@@ -450,6 +448,8 @@ func TestDemoteReadsTheStatusOnceARound(t *testing.T) {
 	})
 }
 
+// The demote never acts while a pod mounts the image's volume, whatever
+// order Argo CD ran the hooks in (a stale quiesce counted as done).
 func TestDemoteWaitsForThePodsToGo(t *testing.T) {
 	ready := func() *fake {
 		return &fake{primary: true, snaps: [][]rbd.Snapshot{list(own(4, 1795511100, "primary"), own(5, 1795511193, "primary", peerUUID))},
