@@ -479,6 +479,15 @@ func TestDemoteWaitsForThePodsToGo(t *testing.T) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
+	t.Run("no pod mounts it: demotes at once, on the status read beside the list", func(t *testing.T) {
+		f := ready()
+		o, _ := opts()
+		o.InUse = inUse(f, nil)
+		res := only(t, failover.Demote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "demoted" || f.count("pods") != 1 || f.count("status") != 1 || res.Took != 0 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
 	t.Run("a pod that never goes: not demoted, the pod named", func(t *testing.T) {
 		f := ready()
 		o, _ := opts()
