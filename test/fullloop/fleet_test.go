@@ -293,11 +293,45 @@ func (l *loop) webhook(ctx context.Context) error {
 	return l.refresh(ctx, l.fleetNames()...)
 }
 
-// fleetSteady: a full sync of every fleet Application with nothing to move.
-// It prints the wall time and that time per app (`steady-state fleet
-// <apps> <seconds> <seconds per app>`): what a fleet-wide sync costs.
+// fleetSteady: a full sync of every fleet Application with nothing to move
+// (fleetSteadySync), and the steps' own time per app over the apps whose
+// sync ran them (`steady-state hook-time fleet`).
 func (l *loop) fleetSteady(ctx context.Context, t *testing.T) {
 	names := l.fleetNames()
+	var per []time.Duration
+	var reused []string
+	// Argo CD can take the earlier sync's hook Jobs for a new sync's
+	// (gitops-engine issue 446): then no step runs. In one run it did so
+	// for every app of the sync right after the fleet's move; a sync in
+	// which no app ran a step measures nothing, and is made again.
+	const syncs = 3
+	for try := 1; len(per) == 0; try++ {
+		if try > syncs {
+			t.Fatalf("no fleet app ran a hook step in %d steady-state syncs: Argo CD took the earlier hook Jobs every time", syncs)
+		}
+		per, reused = l.fleetSteadySync(ctx, t, names)
+		if len(per) == 0 {
+			t.Logf("steady-state sync %d: no fleet app ran a hook step (Argo CD counted the earlier sync's hook Jobs for every app); syncing again", try)
+		}
+	}
+	slices.Sort(per)
+	fmt.Printf("steady-state hook-time fleet %d median %.2f max %.2f (seconds per app: its hook steps' own time, from their logs; %d apps' syncs ran no new hook Job, Argo CD counted the earlier ones: %s)\n",
+		len(per), per[len(per)/2].Seconds(), per[len(per)-1].Seconds(), len(reused), strings.Join(reused, " "))
+	keep := l.app
+	for _, a := range l.fleet {
+		l.app = a
+		l.checkPrimary(ctx, t, a.policy.ActiveSite)
+	}
+	l.app = keep
+}
+
+// fleetSteadySync is one full sync of every fleet Application with nothing
+// to move: it prints the wall time and that time per app (`steady-state
+// fleet <apps> <seconds> <seconds per app>`) and the breakdown, and returns
+// each app's hook time (its steps' own time, from their last log line;
+// the goal, under 1 s an app, is about it, the rest of the wall time being
+// Argo CD's, the Jobs' and the pods') and the apps whose sync ran no step.
+func (l *loop) fleetSteadySync(ctx context.Context, t *testing.T, names []string) (per []time.Duration, reused []string) {
 	begin := time.Now()
 	for _, n := range names {
 		if err := l.sync(ctx, n); err != nil {
@@ -311,32 +345,14 @@ func (l *loop) fleetSteady(ctx context.Context, t *testing.T) {
 	fmt.Printf("steady-state fleet %d %.1f %.2f\n", len(l.fleet), took.Seconds(), took.Seconds()/float64(len(l.fleet)))
 	// Where it went: the hooks' spans beside Argo CD's.
 	l.breakdown(ctx, t, "steady-state fleet", l.fleet, names, begin, begin.Add(took))
-	// The hook time per app: its steps' own time (their last log line),
-	// which the goal (under 1 s an app) is about; the rest of the wall time
-	// is Argo CD's, the Jobs' and the pods'.
-	var per []time.Duration
-	var reused []string
 	for _, a := range l.fleet {
 		d, steps := l.hookTime(ctx, t, a, begin)
 		if len(steps) == 0 {
-			// Argo CD took the earlier sync's hook Jobs for this one's
-			// (gitops-engine issue 446): no step ran.
 			reused = append(reused, a.policy.Name)
 			continue
 		}
 		t.Logf("%s: hook time %.2fs (%s)", a.policy.Name, d.Seconds(), strings.Join(steps, ", "))
 		per = append(per, d)
 	}
-	if len(per) == 0 {
-		t.Fatalf("no fleet app ran a hook step in the steady-state sync")
-	}
-	slices.Sort(per)
-	fmt.Printf("steady-state hook-time fleet %d median %.2f max %.2f (seconds per app: its hook steps' own time, from their logs; %d apps' syncs ran no new hook Job, Argo CD counted the earlier ones: %s)\n",
-		len(per), per[len(per)/2].Seconds(), per[len(per)-1].Seconds(), len(reused), strings.Join(reused, " "))
-	keep := l.app
-	for _, a := range l.fleet {
-		l.app = a
-		l.checkPrimary(ctx, t, a.policy.ActiveSite)
-	}
-	l.app = keep
+	return per, reused
 }
