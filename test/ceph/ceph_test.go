@@ -531,8 +531,8 @@ func TestScenarios(t *testing.T) {
 // unbounded (Ceph's default; the lab bounds them as docs/platform.md asks,
 // and then the forced promote goes through). Ceph's forced promote waits for
 // site-b's rbd-mirror to close the image, which waits on the lost site: the
-// step fails, naming that daemon and the
-// remedy, and the image is left to no one. Once the daemon is restarted, the
+// step fails, naming that daemon and the remedy, and the image is left to
+// no one. Once the daemon is restarted, the
 // next forced promote goes through and the image takes writes.
 func stuckMirror(t *testing.T) {
 	// site-b's daemon reads the bound from site-a, when it connects.
@@ -563,7 +563,7 @@ func stuckMirror(t *testing.T) {
 		t.Fatal("site-b's rbd-mirror did not start copying the 2 GiB snapshot within a minute")
 	}
 	// Frozen, not killed: a killed site's connections are reset, and in
-	// one run of three site-b's daemon then got out of its copy by itself
+	// one run site-b's daemon then got out of its copy by itself
 	// (the forced promote went through at once); a frozen site answers
 	// nothing and resets nothing, as behind a network partition, where the
 	// daemon waits for good. It is killed at the end, left dead as the

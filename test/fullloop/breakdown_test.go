@@ -217,6 +217,11 @@ func (l *loop) bootstrapBreakdown(ctx context.Context, t *testing.T, begin time.
 // pod's start.
 var stepTook = regexp.MustCompile(`msg="step finished" .*result=ok .*took=([0-9.]+[a-zµ]+)`)
 
+// hookJobs selects the app's hook step Jobs (not its rpo-check's).
+func hookJobs(a *app) string {
+	return stepLabel + "," + stepLabel + "!=rpo-check,rbd-dr.io/app=" + a.policy.Name
+}
+
 // hookTime is the sum of the step times of every sync hook (rpo-check
 // left out) that app a ran on any site since the given time, and the steps
 // summed, as "promote@site-b 0.61s".
@@ -229,14 +234,14 @@ func (l *loop) hookTime(ctx context.Context, t *testing.T, a *app, since time.Ti
 			continue
 		}
 		for _, ns := range namespaces(a.render(t, site, "active")) {
-			list, err := l.sites[site].client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: stepLabel + ",rbd-dr.io/app=" + a.policy.Name})
+			list, err := l.sites[site].client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: hookJobs(a)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			for i := range list.Items {
 				j := &list.Items[i]
 				step := j.Labels[stepLabel]
-				if step == "rpo-check" || j.CreationTimestamp.Time.Before(since.Truncate(time.Second)) {
+				if j.CreationTimestamp.Time.Before(since.Truncate(time.Second)) {
 					continue
 				}
 				m := stepTook.FindStringSubmatch(l.jobLog(ctx, site, j))

@@ -299,15 +299,13 @@ func (l *loop) webhook(ctx context.Context) error {
 // sync ran them (`steady-state hook-time fleet`).
 func (l *loop) fleetSteady(ctx context.Context, t *testing.T) {
 	names := l.fleetNames()
-	var per []time.Duration
-	var reused []string
 	// Argo CD can take the earlier sync's hook Jobs for a new sync's
 	// (gitops-engine issue 446): then no step runs. In one run it did so
 	// for every app of the sync right after the fleet's move (and for the
 	// example apps' steady states). A sync in which no app ran a step
 	// measures nothing: the earlier hook Jobs are then deleted, as
 	// BeforeHookCreation would, and the fleet synced again.
-	per, reused = l.fleetSteadySync(ctx, t, names)
+	per, reused := l.fleetSteadySync(ctx, t, names)
 	if len(per) == 0 {
 		t.Logf("no fleet app ran a hook step (Argo CD counted the earlier sync's hook Jobs for every app): deleting them and syncing again")
 		for _, a := range l.fleet {
@@ -364,7 +362,7 @@ func (l *loop) fleetSteadySync(ctx context.Context, t *testing.T, names []string
 // every live site and waits until they are gone.
 func (l *loop) deleteHookJobs(ctx context.Context, t *testing.T, a *app) {
 	t.Helper()
-	selector := stepLabel + ",rbd-dr.io/step!=rpo-check,rbd-dr.io/app=" + a.policy.Name
+	selector := hookJobs(a)
 	background := metav1.DeletePropagationBackground
 	for _, site := range a.sites() {
 		if l.dead[site] {
