@@ -6,7 +6,7 @@ set -euo pipefail
 log=$1 lines=${2:-200}
 awk -v max="$lines" '
   NR == FNR { if (match($0, /--- FAIL: [^ ]+/)) failed[substr($0, RSTART + 10, RLENGTH - 10)] = 1; next }
-  /^=== (RUN|CONT|PAUSE) / { flush(); name = $3; n = 0; next }
+  /^=== (RUN|CONT|PAUSE|NAME) / { flush(); name = $3; n = 0; next }
   name in failed { buf[n++ % max] = $0 }
   END { flush() }
   function flush(   i, from) {
