@@ -181,6 +181,74 @@ func TestBatchedGathersCallersThatAskTogether(t *testing.T) {
 	}
 }
 
+// Callers that come one after another, each within Gather of the last,
+// share one read even when together they span more than Gather: a step's
+// images ask beside starting an rbd process each, one at a time.
+func TestBatchedGathersCallersThatArriveSpreadOut(t *testing.T) {
+	var names []string
+	for i := range 12 {
+		names = append(names, fmt.Sprintf("img%02d", i))
+	}
+	g := newGated(names...)
+	close(g.release)
+	b := NewBatched(&Client{Runner: g})
+	b.Gather, b.MaxGather = 150*time.Millisecond, time.Minute
+	got := make([]MirrorStatus, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names { // 30 ms apart: 330 ms in all
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := b.MirrorStatus(context.Background(), Image{Pool: "p", Name: name})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = st
+		}()
+		time.Sleep(30 * time.Millisecond)
+	}
+	wg.Wait()
+	for i, st := range got {
+		if st.Name != names[i] || st.Description != "read 1" {
+			t.Errorf("caller %d got %+v, want %s from read 1", i, st, names[i])
+		}
+	}
+	if g.poolReads != 1 {
+		t.Errorf("%d pool reads, want 1", g.poolReads)
+	}
+}
+
+// Callers that keep coming do not hold the read back past MaxGather.
+func TestBatchedMaxGatherBoundsTheWait(t *testing.T) {
+	g := newGated("img")
+	b := NewBatched(&Client{Runner: g})
+	b.Gather, b.MaxGather = 100*time.Millisecond, 300*time.Millisecond
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	go func() { // a caller every 20 ms until the first read has started
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := b.MirrorStatus(context.Background(), Image{Pool: "p", Name: "img"}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}()
+	recv(t, g.entered) // the read started while callers still came
+	close(stop)
+	<-stopped
+	close(g.release)
+	wg.Wait()
+}
+
 // An image the pool does not list is asked on its own, so the caller gets
 // rbd's own answer for it.
 func TestBatchedAsksForAnUnlistedImageOnItsOwn(t *testing.T) {

@@ -276,10 +276,14 @@ func hookAs(t *testing.T, site, step string, args ...string) hookRun {
 func hookWith(t *testing.T, c rbd.Conn, peers map[string]rbd.Conn, site, step string, args ...string) hookRun {
 	t.Helper()
 	var argv []string
-	// RBD_DR_E2E_LOG_LEVEL=debug shows every rbd call of every step.
+	// RBD_DR_E2E_LOG_LEVEL=debug shows every rbd call of every step, in
+	// JSON with the times, to line them up with the floor's calls.
 	level := os.Getenv("RBD_DR_E2E_LOG_LEVEL")
 	if level != "" {
 		argv = append(argv, "--log-level="+level)
+	}
+	if level == "debug" {
+		argv = append(argv, "--log-format=json")
 	}
 	argv = append(argv, "hook", step, "--ceph-id="+c.ID, "--ceph-keyfile="+c.KeyFile, "--ceph-mon-host="+c.MonHost)
 	withPeer := !slices.Contains(args, noPeerReader)
