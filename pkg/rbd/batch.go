@@ -63,7 +63,8 @@ type Batched struct {
 	// (released by the same read before), and without it the first would
 	// start a read alone and the rest would wait for a second one.
 	Gather time.Duration
-	// MaxGather bounds the whole wait while callers keep joining.
+	// MaxGather bounds the whole wait while callers keep joining (zero:
+	// Gather from the first caller, as a fixed window).
 	MaxGather time.Duration
 	mu        sync.Mutex
 	pools     map[string]*poolReads
@@ -175,27 +176,26 @@ func (b *Batched) start(pool string, p *poolReads) {
 }
 
 // gather waits until no caller has joined r for Gather (counted from began
-// at the earliest), or MaxGather after began, or every caller gave up.
+// at the earliest), or MaxGather after began (at least Gather), or every
+// caller gave up.
 func (b *Batched) gather(r *poolRead, began time.Time) {
+	latest := began.Add(max(b.MaxGather, b.Gather))
 	for {
 		b.mu.Lock()
-		last := began
-		if r.lastJoin.After(last) {
-			last = r.lastJoin
-		}
-		until := last.Add(b.Gather)
-		if b.MaxGather > 0 {
-			if cap := began.Add(max(b.MaxGather, b.Gather)); cap.Before(until) {
-				until = cap
-			}
-		}
+		until := r.lastJoin
 		b.mu.Unlock()
-		wait := time.Until(until)
-		if wait <= 0 {
+		if until.Before(began) {
+			until = began
+		}
+		until = until.Add(b.Gather)
+		if latest.Before(until) {
+			until = latest
+		}
+		if !time.Now().Before(until) {
 			return
 		}
 		select {
-		case <-time.After(wait):
+		case <-time.After(time.Until(until)):
 		case <-r.ctx.Done():
 			return
 		}
