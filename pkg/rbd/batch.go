@@ -52,10 +52,10 @@ func markGoneSites(images []MirrorStatus) {
 // process costs a connection to the monitors and the OSDs: on a small node
 // those processes, not Ceph, set the pace.
 //
-// A caller never gets a status read before it asked: a read waits Gather
-// before its rbd process starts, and callers that ask meanwhile join it;
-// once the process runs, new callers wait for the next read, which starts
-// as the running one ends.
+// A caller never gets a status read before it asked: a read waits until no
+// caller has joined it for Gather (MaxGather at most) before its rbd process
+// starts, and callers that ask meanwhile join it; once the process runs, new
+// callers wait for the next read, which starts as the running one ends.
 type Batched struct {
 	*Client
 	// Gather is how long a read waits for more callers before it starts,
