@@ -73,7 +73,9 @@ e2e-ceph: tools ## the two-site Ceph lab on each Ceph release: the scenarios wit
 	  echo "== Ceph of Debian $$suite: $(CEPH_CORE), beside the other core releases (each its own lab and addresses; scenario 8's relocations are measured while the other's scenarios wait)"; \
 	  run_suite $$suite '$(CEPH_CORE)' $(CEPH_CORE_ROUNDS) "CEPH_LAB_IP_A=127.0.0.$$((11 + 2 * n)) CEPH_LAB_IP_B=127.0.0.$$((12 + 2 * n)) RBD_DR_CEPH_MEASURE_LOCK=$(CURDIR)/bin/e2e-ceph-measure.lock" & n=$$((n + 1)); \
 	done; wait; for suite in $(CEPH_CORE_SUITES); do report $$suite; done; \
-	if [ -n "$$failed" ]; then echo "e2e-ceph failed on:$$failed"; exit 1; fi
+	if [ -n "$$failed" ]; then \
+	  for suite in $$failed; do echo "----- $$suite: the end of each failed test's output, again (a CI log's tail) -----"; hack/failed-tests.sh bin/e2e-ceph-$$suite.log 25; done; \
+	  echo "e2e-ceph failed on:$$failed"; exit 1; fi
 
 # The slow builds the end-to-end suites need, each cached outside the clone
 # and keyed by what determines it (so a warm run returns at once): the full
@@ -86,7 +88,7 @@ prebuild: ## build (or find cached) kube, Argo CD and the Ceph roots the e2e sui
 e2e-fullloop: tools ## the whole loop: git, Argo CD, three real API servers, node agents, hook Jobs, Ceph (root; builds kube/Argo CD once)
 	@mkdir -p bin; rc=0; RBD_DR_E2E_FULLLOOP=1 $(GO) test -count=1 -timeout 85m -v -run TestFullLoop ./test/fullloop > bin/e2e-fullloop.log 2>&1 || rc=$$?; \
 	grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|fullloop|rpo-|commit-to-ready|fleet-|time-breakdown|steady-state|  )' bin/e2e-fullloop.log; \
-	if [ $$rc -ne 0 ]; then hack/failed-tests.sh bin/e2e-fullloop.log 200; echo "----- the log's end -----"; tail -60 bin/e2e-fullloop.log; fi; exit $$rc
+	if [ $$rc -ne 0 ]; then echo "----- the log's end -----"; tail -60 bin/e2e-fullloop.log; hack/failed-tests.sh bin/e2e-fullloop.log 200; fi; exit $$rc
 
 bench: tools ## render benchmarks and the generate/kustomize start-up ratio
 	$(GO) test ./pkg/render -run '^$$' -bench . -benchtime $${BENCHTIME:-5x} -benchmem
