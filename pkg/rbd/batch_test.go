@@ -102,9 +102,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// askEach asks b for each name's status at once, each in its own goroutine;
-// the func it returns waits for every answer, in the names' order.
-func askEach(t *testing.T, b *Batched, names []string) func() []MirrorStatus {
+// imageNames is n image names.
+func imageNames(n int) []string {
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("img%02d", i))
+	}
+	return names
+}
+
+// askEach asks b for each name's status, each in its own goroutine, gap
+// apart (0: at once); the func it returns waits for every answer, in the
+// names' order.
+func askEach(t *testing.T, b *Batched, names []string, gap time.Duration) func() []MirrorStatus {
 	got := make([]MirrorStatus, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
@@ -117,17 +127,29 @@ func askEach(t *testing.T, b *Batched, names []string) func() []MirrorStatus {
 			}
 			got[i] = st
 		}()
+		time.Sleep(gap)
 	}
 	return func() []MirrorStatus { wg.Wait(); return got }
+}
+
+// oneRead: the callers of names all got their own entry of the first and
+// only pool read.
+func oneRead(t *testing.T, g *gated, names []string, got []MirrorStatus) {
+	t.Helper()
+	for i, st := range got {
+		if st.Name != names[i] || st.Description != "read 1" {
+			t.Errorf("caller %d got %+v, want %s from read 1", i, st, names[i])
+		}
+	}
+	if g.poolReads != 1 {
+		t.Errorf("%d pool reads, want 1", g.poolReads)
+	}
 }
 
 // Twenty images ask while a read runs: they share the next read, which
 // starts after they asked, and each gets its own entry of it.
 func TestBatchedSharesOneReadAndNeverAnswersFromAnOlderOne(t *testing.T) {
-	var names []string
-	for i := range 20 {
-		names = append(names, fmt.Sprintf("img%02d", i))
-	}
+	names := imageNames(20)
 	g := newGated(names...)
 	b := NewBatched(&Client{Runner: g})
 	ctx := context.Background()
@@ -141,7 +163,7 @@ func TestBatchedSharesOneReadAndNeverAnswersFromAnOlderOne(t *testing.T) {
 		first <- st
 	}()
 	recv(t, g.entered) // read 1 runs; everyone below asked after it started
-	results := askEach(t, b, names)
+	results := askEach(t, b, names, 0)
 	waitFor(t, "20 callers queued", func() bool { return queued(b, "p") == len(names) })
 	send(t, g.release)
 	if st := recv(t, first); st.Name != "img00" || st.Description != "read 1" {
@@ -163,59 +185,24 @@ func TestBatchedSharesOneReadAndNeverAnswersFromAnOlderOne(t *testing.T) {
 // releases them all, share one read: the first caller's read waits Gather
 // for the others before its rbd process starts.
 func TestBatchedGathersCallersThatAskTogether(t *testing.T) {
-	var names []string
-	for i := range 20 {
-		names = append(names, fmt.Sprintf("img%02d", i))
-	}
+	names := imageNames(20)
 	g := newGated(names...)
 	close(g.release)
 	b := NewBatched(&Client{Runner: g})
 	b.Gather = 300 * time.Millisecond // room for a loaded test machine to start 20 goroutines
-	for i, st := range askEach(t, b, names)() {
-		if st.Name != names[i] || st.Description != "read 1" {
-			t.Errorf("caller %d got %+v, want %s from read 1", i, st, names[i])
-		}
-	}
-	if g.poolReads != 1 {
-		t.Errorf("%d pool reads, want 1", g.poolReads)
-	}
+	oneRead(t, g, names, askEach(t, b, names, 0)())
 }
 
 // Callers that come one after another, each within Gather of the last,
 // share one read even when together they span more than Gather: a step's
 // images ask beside starting an rbd process each, one at a time.
 func TestBatchedGathersCallersThatArriveSpreadOut(t *testing.T) {
-	var names []string
-	for i := range 12 {
-		names = append(names, fmt.Sprintf("img%02d", i))
-	}
+	names := imageNames(12)
 	g := newGated(names...)
 	close(g.release)
 	b := NewBatched(&Client{Runner: g})
 	b.Gather, b.MaxGather = 150*time.Millisecond, time.Minute
-	got := make([]MirrorStatus, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names { // 30 ms apart: 330 ms in all
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, err := b.MirrorStatus(context.Background(), Image{Pool: "p", Name: name})
-			if err != nil {
-				t.Error(err)
-			}
-			got[i] = st
-		}()
-		time.Sleep(30 * time.Millisecond)
-	}
-	wg.Wait()
-	for i, st := range got {
-		if st.Name != names[i] || st.Description != "read 1" {
-			t.Errorf("caller %d got %+v, want %s from read 1", i, st, names[i])
-		}
-	}
-	if g.poolReads != 1 {
-		t.Errorf("%d pool reads, want 1", g.poolReads)
-	}
+	oneRead(t, g, names, askEach(t, b, names, 30*time.Millisecond)()) // 330 ms in all
 }
 
 // Callers that keep coming do not hold the read back past MaxGather.
