@@ -195,7 +195,7 @@ func TestBatchedGathersCallersThatAskTogether(t *testing.T) {
 
 // Callers that come one after another, each within Gather of the last,
 // share one read even when together they span more than Gather: a step's
-// images ask beside starting an rbd process each, one at a time.
+// images ask beside starting an rbd process each.
 func TestBatchedGathersCallersThatArriveSpreadOut(t *testing.T) {
 	names := imageNames(12)
 	g := newGated(names...)
