@@ -13,7 +13,9 @@ import (
 // promoteImage is Promote's work on one image; Promote, below, says its rules.
 func (s *imageStep) promoteImage(ctx context.Context) error {
 	s.claimUntil = s.o.Clock.Now().Add(s.o.ClaimWatch)
-	s.untilPeerDemotes(ctx)
+	if s.untilPeerDemotes(ctx) && s.promoteReplayed(ctx) {
+		return s.peerNotPrimary(ctx)
+	}
 	s.hint(ctx)
 	primary, err := s.isPrimary(ctx)
 	if err != nil {
@@ -47,29 +49,70 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 	return s.peerNotPrimary(ctx)
 }
 
-// untilPeerDemotes waits, in a step larger than o.SnapWatch, while the
-// peer's record says its copy is primary and this copy is replaying from
-// it, until the claim watch ends (o.ClaimWatch after the image's promote
-// began; claimWatch below): nothing can be promoted before the peer
-// demotes, and reading the status is one rbd process for the whole step
-// (rbd.Batched) where listing every image's snapshots is one per image, on
-// the monitors and OSDs the peer's demotion is about to be replayed into.
-// It only waits: the checks after it decide. A forced promote goes on at
-// once (the peer's record is all it has), and so does a small step, whose
-// claim watch lists the snapshots anyway.
-func (s *imageStep) untilPeerDemotes(ctx context.Context) {
+// untilPeerDemotes waits, in a step larger than o.SnapWatch, while this
+// copy replays from a peer whose record says its copy is primary, until
+// the claim watch ends (o.ClaimWatch after the image's promote began;
+// claimWatch below): nothing can be promoted before the peer demotes, and
+// reading the status is one rbd process for the whole step (rbd.Batched)
+// where listing every image's snapshots is one per image, on the monitors
+// and OSDs the peer's demotion is about to be replayed into. Once the claim
+// is gone it waits on, for at most o.Stall, while this copy still replays:
+// the peer's demotion is being copied here (Ceph 16.2 and 18.2 drop the
+// claim up to 1.8 s before their rbd-mirror reports the copy done; 18.2
+// even before the demote returns), and the full checks would meanwhile
+// list and try every image every Poll. It only waits: the checks after it
+// decide. A forced promote goes on at once (the peer's record is all it
+// has), and so does a small step, whose claim watch lists the snapshots
+// anyway.
+//
+// It says whether it saw this copy replaying and then this site's
+// rbd-mirror report the peer's demotion replayed: that report was written
+// during the wait, so it is current (promoteReplayed).
+func (s *imageStep) untilPeerDemotes(ctx context.Context) (replayedHere bool) {
 	o := s.o
 	if o.Force || s.count <= o.SnapWatch {
-		return
+		return false
 	}
 	until := s.claimUntil
 	if s.deadline.Before(until) {
 		until = s.deadline
 	}
+	sawReplaying := false
+	var claimGone time.Time // when the copy was first seen replaying from a peer that no longer claims primary
 	_ = waitUntil(ctx, o, until, func() (bool, pace, error) {
 		st, err := s.c.MirrorStatus(ctx, s.img)
-		return !claimsPrimary(st, err) || !st.Replaying(), fast, nil
+		if err != nil || !st.Replaying() {
+			replayedHere = err == nil && sawReplaying && st.DemotionReplayed()
+			return true, fast, nil
+		}
+		sawReplaying = true
+		if claimsPrimary(st, nil) {
+			return false, fast, nil
+		}
+		now := o.Clock.Now()
+		if claimGone.IsZero() {
+			claimGone = now
+		}
+		return now.Sub(claimGone) >= o.Stall, fast, nil
 	})
+	return replayedHere
+}
+
+// promoteReplayed promotes without listing the snapshots first, when
+// untilPeerDemotes saw this site's rbd-mirror report the peer's demotion
+// replayed: the copy it reports complete is what the list would show (the
+// newest snapshot here a complete copy of the peer's demotion), and a list
+// per image is what a step of twenty spends most of its time on after the
+// peer demotes. It says whether the image was promoted; on any refusal or
+// error the full checks run as without it.
+func (s *imageStep) promoteReplayed(ctx context.Context) bool {
+	if err := s.c.Promote(ctx, s.img, false, s.o.ForceTimeout); err != nil {
+		s.o.Log.WithField("image", s.img.String()).WithError(err).Debug("promote on the replayed demotion refused; checking the snapshots")
+		return false
+	}
+	s.res.Before, s.res.After, s.res.Action = "non-primary", "primary", "promoted"
+	s.res.Note = "this site's rbd-mirror reported the peer's demotion replayed"
+	return true
 }
 
 // Promote (active site) makes each image primary. It asks Ceph for a

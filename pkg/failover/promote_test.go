@@ -69,12 +69,58 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 		// the status every 0.2 s; the 11th read, at 2 s, shows the
-		// demotion, and the list and the promote follow in that round
+		// demotion replayed here, and the promote follows in that round
+		// without a list: the report was written during the wait
 		if want := 10 * failover.DefaultPoll; res.Took != want {
 			t.Errorf("took %s, want %s (the demotion acted on as soon as the status shows it)", res.Took, want)
 		}
-		if i := slices.Index(f.calls, "snaps"); i != 11 || f.count("snaps") != 1 || f.count("promote") != 1 {
-			t.Errorf("want 11 status reads, then one list and one promote; calls %v", f.calls)
+		if i := slices.Index(f.calls, "promote"); i != 11 || f.count("snaps") != 0 || f.count("promote") != 1 || res.After != "primary" {
+			t.Errorf("want 11 status reads, then one promote and no list; %+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("a larger step waits on the shared status while the peer's demotion is copied here after its claim is gone, for at most Stall", func(t *testing.T) {
+		claimed := status(t, "s3_b_replaying", "b")
+		// Ceph 16.2 and 18.2 drop the claim before this site's
+		// rbd-mirror reports the copy done (the lab: up to 1.8 s).
+		copying := status(t, "s3_b_replaying", "b")
+		copying.PeerSites = slices.Clone(copying.PeerSites)
+		copying.PeerSites[0].State, copying.PeerSites[0].Description = "up+unknown", "remote image is not primary"
+		f := &fake{statuses: []rbd.MirrorStatus{claimed, claimed, copying, copying, copying, status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}}
+		o, _ := opts()
+		o.SnapWatch = -1
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || res.Took != 5*failover.DefaultPoll || f.count("snaps") != 0 {
+			t.Errorf("want 6 status reads, one a Poll, then the promote; %+v, calls %v", res, f.calls)
+		}
+		f = &fake{statuses: []rbd.MirrorStatus{claimed, copying}, promote: []error{nil}, snaps: [][]rbd.Snapshot{demotedCopy(true, 16)}}
+		res = only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		// the claim seen gone at the 2nd read; Stall later the full checks
+		if want := 1 + int(failover.DefaultStall/failover.DefaultPoll) + 1; res.Err != nil || slices.Index(f.calls, "snaps") != want {
+			t.Errorf("want the list after %d status reads; %+v, calls %v", want, res, f.calls)
+		}
+	})
+	t.Run("a replayed demotion reported before the wait began is not taken at its word: the list decides", func(t *testing.T) {
+		// The record is not rewritten when this site's role changes
+		// (18.2: still there after a promote): here this site promoted
+		// and demoted since, and its own demotion is its newest snapshot.
+		ownDemotion := list(copied(7, 6, "non-primary", true, 16), own(9, 1795511200, "demoted", peerUUID))
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}, snaps: [][]rbd.Snapshot{ownDemotion}}
+		o, _ := opts()
+		o.SnapWatch, o.Timeout = -1, 5*time.Second
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || f.count("promote") != 0 || slices.Index(f.calls, "snaps") != 1 {
+			t.Errorf("want the list right after the status and no promote undoing this site's own demotion; %+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("a promote on the replayed demotion that Ceph refuses goes on to the full checks", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b"), status(t, "s4_b_sees_demoted", "b")},
+			promote: []error{notYet, nil}, snaps: [][]rbd.Snapshot{demotedCopy(true, 16)}}
+		o, _ := opts()
+		o.SnapWatch = -1
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		want := []string{"status", "status", "promote", "snaps", "promote", "status"}
+		if res.Err != nil || res.Action != "promoted" || !slices.Equal(f.calls, want) {
+			t.Errorf("%+v, calls %v, want %v", res, f.calls, want)
 		}
 	})
 	t.Run("the wait on the status ends after ClaimWatch; the full checks go on backing off", func(t *testing.T) {

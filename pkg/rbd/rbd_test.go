@@ -259,7 +259,7 @@ func labStages(t *testing.T, dir string) {
 		}
 		return s, true
 	}
-	type view struct{ known, replaying, splitBrain, peerPrimary, peerGone bool }
+	type view struct{ known, replaying, splitBrain, peerPrimary, peerGone, demotionReplayed bool }
 	everywhere := map[string]bool{"s1_replaying.site-b": true, "s1_replaying.site-a": true, "s3_demote_replayed.site-b": true, "s7_b_primary_a_dead.site-b": true}
 	for _, c := range []struct {
 		stage string
@@ -267,7 +267,7 @@ func labStages(t *testing.T, dir string) {
 	}{
 		{"s1_replaying.site-b", view{known: true, replaying: true, peerPrimary: true}},
 		{"s1_replaying.site-a", view{known: true}},
-		{"s3_demote_replayed.site-b", view{known: true}},
+		{"s3_demote_replayed.site-b", view{known: true, demotionReplayed: true}},
 		// seconds after site-a was killed its records still say it is up and
 		// primary: the forced promote must wait for them to go down.
 		{"s6_a_killed.site-b", view{known: true, replaying: true, peerPrimary: true}},
@@ -287,12 +287,18 @@ func labStages(t *testing.T, dir string) {
 		}
 		peer := len(s.PeerSites) > 0 && s.PeerSites[0].ClaimsPrimary()
 		gone := len(s.PeerSites) > 0 && s.PeerSites[0].Gone()
-		if got := (view{s.Known(), s.Replaying(), s.SplitBrain(), peer, gone}); got != c.want {
+		if got := (view{s.Known(), s.Replaying(), s.SplitBrain(), peer, gone, s.DemotionReplayed()}); got != c.want {
 			t.Errorf("%s: read as %+v, want %+v", c.stage, got, c.want)
 		}
 		if len(s.PeerSites) > 0 && s.PeerSites[0].MirrorUUID == "" {
 			t.Errorf("%s: the peer's mirror uuid was not read: %+v", c.stage, s.PeerSites[0])
 		}
+	}
+	// rbd-mirror killed mid-copy of the demotion: whatever its record
+	// still says (up+replaying on 20.2, down+ on 16.2 and 18.2), never
+	// that the demotion replayed.
+	if s, ok := read("s5x_copy_partial_mirror_killed.site-b"); ok && s.DemotionReplayed() {
+		t.Errorf("a partial copy of the demotion read as replayed: %+v", s)
 	}
 	// The primary's view of a peer that has copied its newest snapshot.
 	a, _ := read("s1_replaying.site-a")

@@ -103,6 +103,10 @@ const (
 	descLocalPrimary = "local image is primary"
 	descSplitBrain   = "split-brain"
 	descNotFound     = "status not found"
+	// descPeerDemoted: this site's replayer copied every snapshot of the
+	// peer's and found the newest a demotion (snapshot Replayer's
+	// scan_remote_mirror_snapshots), so it stopped.
+	descPeerDemoted = "remote image demoted"
 )
 
 // Known says whether a daemon is reporting this state now: `down+*` is a
@@ -136,6 +140,16 @@ func (s MirrorStatus) Replayer() bool {
 
 // Replaying: a healthy non-primary copy following its primary.
 func (s MirrorStatus) Replaying() bool { return s.Known() && s.State == "up+replaying" }
+
+// DemotionReplayed: this site's rbd-mirror says it holds a complete copy of
+// the peer's demotion and nothing newer came from the peer. The daemon
+// writes it the moment its replayer stops, after the copy is marked
+// complete, but does not rewrite it when this site's role changes next (the
+// 18.2 lab showed it still there after a promote): only a change to it seen
+// while waiting says it is current.
+func (s MirrorStatus) DemotionReplayed() bool {
+	return s.Known() && s.Description == descPeerDemoted
+}
 
 // Known says whether the peer's status is reported by a running daemon.
 func (p PeerSite) Known() bool { return known(p.State, p.Description) }
