@@ -13,8 +13,13 @@ import (
 // promoteImage is Promote's work on one image; Promote, below, says its rules.
 func (s *imageStep) promoteImage(ctx context.Context) error {
 	s.claimUntil = s.o.Clock.Now().Add(s.o.ClaimWatch)
-	if s.untilPeerDemotes(ctx) && s.promoteReplayed(ctx) {
-		return s.peerNotPrimary(ctx)
+	if last, replayed := s.untilPeerDemotes(ctx); replayed {
+		if promoted, peerChecked := s.promoteReplayed(ctx, last); promoted {
+			if peerChecked {
+				return nil
+			}
+			return s.peerNotPrimary(ctx)
+		}
 	}
 	s.hint(ctx)
 	primary, err := s.isPrimary(ctx)
@@ -65,13 +70,14 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 // has), and so does a small step, whose claim watch lists the snapshots
 // anyway.
 //
-// It says whether it saw this copy replaying and then this site's
-// rbd-mirror report the peer's demotion replayed: that report was written
-// during the wait, so it is current (promoteReplayed).
-func (s *imageStep) untilPeerDemotes(ctx context.Context) (replayedHere bool) {
+// It returns the last status it read, and says whether it saw this copy
+// replaying and then this site's rbd-mirror report the peer's demotion
+// replayed: that report was written during the wait, so it is current
+// (promoteReplayed).
+func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus, replayedHere bool) {
 	o := s.o
 	if o.Force || s.count <= o.SnapWatch {
-		return false
+		return last, false
 	}
 	until := s.claimUntil
 	if s.deadline.Before(until) {
@@ -81,6 +87,7 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (replayedHere bool) {
 	var claimGone time.Time // when the copy was first seen replaying from a peer that no longer claims primary
 	_ = waitUntil(ctx, o, until, func() (bool, pace, error) {
 		st, err := s.c.MirrorStatus(ctx, s.img)
+		last = st
 		if err != nil || !st.Replaying() {
 			replayedHere = err == nil && sawReplaying && st.DemotionReplayed()
 			return true, fast, nil
@@ -95,7 +102,7 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (replayedHere bool) {
 		}
 		return now.Sub(claimGone) >= o.Stall, fast, nil
 	})
-	return replayedHere
+	return last, replayedHere
 }
 
 // promoteReplayed promotes without listing the snapshots first, when
@@ -105,14 +112,34 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (replayedHere bool) {
 // per image is what a step of twenty spends most of its time on after the
 // peer demotes. It says whether the image was promoted; on any refusal or
 // error the full checks run as without it.
-func (s *imageStep) promoteReplayed(ctx context.Context) bool {
-	if err := s.c.Promote(ctx, s.img, false, s.o.ForceTimeout); err != nil {
+//
+// When the peer's record still claimed primary in that status (Ceph 20.2
+// writes the end of the claim up to seconds after this site's report), it
+// also reads the peer's own snapshots (with a peer reader) beside the
+// promote, which peerNotPrimary would otherwise read after it: it says
+// whether they show the peer not primary, which is that check passed.
+func (s *imageStep) promoteReplayed(ctx context.Context, last rbd.MirrorStatus) (promoted, peerNotPrimary bool) {
+	var peerRead sync.WaitGroup
+	p, _ := firstPeer(last)
+	if s.peer != nil && p.ClaimsPrimary() {
+		peerRead.Go(func() {
+			snaps, err := s.peer.Snapshots(ctx, s.img)
+			primary, known := rbd.PrimaryFromSnapshots(snaps)
+			peerNotPrimary = err == nil && known && !primary
+		})
+	}
+	err := s.c.Promote(ctx, s.img, false, s.o.ForceTimeout)
+	peerRead.Wait()
+	if err != nil {
 		s.o.Log.WithField("image", s.img.String()).WithError(err).Debug("promote on the replayed demotion refused; checking the snapshots")
-		return false
+		return false, false
 	}
 	s.res.Before, s.res.After, s.res.Action = "non-primary", "primary", "promoted"
 	s.res.Note = "this site's rbd-mirror reported the peer's demotion replayed"
-	return true
+	if peerNotPrimary {
+		s.res.Note += fmt.Sprintf("; peer %s's status record still said primary, its own snapshots (read beside the promote) say it is not", p.SiteName)
+	}
+	return true, peerNotPrimary
 }
 
 // Promote (active site) makes each image primary. It asks Ceph for a

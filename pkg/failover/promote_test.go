@@ -99,6 +99,35 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("want the list after %d status reads; %+v, calls %v", want, res, f.calls)
 		}
 	})
+	t.Run("a replayed demotion while the peer's record still claims primary: the peer's own snapshots are read beside the promote", func(t *testing.T) {
+		// Ceph 20.2: this site's report comes before the end of the
+		// peer's claim.
+		replayedClaimed := status(t, "s4_b_sees_demoted", "b")
+		replayedClaimed.PeerSites = status(t, "s3_b_replaying", "b").PeerSites
+		peerDemoted := list(own(8, 1795511190, "primary"), own(9, 1795511200, "demoted", peerUUID))
+		for _, c := range []struct {
+			name      string
+			peerSnaps []rbd.Snapshot
+			wantErr   string
+		}{
+			{"they say it is not primary: checked", peerDemoted, ""},
+			{"they say it is primary: both primary", list(own(8, 1795511190, "primary")), "BOTH SITES CLAIM PRIMARY"},
+		} {
+			f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b"), replayedClaimed}, promote: []error{nil}, peerSnaps: [][]rbd.Snapshot{c.peerSnaps}}
+			o, _ := opts()
+			o.SnapWatch, o.Timeout = -1, 20*time.Second
+			res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+			if c.wantErr == "" {
+				if res.Err != nil || res.After != "primary" || !strings.Contains(res.Note, "read beside the promote") || f.count("status") != 2 || f.count("peer snaps") != 1 || f.count("snaps") != 0 {
+					t.Errorf("%s: %+v, calls %v", c.name, res, f.calls)
+				}
+				continue
+			}
+			if res.Err == nil || !strings.Contains(res.Err.Error(), c.wantErr) || f.count("promote") != 1 {
+				t.Errorf("%s: %+v, calls %v", c.name, res, f.calls)
+			}
+		}
+	})
 	t.Run("a replayed demotion reported before the wait began is not taken at its word: the list decides", func(t *testing.T) {
 		// The record is not rewritten when this site's role changes
 		// (18.2: still there after a promote): here this site promoted
