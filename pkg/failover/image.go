@@ -119,6 +119,14 @@ func (s *imageStep) isPrimary(ctx context.Context) (bool, error) {
 	return primary, nil
 }
 
+// addNote adds note to the image's report row after what is there.
+func (s *imageStep) addNote(note string) {
+	if s.res.Note != "" {
+		s.res.Note += "; "
+	}
+	s.res.Note += note
+}
+
 // role names the image's role for the report.
 func role(info rbd.Info) string {
 	switch {

@@ -62,9 +62,10 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 // where listing every image's snapshots is one per image, on the monitors
 // and OSDs the peer's demotion is about to be replayed into. Once the claim
 // is gone it waits on, for at most o.Stall, while this copy still replays:
-// the peer's demotion is being copied here (Ceph 16.2 and 18.2 drop the
-// claim up to 1.8 s before their rbd-mirror reports the copy done; 18.2
-// even before the demote returns), and the full checks would meanwhile
+// the peer's demotion is being copied here (in one lab experiment Ceph
+// 16.2 and 18.2 dropped the claim up to 1.8 s before their rbd-mirror
+// reported the copy done, 18.2 even before the demote returned), and the
+// full checks would meanwhile
 // list and try every image every Poll. It only waits: the checks after it
 // decide. A forced promote goes on at once (the peer's record is all it
 // has), and so does a small step, whose claim watch lists the snapshots
@@ -107,39 +108,35 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus
 
 // promoteReplayed promotes without listing the snapshots first, when
 // untilPeerDemotes saw this site's rbd-mirror report the peer's demotion
-// replayed: the copy it reports complete is what the list would show (the
-// newest snapshot here a complete copy of the peer's demotion), and a list
-// per image is what a step of twenty spends most of its time on after the
-// peer demotes. It says whether the image was promoted; on any refusal or
-// error the full checks run as without it.
+// replayed (rbd.MirrorStatus.DemotionReplayed): a list per image is what a
+// step of twenty spends most of its time on after the peer demotes, and
+// Ceph itself refuses a non-forced promote unless the newest snapshot here
+// is a complete copy of a demotion. It says whether the image was promoted;
+// on any refusal or error the full checks run as without it.
 //
 // When the peer's record still claimed primary in that status (Ceph 20.2
-// writes the end of the claim up to seconds after this site's report), it
-// also reads the peer's own snapshots (with a peer reader) beside the
-// promote, which peerNotPrimary would otherwise read after it: it says
-// whether they show the peer not primary, which is that check passed.
-func (s *imageStep) promoteReplayed(ctx context.Context, last rbd.MirrorStatus) (promoted, peerNotPrimary bool) {
-	var peerRead sync.WaitGroup
-	p, _ := firstPeer(last)
-	if s.peer != nil && p.ClaimsPrimary() {
-		peerRead.Go(func() {
-			snaps, err := s.peer.Snapshots(ctx, s.img)
-			primary, known := rbd.PrimaryFromSnapshots(snaps)
-			peerNotPrimary = err == nil && known && !primary
-		})
-	}
-	err := s.c.Promote(ctx, s.img, false, s.o.ForceTimeout)
-	peerRead.Wait()
-	if err != nil {
+// wrote the end of the claim after this site's report in the lab), the
+// check that the peer is not primary goes straight to the peer's own
+// snapshots (with a peer reader), read once the promote returned, instead
+// of a status read first: it says whether they show the peer not primary,
+// which is peerNotPrimary passed.
+func (s *imageStep) promoteReplayed(ctx context.Context, last rbd.MirrorStatus) (promoted, peerChecked bool) {
+	if err := s.c.Promote(ctx, s.img, false, s.o.ForceTimeout); err != nil {
 		s.o.Log.WithField("image", s.img.String()).WithError(err).Debug("promote on the replayed demotion refused; checking the snapshots")
 		return false, false
 	}
 	s.res.Before, s.res.After, s.res.Action = "non-primary", "primary", "promoted"
 	s.res.Note = "this site's rbd-mirror reported the peer's demotion replayed"
-	if peerNotPrimary {
-		s.res.Note += fmt.Sprintf("; peer %s's status record still said primary, its own snapshots (read beside the promote) say it is not", p.SiteName)
+	p, _ := firstPeer(last)
+	if s.peer == nil || !p.ClaimsPrimary() {
+		return true, false
 	}
-	return true, peerNotPrimary
+	snaps, err := s.peer.Snapshots(ctx, s.img)
+	if primary, known := rbd.PrimaryFromSnapshots(snaps); err != nil || !known || primary {
+		return true, false
+	}
+	s.addNote(fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", p.SiteName))
+	return true, true
 }
 
 // Promote (active site) makes each image primary. It asks Ceph for a
@@ -438,7 +435,7 @@ func (s *imageStep) peerNotPrimary(ctx context.Context) error {
 		if s.peer != nil {
 			snaps, err := s.peer.Snapshots(ctx, s.img)
 			if primary, known := rbd.PrimaryFromSnapshots(snaps); err == nil && known && !primary {
-				s.res.Note = fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", p.SiteName)
+				s.addNote(fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", p.SiteName))
 				return true, fast, nil
 			}
 		}

@@ -99,7 +99,7 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("want the list after %d status reads; %+v, calls %v", want, res, f.calls)
 		}
 	})
-	t.Run("a replayed demotion while the peer's record still claims primary: the peer's own snapshots are read beside the promote", func(t *testing.T) {
+	t.Run("a replayed demotion while the peer's record still claims primary: the peer's own snapshots after the promote, no status read first", func(t *testing.T) {
 		// Ceph 20.2: this site's report comes before the end of the
 		// peer's claim.
 		replayedClaimed := status(t, "s4_b_sees_demoted", "b")
@@ -108,23 +108,55 @@ func TestPromoteWithoutForce(t *testing.T) {
 		for _, c := range []struct {
 			name      string
 			peerSnaps []rbd.Snapshot
+			wantCalls []string // up to the peer's list
 			wantErr   string
 		}{
-			{"they say it is not primary: checked", peerDemoted, ""},
-			{"they say it is primary: both primary", list(own(8, 1795511190, "primary")), "BOTH SITES CLAIM PRIMARY"},
+			{"they say it is not primary: checked", peerDemoted, []string{"status", "status", "promote", "peer snaps"}, ""},
+			{"they say nothing (no mirror snapshot): the status decides after", list(), []string{"status", "status", "promote", "peer snaps", "status"}, "BOTH SITES CLAIM PRIMARY"},
+			{"they say it is primary: both primary", list(own(8, 1795511190, "primary")), []string{"status", "status", "promote", "peer snaps", "status"}, "BOTH SITES CLAIM PRIMARY"},
 		} {
 			f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b"), replayedClaimed}, promote: []error{nil}, peerSnaps: [][]rbd.Snapshot{c.peerSnaps}}
 			o, _ := opts()
 			o.SnapWatch, o.Timeout = -1, 20*time.Second
 			res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+			if n := len(c.wantCalls); len(f.calls) < n || !slices.Equal(f.calls[:n], c.wantCalls) || f.count("snaps") != 0 || f.count("promote") != 1 {
+				t.Errorf("%s: calls %v, want them to begin %v", c.name, f.calls, c.wantCalls)
+			}
 			if c.wantErr == "" {
-				if res.Err != nil || res.After != "primary" || !strings.Contains(res.Note, "read beside the promote") || f.count("status") != 2 || f.count("peer snaps") != 1 || f.count("snaps") != 0 {
+				if res.Err != nil || res.Before != "non-primary" || res.After != "primary" || !strings.Contains(res.Note, "its own snapshots say it is not") || len(f.calls) != len(c.wantCalls) {
 					t.Errorf("%s: %+v, calls %v", c.name, res, f.calls)
 				}
 				continue
 			}
-			if res.Err == nil || !strings.Contains(res.Err.Error(), c.wantErr) || f.count("promote") != 1 {
-				t.Errorf("%s: %+v, calls %v", c.name, res, f.calls)
+			if res.Err == nil || !strings.Contains(res.Err.Error(), c.wantErr) {
+				t.Errorf("%s: %+v", c.name, res)
+			}
+		}
+	})
+	t.Run("a replayed demotion whose peer no longer claims primary: the usual check after the promote, no peer list", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b"), status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}}
+		o, _ := opts()
+		o.SnapWatch = -1
+		res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
+		if want := []string{"status", "status", "promote", "status"}; res.Err != nil || !slices.Equal(f.calls, want) {
+			t.Errorf("%+v, calls %v, want %v", res, f.calls, want)
+		}
+	})
+	t.Run("a copy that stops replaying for any other reason is listed before a promote", func(t *testing.T) {
+		// rbd-mirror killed mid-copy (16.2 and 18.2: down+ "status not
+		// found"), stopped, or split-brain: only "remote image demoted"
+		// says the demotion is here.
+		notFound := status(t, "s3_b_replaying", "b")
+		notFound.State, notFound.Description = "down+unknown", "status not found"
+		stopped := status(t, "s3_b_replaying", "b")
+		stopped.State, stopped.Description = "up+stopped", "stopped"
+		for _, other := range []rbd.MirrorStatus{notFound, stopped, status(t, "s5_split_brain", "b")} {
+			f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b"), other}, promote: []error{nil}, snaps: [][]rbd.Snapshot{demotedCopy(false, 3)}}
+			o, _ := opts()
+			o.SnapWatch, o.Timeout = -1, 5*time.Second
+			failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o)
+			if slices.Index(f.calls, "snaps") != 2 || f.count("promote") != 0 {
+				t.Errorf("%s %q: want the list right after the two status reads and no promote of the partial copy; calls %v", other.State, other.Description, f.calls)
 			}
 		}
 	})

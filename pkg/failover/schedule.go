@@ -68,10 +68,7 @@ func scheduledFirst(work func(*imageStep, context.Context) error) func(*imageSte
 		}
 		err := work(s, ctx)
 		if s.scheduleNote != "" {
-			if s.res.Note != "" {
-				s.res.Note += "; "
-			}
-			s.res.Note += s.scheduleNote
+			s.addNote(s.scheduleNote)
 		}
 		return err
 	}

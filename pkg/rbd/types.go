@@ -103,9 +103,9 @@ const (
 	descLocalPrimary = "local image is primary"
 	descSplitBrain   = "split-brain"
 	descNotFound     = "status not found"
-	// descPeerDemoted: this site's replayer copied every snapshot of the
-	// peer's and found the newest a demotion (snapshot Replayer's
-	// scan_remote_mirror_snapshots), so it stopped.
+	// descPeerDemoted: this site's replayer found nothing more to copy
+	// and the peer's newest mirror snapshot a demotion (snapshot
+	// Replayer's scan_remote_mirror_snapshots), so it stopped.
 	descPeerDemoted = "remote image demoted"
 )
 
@@ -141,12 +141,14 @@ func (s MirrorStatus) Replayer() bool {
 // Replaying: a healthy non-primary copy following its primary.
 func (s MirrorStatus) Replaying() bool { return s.Known() && s.State == "up+replaying" }
 
-// DemotionReplayed: this site's rbd-mirror says it holds a complete copy of
-// the peer's demotion and nothing newer came from the peer. The daemon
-// writes it the moment its replayer stops, after the copy is marked
-// complete, but does not rewrite it when this site's role changes next (the
-// 18.2 lab showed it still there after a promote): only a change to it seen
-// while waiting says it is current.
+// DemotionReplayed: this site's rbd-mirror says it has nothing more to copy
+// and the peer's newest mirror snapshot is a demotion: in a relocation, the
+// copy of the demotion here is complete (the daemon marks it complete
+// first). Ceph writes the same when the peer's demotion is not complete on
+// the peer yet; then this copy's newest snapshot is not a demotion and
+// Ceph refuses a non-forced promote. The daemon does not rewrite it when
+// this site's role changes next (the 18.2 lab showed it still there after a
+// promote): only a change to it seen while waiting says it is current.
 func (s MirrorStatus) DemotionReplayed() bool {
 	return s.Known() && s.Description == descPeerDemoted
 }
