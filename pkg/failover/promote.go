@@ -110,8 +110,11 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus
 // untilPeerDemotes saw this site's rbd-mirror report the peer's demotion
 // replayed (rbd.MirrorStatus.DemotionReplayed): a list per image is what a
 // step of twenty spends most of its time on after the peer demotes, and
-// Ceph itself refuses a non-forced promote unless the newest snapshot here
-// is a complete copy of a demotion. It says whether the image was promoted;
+// the report says what the list would be read for: the replayer, copying
+// from the peer, found every snapshot copied up to the peer's demotion
+// (Ceph refuses a non-forced promote whose newest snapshot here is not a
+// demotion; this site's own demotion, which it would take, comes with
+// "remote image is not primary" instead). It says whether the image was promoted;
 // on any refusal or error the full checks run as without it.
 //
 // When the peer's record still claimed primary in that status (Ceph 20.2
