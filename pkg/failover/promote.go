@@ -13,13 +13,12 @@ import (
 // promoteImage is Promote's work on one image; Promote, below, says its rules.
 func (s *imageStep) promoteImage(ctx context.Context) error {
 	s.claimUntil = s.o.Clock.Now().Add(s.o.ClaimWatch)
-	if last, replayed := s.untilPeerDemotes(ctx); replayed {
-		if promoted, peerChecked := s.promoteReplayed(ctx, last); promoted {
-			if peerChecked {
-				return nil
-			}
-			return s.peerNotPrimary(ctx)
+	if last, replayed := s.untilPeerDemotes(ctx); replayed && s.promoteReplayed(ctx) {
+		claimedBy := ""
+		if p, ok := firstPeer(last); ok && p.ClaimsPrimary() {
+			claimedBy = p.SiteName
 		}
+		return s.peerNotPrimary(ctx, claimedBy)
 	}
 	s.hint(ctx)
 	primary, err := s.isPrimary(ctx)
@@ -51,7 +50,7 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 			return err
 		}
 	}
-	return s.peerNotPrimary(ctx)
+	return s.peerNotPrimary(ctx, "")
 }
 
 // untilPeerDemotes waits, in a step larger than o.SnapWatch, while this
@@ -62,12 +61,10 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 // where listing every image's snapshots is one per image, on the monitors
 // and OSDs the peer's demotion is about to be replayed into. Once the claim
 // is gone it waits on, for at most o.Stall, while this copy still replays:
-// the peer's demotion is being copied here (in one lab experiment Ceph
-// 16.2 and 18.2 dropped the claim up to 1.8 s before their rbd-mirror
-// reported the copy done, 18.2 even before the demote returned), and the
-// full checks would meanwhile
-// list and try every image every Poll. It only waits: the checks after it
-// decide. A forced promote goes on at once (the peer's record is all it
+// the peer's demotion is being copied here (the 16.2 and 18.2 recordings
+// s3_demote_replayed_early show the claim gone while this copy replays),
+// and the full checks would meanwhile list and try every image every Poll.
+// It only waits: the checks after it decide. A forced promote goes on at once (the peer's record is all it
 // has), and so does a small step, whose claim watch lists the snapshots
 // anyway.
 //
@@ -114,32 +111,16 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus
 // from the peer, found every snapshot copied up to the peer's demotion
 // (Ceph refuses a non-forced promote whose newest snapshot here is not a
 // demotion; this site's own demotion, which it would take, comes with
-// "remote image is not primary" instead). It says whether the image was promoted;
-// on any refusal or error the full checks run as without it.
-//
-// When the peer's record still claimed primary in that status (Ceph 20.2
-// wrote the end of the claim after this site's report in the lab), the
-// check that the peer is not primary goes straight to the peer's own
-// snapshots (with a peer reader), read once the promote returned, instead
-// of a status read first: it says whether they show the peer not primary,
-// which is peerNotPrimary passed.
-func (s *imageStep) promoteReplayed(ctx context.Context, last rbd.MirrorStatus) (promoted, peerChecked bool) {
+// "remote image is not primary" instead). It says whether the image was
+// promoted; on any refusal or error the full checks run as without it.
+func (s *imageStep) promoteReplayed(ctx context.Context) bool {
 	if err := s.c.Promote(ctx, s.img, false, s.o.ForceTimeout); err != nil {
 		s.o.Log.WithField("image", s.img.String()).WithError(err).Debug("promote on the replayed demotion refused; checking the snapshots")
-		return false, false
+		return false
 	}
 	s.res.Before, s.res.After, s.res.Action = "non-primary", "primary", "promoted"
 	s.res.Note = "this site's rbd-mirror reported the peer's demotion replayed"
-	p, _ := firstPeer(last)
-	if s.peer == nil || !p.ClaimsPrimary() {
-		return true, false
-	}
-	snaps, err := s.peer.Snapshots(ctx, s.img)
-	if primary, known := rbd.PrimaryFromSnapshots(snaps); err != nil || !known || primary {
-		return true, false
-	}
-	s.addNote(fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", p.SiteName))
-	return true, true
+	return true
 }
 
 // Promote (active site) makes each image primary. It asks Ceph for a
@@ -417,7 +398,12 @@ func peerDemoted(st rbd.MirrorStatus) bool {
 // snapshots, which say its role the moment it changes (librbd's rule,
 // rbd.PrimaryFromSnapshots): a peer whose newest mirror snapshot is not its
 // own primary one is not primary, whatever the record says.
-func (s *imageStep) peerNotPrimary(ctx context.Context) error {
+//
+// claimedBy names the peer when the caller's last status read, from just
+// before its promote, still had it claim primary (Ceph 20.2 can end the
+// claim after this site's report of the replayed demotion): the peer's own
+// snapshots are then asked first, before the status is read again.
+func (s *imageStep) peerNotPrimary(ctx context.Context, claimedBy string) error {
 	o := s.o
 	var claim string
 	until := o.Clock.Now().Add(o.BothPrimaryGrace)
@@ -425,6 +411,9 @@ func (s *imageStep) peerNotPrimary(ctx context.Context) error {
 		until = s.deadline
 	}
 	start := o.Clock.Now()
+	if claimedBy != "" && s.peerSaysNotPrimary(ctx, claimedBy) {
+		return nil
+	}
 	err := waitUntil(ctx, o, until, func() (bool, pace, error) {
 		st, err := s.c.MirrorStatus(ctx, s.img)
 		if err != nil {
@@ -435,12 +424,8 @@ func (s *imageStep) peerNotPrimary(ctx context.Context) error {
 			return true, fast, nil
 		}
 		claim = p.SiteName
-		if s.peer != nil {
-			snaps, err := s.peer.Snapshots(ctx, s.img)
-			if primary, known := rbd.PrimaryFromSnapshots(snaps); err == nil && known && !primary {
-				s.addNote(fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", p.SiteName))
-				return true, fast, nil
-			}
+		if s.peerSaysNotPrimary(ctx, p.SiteName) {
+			return true, fast, nil
 		}
 		// Right after a demotion the peer's record here takes a few
 		// seconds to stop saying primary: look often at first.
@@ -453,4 +438,20 @@ func (s *imageStep) peerNotPrimary(ctx context.Context) error {
 		return fmt.Errorf("BOTH SITES CLAIM PRIMARY: peer %s still reports its copy primary; the app must not start here until that site is demoted (its own sync does that, or rbd mirror image demote %s there): %w", claim, s.img, err)
 	}
 	return err
+}
+
+// peerSaysNotPrimary reads the peer's own snapshots (with s.peer; nil says
+// no) and says whether they show it not primary, noting so in the report:
+// then the claim to be primary that site's record still makes here is
+// stale.
+func (s *imageStep) peerSaysNotPrimary(ctx context.Context, site string) bool {
+	if s.peer == nil {
+		return false
+	}
+	snaps, err := s.peer.Snapshots(ctx, s.img)
+	if primary, known := rbd.PrimaryFromSnapshots(snaps); err != nil || !known || primary {
+		return false
+	}
+	s.addNote(fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", site))
+	return true
 }

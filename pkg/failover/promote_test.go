@@ -80,8 +80,8 @@ func TestPromoteWithoutForce(t *testing.T) {
 	})
 	t.Run("a larger step waits on the shared status while the peer's demotion is copied here after its claim is gone, for at most Stall", func(t *testing.T) {
 		claimed := status(t, "s3_b_replaying", "b")
-		// Ceph 16.2 and 18.2 drop the claim before this site's
-		// rbd-mirror reports the copy done (the lab: up to 1.8 s).
+		// Ceph 16.2 and 18.2 can drop the claim before this site's
+		// rbd-mirror reports the copy done (s3_demote_replayed_early).
 		copying := status(t, "s3_b_replaying", "b")
 		copying.PeerSites = slices.Clone(copying.PeerSites)
 		copying.PeerSites[0].State, copying.PeerSites[0].Description = "up+unknown", "remote image is not primary"
