@@ -106,6 +106,20 @@ func (f *fake) count(call string) int {
 	return n
 }
 
+// changes are the calls made that ask Ceph to change something.
+func (f *fake) changes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.calls {
+		switch c {
+		case "promote", "promote --force", "demote", "resync", "set meta":
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func next[T any](list *[]T) T {
 	var v T
 	if len(*list) == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -346,4 +347,52 @@ func TestForcedPromoteWaitsForThisSitesRbdMirror(t *testing.T) {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
 	})
+}
+
+// The status read started beside the schedule read decides only what comes
+// before the step's first promote attempt: a peer seen gone then may be
+// back, primary, by the time the attempts end, and forcing on the old read
+// would split the brain.
+func TestPromoteForcedDecidesOnAStatusReadAfterItsAttempts(t *testing.T) {
+	peerBack := status(t, "s3_b_replaying", "b") // site-a up again, "local image is primary"
+	peerDown := status(t, "s3_b_replaying", "b")
+	peerDown.PeerSites[0].State = "down+stopped"
+	// The demotion's copy is complete here, yet Ceph refuses: the step
+	// retries without reading the status until the copy stalls.
+	f := &backDuringAttempts{fake: &fake{promote: []error{notYet}, snaps: [][]rbd.Snapshot{list(copied(9, 8, "demoted", true, 16))}}, down: peerDown, back: peerBack, read: make(chan struct{})}
+	o, _ := opts()
+	o.Force, o.Timeout = true, time.Minute
+	res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+	if f.count("promote --force") != 0 || res.Err == nil || !strings.Contains(res.Err.Error(), "reports itself primary") {
+		t.Errorf("%+v, calls %v", res, f.calls)
+	}
+	if f.count("status") < 2 || f.count("promote") < 2 {
+		t.Errorf("want the attempts, then a new status read; calls %v", f.calls)
+	}
+}
+
+// backDuringAttempts: the peer is gone until the first promote attempt,
+// which waits for the first status read, and back, primary, after it.
+type backDuringAttempts struct {
+	*fake
+	down, back rbd.MirrorStatus
+	read       chan struct{}
+	once       sync.Once
+}
+
+func (f *backDuringAttempts) MirrorStatus(ctx context.Context, img rbd.Image) (rbd.MirrorStatus, error) {
+	f.record("status")
+	defer f.once.Do(func() { close(f.read) })
+	if f.count("promote") > 0 {
+		return f.back, nil
+	}
+	return f.down, nil
+}
+
+func (f *backDuringAttempts) Promote(ctx context.Context, img rbd.Image, force bool, timeout time.Duration) error {
+	select {
+	case <-f.read:
+	case <-time.After(time.Second):
+	}
+	return f.fake.Promote(ctx, img, force, timeout)
 }

@@ -37,7 +37,38 @@ type imageStep struct {
 	// claimUntil ends promote's waits on the peer's claim to be primary
 	// (o.ClaimWatch after the image's promote began).
 	claimUntil time.Time
+	// early is the status read started beside the schedule read
+	// (statusAhead), for the step's first status read (readStatus); nil
+	// once taken. Every path reads the status before it changes anything,
+	// but promote's attempts, which may read it after (dropEarly).
+	early func() (rbd.MirrorStatus, error)
+	// listed is the snapshot list started beside the schedule read
+	// (promoteAhead), for the step's first list (listAhead); nil once taken.
+	listed func()
 }
+
+// statusAhead starts the image's status read now, beside the step's other
+// first reads; the step's first status read takes it (readStatus).
+func (s *imageStep) statusAhead(ctx context.Context, reads *sync.WaitGroup) {
+	read := s.statusRead(ctx)
+	s.early = read
+	reads.Go(func() { _, _ = read() })
+}
+
+// readStatus reads the image's status: the first time, the read
+// statusAhead started, if any and not dropped (dropEarly).
+func (s *imageStep) readStatus(ctx context.Context) (rbd.MirrorStatus, error) {
+	if early := s.early; early != nil {
+		s.early = nil
+		return early()
+	}
+	return s.c.MirrorStatus(ctx, s.img)
+}
+
+// dropEarly comes before a promote attempt: a status read started before
+// it must not decide what follows it (a promote that timed out may have
+// landed, and a peer seen gone may be back, primary).
+func (s *imageStep) dropEarly() { s.early = nil }
 
 // step runs work, a step's work on one image (a method of imageStep), over
 // the images within the step's budget, each on its own copy of each (which

@@ -10,7 +10,7 @@ import (
 
 // prepareImage is Prepare's work on one image; Prepare, below, says its rules.
 func (s *imageStep) prepareImage(ctx context.Context) error {
-	if st, err := s.c.MirrorStatus(ctx, s.img); err == nil && !st.Error() {
+	if st, err := s.readStatus(ctx); err == nil && !st.Error() {
 		s.res.Before, s.res.After = "not in error", "not in error"
 		s.res.Note = fmt.Sprintf("%s %q", st.State, st.Description)
 		return nil
@@ -65,5 +65,5 @@ func (s *imageStep) prepareImage(ctx context.Context) error {
 // that no mirror snapshot schedule here covers that often (scheduled): promote
 // is about to leave them all primary, and nothing is changed yet.
 func Prepare(ctx context.Context, c Rbd, images []rbd.Image, o Options) Report {
-	return step(ctx, images, imageStep{c: c, o: o}, scheduledFirst((*imageStep).prepareImage))
+	return step(ctx, images, imageStep{c: c, o: o}, scheduledFirst((*imageStep).prepareImage, (*imageStep).statusAhead))
 }

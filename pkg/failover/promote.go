@@ -20,7 +20,7 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 		}
 		return s.peerNotPrimary(ctx, claimedBy)
 	}
-	s.hint(ctx)
+	s.listAhead(ctx)
 	primary, err := s.isPrimary(ctx)
 	if err != nil {
 		return err
@@ -74,7 +74,7 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 // (promoteReplayed).
 func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus, replayedHere bool) {
 	o := s.o
-	if o.Force || s.count <= o.SnapWatch {
+	if !s.waitsOnDemotion() {
 		return last, false
 	}
 	until := s.claimUntil
@@ -84,7 +84,7 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus
 	sawReplaying := false
 	var claimGone time.Time // when the copy was first seen replaying from a peer that no longer claims primary
 	_ = waitUntil(ctx, o, until, func() (bool, pace, error) {
-		st, err := s.c.MirrorStatus(ctx, s.img)
+		st, err := s.readStatus(ctx)
 		last = st
 		if err != nil || !st.Replaying() {
 			replayedHere = err == nil && sawReplaying && st.DemotionReplayed()
@@ -136,7 +136,35 @@ func (s *imageStep) promoteReplayed(ctx context.Context) bool {
 // o.RPO, it refuses an image that no mirror snapshot schedule here covers
 // that often (scheduled).
 func Promote(ctx context.Context, c Rbd, peer Peer, images []rbd.Image, o Options) Report {
-	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, scheduledFirst((*imageStep).promoteImage))
+	return step(ctx, images, imageStep{c: c, peer: peer, o: o}, scheduledFirst((*imageStep).promoteImage, (*imageStep).promoteAhead))
+}
+
+// waitsOnDemotion: the step first waits, on the status alone, while the
+// peer claims primary (untilPeerDemotes), before it lists the snapshots.
+func (s *imageStep) waitsOnDemotion() bool { return !s.o.Force && s.count > s.o.SnapWatch }
+
+// promoteAhead starts promoteImage's first reads beside the schedule read:
+// the status, and this site's snapshot list unless a wait comes before the
+// list (waitsOnDemotion), which must then be read after it. An image found
+// primary already is then decided on reads that took one rbd process's
+// time together.
+func (s *imageStep) promoteAhead(ctx context.Context, reads *sync.WaitGroup) {
+	s.statusAhead(ctx, reads)
+	if !s.waitsOnDemotion() {
+		s.listed = sync.OnceFunc(func() { s.hint(ctx) })
+		reads.Go(s.listed)
+	}
+}
+
+// listAhead reads this site's snapshot list into s.snaps, as hint does: the
+// first time, the list promoteAhead started, if any.
+func (s *imageStep) listAhead(ctx context.Context) {
+	if listed := s.listed; listed != nil {
+		s.listed = nil
+		listed()
+		return
+	}
+	s.hint(ctx)
 }
 
 // notSplitBrain refuses to promote a copy whose history split from the
@@ -147,7 +175,7 @@ func (s *imageStep) notSplitBrain(ctx context.Context) error {
 	if s.o.Force {
 		return nil
 	}
-	st, err := s.c.MirrorStatus(ctx, s.img)
+	st, err := s.readStatus(ctx)
 	if err != nil || !st.SplitBrain() {
 		return nil // nothing known against it; Ceph's own checks decide
 	}
@@ -226,7 +254,7 @@ func (s *imageStep) promote(ctx context.Context) error {
 		// The status, read at most once a round (for every image at
 		// once, rbd.Batched), says whether the peer claims primary and
 		// paces the next round.
-		status := sync.OnceValues(func() (rbd.MirrorStatus, error) { return c.MirrorStatus(ctx, img) })
+		status := sync.OnceValues(func() (rbd.MirrorStatus, error) { return s.readStatus(ctx) })
 		switch {
 		case s.snapsErr != nil:
 			// Without the list, a promote could land on a partial copy.
@@ -260,6 +288,7 @@ func (s *imageStep) promote(ctx context.Context) error {
 			// peer's demote.
 			last = errors.New("its status record here says the peer's copy is primary")
 		default:
+			s.dropEarly()
 			err := c.Promote(ctx, img, false, o.ForceTimeout)
 			switch {
 			case err == nil || errors.Is(err, rbd.ErrAlreadyPrimary):
@@ -415,7 +444,7 @@ func (s *imageStep) peerNotPrimary(ctx context.Context, claimedBy string) error 
 		return nil
 	}
 	err := waitUntil(ctx, o, until, func() (bool, pace, error) {
-		st, err := s.c.MirrorStatus(ctx, s.img)
+		st, err := s.readStatus(ctx)
 		if err != nil {
 			return false, backOff, err
 		}

@@ -60,9 +60,16 @@ func (s *imageStep) scheduled(ctx context.Context) error {
 }
 
 // scheduledFirst runs work on an image only once s.scheduled passed, and
-// adds the schedule's note to the image's report row.
-func scheduledFirst(work func(*imageStep, context.Context) error) func(*imageStep, context.Context) error {
+// adds the schedule's note to the image's report row. ahead starts the
+// reads work begins with beside the schedule read: they only read, and
+// work takes them only once the schedules passed. A sync that has nothing
+// to move is those reads alone, so they then cost one rbd process's time,
+// not one after the other.
+func scheduledFirst(work func(*imageStep, context.Context) error, ahead func(*imageStep, context.Context, *sync.WaitGroup)) func(*imageStep, context.Context) error {
 	return func(s *imageStep, ctx context.Context) error {
+		var reads sync.WaitGroup
+		defer reads.Wait()
+		ahead(s, ctx, &reads)
 		if err := s.scheduled(ctx); err != nil {
 			return err
 		}
