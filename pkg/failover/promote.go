@@ -37,20 +37,30 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 			return err
 		}
 		s.res.After = "primary"
-		if s.res.Action == forcePromoted {
-			if err := s.stamp(ctx); err != nil {
-				return err
-			}
-		}
+	}
+	return s.primaryChecks(ctx)
+}
+
+// primaryChecks runs, side by side, what an image primary here still
+// takes: the stamp of a forced promote made by this step, with --force the
+// wait for this site's rbd-mirror to let go of the image (also when a sync
+// finds it primary already: an earlier one may have promoted it while a
+// stuck rbd-mirror held it), and the check that the peer is not primary
+// too. Each reads or writes only its own, and one after the other they
+// were a forced promote's three rbd calls in a row (their status reads now
+// share one, rbd.Batched). Every failure is reported.
+func (s *imageStep) primaryChecks(ctx context.Context) error {
+	var stamped, letGo error
+	var checks sync.WaitGroup
+	if s.res.Action == forcePromoted {
+		checks.Go(func() { stamped = s.stamp(ctx) })
 	}
 	if s.o.Force {
-		// Also when a sync finds it primary already: an earlier one may
-		// have promoted it while a stuck rbd-mirror held it.
-		if err := s.mirrorLetGo(ctx); err != nil {
-			return err
-		}
+		checks.Go(func() { letGo = s.mirrorLetGo(ctx) })
 	}
-	return s.peerNotPrimary(ctx, "")
+	notPrimary := s.peerNotPrimary(ctx, "")
+	checks.Wait()
+	return errors.Join(stamped, letGo, notPrimary)
 }
 
 // untilPeerDemotes waits, in a step larger than o.SnapWatch, while this

@@ -3,6 +3,7 @@ package failover_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,4 +122,72 @@ func TestDemoteRefusesAnOlderClaim(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sideBySide is a fake whose stamp waits, for at most a second, until the
+// lock's holder and two statuses (the rbd-mirror's and the peer's claim)
+// have been read since the forced promote, and notes whether they were.
+type sideBySide struct {
+	*fake
+	overlapped bool
+}
+
+func (f *sideBySide) SetMeta(ctx context.Context, img rbd.Image, key, value string) error {
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !f.overlapped; time.Sleep(time.Millisecond) {
+		calls := f.snapshotCalls()
+		after := calls[slices.Index(calls, "promote --force")+1:]
+		f.overlapped = slices.Contains(after, "lockers") && strings.Count(strings.Join(after, " "), "status") >= 2
+	}
+	return f.fake.SetMeta(ctx, img, key, value)
+}
+
+func (f *sideBySide) snapshotCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// claimAfterForce: the peer's record says it is gone until this site's
+// forced promote, and primary after it.
+type claimAfterForce struct {
+	*fake
+	gone, claim rbd.MirrorStatus
+}
+
+func (f *claimAfterForce) MirrorStatus(context.Context, rbd.Image) (rbd.MirrorStatus, error) {
+	f.record("status")
+	if f.count("promote --force") > 0 {
+		return f.claim, nil
+	}
+	return f.gone, nil
+}
+
+// After a forced promote, its stamp, the wait for this site's rbd-mirror to
+// let go and the check that the peer is not primary run side by side, and
+// a failure of one does not hide another's.
+func TestForcedPromoteChecksSideBySide(t *testing.T) {
+	peerDown := status(t, "s3_b_replaying", "b")
+	peerDown.PeerSites[0].State = "down+stopped"
+	t.Run("side by side", func(t *testing.T) {
+		f := &sideBySide{fake: &fake{statuses: []rbd.MirrorStatus{peerDown}, promote: []error{notYet}}}
+		o, _ := opts()
+		o.Force = true
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "force-promoted" || f.count("set meta") != 1 {
+			t.Fatalf("%+v, calls %v", res, f.calls)
+		}
+		if !f.overlapped {
+			t.Errorf("the stamp was written before the lock's holder and the statuses after the promote were read; calls %v", f.calls)
+		}
+	})
+	t.Run("the stamp fails and the peer claims primary: both said", func(t *testing.T) {
+		f := &claimAfterForce{fake: &fake{promote: []error{notYet}, setMetaErr: []error{errors.New("Operation not permitted")}},
+			gone: peerDown, claim: status(t, "s3_b_replaying", "b")} // site-a up again, "local image is primary"
+		o, _ := opts()
+		o.Force, o.Timeout = true, time.Minute
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "promoted, but recording when") || !strings.Contains(res.Err.Error(), "BOTH SITES CLAIM PRIMARY") {
+			t.Errorf("%v; calls %v", res.Err, f.calls)
+		}
+	})
 }

@@ -1135,6 +1135,27 @@ func roundsFromEnv() int {
 	return n
 }
 
+// forcedRounds is how many times scenario 4 measures the forced promote,
+// the floor's and the hook's, and its ratio is taken of each side's
+// fastest round. Ceph's own forced promote of one image takes about 4.8 s
+// or about 8.7 s at random, with the raw CLI as with the hook, however the
+// calls are spaced (the lab on 20.2, ten in a row: five of each): librbd's
+// snapshot PromoteRequest lists the image's watchers after its orphan
+// snapshot, and while this site's rbd-mirror still watches it waits for an
+// update notification, checked on a one-second tick, or five ticks. The
+// rbd-mirror's own header update comes one second after the orphan, and
+// whichever of that and the tick comes first by a few milliseconds decides
+// whether the next list finds the rbd-mirror gone (4.8 s) or still there, so
+// that five more ticks pass (8.7 s); the debug logs are quoted in
+// docs/development.md. A median of three rounds of such a coin is itself a
+// coin: the medians put 9.47 s of hooks against a 4.60 s floor in one run
+// (16.2) and 8.49 s against 4.48 s in another (20.2), ratios of 2.05 and
+// 1.90. The fastest of five rounds on each side is the same branch of that race on
+// both (all five on the slow one has odds of 1 in 32), and what is left
+// between them is the hook's own time; the samples and medians are logged
+// beside the line.
+var forcedRounds = max(rounds, 5)
+
 // Twenty images and one, in rounds: first the floor, what Ceph itself
 // needs, with the raw rbd CLI (demote, poll the complete copy, promote) from
 // site-a to site-b; then the hook steps, with their defaults, back to
@@ -1340,15 +1361,17 @@ func rawRelocate(t *testing.T, from, to string, specs ...string) time.Duration {
 // primary, resyncs from site-b, and ends with site-b's data.
 func disasterAndReturn(t *testing.T) {
 	spec := newImage(t, "disaster", 8)
-	// The forced failover is measured in rounds too (see rounds): the hook
-	// steps on spec and the others, the floor on floors.
+	// The forced failover is measured in rounds too (forcedRounds): the
+	// hook steps on spec and the others, the floor on floors.
 	hooked, floors := []string{spec}, []string{}
-	for i := range rounds {
-		floors = append(floors, newImage(t, fmt.Sprintf("disaster-floor-%d", i), 8))
+	for i := range forcedRounds {
+		floors = append(floors, fmt.Sprintf("%s/disaster-floor-%d", pool, i))
 		if i > 0 {
-			hooked = append(hooked, newImage(t, fmt.Sprintf("disaster-%d", i), 8))
+			hooked = append(hooked, fmt.Sprintf("%s/disaster-%d", pool, i))
 		}
 	}
+	dir := t.TempDir()
+	eachImage(t, append(slices.Clone(floors), hooked[1:]...), func(s string) error { return makeImage(dir, s, 8) })
 	// The mon caps of a forced failover and of the return: an image whose
 	// writer holds its lock when site-a dies (tryMonR, whose users are made
 	// now, while site-a is up).
@@ -1380,7 +1403,8 @@ func disasterAndReturn(t *testing.T) {
 	// By now site-a has been dead longer than its rbd-mirror's watch timeout
 	// (15 s in the lab): the floor is the raw forced promote.
 	var floorTook, hookTook []time.Duration
-	for i := range rounds {
+	measured := measure(t)
+	for i := range forcedRounds {
 		start := time.Now()
 		if err := client("site-b").Promote(context.Background(), image(floors[i]), true, 2*time.Minute); err != nil {
 			t.Fatalf("raw forced promote: %v", err)
@@ -1393,9 +1417,10 @@ func disasterAndReturn(t *testing.T) {
 			record("4 forced promote after site-a was killed", time.Since(killed))
 		}
 	}
+	measured()
 	tryMonR(t, "forced-promote", "site-b", "promote", "--timeout=4m", "--force", noPeerReader, locked)
-	t.Logf("forced failover of 1 image: floor %v, hooks %v", floorTook, hookTook)
-	floorRatio("forced-failover-1-image-peer-dead", median(hookTook), median(floorTook))
+	t.Logf("forced failover of 1 image: floor %v, hooks %v (medians %v and %v)", floorTook, hookTook, median(floorTook), median(hookTook))
+	floorRatio("forced-failover-1-image-peer-dead", slices.Min(hookTook), slices.Min(floorTook))
 	if !strings.Contains(r.stdout, "forced: data as of") {
 		t.Errorf("the forced promote does not report the data's age:\n%s", r.stdout)
 	}
