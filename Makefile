@@ -51,10 +51,12 @@ e2e-cmpserver: tools ## Argo CD's own cmp-server (v2 and v3) against the built b
 # mon caps of a planned relocation (11), measuring in CEPH_CORE_ROUNDS rounds.
 # The core releases run side by side, each with its own lab on its own
 # loopback addresses, after the full run (which runs alone: its timings are
-# the reference ones); scenario 4's forced promotes, five rounds (test/ceph's
-# forcedRounds), are measured under the same lock as scenario 8. Side by side, one round's floor ratio swung between
-# 1.0 and 2.1 from run to run: the ratios are medians of three rounds, as on
-# the full run (the two core suites took 646-665 s instead of 433-453 s).
+# the reference ones). Side by side, one round's floor ratio swung between
+# 1.0 and 2.1 from run to run: the relocations' ratios are medians of three
+# rounds, as on the full run (the two core suites took 646-665 s instead of
+# 433-453 s); scenario 4's forced promotes, five rounds each side (test/ceph's
+# forcedRounds, docs/development.md), are measured under the same lock as
+# scenario 8's relocations (the core suites: 583-719 s, 2026-12-07).
 CEPH_FULL        ?= sid
 CEPH_CORE_SUITES ?= trixie bookworm
 CEPH_CORE        ?= TestScenarios/(4_|8_|9_|11_)
