@@ -392,7 +392,7 @@ func (f *backDuringAttempts) MirrorStatus(ctx context.Context, img rbd.Image) (r
 func (f *backDuringAttempts) Promote(ctx context.Context, img rbd.Image, force bool, timeout time.Duration) error {
 	select {
 	case <-f.read:
-	case <-time.After(time.Second):
+	case <-time.After(3 * time.Second):
 	}
 	return f.fake.Promote(ctx, img, force, timeout)
 }

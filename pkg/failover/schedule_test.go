@@ -93,7 +93,7 @@ func TestScheduleNotCheckedWithoutRPO(t *testing.T) {
 	}
 }
 
-// inFlight is a fake whose reads each wait, for at most a second, until
+// inFlight is a fake whose reads each wait, for at most three seconds, until
 // want reads are in flight at once, and counts the most that were: reads
 // made one after the other show as one at a time.
 type inFlight struct {
@@ -119,7 +119,7 @@ func (f *inFlight) read() (done func()) {
 	f.mu.Unlock()
 	select {
 	case <-f.all:
-	case <-time.After(time.Second):
+	case <-time.After(3 * time.Second):
 	}
 	return func() {
 		f.mu.Lock()

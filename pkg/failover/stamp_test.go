@@ -124,7 +124,7 @@ func TestDemoteRefusesAnOlderClaim(t *testing.T) {
 	}
 }
 
-// sideBySide is a fake whose stamp waits, for at most a second, until the
+// sideBySide is a fake whose stamp waits, for at most three seconds, until the
 // lock's holder and two statuses (the rbd-mirror's and the peer's claim)
 // have been read since the forced promote, and notes whether they were.
 type sideBySide struct {
@@ -133,7 +133,7 @@ type sideBySide struct {
 }
 
 func (f *sideBySide) SetMeta(ctx context.Context, img rbd.Image, key, value string) error {
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !f.overlapped; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !f.overlapped; time.Sleep(time.Millisecond) {
 		calls := f.snapshotCalls()
 		after := calls[slices.Index(calls, "promote --force")+1:]
 		f.overlapped = slices.Contains(after, "lockers") && strings.Count(strings.Join(after, " "), "status") >= 2
