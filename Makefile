@@ -56,7 +56,7 @@ e2e-cmpserver: tools ## Argo CD's own cmp-server (v2 and v3) against the built b
 # rounds, as on the full run (the two core suites took 646-665 s instead of
 # 433-453 s); scenario 4's forced promotes, five rounds each side (test/ceph's
 # forcedRounds, docs/development.md), are measured under the same lock as
-# scenario 8's relocations (the core suites: 583-719 s, 2026-12-07).
+# scenario 8's relocations (the core suites: 578-719 s, 2026-12-07).
 CEPH_FULL        ?= sid
 CEPH_CORE_SUITES ?= trixie bookworm
 CEPH_CORE        ?= TestScenarios/(4_|8_|9_|11_)

@@ -48,7 +48,8 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 // stuck rbd-mirror held it), and the check that the peer is not primary
 // too. Each reads or writes only its own, and one after the other they
 // were a forced promote's three rbd calls in a row (their status reads now
-// share one, rbd.Batched). Every failure is reported.
+// ask at once, so rbd.Batched can answer both with one read). Every failure
+// is reported.
 func (s *imageStep) primaryChecks(ctx context.Context) error {
 	var stamped, letGo error
 	var checks sync.WaitGroup

@@ -1142,18 +1142,18 @@ func roundsFromEnv() int {
 // calls are spaced (the lab on 20.2, ten in a row: five of each): librbd's
 // snapshot PromoteRequest lists the image's watchers after its orphan
 // snapshot, and while this site's rbd-mirror still watches it waits for an
-// update notification, checked on a one-second tick, or five ticks. The
-// rbd-mirror's own header update comes one second after the orphan, and
+// update notification, checked on a one-second tick, or five ticks. A
+// header update notification comes one second after the orphan, and
 // whichever of that and the tick comes first by a few milliseconds decides
 // whether the next list finds the rbd-mirror gone (4.8 s) or still there, so
 // that five more ticks pass (8.7 s); the debug logs are quoted in
 // docs/development.md. A median of three rounds of such a coin is itself a
-// coin: the medians put 9.47 s of hooks against a 4.60 s floor in one run
+// coin: the medians put 9.46 s of hooks against a 4.60 s floor in one run
 // (16.2) and 8.49 s against 4.48 s in another (20.2), ratios of 2.05 and
-// 1.90. The fastest of five rounds on each side is the same branch of that race on
-// both (all five on the slow one has odds of 1 in 32), and what is left
-// between them is the hook's own time; the samples and medians are logged
-// beside the line.
+// 1.90. The fastest of five rounds on each side is the same branch of that
+// race on both (all five on the slow one, at even odds for each: 1 in 32),
+// and what is left between them is the hook's own time; the samples and
+// medians are logged beside the line.
 var forcedRounds = max(rounds, 5)
 
 // Twenty images and one, in rounds: first the floor, what Ceph itself
