@@ -13,12 +13,8 @@ import (
 // promoteImage is Promote's work on one image; Promote, below, says its rules.
 func (s *imageStep) promoteImage(ctx context.Context) error {
 	s.claimUntil = s.o.Clock.Now().Add(s.o.ClaimWatch)
-	if last, replayed := s.untilPeerDemotes(ctx); replayed && s.promoteReplayed(ctx) {
-		claimedBy := ""
-		if p, ok := firstPeer(last); ok && p.ClaimsPrimary() {
-			claimedBy = p.SiteName
-		}
-		return s.peerNotPrimary(ctx, claimedBy)
+	if s.untilPeerDemotes(ctx) && s.promoteReplayed(ctx) {
+		return s.peerNotPrimary(ctx)
 	}
 	s.listAhead(ctx)
 	primary, err := s.isPrimary(ctx)
@@ -59,7 +55,7 @@ func (s *imageStep) primaryChecks(ctx context.Context) error {
 	if s.o.Force {
 		checks.Go(func() { letGo = s.mirrorLetGo(ctx) })
 	}
-	notPrimary := s.peerNotPrimary(ctx, "")
+	notPrimary := s.peerNotPrimary(ctx)
 	checks.Wait()
 	return errors.Join(stamped, letGo, notPrimary)
 }
@@ -79,14 +75,13 @@ func (s *imageStep) primaryChecks(ctx context.Context) error {
 // has), and so does a small step, whose claim watch lists the snapshots
 // anyway.
 //
-// It returns the last status it read, and says whether it saw this copy
-// replaying and then this site's rbd-mirror report the peer's demotion
-// replayed: that report was written during the wait, so it is current
-// (promoteReplayed).
-func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus, replayedHere bool) {
+// It says whether it saw this copy replaying and then this site's
+// rbd-mirror report the peer's demotion replayed: that report was written
+// during the wait, so it is current (promoteReplayed).
+func (s *imageStep) untilPeerDemotes(ctx context.Context) (replayedHere bool) {
 	o := s.o
 	if !s.waitsOnDemotion() {
-		return last, false
+		return false
 	}
 	until := s.claimUntil
 	if s.deadline.Before(until) {
@@ -96,7 +91,6 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus
 	var claimGone time.Time // when the copy was first seen replaying from a peer that no longer claims primary
 	_ = waitUntil(ctx, o, until, func() (bool, pace, error) {
 		st, err := s.readStatus(ctx)
-		last = st
 		if err != nil || !st.Replaying() {
 			replayedHere = err == nil && sawReplaying && st.DemotionReplayed()
 			return true, fast, nil
@@ -111,7 +105,7 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus
 		}
 		return now.Sub(claimGone) >= o.Stall, fast, nil
 	})
-	return last, replayedHere
+	return replayedHere
 }
 
 // promoteReplayed promotes without listing the snapshots first, when
@@ -439,11 +433,13 @@ func peerDemoted(st rbd.MirrorStatus) bool {
 // rbd.PrimaryFromSnapshots): a peer whose newest mirror snapshot is not its
 // own primary one is not primary, whatever the record says.
 //
-// claimedBy names the peer when the caller's last status read, from just
-// before its promote, still had it claim primary (Ceph 20.2 can end the
-// claim after this site's report of the replayed demotion): the peer's own
-// snapshots are then asked first, before the status is read again.
-func (s *imageStep) peerNotPrimary(ctx context.Context, claimedBy string) error {
+// The record is read first, also when the promote's last read still had
+// the peer claim primary (Ceph 20.2 can end the claim a fifth of a second
+// after this site's report of the replayed demotion, and a promote takes
+// longer): a read started after the promote, shared by the step's images
+// (rbd.Batched), mostly finds the claim gone, where the peer's snapshots
+// are an rbd process per image.
+func (s *imageStep) peerNotPrimary(ctx context.Context) error {
 	o := s.o
 	var claim string
 	until := o.Clock.Now().Add(o.BothPrimaryGrace)
@@ -451,9 +447,6 @@ func (s *imageStep) peerNotPrimary(ctx context.Context, claimedBy string) error 
 		until = s.deadline
 	}
 	start := o.Clock.Now()
-	if claimedBy != "" && s.peerSaysNotPrimary(ctx, claimedBy) {
-		return nil
-	}
 	err := waitUntil(ctx, o, until, func() (bool, pace, error) {
 		st, err := s.readStatus(ctx)
 		if err != nil {
