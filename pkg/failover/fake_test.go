@@ -251,6 +251,25 @@ func (p peer) Snapshots(context.Context, rbd.Image) ([]rbd.Snapshot, error) {
 	return next(&p.f.peerSnaps), p.f.peerErr
 }
 
+// stuckPeer is a peer whose snapshot list answers only once its call is
+// cancelled (then it records "peer cancelled"), or after three seconds.
+type stuckPeer struct{ f *fake }
+
+func (p stuckPeer) Snapshots(ctx context.Context, img rbd.Image) ([]rbd.Snapshot, error) {
+	p.f.record("peer snaps")
+	select {
+	case <-ctx.Done():
+		p.f.record("peer cancelled")
+		return nil, ctx.Err()
+	case <-time.After(3 * time.Second):
+		return peer(p).Snapshots(ctx, img)
+	}
+}
+
+func (p stuckPeer) HeaderMeta(ctx context.Context, img rbd.Image, key string) (string, bool, error) {
+	return peer(p).HeaderMeta(ctx, img, key)
+}
+
 var notYet = &rbd.CmdError{Args: []string{"mirror", "image", "promote"}, ExitCode: 16, Stderr: "image is primary within a remote cluster or demotion is not propagated yet"}
 
 // opts is a step's options on a fake clock, with every default but the

@@ -13,8 +13,12 @@ import (
 // promoteImage is Promote's work on one image; Promote, below, says its rules.
 func (s *imageStep) promoteImage(ctx context.Context) error {
 	s.claimUntil = s.o.Clock.Now().Add(s.o.ClaimWatch)
-	if s.untilPeerDemotes(ctx) && s.promoteReplayed(ctx) {
-		return s.peerNotPrimary(ctx)
+	if last, replayed := s.untilPeerDemotes(ctx); replayed && s.promoteReplayed(ctx) {
+		claimedBy := ""
+		if p, ok := firstPeer(last); ok && p.ClaimsPrimary() {
+			claimedBy = p.SiteName
+		}
+		return s.peerNotPrimary(ctx, claimedBy)
 	}
 	s.listAhead(ctx)
 	primary, err := s.isPrimary(ctx)
@@ -55,7 +59,7 @@ func (s *imageStep) primaryChecks(ctx context.Context) error {
 	if s.o.Force {
 		checks.Go(func() { letGo = s.mirrorLetGo(ctx) })
 	}
-	notPrimary := s.peerNotPrimary(ctx)
+	notPrimary := s.peerNotPrimary(ctx, "")
 	checks.Wait()
 	return errors.Join(stamped, letGo, notPrimary)
 }
@@ -75,13 +79,14 @@ func (s *imageStep) primaryChecks(ctx context.Context) error {
 // has), and so does a small step, whose claim watch lists the snapshots
 // anyway.
 //
-// It says whether it saw this copy replaying and then this site's
-// rbd-mirror report the peer's demotion replayed: that report was written
-// during the wait, so it is current (promoteReplayed).
-func (s *imageStep) untilPeerDemotes(ctx context.Context) (replayedHere bool) {
+// It returns the last status it read, and says whether it saw this copy
+// replaying and then this site's rbd-mirror report the peer's demotion
+// replayed: that report was written during the wait, so it is current
+// (promoteReplayed).
+func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus, replayedHere bool) {
 	o := s.o
 	if !s.waitsOnDemotion() {
-		return false
+		return last, false
 	}
 	until := s.claimUntil
 	if s.deadline.Before(until) {
@@ -91,6 +96,7 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (replayedHere bool) {
 	var claimGone time.Time // when the copy was first seen replaying from a peer that no longer claims primary
 	_ = waitUntil(ctx, o, until, func() (bool, pace, error) {
 		st, err := s.readStatus(ctx)
+		last = st
 		if err != nil || !st.Replaying() {
 			replayedHere = err == nil && sawReplaying && st.DemotionReplayed()
 			return true, fast, nil
@@ -105,7 +111,7 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (replayedHere bool) {
 		}
 		return now.Sub(claimGone) >= o.Stall, fast, nil
 	})
-	return replayedHere
+	return last, replayedHere
 }
 
 // promoteReplayed promotes without listing the snapshots first, when
@@ -433,13 +439,13 @@ func peerDemoted(st rbd.MirrorStatus) bool {
 // rbd.PrimaryFromSnapshots): a peer whose newest mirror snapshot is not its
 // own primary one is not primary, whatever the record says.
 //
-// The record is read first, also when the promote's last read still had
-// the peer claim primary (Ceph 20.2 can end the claim a fifth of a second
-// after this site's report of the replayed demotion, and a promote takes
-// longer): a read started after the promote, shared by the step's images
-// (rbd.Batched), mostly finds the claim gone, where the peer's snapshots
-// are an rbd process per image.
-func (s *imageStep) peerNotPrimary(ctx context.Context) error {
+// claimedBy names the peer when the caller's last status read, from just
+// before its promote, still had it claim primary (Ceph 20.2 ends the claim
+// after this site's report of the replayed demotion, from a fifth of a
+// second to more than a second later): the peer's own snapshots and a new
+// status read are then asked side by side, and the first to say the peer
+// is not primary settles it (claimSettled).
+func (s *imageStep) peerNotPrimary(ctx context.Context, claimedBy string) error {
 	o := s.o
 	var claim string
 	until := o.Clock.Now().Add(o.BothPrimaryGrace)
@@ -447,6 +453,9 @@ func (s *imageStep) peerNotPrimary(ctx context.Context) error {
 		until = s.deadline
 	}
 	start := o.Clock.Now()
+	if claimedBy != "" && s.claimSettled(ctx, claimedBy) {
+		return nil
+	}
 	err := waitUntil(ctx, o, until, func() (bool, pace, error) {
 		st, err := s.readStatus(ctx)
 		if err != nil {
@@ -473,18 +482,62 @@ func (s *imageStep) peerNotPrimary(ctx context.Context) error {
 	return err
 }
 
+// claimSettled asks the peer's own snapshots (with s.peer) and a status
+// read started now side by side, and says whether either shows the peer
+// not primary. A status read is shared by the step's images (rbd.Batched)
+// and answers first when the claim has ended; the peer's list, one rbd
+// process per image, answers when it has not. The other read is then
+// cancelled, and both have ended when it returns.
+func (s *imageStep) claimSettled(ctx context.Context, site string) bool {
+	if s.peer == nil {
+		return false
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct{ notPrimary, fromSnaps bool }
+	answers := make(chan answer, 2)
+	go func() { answers <- answer{notPrimary: s.peerSnapsSayNotPrimary(ctx), fromSnaps: true} }()
+	go func() {
+		st, err := s.c.MirrorStatus(ctx, s.img)
+		answers <- answer{notPrimary: err == nil && !claimsPrimary(st, nil)}
+	}()
+	settled := false
+	for range 2 {
+		a := <-answers
+		if a.notPrimary && !settled {
+			settled = true
+			if a.fromSnaps {
+				s.noteStaleClaim(site)
+			}
+			cancel()
+		}
+	}
+	return settled
+}
+
 // peerSaysNotPrimary reads the peer's own snapshots (with s.peer; nil says
 // no) and says whether they show it not primary, noting so in the report:
 // then the claim to be primary that site's record still makes here is
 // stale.
 func (s *imageStep) peerSaysNotPrimary(ctx context.Context, site string) bool {
+	if !s.peerSnapsSayNotPrimary(ctx) {
+		return false
+	}
+	s.noteStaleClaim(site)
+	return true
+}
+
+func (s *imageStep) noteStaleClaim(site string) {
+	s.addNote(fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", site))
+}
+
+// peerSnapsSayNotPrimary reads the peer's own snapshots (with s.peer; nil
+// says no) and says whether they show it not primary.
+func (s *imageStep) peerSnapsSayNotPrimary(ctx context.Context) bool {
 	if s.peer == nil {
 		return false
 	}
 	snaps, err := s.peer.Snapshots(ctx, s.img)
-	if primary, known := rbd.PrimaryFromSnapshots(snaps); err != nil || !known || primary {
-		return false
-	}
-	s.addNote(fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", site))
-	return true
+	primary, known := rbd.PrimaryFromSnapshots(snaps)
+	return err == nil && known && !primary
 }

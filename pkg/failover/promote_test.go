@@ -99,35 +99,45 @@ func TestPromoteWithoutForce(t *testing.T) {
 			t.Errorf("want the list after %d status reads; %+v, calls %v", want, res, f.calls)
 		}
 	})
-	t.Run("a replayed demotion while the peer's record still claims primary: the status is read again after the promote, the peer's own snapshots only if it still claims", func(t *testing.T) {
+	t.Run("a replayed demotion while the peer's record still claims primary: after the promote the peer's own snapshots and a new status read side by side", func(t *testing.T) {
 		// Ceph 20.2: this site's report comes before the end of the
-		// peer's claim, which ends while the promote runs.
+		// peer's claim, which can end while the promote runs or a second
+		// after it.
 		replayedClaimed := status(t, "s4_b_sees_demoted", "b")
 		replayedClaimed.PeerSites = status(t, "s3_b_replaying", "b").PeerSites
 		peerDemoted := list(own(8, 1795511190, "primary"), own(9, 1795511200, "demoted", peerUUID))
+		t.Run("the new read finds the claim gone: it settles it, and the peer's list is cancelled", func(t *testing.T) {
+			f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b"), replayedClaimed, status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil}}
+			o, _ := opts()
+			o.SnapWatch = -1
+			res := only(t, failover.Promote(context.Background(), f, stuckPeer{f}, []rbd.Image{img}, o))
+			if res.Err != nil || res.After != "primary" || strings.Contains(res.Note, "its own snapshots") || f.count("status") != 3 || f.count("peer cancelled") != 1 {
+				t.Errorf("%+v, calls %v", res, f.calls)
+			}
+		})
 		for _, c := range []struct {
 			name      string
-			after     rbd.MirrorStatus // the status read after the promote
 			peerSnaps []rbd.Snapshot
-			wantCalls []string // up to the peer's list
 			wantErr   string
 		}{
-			{"the claim is gone by then: no peer list", status(t, "s4_b_sees_demoted", "b"), nil, []string{"status", "status", "promote", "status"}, ""},
-			{"still claimed, its own snapshots say it is not primary: checked", replayedClaimed, peerDemoted, []string{"status", "status", "promote", "status", "peer snaps"}, ""},
-			{"still claimed, they say nothing (no mirror snapshot): the status decides", replayedClaimed, list(), []string{"status", "status", "promote", "status", "peer snaps", "status"}, "BOTH SITES CLAIM PRIMARY"},
-			{"still claimed, they say it is primary: both primary", replayedClaimed, list(own(8, 1795511190, "primary")), []string{"status", "status", "promote", "status", "peer snaps", "status"}, "BOTH SITES CLAIM PRIMARY"},
+			{"still claimed, its own snapshots say it is not primary: checked", peerDemoted, ""},
+			{"still claimed, they say nothing (no mirror snapshot): the status decides", list(), "BOTH SITES CLAIM PRIMARY"},
+			{"still claimed, they say it is primary: both primary", list(own(8, 1795511190, "primary")), "BOTH SITES CLAIM PRIMARY"},
 		} {
-			f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b"), replayedClaimed, c.after}, promote: []error{nil}, peerSnaps: [][]rbd.Snapshot{c.peerSnaps}}
+			f := &fake{statuses: []rbd.MirrorStatus{status(t, "s3_b_replaying", "b"), replayedClaimed}, promote: []error{nil}, peerSnaps: [][]rbd.Snapshot{c.peerSnaps}}
 			o, _ := opts()
 			o.SnapWatch, o.Timeout = -1, 20*time.Second
 			res := only(t, failover.Promote(context.Background(), f, peer{f}, []rbd.Image{img}, o))
-			if n := len(c.wantCalls); len(f.calls) < n || !slices.Equal(f.calls[:n], c.wantCalls) || f.count("snaps") != 0 || f.count("promote") != 1 {
-				t.Errorf("%s: calls %v, want them to begin %v", c.name, f.calls, c.wantCalls)
+			calls := slices.Clone(f.calls)
+			if len(calls) < 5 || !slices.Equal(calls[:3], []string{"status", "status", "promote"}) || f.count("snaps") != 0 || f.count("promote") != 1 {
+				t.Fatalf("%s: calls %v, want two status reads, the promote, then the status and the peer's list side by side", c.name, calls)
+			}
+			if side := slices.Sorted(slices.Values(calls[3:5])); !slices.Equal(side, []string{"peer snaps", "status"}) {
+				t.Errorf("%s: after the promote %v, want the status and the peer's list", c.name, calls[3:5])
 			}
 			if c.wantErr == "" {
-				stale := c.peerSnaps != nil
-				if res.Err != nil || res.Before != "non-primary" || res.After != "primary" || strings.Contains(res.Note, "its own snapshots say it is not") != stale || len(f.calls) != len(c.wantCalls) {
-					t.Errorf("%s: %+v, calls %v", c.name, res, f.calls)
+				if res.Err != nil || res.Before != "non-primary" || res.After != "primary" || !strings.Contains(res.Note, "its own snapshots say it is not") || len(calls) != 5 {
+					t.Errorf("%s: %+v, calls %v", c.name, res, calls)
 				}
 				continue
 			}
