@@ -441,10 +441,10 @@ func peerDemoted(st rbd.MirrorStatus) bool {
 //
 // claimedBy names the peer when the caller's last status read, from just
 // before its promote, still had it claim primary (Ceph 20.2 ends the claim
-// after this site's report of the replayed demotion, from a fifth of a
-// second to more than a second later): the peer's own snapshots and a new
-// status read are then asked side by side, and the first to say the peer
-// is not primary settles it (claimSettled).
+// after this site's report of the replayed demotion, in scenario 8 up to
+// more than a second later, docs/hooks.md): the peer's own snapshots and a
+// new status read are then asked side by side, and the first to say the
+// peer is not primary settles it (claimSettled).
 func (s *imageStep) peerNotPrimary(ctx context.Context, claimedBy string) error {
 	o := s.o
 	var claim string
@@ -487,28 +487,24 @@ func (s *imageStep) peerNotPrimary(ctx context.Context, claimedBy string) error 
 // not primary. A status read is shared by the step's images (rbd.Batched)
 // and answers first when the claim has ended; the peer's list, one rbd
 // process per image, answers when it has not. The other read is then
-// cancelled, and both have ended when it returns.
+// cancelled; both have ended when it returns, so the list's note in the
+// report is written before the caller goes on.
 func (s *imageStep) claimSettled(ctx context.Context, site string) bool {
 	if s.peer == nil {
 		return false
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type answer struct{ notPrimary, fromSnaps bool }
-	answers := make(chan answer, 2)
-	go func() { answers <- answer{notPrimary: s.peerSnapsSayNotPrimary(ctx), fromSnaps: true} }()
+	answers := make(chan bool, 2)
+	go func() { answers <- s.peerSaysNotPrimary(ctx, site) }()
 	go func() {
 		st, err := s.c.MirrorStatus(ctx, s.img)
-		answers <- answer{notPrimary: err == nil && !claimsPrimary(st, nil)}
+		answers <- err == nil && !claimsPrimary(st, nil)
 	}()
 	settled := false
 	for range 2 {
-		a := <-answers
-		if a.notPrimary && !settled {
+		if <-answers {
 			settled = true
-			if a.fromSnaps {
-				s.noteStaleClaim(site)
-			}
 			cancel()
 		}
 	}
@@ -520,24 +516,13 @@ func (s *imageStep) claimSettled(ctx context.Context, site string) bool {
 // then the claim to be primary that site's record still makes here is
 // stale.
 func (s *imageStep) peerSaysNotPrimary(ctx context.Context, site string) bool {
-	if !s.peerSnapsSayNotPrimary(ctx) {
-		return false
-	}
-	s.noteStaleClaim(site)
-	return true
-}
-
-func (s *imageStep) noteStaleClaim(site string) {
-	s.addNote(fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", site))
-}
-
-// peerSnapsSayNotPrimary reads the peer's own snapshots (with s.peer; nil
-// says no) and says whether they show it not primary.
-func (s *imageStep) peerSnapsSayNotPrimary(ctx context.Context) bool {
 	if s.peer == nil {
 		return false
 	}
 	snaps, err := s.peer.Snapshots(ctx, s.img)
-	primary, known := rbd.PrimaryFromSnapshots(snaps)
-	return err == nil && known && !primary
+	if primary, known := rbd.PrimaryFromSnapshots(snaps); err != nil || !known || primary {
+		return false
+	}
+	s.addNote(fmt.Sprintf("peer %s's status record still said primary; its own snapshots say it is not", site))
+	return true
 }
