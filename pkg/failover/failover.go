@@ -85,6 +85,12 @@ const (
 	// its backed-off full checks: a relocation's demote runs beside it and,
 	// in the lab and the full loop, lands well within this.
 	DefaultClaimWatch = 2 * time.Minute
+	// DefaultWatchPoll is how often promote's watch of the peer's claim
+	// reads once it has watched for Stall: a peer that has not started
+	// demoting by then (its app is still stopping) is not waited for at
+	// Poll's pace, which with many apps' promotes waiting at once was more
+	// rbd processes a second than the node's cores ran.
+	DefaultWatchPoll = time.Second
 	// DefaultSnapWatch is the largest step that lists each image's
 	// snapshots (a process per image) where a larger one first reads the
 	// status shared by all: promote every Poll while the peer claims
@@ -129,6 +135,8 @@ type Options struct {
 	// ClaimWatch is how long promote reads only the status, every Poll,
 	// between its backed-off full checks while the peer claims primary.
 	ClaimWatch time.Duration
+	// WatchPoll is how often that watch reads once it has run for Stall.
+	WatchPoll time.Duration
 	// SnapWatch is the largest step that lists each image's snapshots
 	// instead of reading the status first (DefaultSnapWatch); negative:
 	// none.
@@ -174,6 +182,7 @@ func (o *Options) defaults() {
 	set(&o.BothPrimaryGrace, DefaultBothPrimaryGrace)
 	set(&o.Stall, DefaultStall)
 	set(&o.ClaimWatch, DefaultClaimWatch)
+	set(&o.WatchPoll, DefaultWatchPoll)
 	if o.SnapWatch == 0 {
 		o.SnapWatch = DefaultSnapWatch
 	}

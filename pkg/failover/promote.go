@@ -13,6 +13,7 @@ import (
 // promoteImage is Promote's work on one image; Promote, below, says its rules.
 func (s *imageStep) promoteImage(ctx context.Context) error {
 	s.claimUntil = s.o.Clock.Now().Add(s.o.ClaimWatch)
+	s.watch = watchPace{start: s.o.Clock.Now()}
 	if last, replayed := s.untilPeerDemotes(ctx); replayed && s.promoteReplayed(ctx) {
 		claimedBy := ""
 		if p, ok := firstPeer(last); ok && p.ClaimsPrimary() {
@@ -92,9 +93,12 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus
 	if s.deadline.Before(until) {
 		until = s.deadline
 	}
-	sawReplaying := false
+	sawReplaying, claimed := false, false
 	var claimGone time.Time // when the copy was first seen replaying from a peer that no longer claims primary
 	_ = waitUntil(ctx, o, until, func() (bool, pace, error) {
+		if claimed && !s.watch.due(o) {
+			return false, fast, nil
+		}
 		st, err := s.readStatus(ctx)
 		last = st
 		if err != nil || !st.Replaying() {
@@ -102,7 +106,7 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus
 			return true, fast, nil
 		}
 		sawReplaying = true
-		if claimsPrimary(st, nil) {
+		if claimed = claimsPrimary(st, nil); claimed {
 			return false, fast, nil
 		}
 		now := o.Clock.Now()
@@ -381,6 +385,9 @@ func (w *claimWatch) stillClaimed(ctx context.Context, s *imageStep) bool {
 	if !w.on || !now.Before(w.next) || !now.Before(w.until) {
 		return false
 	}
+	if !s.watch.due(s.o) {
+		return true // as the last read said
+	}
 	if w.listSnaps {
 		s.hint(ctx)
 		w.listed = true
@@ -388,6 +395,25 @@ func (w *claimWatch) stillClaimed(ctx context.Context, s *imageStep) bool {
 		return s.snapsErr == nil && !(latest.Copy() && latest.Demoted())
 	}
 	return claimsPrimary(s.c.MirrorStatus(ctx, s.img))
+}
+
+// watchPace spaces the reads of promote's watch on the peer's claim to be
+// primary (untilPeerDemotes, claimWatch): every Poll for the first Stall
+// after the promote began, as a relocation's demotion lands within that
+// when both sites sync together, then every WatchPoll. A promote that
+// has waited that long waits for an app still stopping on the peer (or for
+// a fleet's), and with many such promotes at once the fast reads were more
+// rbd processes a second than the node ran.
+type watchPace struct{ start, last time.Time }
+
+// due says whether the watch reads now, and if so counts this read.
+func (p *watchPace) due(o Options) bool {
+	now := o.Clock.Now()
+	if !p.last.IsZero() && now.Sub(p.start) >= o.Stall && now.Sub(p.last) < o.WatchPoll {
+		return false
+	}
+	p.last = now
+	return true
 }
 
 // claimsPrimary: the peer's daemon says its copy is primary.

@@ -206,9 +206,10 @@ func TestPromoteWithoutForce(t *testing.T) {
 		if res.Err == nil || f.count("promote --force") != 0 {
 			t.Errorf("%+v, calls %v", res, f.calls)
 		}
-		// one read a Poll for 30 s, then one per full check (about one
-		// per PollCap for the other 90 s)
-		if n, watched := f.count("status"), int(o.ClaimWatch/failover.DefaultPoll); n < watched || n > watched+40 {
+		// one read a Poll for Stall, then one a WatchPoll to 30 s, then
+		// one per full check (about one per PollCap for the other 90 s)
+		watched := int(failover.DefaultStall/failover.DefaultPoll + (o.ClaimWatch-failover.DefaultStall)/failover.DefaultWatchPoll)
+		if n := f.count("status"); n < watched || n > watched+40 {
 			t.Errorf("%d status reads in %s, want about %d in the watch, then one per %s", n, o.Timeout, watched, failover.DefaultPollCap)
 		}
 		// full checks only after the watch: about one per PollCap for 90 s
@@ -623,4 +624,86 @@ func countOf(calls []string, call string) int {
 		}
 	}
 	return n
+}
+
+// demotesAt is a peer that demotes at a given time on the step's clock: its
+// status record here claims primary and this site's list shows no copy of
+// its demotion before then, and after, the complete copy and the report.
+// It records when each read was made.
+type demotesAt struct {
+	fake
+	clock       *clock
+	at          time.Time
+	claim, seen rbd.MirrorStatus
+	reads       []time.Time // the status reads and lists, in order
+}
+
+func (f *demotesAt) read() bool {
+	now := f.clock.Now()
+	f.mu.Lock()
+	f.reads = append(f.reads, now)
+	f.mu.Unlock()
+	return !now.Before(f.at)
+}
+
+func (f *demotesAt) MirrorStatus(ctx context.Context, img rbd.Image) (rbd.MirrorStatus, error) {
+	f.record("status")
+	if f.read() {
+		return f.seen, nil
+	}
+	return f.claim, nil
+}
+
+func (f *demotesAt) Snapshots(ctx context.Context, img rbd.Image) ([]rbd.Snapshot, error) {
+	f.record("snaps")
+	if f.read() {
+		return list(copied(7, 6, "non-primary", true, 16), copied(9, 8, "demoted", true, 16)), nil
+	}
+	return list(copied(7, 6, "non-primary", true, 16)), nil
+}
+
+// The watch on the peer's claim reads every Poll for Stall, then every
+// WatchPoll: a promote that waits long for the peer's app to stop costs
+// an rbd call a second, not five, and still acts within a WatchPoll (and a
+// Poll) of the demotion. Both watches: the status (a larger step) and the
+// snapshot lists (one or two images).
+func TestPromoteWatchSlowsAfterStall(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		snapWatch int
+	}{{"status watch", -1}, {"list watch", failover.DefaultSnapWatch}} {
+		t.Run(c.name, func(t *testing.T) {
+			o, _ := opts()
+			clk := o.Clock.(*clock)
+			start := clk.Now()
+			demotion := start.Add(25*time.Second + 300*time.Millisecond)
+			f := &demotesAt{fake: fake{promote: []error{nil}}, clock: clk, at: demotion,
+				claim: status(t, "s3_b_replaying", "b"), seen: status(t, "s4_b_sees_demoted", "b")}
+			o.SnapWatch = c.snapWatch
+			res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+			if res.Err != nil || res.Action != "promoted" {
+				t.Fatalf("%+v, calls %v", res, f.calls)
+			}
+			if late := res.Took - demotion.Sub(start); late < 0 || late > failover.DefaultWatchPoll+failover.DefaultPoll {
+				t.Errorf("promoted %s after the demotion, want within %s", late, failover.DefaultWatchPoll+failover.DefaultPoll)
+			}
+			early, slow := 0, 0 // reads in the first Stall, and in the 10 s before the demotion
+			for _, r := range f.reads {
+				switch at := r.Sub(start); {
+				case at < failover.DefaultStall:
+					early++
+				case at >= 15*time.Second && r.Before(demotion):
+					slow++
+				}
+			}
+			if fast := int(failover.DefaultStall / failover.DefaultPoll); early < fast {
+				t.Errorf("%d reads in the first %s, want one a Poll (%d) at least", early, failover.DefaultStall, fast)
+			}
+			// one a WatchPoll, and a full check (a list and a status read)
+			// every PollCap
+			if max := int(10*time.Second/failover.DefaultWatchPoll) + 2*int(10*time.Second/failover.DefaultPollCap+1); slow > max {
+				t.Errorf("%d reads in the 10 s before the demotion, want at most %d: one a %s and the full checks'", slow, max, failover.DefaultWatchPoll)
+			}
+		})
+	}
 }
