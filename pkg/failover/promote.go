@@ -12,6 +12,9 @@ import (
 
 // promoteImage is Promote's work on one image; Promote, below, says its rules.
 func (s *imageStep) promoteImage(ctx context.Context) error {
+	if err := s.prepareFirst(ctx); err != nil {
+		return err
+	}
 	s.claimUntil = s.o.Clock.Now().Add(s.o.ClaimWatch)
 	s.watch = watchPace{start: s.o.Clock.Now()}
 	if last, replayed := s.untilPeerDemotes(ctx); replayed && s.promoteReplayed(ctx) {
@@ -40,6 +43,35 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 		s.res.After = "primary"
 	}
 	return s.primaryChecks(ctx)
+}
+
+// prepareFirst is Prepare's work on the image, first thing in promote: the
+// rendered active site runs promote alone, since a Job of its own was a
+// sync wave, a pod and the same first reads more on the way to the app's
+// start. The common case costs nothing more: a status without error
+// settles it, and that read (statusAhead's) is left for promote's own first
+// read. A copy in error is resynced from a healthy primary peer and waited
+// for as Prepare does; the report keeps promote's roles and notes what was
+// done.
+func (s *imageStep) prepareFirst(ctx context.Context) error {
+	if s.early == nil {
+		s.early = s.statusRead(ctx)
+	}
+	if st, err := s.early(); err == nil && !st.Error() {
+		return nil
+	}
+	row := *s.res
+	err := s.prepareImage(ctx)
+	action := s.res.Action
+	*s.res = row
+	if err != nil {
+		return fmt.Errorf("not promoted: this copy is in error and preparing it failed: %w", err)
+	}
+	if action != row.Action {
+		s.addNote("prepared first: " + action)
+	}
+	s.dropEarly() // read before the resync
+	return nil
 }
 
 // primaryChecks runs, side by side, what an image primary here still

@@ -534,13 +534,55 @@ func TestPromoteAfterTheDemotionArrivedSkipsTheSplitBrainRecord(t *testing.T) {
 	}
 }
 
+// A split-brain copy whose peer is not a healthy primary (here its daemon
+// is down) has nothing to be resynced from: promote refuses it.
 func TestPromoteRefusesSplitBrainWithoutForce(t *testing.T) {
-	f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b")}, promote: []error{nil}}
+	split := status(t, "s5_split_brain", "b")
+	split.PeerSites[0].State = "down+stopped"
+	f := &fake{statuses: []rbd.MirrorStatus{split}, promote: []error{nil}}
 	o, _ := opts()
 	res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
-	if res.Err == nil || !strings.Contains(res.Err.Error(), "this copy is split-brain") || f.count("promote") != 0 {
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "this copy is split-brain") || f.count("promote") != 0 || f.count("resync") != 0 {
 		t.Errorf("%+v, calls %v", res, f.calls)
 	}
+}
+
+// Promote does Prepare's work first (the rendered active site runs no
+// prepare Job): a copy in error whose peer is a healthy primary is
+// resynced from it and waited for, then promoted once the peer's demotion
+// has arrived; the report says so. A copy without error costs no read
+// more than promote's own.
+func TestPromotePreparesFirst(t *testing.T) {
+	t.Run("a split-brain copy with a healthy primary peer is resynced, then promoted", func(t *testing.T) {
+		split := status(t, "s5_split_brain", "b")
+		f := &fake{statuses: []rbd.MirrorStatus{split, split, status(t, "s5_resynced_replaying", "b"), status(t, "s4_b_sees_demoted", "b")},
+			promote: []error{nil}, snaps: [][]rbd.Snapshot{list(copied(9, 8, "demoted", true, 16))}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || !strings.Contains(res.Note, "prepared first: resynced from the peer") {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+		if r, p := slices.Index(f.calls, "resync"), slices.Index(f.calls, "promote"); r < 0 || p < r || f.count("resync") != 1 {
+			t.Errorf("want one resync before the promote; calls %v", f.calls)
+		}
+	})
+	t.Run("a resync that never replays fails the step before any promote", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s5_split_brain", "b")}, promote: []error{nil}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "preparing it failed") || f.count("promote") != 0 || f.count("resync") != 1 {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
+	t.Run("a copy without error: the first status read is promote's too", func(t *testing.T) {
+		f := &fake{statuses: []rbd.MirrorStatus{status(t, "s4_b_sees_demoted", "b")}, promote: []error{nil},
+			snaps: [][]rbd.Snapshot{list(copied(9, 8, "demoted", true, 16))}}
+		o, _ := opts()
+		res := only(t, failover.Promote(context.Background(), f, nil, []rbd.Image{img}, o))
+		if res.Err != nil || res.Action != "promoted" || f.count("info") != 0 || f.calls[0] != "status" || f.calls[1] == "status" {
+			t.Errorf("%+v, calls %v", res, f.calls)
+		}
+	})
 }
 
 // The disaster as recorded: site-a dead seconds ago, its record still "up"

@@ -84,7 +84,7 @@ func TestStepsPerRole(t *testing.T) {
 	}
 
 	active := site(t, pl, "site-b")
-	want = []step{{1, "prepare", "Job", false}, {2, "promote", "Job", true}}
+	want = []step{{2, "promote", "Job", true}}
 	if got := steps(active); !reflect.DeepEqual(got, want) || active.Role != "active" || active.AppWave != 1 {
 		t.Errorf("site-b (%s, app wave %d): %v, want active, 1, %v", active.Role, active.AppWave, got, want)
 	}

@@ -36,8 +36,8 @@ func TestHookPodsFromSettings(t *testing.T) {
 				}
 			}
 		}
-		if len(out) != 7 { // prepare, promote, check; quiesce, demote, resync, check
-			t.Fatalf("%d pods, want 7", len(out))
+		if len(out) != 6 { // promote, check; quiesce, demote, resync, check
+			t.Fatalf("%d pods, want 6", len(out))
 		}
 		return out
 	}

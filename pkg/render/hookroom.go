@@ -200,7 +200,7 @@ func monitorsReachable(policies []networkingv1.NetworkPolicy, pl *placement) ([]
 		return nil, nil
 	}
 	type target struct{ site, addr string }
-	for _, step := range []hookcmd.Step{hookcmd.Prepare, hookcmd.Promote, hookcmd.Demote, hookcmd.Resync, hookcmd.RPOCheck} {
+	for _, step := range []hookcmd.Step{hookcmd.Promote, hookcmd.Demote, hookcmd.Resync, hookcmd.RPOCheck} {
 		podLabels := klabels.Set(labels(pl.policy.Name, string(step)))
 		var selecting []networkingv1.NetworkPolicy
 		for _, np := range policies {

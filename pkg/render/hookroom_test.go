@@ -64,14 +64,14 @@ spec:
 kind: NetworkPolicy
 metadata: {name: deny-out, namespace: shop}
 spec: {podSelector: {}, policyTypes: [Egress]}
-`, "NetworkPolicy [deny-out] selects the prepare hook pods for egress and lets none of them reach a's Ceph monitor 192.0.2.1:6789"},
+`, "NetworkPolicy [deny-out] selects the promote hook pods for egress and lets none of them reach a's Ceph monitor 192.0.2.1:6789"},
 		{"the monitor's port left out", `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: web-only, namespace: shop}
 spec:
   podSelector: {matchExpressions: [{key: rbd-dr.io/step, operator: Exists}]}
   egress: [{ports: [{port: 443}, {port: 6789, protocol: UDP}]}]
-`, "NetworkPolicy [web-only] selects the prepare hook pods"},
+`, "NetworkPolicy [web-only] selects the promote hook pods"},
 		{"a policy for other pods", `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: web, namespace: shop}

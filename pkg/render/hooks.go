@@ -30,7 +30,7 @@ const (
 // and waits for each to finish.
 const (
 	waveRBAC    = 0
-	waveStop    = 1 // quiesce (passive), prepare (active)
+	waveStop    = 1 // quiesce (passive)
 	waveRole    = 2 // demote (passive), promote (active)
 	waveRecover = 3 // resync after a forced failover (passive)
 )
@@ -48,11 +48,12 @@ func hooks(pl *placement, role Role) ([]Object, error) {
 
 	var objs []any
 	if role == Active {
-		prepare, promote := base, base
-		prepare.Step, promote.Step = hookcmd.Prepare, hookcmd.Promote
-		prepare.RPO, promote.RPO = pl.tenant.Interval, pl.tenant.Interval
-		promote.Force = p.ForcePromote
-		objs = append(objs, cephJob(pl, prepare, waveStop), cephJob(pl, promote, waveRole))
+		// One Job: promote does prepare's work first (a copy in error
+		// resynced from a healthy primary peer), which as a Job of its
+		// own cost a sync wave and a pod more before the app starts.
+		promote := base
+		promote.Step, promote.RPO, promote.Force = hookcmd.Promote, pl.tenant.Interval, p.ForcePromote
+		objs = append(objs, cephJob(pl, promote, waveRole))
 	} else {
 		quiesce, demote := hookcmd.Request{Timeout: base.Timeout, Parallelism: base.Parallelism}, base
 		quiesce.Step, quiesce.Namespace, quiesce.Targets = hookcmd.Quiesce, pl.namespace, pvcs

@@ -236,8 +236,8 @@ func TestHookWavesPerRole(t *testing.T) {
 		force bool
 		want  []hookStep
 	}{
-		{"active", render.Active, false, []hookStep{{1, "Job", "prepare", false}, {2, "Job", "promote", false}}},
-		{"active forced", render.Active, true, []hookStep{{1, "Job", "prepare", false}, {2, "Job", "promote", true}}},
+		{"active", render.Active, false, []hookStep{{2, "Job", "promote", false}}},
+		{"active forced", render.Active, true, []hookStep{{2, "Job", "promote", true}}},
 		{"passive", render.Passive, false, append(slices.Clone(rbac), hookStep{1, "Job", "quiesce", false}, hookStep{2, "Job", "demote", false})},
 		{"passive after forced failover", render.Passive, true, append(slices.Clone(rbac),
 			hookStep{1, "Job", "quiesce", false}, hookStep{2, "Job", "demote", false}, hookStep{3, "Job", "resync", false})},

@@ -502,8 +502,7 @@ func relocate(t *testing.T, from, to string, specs ...string) time.Duration {
 	if r := mustHook(t, from, "demote", args...); strings.Contains(r.stdout, "forced failover") {
 		t.Fatalf("%s: a planned demotion took the peer for a forced failover:\n%s", from, r.stdout)
 	}
-	mustHook(t, to, "prepare", args...)
-	mustHook(t, to, "promote", args...)
+	mustHook(t, to, "promote", args...) // prepare's work included, as the rendered Job runs it
 	return time.Since(start)
 }
 
@@ -675,7 +674,7 @@ func tenantIsolation(t *testing.T) {
 	for _, move := range [][2]string{{"site-a", "site-b"}, {"site-b", "site-a"}} {
 		writeData(t, move[0], own)
 		before := checksum(t, move[0], own)
-		for _, step := range []struct{ name, site string }{{"demote", move[0]}, {"prepare", move[1]}, {"promote", move[1]}} {
+		for _, step := range []struct{ name, site string }{{"demote", move[0]}, {"promote", move[1]}} {
 			if r := hookWith(t, nsUsers[step.site], nsReaders, step.site, step.name, "--pools="+teamA, "--timeout=3m", own); r.code != 0 {
 				t.Fatalf("%s: hook %s of %s as team A (its RADOS namespace): exit %d\n%s\n%s", step.site, step.name, own, r.code, r.stdout, r.stderr)
 			}
@@ -935,7 +934,6 @@ func steadyState(t *testing.T) {
 	spec := newImage(t, "steady", 8)
 	start := time.Now()
 	for _, r := range []hookRun{
-		mustHook(t, "site-a", "prepare", "--timeout=1m", spec),
 		mustHook(t, "site-a", "promote", "--timeout=1m", spec),
 		mustHook(t, "site-b", "demote", "--timeout=1m", spec),
 	} {
@@ -944,7 +942,7 @@ func steadyState(t *testing.T) {
 		}
 	}
 	took := time.Since(start)
-	record("1 full no-op pass (prepare, promote, demote)", took)
+	record("1 full no-op pass (promote, demote)", took)
 	fmt.Printf("ceph e2e: a full no-op pass takes %s\n", took.Round(100*time.Millisecond))
 	if !primary(t, "site-a", spec) || primary(t, "site-b", spec) {
 		t.Error("roles changed in the steady state")
@@ -1272,26 +1270,20 @@ func poolStatusIsImageStatus(t *testing.T, specs []string) {
 
 // relocateDefaults is a planned relocation with the Jobs' defaults, as Argo
 // CD runs it: each site's Application syncs the commit on its own, so the
-// passive site's demote and the active site's prepare, then promote, start
-// together and the promote waits for the demotion (the full loop's
-// time-breakdown lines show the overlap). It fails unless every step passed.
+// passive site's demote and the active site's promote (prepare's work
+// first, in the same Job) start together and the promote waits for the
+// demotion (the full loop's time-breakdown lines show the overlap). It
+// fails unless every step passed.
 func relocateDefaults(t *testing.T, from, to string, specs ...string) time.Duration {
 	t.Helper()
 	start := time.Now()
-	var demote, prepare, promote hookRun
+	var demote, promote hookRun
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); demote = hook(t, from, "demote", specs...) }()
-	go func() {
-		defer wg.Done()
-		if prepare = hook(t, to, "prepare", specs...); prepare.code == 0 {
-			promote = hook(t, to, "promote", specs...)
-		}
-	}()
+	wg.Go(func() { demote = hook(t, from, "demote", specs...) })
+	wg.Go(func() { promote = hook(t, to, "promote", specs...) })
 	wg.Wait()
 	took := time.Since(start)
 	checkHook(t, from, "demote", demote)
-	checkHook(t, to, "prepare", prepare)
 	checkHook(t, to, "promote", promote)
 	return took
 }

@@ -497,7 +497,7 @@ func render(t *testing.T, repo, site string, by siteBy) rendered {
 
 func checkRole(t *testing.T, r rendered, site string, active bool) {
 	t.Helper()
-	activeSteps, passiveSteps := []string{"prepare", "promote"}, []string{"quiesce", "demote"}
+	activeSteps, passiveSteps := []string{"promote"}, []string{"quiesce", "demote"}
 	wantSteps, otherSteps, wantReplicas, role := passiveSteps, activeSteps, 0, "passive"
 	if active {
 		wantSteps, otherSteps, wantReplicas, role = activeSteps, passiveSteps, 1, "active"
