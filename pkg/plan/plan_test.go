@@ -69,7 +69,7 @@ func TestStepsPerRole(t *testing.T) {
 	images := []string{"replicapool/wordpress/csi-vol-mysql", "replicapool/wordpress/csi-vol-wordpress"}
 
 	passive := site(t, pl, "site-a")
-	want := []step{{0, "hook access", "RBAC", false}, {1, "quiesce", "Job", false}, {2, "demote", "Job", false}, {3, "resync", "Job", false}}
+	want := []step{{1, "hook access", "RBAC", false}, {1, "quiesce", "Job", false}, {2, "demote", "Job", false}, {3, "resync", "Job", false}}
 	if got := steps(passive); !reflect.DeepEqual(got, want) || passive.Role != "passive" || passive.AppWave != 0 {
 		t.Errorf("site-a (%s, app wave %d): %v, want passive, 0, %v", passive.Role, passive.AppWave, got, want)
 	}

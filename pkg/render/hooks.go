@@ -27,10 +27,13 @@ const (
 )
 
 // Waves of the PreSync hooks. Within PreSync, Argo CD runs lower waves first
-// and waits for each to finish.
+// and waits for each to finish. Within a wave it applies kind by kind
+// (ServiceAccount, Role, RoleBinding, then Job: gitops-engine's runTasks),
+// so the quiesce and demote steps' access goes in quiesce's wave: a wave
+// of its own cost every passive sync a wave's pause and round of hook
+// deletions more.
 const (
-	waveRBAC    = 0
-	waveStop    = 1 // quiesce (passive)
+	waveStop    = 1 // quiesce and the access of quiesce and demote (passive)
 	waveRole    = 2 // demote (passive), promote (active)
 	waveRecover = 3 // resync after a forced failover (passive)
 )
@@ -316,7 +319,7 @@ var podsList = policyRule{APIGroups: []string{""}, Resources: []string{"pods"}, 
 // These are hooks of an earlier wave, so they exist before the Job starts.
 func hookRBAC(p *config.Policy, namespace string, step hookcmd.Step, rules []policyRule) []any {
 	name := objectName(p.Name, string(step))
-	meta := hookMeta(p, name, namespace, step, waveRBAC)
+	meta := hookMeta(p, name, namespace, step, waveStop)
 	return []any{
 		&serviceAccount{typeMeta: typeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, Metadata: meta},
 		&role{

@@ -228,8 +228,10 @@ func mustJSON(t *testing.T, obj *unstructured.Unstructured) []byte {
 // The role table of docs/architecture.md, read back with Argo CD's own hook
 // and wave functions.
 func TestHookWavesPerRole(t *testing.T) {
-	rbac := []hookStep{{0, "ServiceAccount", "quiesce", false}, {0, "Role", "quiesce", false}, {0, "RoleBinding", "quiesce", false},
-		{0, "ServiceAccount", "demote", false}, {0, "Role", "demote", false}, {0, "RoleBinding", "demote", false}}
+	// the steps' access in quiesce's wave: Argo CD applies it kind by kind
+	// before the wave's Job
+	rbac := []hookStep{{1, "ServiceAccount", "quiesce", false}, {1, "Role", "quiesce", false}, {1, "RoleBinding", "quiesce", false},
+		{1, "ServiceAccount", "demote", false}, {1, "Role", "demote", false}, {1, "RoleBinding", "demote", false}}
 	cases := []struct {
 		name  string
 		role  render.Role
