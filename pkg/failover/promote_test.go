@@ -729,6 +729,22 @@ func TestPromoteWatchSlowsAfterStall(t *testing.T) {
 			if late := res.Took - demotion.Sub(start); late < 0 || late > failover.DefaultWatchPoll+failover.DefaultPoll {
 				t.Errorf("promoted %s after the demotion, want within %s", late, failover.DefaultWatchPoll+failover.DefaultPoll)
 			}
+			if c.snapWatch < 0 {
+				// The status watch alone reads until the demotion: every Poll
+				// until Stall, the first read at Stall skipped, then a read
+				// each WatchPoll after the last.
+				var around []time.Duration
+				for _, r := range f.reads {
+					if at := r.Sub(start); at >= failover.DefaultStall-2*failover.DefaultPoll && at < failover.DefaultStall+2*failover.DefaultWatchPoll {
+						around = append(around, at)
+					}
+				}
+				last := failover.DefaultStall - failover.DefaultPoll
+				want := []time.Duration{last - failover.DefaultPoll, last, last + failover.DefaultWatchPoll, last + 2*failover.DefaultWatchPoll}
+				if !slices.Equal(around, want) {
+					t.Errorf("reads around the Stall at %v, want %v", around, want)
+				}
+			}
 			early, slow := 0, 0 // reads in the first Stall, and in the 10 s before the demotion
 			for _, r := range f.reads {
 				switch at := r.Sub(start); {
