@@ -316,7 +316,8 @@ var podsList = policyRule{APIGroups: []string{""}, Resources: []string{"pods"}, 
 
 // hookRBAC is the ServiceAccount of a hook that calls the API (quiesce:
 // quiesceRules; demote: podsList), with rules in the app's namespace only.
-// These are hooks of an earlier wave, so they exist before the Job starts.
+// They are hooks of quiesce's wave, which Argo CD applies kind by kind, so
+// they exist before quiesce's Job and before demote's wave.
 func hookRBAC(p *config.Policy, namespace string, step hookcmd.Step, rules []policyRule) []any {
 	name := objectName(p.Name, string(step))
 	meta := hookMeta(p, name, namespace, step, waveStop)
