@@ -262,3 +262,54 @@ func (l *loop) hookTime(ctx context.Context, t *testing.T, a *app, since time.Ti
 	slices.Sort(parts)
 	return total, parts
 }
+
+// fleetAppBreakdown prints, after a fleet move, a line per app: each site's
+// sync (its last operation: a start after the app's hooks ended is a sync
+// Argo CD ran again) and each hook step's Job, as spans after the commit in
+// the order they began (`time-breakdown-app <app>: ...`). The fleet's own
+// line gives the spans over all apps; these say which app finished last and
+// what held it.
+func (l *loop) fleetAppBreakdown(ctx context.Context, t *testing.T, commit time.Time) {
+	t.Helper()
+	since := func(at time.Time) time.Duration { return at.Sub(commit.Truncate(time.Second)) }
+	type part struct {
+		from time.Duration
+		text string
+	}
+	spanOf := func(start time.Time, end *metav1.Time) span {
+		s := span{from: since(start), to: -1}
+		if end != nil {
+			s.to = since(end.Time)
+		}
+		return s
+	}
+	for _, a := range l.fleet {
+		var parts []part
+		for _, site := range a.sites() {
+			if argoApp, err := l.application(ctx, a.name()+"-"+site); err == nil && argoApp.Status.OperationState != nil {
+				op := argoApp.Status.OperationState
+				s := spanOf(op.StartedAt.Time, op.FinishedAt)
+				parts = append(parts, part{s.from, "sync@" + site + " " + s.String()})
+			}
+			for _, ns := range namespaces(a.render(t, site, "active")) {
+				list, err := l.sites[site].client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: hookJobs(a)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, j := range list.Items {
+					if j.Status.StartTime == nil || j.Status.StartTime.Time.Before(commit.Truncate(time.Second)) {
+						continue
+					}
+					s := spanOf(j.Status.StartTime.Time, j.Status.CompletionTime)
+					parts = append(parts, part{s.from, fmt.Sprintf("%s@%s %s", j.Labels[stepLabel], site, s)})
+				}
+			}
+		}
+		slices.SortStableFunc(parts, func(x, y part) int { return int(x.from - y.from) })
+		texts := make([]string, len(parts))
+		for i, p := range parts {
+			texts[i] = p.text
+		}
+		fmt.Printf("time-breakdown-app %s: %s\n", a.name(), strings.Join(texts, " | "))
+	}
+}

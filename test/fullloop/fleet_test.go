@@ -274,6 +274,7 @@ func (l *loop) fleetRelocate(ctx context.Context, t *testing.T, to string, progr
 	}
 	fmt.Printf("fleet-relocation %d %d %.1f (%s -> %s, %s)\n", len(l.fleet), volumes, took.Seconds(), from, to, mode)
 	l.breakdown(ctx, t, fmt.Sprintf("fleet %s -> %s (%s)", from, to, mode), l.fleet, l.fleetNames(), begin, begin.Add(took))
+	l.fleetAppBreakdown(ctx, t, begin)
 	for _, a := range l.fleet {
 		l.app = a
 		l.checkPrimary(ctx, t, to)
