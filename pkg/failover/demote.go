@@ -19,8 +19,7 @@ func (s *imageStep) demoteImage(ctx context.Context) error {
 	status := s.statusRead(ctx)
 	var ahead sync.WaitGroup
 	if s.statusFirst() {
-		read := status
-		ahead.Go(func() { _, _ = read() })
+		status = s.askStatus(ctx, &ahead)
 	}
 	defer ahead.Wait()
 	var err error

@@ -537,3 +537,49 @@ func TestPodsMounting(t *testing.T) {
 		t.Errorf("an image without a claim: %v", err)
 	}
 }
+
+// asking is a cluster whose status reads can be asked ahead (as
+// rbd.Batched's): it records each image's ask, read and list in order.
+type asking struct {
+	fake
+	seq map[string][]string
+}
+
+func (a *asking) note(img rbd.Image, what string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seq[img.Name] = append(a.seq[img.Name], what)
+}
+
+func (a *asking) AskStatus(ctx context.Context, img rbd.Image) func() (rbd.MirrorStatus, error) {
+	a.note(img, "ask")
+	return func() (rbd.MirrorStatus, error) {
+		a.note(img, "answer")
+		return a.fake.MirrorStatus(ctx, img)
+	}
+}
+
+func (a *asking) Snapshots(ctx context.Context, img rbd.Image) ([]rbd.Snapshot, error) {
+	a.note(img, "list")
+	return a.fake.Snapshots(ctx, img)
+}
+
+// A step that reads the shared status first (more than SnapWatch images)
+// asks for each image's status before that image's first list, in the
+// image's own goroutine: the ask joins the shared read at once, where one
+// made from a goroutine of its own came after twenty lists had started.
+func TestDemoteAsksForTheStatusBeforeItsFirstList(t *testing.T) {
+	a := &asking{fake: fake{statuses: []rbd.MirrorStatus{primaryWithPeerAt(t, 1795511278)}, snaps: [][]rbd.Snapshot{list(own(9, 1795511278, "primary", "peer"))}},
+		seq: map[string][]string{}}
+	o, _ := opts()
+	var step []rbd.Image
+	for i := range 3 {
+		step = append(step, rbd.Image{Pool: "replicapool", Name: fmt.Sprintf("img%d", i)})
+	}
+	failover.Demote(context.Background(), a, nil, step, o)
+	for _, img := range step {
+		if seq := a.seq[img.Name]; len(seq) < 2 || seq[0] != "ask" || seq[1] != "list" {
+			t.Errorf("%s: %v, want the ask first, then the list", img.Name, seq)
+		}
+	}
+}

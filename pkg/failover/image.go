@@ -52,9 +52,26 @@ type imageStep struct {
 // statusAhead starts the image's status read now, beside the step's other
 // first reads; the step's first status read takes it (readStatus).
 func (s *imageStep) statusAhead(ctx context.Context, reads *sync.WaitGroup) {
+	s.early = s.askStatus(ctx, reads)
+}
+
+// statusAsker asks for an image's status before it is needed: the ask is
+// counted at once, the answer waited for later (rbd.Batched).
+type statusAsker interface {
+	AskStatus(ctx context.Context, img rbd.Image) func() (rbd.MirrorStatus, error)
+}
+
+// askStatus starts the image's status read now and returns what reads it
+// (once): through statusAsker when the cluster is one, so the ask joins
+// the shared read before this image's next rbd process starts; otherwise
+// on a goroutine of reads.
+func (s *imageStep) askStatus(ctx context.Context, reads *sync.WaitGroup) func() (rbd.MirrorStatus, error) {
+	if a, ok := s.c.(statusAsker); ok {
+		return sync.OnceValues(a.AskStatus(ctx, s.img))
+	}
 	read := s.statusRead(ctx)
-	s.early = read
 	reads.Go(func() { _, _ = read() })
+	return read
 }
 
 // readStatus reads the image's status: the first time, the read

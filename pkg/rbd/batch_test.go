@@ -398,3 +398,37 @@ func TestPoolMirrorStatusMarksGoneSites(t *testing.T) {
 		}
 	}
 }
+
+// An ask counts when it is made, not when its answer is awaited: a step
+// asks for each image's status before starting the image's first rbd
+// process and reads the answer later. Twenty asks made while no read runs
+// join one read, even when the answers are awaited only after it began;
+// an ask made after a read began waits for the next one.
+func TestBatchedAskStatusJoinsWhenAsked(t *testing.T) {
+	names := imageNames(20)
+	g := newGated(names...)
+	b := NewBatched(&Client{Runner: g})
+	b.Gather = 300 * time.Millisecond // the asks below take microseconds
+	ctx := context.Background()
+	var answers []func() (MirrorStatus, error)
+	for _, name := range names {
+		answers = append(answers, b.AskStatus(ctx, Image{Pool: "p", Name: name}))
+	}
+	recv(t, g.entered) // read 1 runs, with every ask in it
+	late := b.AskStatus(ctx, Image{Pool: "p", Name: "img00"})
+	send(t, g.release)
+	for i, answer := range answers {
+		st, err := answer()
+		if err != nil || st.Name != names[i] || st.Description != "read 1" {
+			t.Errorf("ask %d: %+v %v, want %s from read 1", i, st, err, names[i])
+		}
+	}
+	recv(t, g.entered)
+	send(t, g.release)
+	if st, err := late(); err != nil || st.Description != "read 2" {
+		t.Errorf("the ask made while read 1 ran got %+v %v, want read 2", st, err)
+	}
+	if g.poolReads != 2 {
+		t.Errorf("%d pool reads, want 2", g.poolReads)
+	}
+}
