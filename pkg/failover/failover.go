@@ -88,8 +88,8 @@ const (
 	// DefaultWatchPoll is how often promote's watch of the peer's claim
 	// reads once it has watched for Stall: a peer that has not started
 	// demoting by then (its app is still stopping) is not waited for at
-	// Poll's pace, which with many apps' promotes waiting at once was more
-	// rbd processes a second than the node's cores ran.
+	// Poll's pace, which for ten apps' promotes of two images waiting at
+	// once is a hundred rbd processes a second.
 	DefaultWatchPoll = time.Second
 	// DefaultSnapWatch is the largest step that lists each image's
 	// snapshots (a process per image) where a larger one first reads the

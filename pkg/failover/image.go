@@ -37,8 +37,8 @@ type imageStep struct {
 	// claimUntil ends promote's waits on the peer's claim to be primary
 	// (o.ClaimWatch after the image's promote began).
 	claimUntil time.Time
-	// watch spaces the reads of that wait (watchPace).
-	watch watchPace
+	// watchRead is when that wait last read (watchDue).
+	watchRead time.Time
 	// early is the status read started beside the schedule read
 	// (statusAhead), for the step's first status read (readStatus); nil
 	// once taken. Every path reads the status before it changes anything,

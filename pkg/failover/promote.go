@@ -16,7 +16,6 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 		return err
 	}
 	s.claimUntil = s.o.Clock.Now().Add(s.o.ClaimWatch)
-	s.watch = watchPace{start: s.o.Clock.Now()}
 	if last, replayed := s.untilPeerDemotes(ctx); replayed && s.promoteReplayed(ctx) {
 		claimedBy := ""
 		if p, ok := firstPeer(last); ok && p.ClaimsPrimary() {
@@ -52,11 +51,8 @@ func (s *imageStep) promoteImage(ctx context.Context) error {
 // settles it, and that read (statusAhead's) is left for promote's own first
 // read. A copy in error is resynced from a healthy primary peer and waited
 // for as Prepare does; the report keeps promote's roles and notes what was
-// done.
+// done. promoteAhead has started s.early, always.
 func (s *imageStep) prepareFirst(ctx context.Context) error {
-	if s.early == nil {
-		s.early = s.statusRead(ctx)
-	}
 	if st, err := s.early(); err == nil && !st.Error() {
 		return nil
 	}
@@ -128,7 +124,7 @@ func (s *imageStep) untilPeerDemotes(ctx context.Context) (last rbd.MirrorStatus
 	sawReplaying, claimed := false, false
 	var claimGone time.Time // when the copy was first seen replaying from a peer that no longer claims primary
 	_ = waitUntil(ctx, o, until, func() (bool, pace, error) {
-		if claimed && !s.watch.due(o) {
+		if claimed && !s.watchDue() {
 			return false, fast, nil
 		}
 		st, err := s.readStatus(ctx)
@@ -417,7 +413,7 @@ func (w *claimWatch) stillClaimed(ctx context.Context, s *imageStep) bool {
 	if !w.on || !now.Before(w.next) || !now.Before(w.until) {
 		return false
 	}
-	if !s.watch.due(s.o) {
+	if !s.watchDue() {
 		return true // as the last read said
 	}
 	if w.listSnaps {
@@ -429,22 +425,21 @@ func (w *claimWatch) stillClaimed(ctx context.Context, s *imageStep) bool {
 	return claimsPrimary(s.c.MirrorStatus(ctx, s.img))
 }
 
-// watchPace spaces the reads of promote's watch on the peer's claim to be
+// watchDue spaces the reads of promote's watch on the peer's claim to be
 // primary (untilPeerDemotes, claimWatch): every Poll for the first Stall
-// after the promote began, as a relocation's demotion lands within that
-// when both sites sync together, then every WatchPoll. A promote that
-// has waited that long waits for an app still stopping on the peer (or for
-// a fleet's), and with many such promotes at once the fast reads were more
-// rbd processes a second than the node ran.
-type watchPace struct{ start, last time.Time }
-
-// due says whether the watch reads now, and if so counts this read.
-func (p *watchPace) due(o Options) bool {
-	now := o.Clock.Now()
-	if !p.last.IsZero() && now.Sub(p.start) >= o.Stall && now.Sub(p.last) < o.WatchPoll {
+// after the promote began (claimUntil less ClaimWatch), as a relocation's
+// demotion lands within that when both sites sync together, then every
+// WatchPoll. A promote that has waited that long waits for an app still
+// stopping on the peer, or for a fleet's: ten apps' promotes of two images
+// each, listing every Poll, are a hundred rbd processes a second. It says
+// whether the watch reads now, and if so counts this read.
+func (s *imageStep) watchDue() bool {
+	now, o := s.o.Clock.Now(), s.o
+	began := s.claimUntil.Add(-o.ClaimWatch)
+	if !s.watchRead.IsZero() && now.Sub(began) >= o.Stall && now.Sub(s.watchRead) < o.WatchPoll {
 		return false
 	}
-	p.last = now
+	s.watchRead = now
 	return true
 }
 
