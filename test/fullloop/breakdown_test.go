@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -222,6 +223,21 @@ func hookJobs(a *app) string {
 	return stepLabel + "," + stepLabel + "!=rpo-check,rbd-dr.io/app=" + a.policy.Name
 }
 
+// appHookJobs are app a's sync-hook Jobs on site (rpo-check's left out), in
+// every namespace the app deploys to.
+func (l *loop) appHookJobs(ctx context.Context, t *testing.T, a *app, site string) []batchv1.Job {
+	t.Helper()
+	var out []batchv1.Job
+	for _, ns := range namespaces(a.render(t, site, "active")) {
+		list, err := l.sites[site].client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: hookJobs(a)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, list.Items...)
+	}
+	return out
+}
+
 // hookTime is the sum of the step times of every sync hook (rpo-check
 // left out) that app a ran on any site since the given time, and the steps
 // summed, as "promote@site-b 0.61s".
@@ -233,30 +249,25 @@ func (l *loop) hookTime(ctx context.Context, t *testing.T, a *app, since time.Ti
 		if l.dead[site] {
 			continue
 		}
-		for _, ns := range namespaces(a.render(t, site, "active")) {
-			list, err := l.sites[site].client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: hookJobs(a)})
+		jobs := l.appHookJobs(ctx, t, a, site)
+		for i := range jobs {
+			j := &jobs[i]
+			step := j.Labels[stepLabel]
+			if j.CreationTimestamp.Time.Before(since.Truncate(time.Second)) {
+				continue
+			}
+			m := stepTook.FindStringSubmatch(l.jobLog(ctx, site, j))
+			if m == nil {
+				t.Errorf("%s@%s (Job %s): no step-finished line in its log", step, site, j.Name)
+				continue
+			}
+			d, err := time.ParseDuration(m[1])
 			if err != nil {
-				t.Fatal(err)
+				t.Errorf("%s@%s: %v", step, site, err)
+				continue
 			}
-			for i := range list.Items {
-				j := &list.Items[i]
-				step := j.Labels[stepLabel]
-				if j.CreationTimestamp.Time.Before(since.Truncate(time.Second)) {
-					continue
-				}
-				m := stepTook.FindStringSubmatch(l.jobLog(ctx, site, j))
-				if m == nil {
-					t.Errorf("%s@%s (Job %s): no step-finished line in its log", step, site, j.Name)
-					continue
-				}
-				d, err := time.ParseDuration(m[1])
-				if err != nil {
-					t.Errorf("%s@%s: %v", step, site, err)
-					continue
-				}
-				total += d
-				parts = append(parts, fmt.Sprintf("%s@%s %.2fs", step, site, d.Seconds()))
-			}
+			total += d
+			parts = append(parts, fmt.Sprintf("%s@%s %.2fs", step, site, d.Seconds()))
 		}
 	}
 	slices.Sort(parts)
@@ -291,18 +302,12 @@ func (l *loop) fleetAppBreakdown(ctx context.Context, t *testing.T, commit time.
 				s := spanOf(op.StartedAt.Time, op.FinishedAt)
 				parts = append(parts, part{s.from, "sync@" + site + " " + s.String()})
 			}
-			for _, ns := range namespaces(a.render(t, site, "active")) {
-				list, err := l.sites[site].client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: hookJobs(a)})
-				if err != nil {
-					t.Fatal(err)
+			for _, j := range l.appHookJobs(ctx, t, a, site) {
+				if j.Status.StartTime == nil || j.Status.StartTime.Time.Before(commit.Truncate(time.Second)) {
+					continue
 				}
-				for _, j := range list.Items {
-					if j.Status.StartTime == nil || j.Status.StartTime.Time.Before(commit.Truncate(time.Second)) {
-						continue
-					}
-					s := spanOf(j.Status.StartTime.Time, j.Status.CompletionTime)
-					parts = append(parts, part{s.from, fmt.Sprintf("%s@%s %s", j.Labels[stepLabel], site, s)})
-				}
+				s := spanOf(j.Status.StartTime.Time, j.Status.CompletionTime)
+				parts = append(parts, part{s.from, fmt.Sprintf("%s@%s %s", j.Labels[stepLabel], site, s)})
 			}
 		}
 		slices.SortStableFunc(parts, func(x, y part) int { return int(x.from - y.from) })
